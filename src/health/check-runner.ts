@@ -171,6 +171,8 @@ export class CheckRunner {
     slot.inFlight = undefined;
     if (this.#phase !== "running") return;
     this.#record(slot, result.ok, result.detail);
+    // `onChange` may have stopped the runner.
+    if (this.#phase !== "running") return;
     const elapsedMs = this.#now() - startedMs;
     this.#schedule(slot, Math.max(0, slot.spec.intervalMs - elapsedMs));
   }
