@@ -279,14 +279,19 @@ describe("place: pins", () => {
     const pins = new Map([
       [0, "n2"],
       [1, "n9"],
+      [2, "n2"],
     ]);
     const result = place(
-      input({ vips: [vip(1), vip(2)], members, previous: ["n1", undefined], pins }),
+      input({ vips: [vip(1), vip(2), vip(3)], members, previous: ["n1", undefined, "n2"], pins }),
     );
-    assert.deepEqual(result.owners, ["n1", "n1"]);
+    assert.deepEqual(result.owners, ["n1", "n1", "n3"]);
     assert.deepEqual(
       result.decisions.map((d) => d.reason),
-      ["kept", "round-robin"],
+      ["kept", "round-robin", "round-robin"],
+    );
+    assert.equal(
+      result.decisions[2]!.text,
+      "198.18.0.3: pin to n2 not in force; n2 is not eligible; dealt round-robin to n3 (candidates n3, n1)",
     );
     assert.match(result.decisions[0]!.text, /pin to n2 not in force \(n2 is not eligible\)/);
     assert.match(result.decisions[1]!.text, /pin to n9 not in force \(n9 is not a member\)/);

@@ -99,7 +99,9 @@ function settleWithoutPolicy(context: VipContext): {
       const clauses = [`pinned to ${pin} by an administrative move, ${from}`];
       return { decision: decide(context, pin, "pinned", [pin], clauses), notes };
     }
-    notes.push(`pin to ${pin} not in force (${ineligibility(pin, membersById)})`);
+    // When the pin names the previous owner, the clause about that owner follows anyway.
+    const why = pin === previousOwner ? "" : ` (${ineligibility(pin, membersById)})`;
+    notes.push(`pin to ${pin} not in force${why}`);
   }
   const preferred = vip.preferred;
   if (preferred !== undefined && previousOwner !== preferred) {
