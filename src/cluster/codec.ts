@@ -1,0 +1,285 @@
+/**
+ * Wire format of the cluster transport (heartbeats, election messages).
+ *
+ * Layout, version 1 (all integers big-endian):
+ *
+ *   "FIP"            3 bytes   magic
+ *   version          u8        = 1
+ *   cluster length   u8        then that many UTF-8 bytes (1..255)
+ *   sender length    u8        then that many UTF-8 bytes (1..255)
+ *   recipient length u8        then that many UTF-8 bytes (1..255)
+ *   incarnation      u64       1..2^53, chosen once per process start
+ *   seq              u64       1..2^53, per-incarnation counter
+ *   payload length   u32       then that many bytes of UTF-8 JSON
+ *   mac              32 bytes  HMAC-SHA256(key, every byte before it)
+ *
+ * The recipient is authenticated so that a unicast message (a vote granted to one candidate)
+ * cannot be captured and replayed to another node, whose replay window has never seen that
+ * sequence number.
+ *
+ * The codec is pure: no sockets, no clocks. Replay protection lives in `replay-guard.ts`
+ * and sender checks in the transport, which both add their own drop reasons.
+ */
+import { createHmac, timingSafeEqual } from "node:crypto";
+
+/** Largest datagram we send or accept: below the 65,507-byte UDP limit, with room to spare. */
+export const DATAGRAM_BYTES_MAX = 60 * 1024;
+export const WIRE_VERSION = 1;
+export const MAC_BYTES = 32;
+/** Incarnations and sequence numbers must stay exact as JavaScript numbers. */
+export const COUNTER_MAX = 2 ** 53;
+
+const MAGIC = Buffer.from("FIP", "latin1");
+const NAME_BYTES_MAX = 255;
+/** magic + version + 3 name lengths + 2 counters + payload length. */
+const FIXED_BYTES = MAGIC.length + 1 + 3 + 8 + 8 + 4;
+
+export interface DatagramHeader {
+  readonly cluster: string;
+  readonly from: string;
+  /** Node id the datagram is addressed to; the receiver drops it unless it is its own id. */
+  readonly to: string;
+  readonly incarnation: number;
+  readonly seq: number;
+}
+
+/**
+ * Why an incoming datagram was dropped. The codec produces the format reasons; the replay
+ * guard produces "replay" and "stale-incarnation"; the transport produces "unknown-sender"
+ * and "misdirected".
+ */
+export type DropReason =
+  | "truncated"
+  | "bad-magic"
+  | "bad-version"
+  | "bad-mac"
+  | "foreign-cluster"
+  | "malformed"
+  | "too-large"
+  | "replay"
+  | "stale-incarnation"
+  | "unknown-sender"
+  | "misdirected";
+
+export const DROP_REASONS: readonly DropReason[] = [
+  "truncated",
+  "bad-magic",
+  "bad-version",
+  "bad-mac",
+  "foreign-cluster",
+  "malformed",
+  "too-large",
+  "replay",
+  "stale-incarnation",
+  "unknown-sender",
+  "misdirected",
+];
+
+export type DecodeResult =
+  | { readonly ok: true; readonly header: DatagramHeader; readonly payload: unknown }
+  | { readonly ok: false; readonly reason: DropReason };
+
+export type CodecErrorCode = "INVALID_HEADER" | "PAYLOAD_NOT_JSON" | "DATAGRAM_TOO_LARGE";
+
+/** Thrown by `encodeDatagram` only: outgoing data is ours, so a bad value is a caller bug. */
+export class CodecError extends Error {
+  readonly code: CodecErrorCode;
+  constructor(code: CodecErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "CodecError";
+    this.code = code;
+  }
+}
+
+function isCounter(value: number): boolean {
+  return Number.isInteger(value) && value >= 1 && value <= COUNTER_MAX;
+}
+
+function nameBytes(field: string, value: string): Buffer {
+  const bytes = Buffer.from(value, "utf8");
+  if (bytes.length < 1 || bytes.length > NAME_BYTES_MAX || bytes.toString("utf8") !== value) {
+    throw new CodecError(
+      "INVALID_HEADER",
+      `header.${field} must be 1..${NAME_BYTES_MAX} bytes of valid UTF-8, got ${JSON.stringify(value)}`,
+    );
+  }
+  return bytes;
+}
+
+function mac(key: Buffer, body: Buffer): Buffer {
+  return createHmac("sha256", key).update(body).digest();
+}
+
+/**
+ * Builds one authenticated datagram. Called by the transport once per outgoing message.
+ * Throws `CodecError` if the header is out of range, the payload is not JSON-serialisable,
+ * or the result would exceed `DATAGRAM_BYTES_MAX`.
+ */
+export function encodeDatagram(key: Buffer, header: DatagramHeader, payload: unknown): Buffer {
+  const cluster = nameBytes("cluster", header.cluster);
+  const from = nameBytes("from", header.from);
+  const to = nameBytes("to", header.to);
+  if (!isCounter(header.incarnation) || !isCounter(header.seq)) {
+    throw new CodecError(
+      "INVALID_HEADER",
+      `header.incarnation and header.seq must be integers in 1..2^53, got ${header.incarnation} and ${header.seq}`,
+    );
+  }
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(payload);
+  } catch (cause) {
+    throw new CodecError("PAYLOAD_NOT_JSON", "payload is not JSON-serialisable", { cause });
+  }
+  if (json === undefined) {
+    throw new CodecError("PAYLOAD_NOT_JSON", `payload of type ${typeof payload} has no JSON form`);
+  }
+  const body = Buffer.from(json, "utf8");
+  const total = FIXED_BYTES + cluster.length + from.length + to.length + body.length + MAC_BYTES;
+  if (total > DATAGRAM_BYTES_MAX) {
+    throw new CodecError(
+      "DATAGRAM_TOO_LARGE",
+      `datagram would be ${total} bytes, more than the ${DATAGRAM_BYTES_MAX}-byte limit`,
+    );
+  }
+  const out = Buffer.alloc(total);
+  let at = MAGIC.copy(out, 0);
+  at = out.writeUInt8(WIRE_VERSION, at);
+  for (const name of [cluster, from, to]) {
+    at = out.writeUInt8(name.length, at);
+    at += name.copy(out, at);
+  }
+  at = out.writeBigUInt64BE(BigInt(header.incarnation), at);
+  at = out.writeBigUInt64BE(BigInt(header.seq), at);
+  at = out.writeUInt32BE(body.length, at);
+  at += body.copy(out, at);
+  mac(key, out.subarray(0, at)).copy(out, at);
+  return out;
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Reads length-prefixed fields with bounds checks; `undefined` means the datagram ran out. */
+class Reader {
+  at = 0;
+  readonly bytes: Buffer;
+  constructor(bytes: Buffer) {
+    this.bytes = bytes;
+  }
+  take(length: number): Buffer | undefined {
+    if (this.at + length > this.bytes.length) return undefined;
+    const slice = this.bytes.subarray(this.at, this.at + length);
+    this.at += length;
+    return slice;
+  }
+  name(): Buffer | undefined {
+    const length = this.take(1)?.readUInt8(0);
+    return length === undefined ? undefined : this.take(length);
+  }
+}
+
+function decodeText(bytes: Buffer): string | undefined {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+function drop(reason: DropReason): DecodeResult {
+  return { ok: false, reason };
+}
+
+/**
+ * Parses and authenticates one received datagram. Called by the transport for every
+ * datagram that arrives; never throws, whatever the bytes.
+ *
+ * The cluster name is compared before the MAC is checked so that two clusters sharing a
+ * network show up as "foreign-cluster" rather than as an anonymous "bad-mac"; nothing from
+ * an unauthenticated datagram is ever delivered either way. Every other field is only
+ * interpreted after the MAC has matched.
+ */
+export function decodeDatagram(key: Buffer, cluster: string, datagram: Buffer): DecodeResult {
+  try {
+    return decodeUnsafe(key, cluster, datagram);
+  } catch {
+    // Unreachable by construction (every read is bounds-checked); kept so that a future
+    // mistake drops one datagram instead of crashing the agent on hostile input.
+    return drop("malformed");
+  }
+}
+
+function decodeUnsafe(key: Buffer, cluster: string, datagram: Buffer): DecodeResult {
+  if (datagram.length > DATAGRAM_BYTES_MAX) return drop("too-large");
+  if (datagram.length < MAGIC.length) return drop("truncated");
+  if (!datagram.subarray(0, MAGIC.length).equals(MAGIC)) return drop("bad-magic");
+  if (datagram.length < MAGIC.length + 1) return drop("truncated");
+  if (datagram.readUInt8(MAGIC.length) !== WIRE_VERSION) return drop("bad-version");
+
+  const reader = new Reader(datagram);
+  reader.at = MAGIC.length + 1;
+  const clusterBytes = reader.name();
+  if (clusterBytes === undefined) return drop("truncated");
+  if (!clusterBytes.equals(Buffer.from(cluster, "utf8"))) return drop("foreign-cluster");
+  const fromBytes = reader.name();
+  const toBytes = reader.name();
+  const incarnation = reader.take(8)?.readBigUInt64BE(0);
+  const seq = reader.take(8)?.readBigUInt64BE(0);
+  const bodyLength = reader.take(4)?.readUInt32BE(0);
+  if (
+    fromBytes === undefined ||
+    toBytes === undefined ||
+    incarnation === undefined ||
+    seq === undefined ||
+    bodyLength === undefined
+  ) {
+    return drop("truncated");
+  }
+  const body = reader.take(bodyLength);
+  const bodyEnd = reader.at;
+  const received = reader.take(MAC_BYTES);
+  if (body === undefined || received === undefined) return drop("truncated");
+  if (reader.at !== datagram.length) return drop("malformed");
+  if (!timingSafeEqual(mac(key, datagram.subarray(0, bodyEnd)), received)) return drop("bad-mac");
+
+  return parseAuthenticated(cluster, fromBytes, toBytes, incarnation, seq, body);
+}
+
+/** Validates fields of a datagram whose MAC matched: only a buggy or newer peer fails here. */
+function parseAuthenticated(
+  cluster: string,
+  fromBytes: Buffer,
+  toBytes: Buffer,
+  incarnation: bigint,
+  seq: bigint,
+  body: Buffer,
+): DecodeResult {
+  const from = decodeText(fromBytes);
+  const to = decodeText(toBytes);
+  const text = decodeText(body);
+  const limit = BigInt(COUNTER_MAX);
+  if (
+    from === undefined ||
+    from.length === 0 ||
+    to === undefined ||
+    to.length === 0 ||
+    text === undefined ||
+    incarnation < 1n ||
+    incarnation > limit ||
+    seq < 1n ||
+    seq > limit
+  ) {
+    return drop("malformed");
+  }
+  let payload: unknown;
+  try {
+    payload = JSON.parse(text);
+  } catch {
+    return drop("malformed");
+  }
+  return {
+    ok: true,
+    header: { cluster, from, to, incarnation: Number(incarnation), seq: Number(seq) },
+    payload,
+  };
+}
