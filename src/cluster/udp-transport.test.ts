@@ -1,0 +1,270 @@
+import assert from "node:assert/strict";
+import { createSocket, type Socket } from "node:dgram";
+import { once } from "node:events";
+import { afterEach, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { DROP_REASONS, type DropReason, encodeDatagram } from "./codec.ts";
+import { type PeerAddress, UdpTransport, type UdpTransportOptions } from "./udp-transport.ts";
+
+const key = Buffer.alloc(32, 0x5a);
+const cluster = "test-cluster";
+
+interface Node {
+  readonly id: string;
+  readonly transport: UdpTransport;
+  readonly inbox: Array<{ from: string; payload: unknown }>;
+  readonly logs: Array<{ level: string; msg: string; fields: Record<string, unknown> }>;
+}
+
+const cleanup: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const step of cleanup.splice(0).reverse()) await step();
+});
+
+async function startNode(id: string, extra: Partial<UdpTransportOptions> = {}): Promise<Node> {
+  const inbox: Node["inbox"] = [];
+  const logs: Node["logs"] = [];
+  const transport = new UdpTransport({
+    cluster,
+    selfId: id,
+    key,
+    bind: { address: "127.0.0.1", port: 0 },
+    peers: new Map(),
+    incarnation: 1_000,
+    onMessage: (from, payload) => inbox.push({ from, payload }),
+    log: (level, msg, fields) => logs.push({ level, msg, fields }),
+    ...extra,
+  });
+  await transport.start();
+  cleanup.push(() => transport.close());
+  return { id, transport, inbox, logs };
+}
+
+/** Starts nodes on ephemeral ports, then gives every node the full peer table. */
+async function startCluster(ids: string[]): Promise<Map<string, Node>> {
+  const nodes = new Map<string, Node>();
+  for (const id of ids) nodes.set(id, await startNode(id));
+  const peers = new Map<string, PeerAddress>();
+  for (const [id, node] of nodes) peers.set(id, node.transport.boundAddress());
+  for (const node of nodes.values()) node.transport.updatePeers(peers);
+  return nodes;
+}
+
+async function rawSocket(address = "127.0.0.1"): Promise<Socket> {
+  const socket = createSocket("udp4");
+  socket.bind(0, address);
+  await once(socket, "listening");
+  cleanup.push(() => new Promise<void>((resolve) => socket.close(() => resolve())));
+  return socket;
+}
+
+function sendRaw(socket: Socket, bytes: Buffer, to: PeerAddress): Promise<void> {
+  return new Promise((resolve, reject) =>
+    socket.send(bytes, to.port, to.address, (error) => (error ? reject(error) : resolve())),
+  );
+}
+
+/** Polls until `condition` holds; bounded, so a lost datagram fails the test instead of hanging. */
+async function waitFor(what: string, condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+  for (let waited = 0; !condition(); waited += 10) {
+    if (waited >= timeoutMs) assert.fail(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+function totalDropped(node: Node): number {
+  return Object.values(node.transport.stats().dropped).reduce((a, b) => a + b, 0);
+}
+
+function get(nodes: Map<string, Node>, id: string): Node {
+  const node = nodes.get(id);
+  assert.ok(node);
+  return node;
+}
+
+describe("UDP transport", () => {
+  it("three nodes exchange unicast and broadcast messages", async () => {
+    const nodes = await startCluster(["a", "b", "c"]);
+    const [a, b, c] = [get(nodes, "a"), get(nodes, "b"), get(nodes, "c")];
+
+    a.transport.broadcast({ type: "heartbeat", term: 1 });
+    b.transport.send("c", { type: "vote", granted: true });
+    c.transport.send("a", { type: "hello", list: [1, 2, 3] });
+
+    await waitFor(
+      "deliveries",
+      () => a.inbox.length === 1 && b.inbox.length === 1 && c.inbox.length === 2,
+    );
+    assert.deepEqual(a.inbox, [{ from: "c", payload: { type: "hello", list: [1, 2, 3] } }]);
+    assert.deepEqual(b.inbox, [{ from: "a", payload: { type: "heartbeat", term: 1 } }]);
+    assert.deepEqual(
+      [...c.inbox].sort((x, y) => x.from.localeCompare(y.from)),
+      [
+        { from: "a", payload: { type: "heartbeat", term: 1 } },
+        { from: "b", payload: { type: "vote", granted: true } },
+      ],
+    );
+    await waitFor("send callbacks", () => a.transport.stats().sent === 2);
+    assert.equal(c.transport.stats().received, 2);
+    for (const node of [a, b, c]) assert.equal(totalDropped(node), 0);
+  });
+
+  it("drops garbage, replays, foreign clusters, wrong keys and spoofed senders, and keeps working", async () => {
+    const nodes = await startCluster(["a", "b", "c"]);
+    const [a, b, c] = [get(nodes, "a"), get(nodes, "b"), get(nodes, "c")];
+    const addressOf = (id: string) => get(nodes, id).transport.boundAddress();
+    const spy = await rawSocket();
+
+    // An on-path attacker: a's datagrams for b go through the spy, which captures them.
+    const captured: Buffer[] = [];
+    spy.on("message", (bytes) => captured.push(bytes));
+    const spyAddress = spy.address();
+    a.transport.updatePeers(
+      new Map([
+        ["a", addressOf("a")],
+        ["b", { address: "127.0.0.1", port: spyAddress.port }],
+        ["c", addressOf("c")],
+      ]),
+    );
+    a.transport.send("b", { type: "vote", granted: true, term: 7 });
+    await waitFor("capture", () => captured.length === 1);
+    const datagram = captured[0]!;
+
+    // Forwarded once it is a genuine message; every further copy is a replay.
+    await sendRaw(spy, datagram, addressOf("b"));
+    await waitFor("forwarded delivery", () => b.inbox.length === 1);
+    await sendRaw(spy, datagram, addressOf("b"));
+    await sendRaw(spy, datagram, addressOf("b"));
+    // The same bytes sent to c: addressed to b, so a vote cannot be redirected.
+    await sendRaw(spy, datagram, addressOf("c"));
+
+    const header = { cluster, from: "a", to: "b", incarnation: 1_000, seq: 500 };
+    await sendRaw(spy, Buffer.from("definitely not a floatip datagram"), addressOf("b"));
+    await sendRaw(spy, Buffer.from("FIP"), addressOf("b"));
+    await sendRaw(spy, Buffer.alloc(0), addressOf("b"));
+    await sendRaw(
+      spy,
+      encodeDatagram(key, { ...header, cluster: "other" }, { x: 1 }),
+      addressOf("b"),
+    );
+    await sendRaw(spy, encodeDatagram(Buffer.alloc(32, 1), header, { x: 2 }), addressOf("b"));
+    await sendRaw(
+      spy,
+      encodeDatagram(key, { ...header, from: "intruder" }, { x: 3 }),
+      addressOf("b"),
+    );
+    // Right key and a configured sender id, but not from that sender's configured address.
+    const elsewhere = await rawSocket("127.0.0.2");
+    await sendRaw(
+      elsewhere,
+      encodeDatagram(key, { ...header, seq: 501 }, { x: 4 }),
+      addressOf("b"),
+    );
+
+    await waitFor("drops at b", () => totalDropped(b) === 9);
+    await waitFor("drop at c", () => totalDropped(c) === 1);
+    const expectedAtB: Partial<Record<DropReason, number>> = {
+      replay: 2,
+      "bad-magic": 1,
+      truncated: 2,
+      "foreign-cluster": 1,
+      "bad-mac": 1,
+      "unknown-sender": 2,
+    };
+    for (const reason of DROP_REASONS) {
+      assert.equal(b.transport.stats().dropped[reason], expectedAtB[reason] ?? 0, reason);
+    }
+    assert.equal(c.transport.stats().dropped.misdirected, 1);
+    assert.deepEqual(b.inbox, [{ from: "a", payload: { type: "vote", granted: true, term: 7 } }]);
+    assert.deepEqual(c.inbox, []);
+
+    // Rate-limited logging: one line for the first drop of each reason, not one per datagram.
+    const replayLines = b.logs.filter((l) => l.fields.reason === "replay");
+    assert.equal(replayLines.length, 1);
+    assert.equal(replayLines[0]?.level, "warn");
+
+    // Still working afterwards, in both directions.
+    a.transport.updatePeers(
+      new Map([
+        ["a", addressOf("a")],
+        ["b", addressOf("b")],
+        ["c", addressOf("c")],
+      ]),
+    );
+    a.transport.send("b", { type: "after" });
+    b.transport.send("c", { type: "after" });
+    await waitFor("deliveries after attack", () => b.inbox.length === 2 && c.inbox.length === 1);
+    assert.deepEqual(b.inbox[1], { from: "a", payload: { type: "after" } });
+    assert.deepEqual(c.inbox[0], { from: "b", payload: { type: "after" } });
+  });
+
+  it("drops a restarted peer's old incarnation and accepts its new one", async () => {
+    const b = await startNode("b");
+    const old = await startNode("a", { incarnation: 2_000 });
+    const restarted = await startNode("a", { incarnation: 3_000 });
+    const peersOfA = new Map([["b", b.transport.boundAddress()]]);
+    old.transport.updatePeers(peersOfA);
+    restarted.transport.updatePeers(peersOfA);
+
+    b.transport.updatePeers(new Map([["a", restarted.transport.boundAddress()]]));
+    restarted.transport.send("b", { from: "new" });
+    await waitFor("new incarnation delivered", () => b.inbox.length === 1);
+    old.transport.send("b", { from: "old" });
+    await waitFor("stale drop", () => b.transport.stats().dropped["stale-incarnation"] === 1);
+    assert.deepEqual(b.inbox, [{ from: "a", payload: { from: "new" } }]);
+  });
+
+  it("never throws from send: unknown peers, oversized payloads and a closed socket are counted", async () => {
+    const nodes = await startCluster(["a", "b"]);
+    const a = get(nodes, "a");
+    a.transport.send("nobody", { x: 1 });
+    a.transport.send("a", { x: 1 });
+    a.transport.send("b", "x".repeat(100_000));
+    a.transport.send("b", { n: 1n });
+    assert.equal(a.transport.stats().sendErrors, 4);
+    assert.equal(a.logs.filter((l) => l.msg === "datagram not sent").length, 1);
+    await a.transport.close();
+    a.transport.send("b", { x: 1 });
+    a.transport.broadcast({ x: 1 });
+    assert.equal(a.transport.stats().sendErrors, 6);
+  });
+
+  it("logs at most one line per reason per 10 s, with the count since the last line", async () => {
+    let nowMs = 0;
+    const b = await startNode("b", { nowMs: () => nowMs });
+    const spy = await rawSocket();
+    const garbage = Buffer.from("garbage");
+    const badMagicLines = () => b.logs.filter((l) => l.fields.reason === "bad-magic");
+
+    for (let i = 0; i < 5; i += 1) await sendRaw(spy, garbage, b.transport.boundAddress());
+    await waitFor("5 drops", () => b.transport.stats().dropped["bad-magic"] === 5);
+    assert.equal(badMagicLines().length, 1);
+    assert.equal(badMagicLines()[0]?.fields.count, 1);
+
+    nowMs = 9_999;
+    await sendRaw(spy, garbage, b.transport.boundAddress());
+    await waitFor("6 drops", () => b.transport.stats().dropped["bad-magic"] === 6);
+    assert.equal(badMagicLines().length, 1);
+
+    nowMs = 10_000;
+    await sendRaw(spy, garbage, b.transport.boundAddress());
+    await waitFor("7 drops", () => b.transport.stats().dropped["bad-magic"] === 7);
+    assert.equal(badMagicLines().length, 2);
+    assert.equal(badMagicLines()[1]?.fields.count, 6);
+  });
+
+  it("rejects start when the port is taken", async () => {
+    const a = await startNode("a");
+    const clash = new UdpTransport({
+      cluster,
+      selfId: "x",
+      key,
+      bind: a.transport.boundAddress(),
+      peers: new Map(),
+      incarnation: 1,
+      onMessage: () => assert.fail("no message expected"),
+    });
+    await assert.rejects(clash.start(), { code: "EADDRINUSE" });
+    await clash.close();
+  });
+});
