@@ -1,0 +1,177 @@
+/**
+ * Named timer profiles. Operators pick one (`profile: lan`) instead of tuning fourteen knobs;
+ * single fields can still be overridden under `timers:`, and every combination goes through
+ * `validateTimers()` so that an override cannot silently break a safety rule.
+ *
+ * Failover time is roughly suspicion (suspectAfterMs + (faultsToFail - 1) heartbeat rounds)
+ * + lease expiry + leaseMarginMs + the gratuitous ARP burst. Faster timers fail over sooner
+ * but cost more packets and mistake short stalls (GC pauses, a busy switch) for failures.
+ */
+import type { ProfileName, Timers } from "./types.ts";
+
+export const defaultProfile: ProfileName = "lan";
+
+export const profiles: Readonly<Record<ProfileName, Timers>> = Object.freeze({
+  /**
+   * `fast`: nodes on one switch or one machine (tests, the namespace demo). Fails over in about
+   * 150 ms, at 100 heartbeats per second per node and with no tolerance for stalls above ~30 ms:
+   * a loaded host will see false failovers.
+   */
+  fast: Object.freeze({
+    heartbeatIntervalMs: 10,
+    electionTimeoutMs: 50,
+    leaseMs: 100,
+    suspectAfterMs: 30,
+    faultsToFail: 2,
+    faultWindowMs: 200,
+    riseRounds: 3,
+    clockDriftRatio: 0.01,
+    leaseMarginMs: 5,
+    probeTimeoutMs: 10,
+    probeRetryMs: 200,
+    garpRepeat: 3,
+    garpIntervalMs: 10,
+    garpRefreshMs: 60000,
+  }),
+  /**
+   * `lan` (the default): a data-centre LAN. Fails over well under a second (suspicion after
+   * 150 ms, lease 400 ms) while riding out stalls of a few hundred milliseconds, at 20
+   * heartbeats per second per node.
+   */
+  lan: Object.freeze({
+    heartbeatIntervalMs: 50,
+    electionTimeoutMs: 150,
+    leaseMs: 400,
+    suspectAfterMs: 150,
+    faultsToFail: 3,
+    faultWindowMs: 1000,
+    riseRounds: 3,
+    clockDriftRatio: 0.01,
+    leaseMarginMs: 10,
+    probeTimeoutMs: 20,
+    probeRetryMs: 500,
+    garpRepeat: 3,
+    garpIntervalMs: 50,
+    garpRefreshMs: 60000,
+  }),
+  /**
+   * `wan`: nodes across sites or on a lossy, high-latency path. Fails over in a few seconds
+   * but tolerates jitter and packet loss that would make `lan` flap, at 5 heartbeats per second.
+   */
+  wan: Object.freeze({
+    heartbeatIntervalMs: 200,
+    electionTimeoutMs: 1000,
+    leaseMs: 2500,
+    suspectAfterMs: 600,
+    faultsToFail: 3,
+    faultWindowMs: 5000,
+    riseRounds: 3,
+    clockDriftRatio: 0.01,
+    leaseMarginMs: 50,
+    probeTimeoutMs: 100,
+    probeRetryMs: 2000,
+    garpRepeat: 3,
+    garpIntervalMs: 200,
+    garpRefreshMs: 60000,
+  }),
+});
+
+export const profileNames: readonly ProfileName[] = Object.freeze(["fast", "lan", "wan"]);
+
+export function isProfileName(value: unknown): value is ProfileName {
+  return typeof value === "string" && (profileNames as readonly string[]).includes(value);
+}
+
+/** One broken timer rule: the field to change, what is wrong and how to fix it. */
+export interface TimerProblem {
+  readonly field: keyof Timers;
+  readonly message: string;
+  readonly fix: string;
+}
+
+/** Fields that may be zero: `garpRefreshMs` 0 turns periodic re-announcement off. */
+const zeroAllowed: ReadonlySet<keyof Timers> = new Set(["garpRefreshMs"]);
+
+/**
+ * Checks a complete set of timers, the profile merged with any overrides. Returns every
+ * broken rule (empty when valid); the config loader turns them into config problems.
+ */
+export function validateTimers(t: Timers): TimerProblem[] {
+  const problems: TimerProblem[] = [];
+  const fields = Object.keys(t) as (keyof Timers)[];
+  for (const field of fields) {
+    if (field === "clockDriftRatio") continue;
+    const value = t[field];
+    const min = zeroAllowed.has(field) ? 0 : 1;
+    if (!Number.isInteger(value) || value < min) {
+      problems.push({
+        field,
+        message: `must be a ${min === 0 ? "non-negative" : "positive"} integer, got ${value}`,
+        fix: `use a whole number ${min === 0 ? ">= 0" : ">= 1"}`,
+      });
+    }
+  }
+  const badFields = new Set(problems.map((p) => p.field));
+  const ok = (...names: (keyof Timers)[]) => names.every((n) => !badFields.has(n));
+
+  // A peer must be allowed to miss at least one heartbeat before it is suspected.
+  if (ok("heartbeatIntervalMs", "suspectAfterMs") && t.heartbeatIntervalMs >= t.suspectAfterMs) {
+    problems.push({
+      field: "suspectAfterMs",
+      message: `must be greater than heartbeat_interval_ms (${t.heartbeatIntervalMs}), got ${t.suspectAfterMs}: every peer would be suspected between two heartbeats`,
+      fix: `set suspect_after_ms to at least ${3 * t.heartbeatIntervalMs} (three heartbeats)`,
+    });
+  }
+  // Followers must hear at least two heartbeats of a live coordinator before starting an election.
+  if (
+    ok("heartbeatIntervalMs", "electionTimeoutMs") &&
+    t.electionTimeoutMs < 2 * t.heartbeatIntervalMs
+  ) {
+    problems.push({
+      field: "electionTimeoutMs",
+      message: `must be at least twice heartbeat_interval_ms (${t.heartbeatIntervalMs}), got ${t.electionTimeoutMs}: one lost heartbeat would start an election`,
+      fix: `set election_timeout_ms to at least ${2 * t.heartbeatIntervalMs}`,
+    });
+  }
+  // A lease must survive one lost renewal, and renewals ride on heartbeats.
+  if (ok("heartbeatIntervalMs", "leaseMs") && t.leaseMs <= 2 * t.heartbeatIntervalMs) {
+    problems.push({
+      field: "leaseMs",
+      message: `must be greater than twice heartbeat_interval_ms (${t.heartbeatIntervalMs}), got ${t.leaseMs}: one lost heartbeat would drop the node's VIPs`,
+      fix: `set lease_ms to more than ${2 * t.heartbeatIntervalMs}`,
+    });
+  }
+  // A lease must outlast an election, or every change of coordinator drops all VIPs.
+  if (ok("electionTimeoutMs", "leaseMs") && t.leaseMs <= t.electionTimeoutMs) {
+    problems.push({
+      field: "leaseMs",
+      message: `must be greater than election_timeout_ms (${t.electionTimeoutMs}), got ${t.leaseMs}: every election would drop all VIPs`,
+      fix: `set lease_ms to more than ${t.electionTimeoutMs} (twice election_timeout_ms is a good value)`,
+    });
+  }
+  // The damper counts one fault per heartbeat round; the window must hold faultsToFail rounds.
+  if (
+    ok("heartbeatIntervalMs", "faultsToFail", "faultWindowMs") &&
+    (t.faultsToFail - 1) * t.heartbeatIntervalMs >= t.faultWindowMs
+  ) {
+    problems.push({
+      field: "faultWindowMs",
+      message: `is too short for faults_to_fail (${t.faultsToFail}) faults at one per heartbeat (${t.heartbeatIntervalMs} ms): no node could ever be declared failed`,
+      fix: `set fault_window_ms to more than ${(t.faultsToFail - 1) * t.heartbeatIntervalMs}`,
+    });
+  }
+  // Lease safety assumes clocks run at nearly the same rate; 10 % is far beyond real hardware.
+  if (
+    typeof t.clockDriftRatio !== "number" ||
+    !Number.isFinite(t.clockDriftRatio) ||
+    t.clockDriftRatio < 0 ||
+    t.clockDriftRatio >= 0.1
+  ) {
+    problems.push({
+      field: "clockDriftRatio",
+      message: `must be at least 0 and below 0.1, got ${t.clockDriftRatio}`,
+      fix: "use 0.01 (1 %), which covers ordinary crystal oscillators with a wide margin",
+    });
+  }
+  return problems;
+}
