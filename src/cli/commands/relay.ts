@@ -1,0 +1,193 @@
+/**
+ * `floatip relay …`:
+ *   relay run --config FILE [--status HOST:PORT|off]   run the relays of FILE's `relays:` section
+ *   relay list [--json] [--status HOST:PORT]            one line per relay, from a running relay
+ *   relay show NAME [--json] [--status HOST:PORT]       backends, damping counters, events
+ *
+ * `list` and `show` read the status endpoint of `relay run` (default 127.0.0.1:7981).
+ */
+import { readFile } from "node:fs/promises";
+import type http from "node:http";
+import { parse } from "yaml";
+import { parseEndpoint, parseRelays } from "../../relay/config.ts";
+import { RelayService, type RelayStatus } from "../../relay/relay-service.ts";
+import { defaultStatusEndpoint, startStatusServer } from "../../relay/status-server.ts";
+
+const usage = `usage:
+  floatip relay run --config FILE [--status HOST:PORT|off]
+  floatip relay list [--json] [--status HOST:PORT]
+  floatip relay show NAME [--json] [--status HOST:PORT]
+`;
+
+interface Flags {
+  positional: string[];
+  config?: string;
+  status?: string;
+  json: boolean;
+}
+
+function parseFlags(args: string[]): Flags | string {
+  const flags: Flags = { positional: [], json: false };
+  for (let i = 0; i < args.length; i += 1) {
+    const arg = args[i]!;
+    if (arg === "--json") flags.json = true;
+    else if (arg === "--config" || arg === "--status") {
+      const value = args[i + 1];
+      if (value === undefined) return `${arg} needs a value`;
+      if (arg === "--config") flags.config = value;
+      else flags.status = value;
+      i += 1;
+    } else if (arg.startsWith("--")) return `unknown option ${arg}`;
+    else flags.positional.push(arg);
+  }
+  return flags;
+}
+
+export async function run(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  const flags = parseFlags(rest);
+  if (typeof flags === "string") {
+    process.stderr.write(`floatip relay: ${flags}\n${usage}`);
+    return 2;
+  }
+  switch (sub) {
+    case "run":
+      return runRelays(flags);
+    case "list":
+      return list(flags);
+    case "show":
+      return show(flags);
+    default:
+      process.stderr.write(usage);
+      return 2;
+  }
+}
+
+async function runRelays(flags: Flags): Promise<number> {
+  if (!flags.config) {
+    process.stderr.write(`floatip relay run: --config FILE is required\n${usage}`);
+    return 2;
+  }
+  const file = flags.config;
+  let raw: unknown;
+  try {
+    raw = parse(await readFile(file, "utf8"));
+  } catch (error) {
+    process.stderr.write(`${file}: cannot read: ${(error as Error).message}\n`);
+    return 2;
+  }
+  const section = (raw as { relays?: unknown } | null)?.relays;
+  const { relays, problems } = parseRelays(section);
+  if (problems.length > 0) {
+    for (const p of problems)
+      process.stderr.write(`${file}: ${p.path}: ${p.message} — fix: ${p.fix}\n`);
+    return 2;
+  }
+  if (relays.length === 0) {
+    process.stderr.write(`${file}: relays: no relay configured — fix: add a \`relays:\` list\n`);
+    return 2;
+  }
+  const log = (record: Record<string, unknown>) =>
+    process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
+  const services = relays.map((spec) => new RelayService({ spec, log }));
+  let statusServer: http.Server | undefined;
+  const stopAll = async () => {
+    statusServer?.close();
+    await Promise.allSettled(services.map((s) => s.stop()));
+  };
+  try {
+    for (const service of services) await service.start();
+    if (flags.status !== "off") {
+      const listen = flags.status ? parseEndpoint(flags.status) : defaultStatusEndpoint;
+      if (!listen) throw new Error(`--status ${flags.status}: expected HOST:PORT or off`);
+      statusServer = await startStatusServer(listen, () => services.map((s) => s.status()));
+      log({ event: "status-listening", address: `${listen.host}:${listen.port}` });
+    }
+  } catch (error) {
+    await stopAll();
+    process.stderr.write(`floatip relay run: ${(error as Error).message}\n`);
+    return 1;
+  }
+  await new Promise<void>((resolve) => {
+    const onSignal = () => resolve();
+    process.once("SIGTERM", onSignal);
+    process.once("SIGINT", onSignal);
+  });
+  await stopAll();
+  log({ event: "relay-stopped" });
+  return 0;
+}
+
+async function fetchStatus(flags: Flags, path: string): Promise<{ status: number; body: unknown }> {
+  const endpoint = flags.status ? parseEndpoint(flags.status) : defaultStatusEndpoint;
+  if (!endpoint) throw new Error(`--status ${flags.status}: expected HOST:PORT`);
+  let response: Response;
+  try {
+    response = await fetch(`http://${endpoint.host}:${endpoint.port}${path}`, {
+      signal: AbortSignal.timeout(3000),
+    });
+  } catch (error) {
+    throw new Error(
+      `no relay status at ${endpoint.host}:${endpoint.port} (is \`floatip relay run\` running?): ${(error as Error).message}`,
+    );
+  }
+  return { status: response.status, body: await response.json() };
+}
+
+async function list(flags: Flags): Promise<number> {
+  const { body } = await fetchStatus(flags, "/relays");
+  const relays = (body as { relays: RelayStatus[] }).relays;
+  if (flags.json) {
+    process.stdout.write(`${JSON.stringify(relays, null, 2)}\n`);
+    return 0;
+  }
+  process.stdout.write(`${"NAME".padEnd(16)}${"LISTEN".padEnd(22)}${"MODE".padEnd(7)}ACTIVE\n`);
+  for (const r of relays) {
+    process.stdout.write(
+      `${r.name.padEnd(16)}${r.listen.padEnd(22)}${r.mode.padEnd(7)}${r.active ?? "none (rejecting)"}\n`,
+    );
+  }
+  return 0;
+}
+
+async function show(flags: Flags): Promise<number> {
+  const name = flags.positional[0];
+  if (!name) {
+    process.stderr.write(`floatip relay show: NAME is required\n${usage}`);
+    return 2;
+  }
+  const { status, body } = await fetchStatus(flags, `/relays/${encodeURIComponent(name)}`);
+  if (status !== 200) {
+    const error = (body as { error?: { code: string; message: string } }).error;
+    if (flags.json) process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+    else process.stderr.write(`floatip relay show: ${error?.message ?? `status ${status}`}\n`);
+    return 1;
+  }
+  const r = body as RelayStatus;
+  if (flags.json) {
+    process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+    return 0;
+  }
+  const lines = [
+    `relay ${r.name}  listen ${r.listen}  ${r.protocol}/${r.mode}`,
+    `active: ${r.active ?? "none (rejecting new connections)"} since ${r.activeSince}`,
+    "",
+    `${"BACKEND".padEnd(22)}${"ROLE".padEnd(9)}${"STATE".padEnd(7)}${"FAULTS".padEnd(8)}${"CONNS".padEnd(7)}SINCE`,
+    ...r.backends.map(
+      (b) =>
+        `${(b.active ? `*${b.id}` : ` ${b.id}`).padEnd(22)}${b.role.padEnd(9)}${b.state.padEnd(7)}${String(b.faultsInWindow).padEnd(8)}${String(b.connections).padEnd(7)}${b.since}`,
+    ),
+  ];
+  if (r.events.length > 0) {
+    lines.push("", "recent events:");
+    for (const e of r.events.slice(-10)) {
+      const what =
+        e.type === "switched"
+          ? `switched ${e.from ?? "none"} -> ${e.to ?? "none"} (${e.reason})`
+          : `${e.type} ${e.backend}`;
+      lines.push(`  ${e.at}  ${what}`);
+    }
+  }
+  process.stdout.write(`${lines.join("\n")}\n`);
+  return 0;
+}

@@ -1,0 +1,221 @@
+/**
+ * The userspace data plane of a relay: accepts clients on the listen address and splices each
+ * one to a backend with `pipe()` (backpressure both ways).
+ *
+ * The connect to the active backend has a short deadline. When it fails or times out, that
+ * counts as a passive anomaly (reported to the relay machine) and the next healthy backend is
+ * tried at once, so the client sees neither a hang nor an error while any backend is healthy.
+ * With no backend up, a `tcp` client gets a TCP reset and an `http` client gets an immediate
+ * `503` with a JSON error body.
+ */
+import net from "node:net";
+import type { Endpoint } from "./config.ts";
+import type { RelayDataPlane, RelayLog } from "./data-plane.ts";
+
+export interface ProxyOptions {
+  readonly relay: string;
+  readonly listen: Endpoint;
+  readonly protocol: "tcp" | "http";
+  /** Backend id -> address. */
+  readonly backends: ReadonlyMap<string, Endpoint>;
+  readonly connectTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly maxConnections: number;
+  /** Called for every failed or timed-out connect by real traffic. Must not throw. */
+  readonly onPassiveFailure: (backend: string) => void;
+  readonly log: RelayLog;
+}
+
+interface Session {
+  readonly backend: string;
+  readonly client: net.Socket;
+  readonly upstream: net.Socket;
+}
+
+/** How long a rejected HTTP client gets to read its 503 before the socket is destroyed. */
+const rejectGraceMs = 2000;
+/** At most one "connection limit reached" line per this interval. */
+const limitLogIntervalMs = 5000;
+
+export class ProxyDataPlane implements RelayDataPlane {
+  readonly #options: ProxyOptions;
+  readonly #server: net.Server;
+  /** Clients accepted and not yet closed (connecting or established). */
+  readonly #clients = new Set<net.Socket>();
+  readonly #sessions = new Set<Session>();
+  #candidates: readonly string[] = [];
+  #limitRejected = 0;
+  #limitLoggedAtMs = Number.NEGATIVE_INFINITY;
+
+  constructor(options: ProxyOptions) {
+    this.#options = options;
+    this.#server = net.createServer({ allowHalfOpen: true, noDelay: true }, (client) =>
+      this.#accept(client),
+    );
+  }
+
+  start(): Promise<void> {
+    const { host, port } = this.#options.listen;
+    return new Promise((resolve, reject) => {
+      this.#server.once("error", reject);
+      this.#server.listen({ host, port, backlog: 1024 }, () => {
+        this.#server.off("error", reject);
+        this.#server.on("error", (error) =>
+          this.#options.log({
+            event: "proxy-error",
+            relay: this.#options.relay,
+            error: error.message,
+          }),
+        );
+        resolve();
+      });
+    });
+  }
+
+  async route(candidates: readonly string[]): Promise<void> {
+    this.#candidates = [...candidates];
+  }
+
+  async closeConnections(backend: string): Promise<void> {
+    for (const session of this.#sessions) {
+      if (session.backend !== backend) continue;
+      session.upstream.destroy();
+      session.client.destroy();
+    }
+  }
+
+  connections(): ReadonlyMap<string, number> {
+    const counts = new Map<string, number>();
+    for (const session of this.#sessions) {
+      counts.set(session.backend, (counts.get(session.backend) ?? 0) + 1);
+    }
+    return counts;
+  }
+
+  async stop(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    for (const client of this.#clients) client.destroy();
+    for (const session of this.#sessions) session.upstream.destroy();
+    await closed;
+  }
+
+  #accept(client: net.Socket): void {
+    if (this.#clients.size >= this.#options.maxConnections) {
+      this.#noteLimit();
+      client.resetAndDestroy();
+      return;
+    }
+    this.#clients.add(client);
+    client.on("close", () => this.#clients.delete(client));
+    // Until a backend is connected, the client's bytes wait in its socket buffer.
+    client.pause();
+    client.on("error", () => client.destroy());
+    void this.#connectFirst(client, [...this.#candidates]);
+  }
+
+  async #connectFirst(client: net.Socket, candidates: string[]): Promise<void> {
+    for (const backend of candidates) {
+      const endpoint = this.#options.backends.get(backend);
+      if (!endpoint) continue;
+      const upstream = await this.#connect(endpoint);
+      if (client.destroyed) {
+        upstream?.destroy();
+        return;
+      }
+      if (upstream) {
+        this.#splice(client, upstream, backend);
+        return;
+      }
+      this.#options.onPassiveFailure(backend);
+    }
+    this.#reject(client);
+  }
+
+  /** Resolves with a connected socket, or undefined when the connect failed or timed out. */
+  #connect(endpoint: Endpoint): Promise<net.Socket | undefined> {
+    return new Promise((resolve) => {
+      const upstream = net.connect({
+        host: endpoint.host,
+        port: endpoint.port,
+        allowHalfOpen: true,
+        noDelay: true,
+      });
+      const timer = setTimeout(() => fail(), this.#options.connectTimeoutMs);
+      const fail = () => {
+        clearTimeout(timer);
+        upstream.destroy();
+        resolve(undefined);
+      };
+      upstream.once("error", fail);
+      upstream.once("connect", () => {
+        clearTimeout(timer);
+        upstream.off("error", fail);
+        resolve(upstream);
+      });
+    });
+  }
+
+  #splice(client: net.Socket, upstream: net.Socket, backend: string): void {
+    const session: Session = { backend, client, upstream };
+    this.#sessions.add(session);
+    const abort = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    let open = 2;
+    const closed = (other: net.Socket) => {
+      open -= 1;
+      if (open === 0) this.#sessions.delete(session);
+      // Graceful: what is still buffered for the other side gets delivered first.
+      else other.end();
+    };
+    upstream.on("error", abort);
+    client.on("error", abort);
+    upstream.on("close", () => closed(client));
+    client.on("close", () => closed(upstream));
+    client.setTimeout(this.#options.idleTimeoutMs, abort);
+    upstream.setTimeout(this.#options.idleTimeoutMs, abort);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.resume();
+  }
+
+  #reject(client: net.Socket): void {
+    if (this.#options.protocol === "tcp") {
+      client.resetAndDestroy();
+      return;
+    }
+    const body = JSON.stringify({
+      error: {
+        code: "NO_BACKEND",
+        message: `relay ${this.#options.relay}: no backend is up`,
+      },
+    });
+    // Read and drop the request: closing a socket with unread bytes would send a reset
+    // that can overtake the answer.
+    client.resume();
+    client.on("end", () => client.destroy());
+    client.end(
+      "HTTP/1.1 503 Service Unavailable\r\n" +
+        "Content-Type: application/json\r\n" +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+        "Connection: close\r\n\r\n" +
+        body,
+    );
+    setTimeout(() => client.destroy(), rejectGraceMs).unref();
+  }
+
+  #noteLimit(): void {
+    this.#limitRejected += 1;
+    const nowMs = performance.now();
+    if (nowMs - this.#limitLoggedAtMs < limitLogIntervalMs) return;
+    this.#options.log({
+      event: "connection-limit",
+      relay: this.#options.relay,
+      maxConnections: this.#options.maxConnections,
+      rejected: this.#limitRejected,
+    });
+    this.#limitLoggedAtMs = nowMs;
+    this.#limitRejected = 0;
+  }
+}
