@@ -1,0 +1,86 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { profileNames, profiles, validateTimers } from "./profiles.ts";
+import type { Timers } from "./types.ts";
+
+describe("timer profiles", () => {
+  it("every named profile passes its own validation", () => {
+    for (const name of profileNames) {
+      assert.deepEqual(validateTimers(profiles[name]), [], name);
+    }
+  });
+
+  it("profiles are ordered from fast to wan on every duration that sets failover speed", () => {
+    const keys: (keyof Timers)[] = ["heartbeatIntervalMs", "electionTimeoutMs", "leaseMs"];
+    for (const key of keys) {
+      assert.ok(profiles.fast[key] < profiles.lan[key], key);
+      assert.ok(profiles.lan[key] < profiles.wan[key], key);
+    }
+  });
+
+  it("profiles are frozen", () => {
+    assert.ok(Object.isFrozen(profiles));
+    assert.ok(Object.isFrozen(profiles.lan));
+    assert.throws(() => {
+      (profiles.lan as { leaseMs: number }).leaseMs = 1;
+    }, TypeError);
+  });
+});
+
+describe("validateTimers", () => {
+  const lan = profiles.lan;
+  const fieldsOf = (t: Timers) => validateTimers(t).map((p) => p.field);
+
+  it("requires heartbeat < suspectAfter", () => {
+    assert.deepEqual(fieldsOf({ ...lan, suspectAfterMs: lan.heartbeatIntervalMs }), [
+      "suspectAfterMs",
+    ]);
+  });
+
+  it("requires electionTimeout >= 2 x heartbeat", () => {
+    assert.deepEqual(fieldsOf({ ...lan, electionTimeoutMs: 99 }), ["electionTimeoutMs"]);
+    assert.deepEqual(fieldsOf({ ...lan, electionTimeoutMs: 100 }), []);
+  });
+
+  it("requires lease > 2 x heartbeat", () => {
+    // With electionTimeout at its minimum (2 x heartbeat) both lease rules meet at one value.
+    const t = { ...lan, heartbeatIntervalMs: 100, suspectAfterMs: 300, electionTimeoutMs: 200 };
+    const problems = validateTimers({ ...t, leaseMs: 200 });
+    assert.ok(problems.every((p) => p.field === "leaseMs"));
+    assert.ok(problems.some((p) => /twice heartbeat/.test(p.message)));
+    assert.deepEqual(fieldsOf({ ...t, leaseMs: 201 }), []);
+  });
+
+  it("requires lease > electionTimeout (else every election drops all VIPs)", () => {
+    const problems = validateTimers({ ...lan, leaseMs: 150 });
+    assert.deepEqual(
+      problems.map((p) => p.field),
+      ["leaseMs"],
+    );
+    assert.match(problems[0]!.message, /election/);
+    assert.deepEqual(fieldsOf({ ...lan, leaseMs: 151 }), []);
+  });
+
+  it("requires the fault window to hold faultsToFail heartbeat rounds", () => {
+    assert.deepEqual(fieldsOf({ ...lan, faultWindowMs: 100 }), ["faultWindowMs"]);
+    assert.deepEqual(fieldsOf({ ...lan, faultWindowMs: 101 }), []);
+  });
+
+  it("bounds clockDriftRatio to [0, 0.1)", () => {
+    assert.deepEqual(fieldsOf({ ...lan, clockDriftRatio: 0 }), []);
+    assert.deepEqual(fieldsOf({ ...lan, clockDriftRatio: 0.1 }), ["clockDriftRatio"]);
+    assert.deepEqual(fieldsOf({ ...lan, clockDriftRatio: -0.01 }), ["clockDriftRatio"]);
+  });
+
+  it("requires positive integers, except garpRefreshMs which may be 0", () => {
+    assert.deepEqual(fieldsOf({ ...lan, garpRepeat: 0 }), ["garpRepeat"]);
+    assert.deepEqual(fieldsOf({ ...lan, probeTimeoutMs: 2.5 }), ["probeTimeoutMs"]);
+    assert.deepEqual(fieldsOf({ ...lan, garpRefreshMs: 0 }), []);
+    assert.deepEqual(fieldsOf({ ...lan, garpRefreshMs: -1 }), ["garpRefreshMs"]);
+  });
+
+  it("reports several broken rules at once", () => {
+    const fields = fieldsOf({ ...lan, garpRepeat: 0, leaseMs: 100, clockDriftRatio: 1 });
+    assert.deepEqual(new Set(fields), new Set(["garpRepeat", "leaseMs", "clockDriftRatio"]));
+  });
+});
