@@ -101,6 +101,7 @@ export class TrafficStore {
         rx_errors INTEGER NOT NULL, rx_drops INTEGER NOT NULL, tx_bytes INTEGER NOT NULL,
         tx_packets INTEGER NOT NULL, tx_errors INTEGER NOT NULL, tx_drops INTEGER NOT NULL,
         samples INTEGER NOT NULL, PRIMARY KEY (origin, minute_ms, iface)) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     `);
   }
 
@@ -127,6 +128,20 @@ export class TrafficStore {
       this.db.exec("ROLLBACK");
       throw error;
     }
+  }
+
+  /** Keeps the last index table seen, so a restarted coordinator resumes from it. */
+  saveTable(table: unknown): void {
+    this.statement("INSERT OR REPLACE INTO meta (key, value) VALUES ('index-table', ?)").run(
+      JSON.stringify(table),
+    );
+  }
+
+  loadTable(): unknown {
+    const row = this.statement("SELECT value FROM meta WHERE key = 'index-table'").get() as
+      | { value: string }
+      | undefined;
+    return row ? (JSON.parse(row.value) as unknown) : undefined;
   }
 
   /** Stores this node's samples of one collection round; returns the highest own sequence. */

@@ -1,0 +1,494 @@
+/**
+ * The traffic component the agent starts on every node (S3). It wires the collector, the
+ * local store, the backup channel and the index table together:
+ *
+ * - every node serves the backup channel, collects samples into its store and streams them
+ *   (plus the samples it holds as custodian for Failed nodes) to its backup target;
+ * - when sending fails twice in a row it reports the target to the coordinator, adopts the
+ *   table it gets back and re-syncs everything the new target is missing;
+ * - the coordinator (per the ClusterView) owns the index table, applies reports and joins,
+ *   persists the table and pushes every new version to all nodes;
+ * - any node answers a query for any node, from that node or from its backup target.
+ *
+ * Wall-clock time is used only for sample timestamps; waits use timers.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  answeringNode,
+  buildIndexTable,
+  findRow,
+  type IndexTable,
+  isIndexTable,
+  type NodeEntry,
+  type NodeStatus,
+  nodeRecovered,
+  originsToReplicate,
+  reportTargetFailed,
+} from "../core/traffic/index-table.ts";
+import type { ClusterView } from "../ports/cluster-view.ts";
+import {
+  type ChannelConnection,
+  ChannelError,
+  type ChannelMessage,
+  ChannelServer,
+  newChannelStats,
+  openChannel,
+} from "./backup-channel.ts";
+import { Collector } from "./collector.ts";
+import { type TrafficBucket, TrafficStore, type WireRow } from "./store.ts";
+
+export interface TrafficNodeOptions {
+  readonly selfId: string;
+  /** All nodes in ring (config) order. */
+  readonly nodes: readonly NodeEntry[];
+  readonly clusterKey: Buffer;
+  readonly dbPath: string;
+  /** Backup-channel TCP port, the same on every node. */
+  readonly channelPort: number;
+  /** Address to listen on (default: all). */
+  readonly listenHost?: string;
+  readonly clusterView: ClusterView;
+  readonly collectIntervalMs?: number;
+  /** Rows per batch and batches in flight: bounds the memory used by a re-sync. */
+  readonly batchRows?: number;
+  readonly batchesInFlight?: number;
+  readonly requestTimeoutMs?: number;
+  /** Consecutive send failures before the target is reported failed. */
+  readonly failuresToReport?: number;
+  /** Disable the collector (benchmarks feed the store directly). */
+  readonly collect?: boolean;
+  readonly log?: (event: string, fields: Record<string, unknown>) => void;
+}
+
+export interface TrafficAnswer {
+  readonly node: string;
+  readonly status: NodeStatus;
+  readonly answeredBy: string;
+  readonly fromBackup: boolean;
+  readonly tableVersion: number;
+  readonly buckets: TrafficBucket[];
+}
+
+export interface TrafficQueryInput {
+  readonly node: string;
+  readonly fromMs: number;
+  readonly toMs: number;
+  readonly stepMs: number;
+  readonly iface?: string | undefined;
+}
+
+/** What the HTTP route needs; `TrafficNode` implements it. */
+export interface TrafficQueryService {
+  query(input: TrafficQueryInput): Promise<TrafficAnswer>;
+  currentTable(): IndexTable | undefined;
+}
+
+const wireRowTypes = "nnsnnnnnnnnnn";
+
+function isWireRow(value: unknown): value is WireRow {
+  return (
+    Array.isArray(value) &&
+    value.length === wireRowTypes.length &&
+    value.every((v, i) =>
+      wireRowTypes[i] === "s"
+        ? typeof v === "string" && v.length <= 64
+        : typeof v === "number" && Number.isSafeInteger(v) && v >= 0,
+    )
+  );
+}
+
+export class TrafficNode implements TrafficQueryService {
+  readonly store: TrafficStore;
+  readonly server: ChannelServer;
+  readonly clientStats = newChannelStats();
+  private readonly options: TrafficNodeOptions;
+  private table: IndexTable | undefined;
+  private readonly collector: Collector | undefined;
+  private running = false;
+  private loops: Promise<void>[] = [];
+  private wake: (() => void) | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private port = 0;
+  private readonly stopping = new AbortController();
+
+  constructor(options: TrafficNodeOptions) {
+    this.options = options;
+    this.store = new TrafficStore(options.dbPath, options.selfId);
+    const saved = this.store.loadTable();
+    if (saved && isIndexTable(saved)) this.table = saved;
+    this.server = new ChannelServer({
+      clusterKey: options.clusterKey,
+      selfId: options.selfId,
+      handler: (peer, message) => this.handle(peer, message),
+    });
+    if (options.collect !== false) {
+      this.collector = new Collector({
+        intervalMs: options.collectIntervalMs ?? 1000,
+        onSamples: (samples) => {
+          this.store.appendOwn(samples);
+          this.poke();
+        },
+        onError: (error) => this.log("collect-failed", { error: String(error) }),
+      });
+    }
+  }
+
+  private log(event: string, fields: Record<string, unknown>): void {
+    this.options.log?.(event, { node: this.options.selfId, ...fields });
+  }
+
+  private get isCoordinator(): boolean {
+    return this.options.clusterView.current().coordinatorId === this.options.selfId;
+  }
+
+  currentTable(): IndexTable | undefined {
+    return this.table;
+  }
+
+  /** Starts serving, collecting and replicating; resolves once the channel listens. */
+  async start(): Promise<number> {
+    this.running = true;
+    this.port = await this.server.listen(
+      this.options.channelPort,
+      this.options.listenHost ?? "0.0.0.0",
+    );
+    if (this.isCoordinator && !this.table) this.adoptTable(buildIndexTable(this.options.nodes));
+    this.unsubscribe = this.options.clusterView.subscribe(() => this.poke());
+    this.collector?.start();
+    this.loops = [this.membershipLoop(), this.replicationLoop()];
+    return this.port;
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.stopping.abort();
+    this.collector?.stop();
+    this.unsubscribe?.();
+    this.poke();
+    await Promise.allSettled(this.loops);
+    await this.server.close();
+    this.store.close();
+  }
+
+  /** Wakes the replication loop early (new samples, new table, view change). */
+  poke(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  private async idle(ms: number): Promise<void> {
+    await Promise.race([this.pause(ms), new Promise<void>((resolve) => (this.wake = resolve))]);
+  }
+
+  /** A wait that ends early when the component stops. */
+  private pause(ms: number): Promise<void> {
+    return sleep(ms, undefined, { signal: this.stopping.signal }).catch(() => {});
+  }
+
+  /** Keeps the highest table version seen; persists it so a restarted coordinator resumes. */
+  private adoptTable(table: IndexTable): boolean {
+    if (this.table && table.version <= this.table.version) return false;
+    this.table = table;
+    this.store.saveTable(table);
+    this.log("table-adopted", { version: table.version });
+    this.poke();
+    return true;
+  }
+
+  private addressOf(nodeId: string): string | undefined {
+    const member = this.options.clusterView.current().members.find((m) => m.id === nodeId);
+    return member?.address ?? this.options.nodes.find((n) => n.id === nodeId)?.ips[0];
+  }
+
+  private async call(nodeId: string, message: ChannelMessage): Promise<ChannelMessage> {
+    const host = this.addressOf(nodeId);
+    if (!host) throw new ChannelError("UNKNOWN_NODE", `no address for ${nodeId}`);
+    const connection = await this.open(host);
+    try {
+      return await connection.request(message, this.options.requestTimeoutMs ?? 5000);
+    } finally {
+      connection.close();
+    }
+  }
+
+  private open(host: string): Promise<ChannelConnection> {
+    return openChannel({
+      host,
+      port: this.options.channelPort,
+      clusterKey: this.options.clusterKey,
+      selfId: this.options.selfId,
+      stats: this.clientStats,
+      timeoutMs: this.options.requestTimeoutMs ?? 5000,
+    });
+  }
+
+  // ---- coordinator side ----
+
+  /** Applies a coordinator-side change and pushes the new version to every other node. */
+  private publish(table: IndexTable): void {
+    if (!this.adoptTable(table)) return;
+    for (const row of table.rows) {
+      if (row.nodeId === this.options.selfId || row.status === "Failed") continue;
+      this.call(row.nodeId, { t: "table", table }).catch((error) =>
+        this.log("table-push-failed", { to: row.nodeId, error: String(error) }),
+      );
+    }
+  }
+
+  private coordinatorTable(): IndexTable {
+    if (!this.isCoordinator) throw new ChannelError("NOT_COORDINATOR", "not the coordinator");
+    if (!this.table) this.adoptTable(buildIndexTable(this.options.nodes));
+    return this.table!;
+  }
+
+  // ---- channel requests ----
+
+  private handle(peer: string, m: ChannelMessage): ChannelMessage {
+    const self = this.options.selfId;
+    switch (m.t) {
+      case "position":
+        return { t: "position", origin: m.origin, highestSeq: this.store.highestSeq(m.origin) };
+      case "batch": {
+        if (typeof m.origin !== "string" || m.origin === self || !Array.isArray(m.rows)) {
+          throw new ChannelError("BAD_BATCH", "batch origin or rows invalid");
+        }
+        if (!m.rows.every(isWireRow)) throw new ChannelError("BAD_BATCH", "malformed row");
+        return {
+          t: "ack",
+          origin: m.origin,
+          highestSeq: this.store.appendReplicated(m.origin, m.rows),
+        };
+      }
+      case "report-failed": {
+        const r = reportTargetFailed(this.coordinatorTable(), m.reporter, m.target);
+        if (!r.ok && r.code !== "NOT_REPORTERS_TARGET") throw new ChannelError(r.code, r.code);
+        if (r.ok && r.changed) {
+          this.log("target-failed", {
+            reporter: m.reporter,
+            target: m.target,
+            version: r.table.version,
+          });
+          this.publish(r.table);
+        }
+        // A stale reporter just gets the current table and its current target.
+        return { t: "table", table: this.table! };
+      }
+      case "join": {
+        const r = nodeRecovered(this.coordinatorTable(), peer);
+        if (r.ok && r.changed) {
+          this.log("node-recovered", { id: peer, version: r.table.version });
+          this.publish(r.table);
+        }
+        return { t: "table", table: this.table! };
+      }
+      case "get-table":
+        if (!this.table) throw new ChannelError("TABLE_UNKNOWN", "no index table yet");
+        return { t: "table", table: this.table };
+      case "table":
+        if (!isIndexTable(m.table)) throw new ChannelError("BAD_TABLE", "malformed table");
+        this.adoptTable(m.table);
+        return { t: "table-ack", version: this.table?.version ?? 0 };
+      case "query":
+        return {
+          t: "query-result",
+          buckets: this.store.query({
+            origin: m.origin,
+            fromMs: m.fromMs,
+            toMs: m.toMs,
+            stepMs: m.stepMs,
+            iface: m.iface,
+          }),
+        };
+      default:
+        throw new ChannelError("UNEXPECTED", `unexpected message ${m.t}`);
+    }
+  }
+
+  // ---- node side loops ----
+
+  /**
+   * Joins the coordinator (which also marks this node Normal again after a failure) and
+   * then refreshes the table now and then, in case a push was lost.
+   */
+  private async membershipLoop(): Promise<void> {
+    let joined = false;
+    while (this.running) {
+      const coordinator = this.options.clusterView.current().coordinatorId;
+      if (coordinator === this.options.selfId) {
+        if (!joined) this.publish(nodeRecovered(this.coordinatorTable(), coordinator).table);
+        joined = true;
+      } else if (coordinator !== undefined) {
+        try {
+          const reply = await this.call(
+            coordinator,
+            joined ? { t: "get-table" } : { t: "join", node: this.options.selfId },
+          );
+          if (reply.t === "table" && isIndexTable(reply.table)) {
+            this.adoptTable(reply.table);
+            joined = true;
+          }
+        } catch (error) {
+          this.log("coordinator-unreachable", { coordinator, error: String(error) });
+        }
+      }
+      await this.pause(joined ? 2000 : 300);
+    }
+  }
+
+  private async replicationLoop(): Promise<void> {
+    let failures = 0;
+    while (this.running) {
+      const table = this.table;
+      const row = table && findRow(table, this.options.selfId);
+      if (!table || !row || row.status === "Failed" || !row.backupTargetId) {
+        await this.idle(this.options.collectIntervalMs ?? 1000);
+        continue;
+      }
+      const targetId = row.backupTargetId;
+      try {
+        await this.streamTo(targetId, row.backupTargetIp ?? this.addressOf(targetId) ?? "");
+        failures = 0;
+      } catch (error) {
+        if (!this.running) break;
+        failures++;
+        this.log("send-failed", { target: targetId, failures, error: String(error) });
+        if (failures >= (this.options.failuresToReport ?? 2)) {
+          await this.reportFailed(targetId);
+          failures = 0;
+        } else {
+          await this.pause(100);
+        }
+      }
+    }
+  }
+
+  /**
+   * Streams to one target until the table changes (returns) or sending fails (throws).
+   * On connect it asks the target's position per origin and sends only what is missing.
+   */
+  private async streamTo(targetId: string, host: string): Promise<void> {
+    const startTable = this.table;
+    const connection = await this.open(host);
+    try {
+      if (connection.peerId !== targetId) {
+        throw new ChannelError("WRONG_PEER", `${host} is ${connection.peerId}, not ${targetId}`);
+      }
+      const sent = new Map<string, number>();
+      while (this.running && this.table === startTable) {
+        for (const origin of originsToReplicate(startTable!, this.options.selfId)) {
+          let from = sent.get(origin);
+          if (from === undefined) {
+            const reply = await connection.request({ t: "position", origin }, this.timeoutMs);
+            from = reply.t === "position" ? (reply.highestSeq ?? 0) : 0;
+          }
+          sent.set(origin, await this.sendMissing(connection, origin, from));
+        }
+        await this.idle(this.options.collectIntervalMs ?? 1000);
+      }
+    } finally {
+      connection.close();
+    }
+  }
+
+  private get timeoutMs(): number {
+    return this.options.requestTimeoutMs ?? 5000;
+  }
+
+  /** Sends rows after `fromSeq` in pipelined batches; resolves with the last acked sequence. */
+  async sendMissing(
+    connection: ChannelConnection,
+    origin: string,
+    fromSeq: number,
+  ): Promise<number> {
+    const batchRows = this.options.batchRows ?? 2000;
+    const window = this.options.batchesInFlight ?? 4;
+    const inFlight: Promise<number>[] = [];
+    let next = fromSeq;
+    let acked = fromSeq;
+    const ackOf = async (p: Promise<ChannelMessage>, last: number) => {
+      const reply = await p;
+      if (reply.t !== "ack" || reply.highestSeq < last) {
+        throw new ChannelError("BAD_ACK", `target did not store ${origin} up to ${last}`);
+      }
+      return last;
+    };
+    for (;;) {
+      const rows = this.store.rowsAfter(origin, next, batchRows);
+      if (rows.length === 0) break;
+      next = rows.at(-1)![0];
+      const ack = ackOf(connection.request({ t: "batch", origin, rows }, this.timeoutMs), next);
+      // Awaited below in order; this only keeps a failure of a later batch from going unhandled.
+      ack.catch(() => {});
+      inFlight.push(ack);
+      if (inFlight.length >= window) acked = await inFlight.shift()!;
+    }
+    for (const p of inFlight) acked = await p;
+    return acked;
+  }
+
+  private async reportFailed(targetId: string): Promise<void> {
+    const coordinator = this.options.clusterView.current().coordinatorId;
+    const self = this.options.selfId;
+    try {
+      if (coordinator === self) {
+        const r = reportTargetFailed(this.coordinatorTable(), self, targetId);
+        if (r.ok && r.changed) this.publish(r.table);
+      } else if (coordinator !== undefined && coordinator !== targetId) {
+        const reply = await this.call(coordinator, {
+          t: "report-failed",
+          reporter: self,
+          target: targetId,
+        });
+        if (reply.t === "table" && isIndexTable(reply.table)) this.adoptTable(reply.table);
+      } else {
+        this.log("no-coordinator-to-report", { target: targetId });
+      }
+    } catch (error) {
+      this.log("report-failed-error", { target: targetId, error: String(error) });
+    }
+    await this.pause(200);
+  }
+
+  // ---- queries ----
+
+  async query(input: TrafficQueryInput): Promise<TrafficAnswer> {
+    const table = this.table;
+    if (!table) throw new ChannelError("TABLE_UNKNOWN", "this node has no index table yet");
+    const answer = answeringNode(table, input.node);
+    if (!answer) {
+      const known = findRow(table, input.node) !== undefined;
+      throw new ChannelError(
+        known ? "NO_COPY" : "UNKNOWN_NODE",
+        `no data source for ${input.node}`,
+      );
+    }
+    const q = {
+      origin: input.node,
+      fromMs: input.fromMs,
+      toMs: input.toMs,
+      stepMs: input.stepMs,
+      iface: input.iface,
+    };
+    let buckets: TrafficBucket[];
+    if (answer.nodeId === this.options.selfId) {
+      buckets = this.store.query(q);
+    } else {
+      const reply = await this.call(answer.nodeId, {
+        t: "query",
+        ...q,
+        ...(input.iface === undefined ? {} : { iface: input.iface }),
+      });
+      if (reply.t !== "query-result") throw new ChannelError("BAD_REPLY", "unexpected reply");
+      buckets = reply.buckets;
+    }
+    return {
+      node: input.node,
+      status: answer.status,
+      answeredBy: answer.nodeId,
+      fromBackup: answer.fromBackup,
+      tableVersion: table.version,
+      buckets,
+    };
+  }
+}

@@ -1,0 +1,229 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  ChannelConnection,
+  ChannelServer,
+  encodeFrame,
+  FrameDecoder,
+  macBytes,
+  newChannelStats,
+  openChannel,
+} from "../../src/traffic/backup-channel.ts";
+import { StaticClusterView } from "../../src/traffic/static-cluster-view.ts";
+import { TrafficStore, type WireRow } from "../../src/traffic/store.ts";
+import { TrafficNode } from "../../src/traffic/traffic-node.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "fipt-channel-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const key = randomBytes(32);
+
+async function waitFor(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+const row = (seq: number): WireRow => [
+  seq,
+  seq * 1000,
+  "eth0",
+  2,
+  1000,
+  seq,
+  1,
+  0,
+  0,
+  seq,
+  1,
+  0,
+  0,
+];
+
+describe("backup channel framing", () => {
+  it("decodes frames split across arbitrary chunks", () => {
+    const frames = Buffer.concat([
+      encodeFrame(key, 0n, { t: "get-table" }),
+      encodeFrame(key, 1n, { t: "join", node: "n1" }),
+    ]);
+    const decoder = new FrameDecoder();
+    const out = [];
+    for (let i = 0; i < frames.length; i += 7) out.push(...decoder.push(frames.subarray(i, i + 7)));
+    assert.deepEqual(
+      out.map((f) => JSON.parse(f.body.toString())),
+      [{ t: "get-table" }, { t: "join", node: "n1" }],
+    );
+    assert.equal(out[0]?.mac.length, macBytes);
+  });
+
+  it("rejects an oversized length before buffering it", () => {
+    const header = Buffer.alloc(4);
+    header.writeUInt32BE(0xffffffff);
+    assert.throws(() => new FrameDecoder().push(header), { code: "FRAME_TOO_LARGE" });
+  });
+});
+
+describe("backup channel server", () => {
+  const store = new TrafficStore(join(dir, "server.db"), "srv");
+  const server = new ChannelServer({
+    clusterKey: key,
+    selfId: "srv",
+    handler: (_peer, m) => {
+      if (m.t === "batch")
+        return { t: "ack", origin: m.origin, highestSeq: store.appendReplicated(m.origin, m.rows) };
+      return { t: "error", code: "UNEXPECTED", message: m.t };
+    },
+  });
+  let port = 0;
+  after(async () => {
+    await server.close();
+    store.close();
+  });
+
+  it("drops and counts frames with a bad MAC, and keeps serving good ones", async () => {
+    port = await server.listen(0, "127.0.0.1");
+    const stats = newChannelStats();
+    const c = await openChannel({
+      host: "127.0.0.1",
+      port,
+      clusterKey: key,
+      selfId: "cli",
+      stats,
+      timeoutMs: 2000,
+    });
+    // Forge a frame: right counter, wrong key. Write it under the connection's own framing.
+    const forged = encodeFrame(randomBytes(32), 1n, { t: "batch", origin: "cli", rows: [row(1)] });
+    c.socket.write(forged);
+    await waitFor("bad MAC counted", () => server.stats.badMac === 1);
+    assert.equal(store.highestSeq("cli"), 0, "forged batch must not be stored");
+    const reply = await c.request({ t: "batch", origin: "cli", rows: [row(1), row(2)] }, 2000);
+    assert.deepEqual(reply, { t: "ack", origin: "cli", highestSeq: 2 });
+    c.close();
+  });
+
+  it("refuses a peer with another cluster key", async () => {
+    const before = server.stats.badMac;
+    await assert.rejects(
+      openChannel({
+        host: "127.0.0.1",
+        port,
+        clusterKey: randomBytes(32),
+        selfId: "evil",
+        stats: newChannelStats(),
+        timeoutMs: 1000,
+      }),
+    );
+    assert.equal(server.stats.badMac, before + 1);
+  });
+
+  it("closes on a frame too large to be real and counts it", async () => {
+    const before = server.stats.malformed;
+    const socket = connect({ host: "127.0.0.1", port });
+    await new Promise((resolve) => socket.once("connect", resolve));
+    const header = Buffer.alloc(4);
+    header.writeUInt32BE(0x7fffffff);
+    socket.write(header);
+    await new Promise((resolve) => socket.once("close", resolve));
+    assert.equal(server.stats.malformed, before + 1);
+  });
+
+  it("a replayed frame (old counter) is rejected", async () => {
+    const stats = newChannelStats();
+    const c = await openChannel({
+      host: "127.0.0.1",
+      port,
+      clusterKey: key,
+      selfId: "cli2",
+      stats,
+      timeoutMs: 2000,
+    });
+    assert.ok(c instanceof ChannelConnection);
+    const before = server.stats.badMac;
+    // Counter 0 with the cluster key is the hello frame's MAC: not valid after the handshake.
+    c.socket.write(encodeFrame(key, 0n, { t: "batch", origin: "cli2", rows: [row(1)] }));
+    await waitFor("replay counted", () => server.stats.badMac === before + 1);
+    assert.equal(store.highestSeq("cli2"), 0);
+    c.close();
+  });
+});
+
+describe("traffic nodes on loopback", () => {
+  it("replicate, re-target after a failure and re-sync everything to the new target", async () => {
+    const ids = ["n1", "n2", "n3"];
+    const nodes = ids.map((id, i) => ({ id, ips: [`127.0.0.${i + 11}`] }));
+    const port = 17_000 + Math.floor(Math.random() * 20_000);
+    const make = (id: string, i: number) =>
+      new TrafficNode({
+        selfId: id,
+        nodes,
+        clusterKey: key,
+        dbPath: join(dir, `${id}.db`),
+        channelPort: port,
+        listenHost: nodes[i]!.ips[0]!,
+        clusterView: new StaticClusterView(
+          id,
+          nodes.map((n) => ({ id: n.id, address: n.ips[0]!, state: "healthy" })),
+          "n1",
+        ),
+        collect: false,
+        collectIntervalMs: 50,
+        batchRows: 100,
+        requestTimeoutMs: 2000,
+      });
+    const running = ids.map(make);
+    try {
+      for (const n of running) await n.start();
+      const [n1, n2, n3] = running as [TrafficNode, TrafficNode, TrafficNode];
+      const samples = (count: number, base: number) =>
+        Array.from({ length: count }, (_, i) => ({
+          tsMs: base + i * 10,
+          iface: "eth0",
+          ifindex: 2,
+          intervalMs: 10,
+          rxBytes: i,
+          rxPackets: 1,
+          rxErrors: 0,
+          rxDrops: 0,
+          txBytes: 2 * i,
+          txPackets: 1,
+          txErrors: 0,
+          txDrops: 0,
+        }));
+      n2.store.appendOwn(samples(1000, 1_000_000));
+      n2.poke();
+      await waitFor("n2 -> n3 replication", () => n3.store.highestSeq("n2") === 1000);
+      await n3.stop();
+      running.pop();
+      n2.store.appendOwn(samples(500, 2_000_000));
+      await waitFor(
+        "re-target",
+        () => n2.currentTable()?.rows.find((r) => r.nodeId === "n2")?.backupTargetId === "n1",
+      );
+      const table = n1.currentTable()!;
+      assert.equal(table.rows.find((r) => r.nodeId === "n3")?.status, "Failed");
+      assert.equal(table.rows.find((r) => r.nodeId === "n3")?.backupTargetId, "n1");
+      await waitFor("re-sync to n1", () => n1.store.highestSeq("n2") === 1500);
+      assert.deepEqual(n1.store.digest("n2"), n2.store.digest("n2"));
+      assert.equal(n1.store.digest("n2").count, 1500);
+      const answer = await n2.query({ node: "n3", fromMs: 0, toMs: 1e13, stepMs: 60_000 });
+      assert.equal(answer.status, "Failed");
+      assert.equal(answer.answeredBy, "n1");
+      const own = await n1.query({ node: "n2", fromMs: 0, toMs: 1e13, stepMs: 3_600_000 });
+      assert.equal(own.status, "Normal");
+      assert.equal(own.answeredBy, "n2");
+      assert.equal(
+        own.buckets.reduce((s, b) => s + b.samples, 0),
+        1500,
+      );
+    } finally {
+      for (const n of running) await n.stop().catch(() => {});
+    }
+  });
+});
