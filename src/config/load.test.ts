@@ -175,6 +175,14 @@ describe("defaults", () => {
     assert.deepEqual(parse(variant((c) => delete c.vips)).vips, []);
   });
 
+  it("treats an empty optional section as absent", () => {
+    const config = parse(variant((c) => Object.assign(c, { vips: null, timers: null, api: null })));
+    assert.deepEqual(config.vips, []);
+    assert.deepEqual(config.timers, profiles.lan);
+    assert.deepEqual(config.api, { host: "127.0.0.1", port: 7480 });
+    assert.deepEqual(paths(problemsOf(variant((c) => (c.nodes = null)))), ["nodes"]);
+  });
+
   it("takes the port from address IP:PORT", () => {
     const config = parse(variant((c) => (c.nodes[0].address = "198.18.0.11:7000")));
     assert.equal(config.nodes[0]!.address, "198.18.0.11");

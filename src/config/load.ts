@@ -508,9 +508,23 @@ const rootKeys = [
   "traffic",
 ];
 
+const optionalSections = [
+  "timers",
+  "vips",
+  "checks",
+  "api",
+  "notify",
+  "relays",
+  "storage",
+  "traffic",
+];
+
 function readRoot(ctx: Context, raw: unknown, options: LoadOptions): ClusterConfig | undefined {
-  const root = mapping(ctx, raw, [], rootKeys, "cluster: demo (see examples/cluster.yaml)");
-  if (!root) return undefined;
+  const parsed = mapping(ctx, raw, [], rootKeys, "cluster: demo (see examples/cluster.yaml)");
+  if (!parsed) return undefined;
+  // An optional section left empty ("vips:" with everything below commented out) is absent.
+  const root: Obj = { ...parsed };
+  for (const key of optionalSections) if (root[key] === null) delete root[key];
   const cluster = str(ctx, root, "cluster", [], {
     required: true,
     pattern: namePattern,
