@@ -1,0 +1,358 @@
+/**
+ * Client REST API of the storage gateway (served on the storage VIP). Every volume operation is
+ * a request with a client-chosen id (`request_id` in the body or query, or the
+ * `Idempotency-Key` header): it is journaled and replicated, then answered with its record —
+ * 202 while unfinished, 200 once final. `?wait=5s` holds the answer until the request is final
+ * or the time passes (long-poll, at most 60 s). Read-only operations (list, info, snapshot
+ * list) may omit the id; the gateway then picks one.
+ *
+ * Errors are JSON `{error:{code,message}}` with the stable codes of errors.ts. The full
+ * description is served at GET /v1/openapi.json.
+ */
+import { randomUUID } from "node:crypto";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import {
+  isValidRequestId,
+  type Operation,
+  parseOperation,
+  type RequestRecord,
+} from "../core/requests/request-record.ts";
+import type { Dispatcher } from "./dispatcher.ts";
+import { type GatewayErrorCode, httpStatusOf, StorageError } from "./errors.ts";
+
+const waitMsMax = 60_000;
+
+type Params = Record<string, string | undefined>;
+type Body = Record<string, unknown> | null | undefined;
+
+/** Parses `5s`, `500ms`, `2` (seconds). Undefined when absent; throws INVALID_REQUEST when bad. */
+export function parseWait(value: unknown): number {
+  if (value === undefined || value === "") return 0;
+  const match = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(String(value));
+  if (!match) {
+    throw new StorageError("INVALID_REQUEST", "wait must look like 5s, 500ms or 5 (seconds)");
+  }
+  const amount = Number(match[1]);
+  const ms = match[2] === "ms" ? amount : amount * 1000;
+  return Math.min(ms, waitMsMax);
+}
+
+function sendError(reply: FastifyReply, code: GatewayErrorCode | "INTERNAL", message: string) {
+  const status = code === "INTERNAL" ? 500 : httpStatusOf(code);
+  return reply.status(status).send({ error: { code, message } });
+}
+
+function requestIdOf(request: FastifyRequest, body: Body, optional: boolean): string {
+  const query = request.query as Params;
+  const header = request.headers["idempotency-key"];
+  const id =
+    body?.request_id ?? query.request_id ?? (typeof header === "string" ? header : undefined);
+  if (id === undefined && optional) return `auto-${randomUUID()}`;
+  if (!isValidRequestId(id)) {
+    throw new StorageError(
+      "INVALID_REQUEST",
+      "request_id is required: 1-128 characters of letters, digits, '_', '.', ':', '-' (body, ?request_id= or Idempotency-Key header)",
+    );
+  }
+  return id;
+}
+
+function sizeOf(body: Body): unknown {
+  return body?.sizeBytes ?? body?.size_bytes;
+}
+
+export function createApi(dispatcher: Dispatcher): FastifyInstance {
+  const app = Fastify({ logger: false });
+  app.setErrorHandler(
+    (error: { statusCode?: number; message: string; code?: string }, _req, reply) => {
+      if (error instanceof StorageError) return sendError(reply, error.code, error.message);
+      if (error.statusCode !== undefined && error.statusCode < 500) {
+        return sendError(reply, "INVALID_REQUEST", error.message);
+      }
+      return sendError(reply, "INTERNAL", error.message);
+    },
+  );
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, "NOT_FOUND", `no route ${request.method} ${request.url}`),
+  );
+
+  const answer = (record: RequestRecord, reply: FastifyReply) => {
+    const final = record.state.state === "succeeded" || record.state.state === "failed";
+    return reply.status(final ? 200 : 202).send({ request: record });
+  };
+
+  /** Shared by every operation route: validate, submit, optionally wait, answer. */
+  const submit = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    input: Record<string, unknown>,
+    readOnly: boolean,
+  ) => {
+    const body = request.body as Body;
+    const waitMs = parseWait((request.query as Params).wait);
+    const id = requestIdOf(request, body, readOnly);
+    const operation = parseOperation(input);
+    if (!operation.ok) throw new StorageError(operation.error.code, operation.error.message);
+    const accepted = await dispatcher.submit(id, operation.value as Operation);
+    const record = (await dispatcher.wait(id, waitMs)) ?? accepted;
+    return answer(record, reply);
+  };
+
+  app.post("/v1/requests", async (request, reply) => {
+    const body = (request.body ?? {}) as Record<string, unknown>;
+    const { request_id: _id, ...operation } = body;
+    return submit(request, reply, operation, false);
+  });
+  app.post("/v1/volumes", async (request, reply) => {
+    const body = request.body as Body;
+    return submit(
+      request,
+      reply,
+      { op: "create", name: body?.name, sizeBytes: sizeOf(body) },
+      false,
+    );
+  });
+  app.get("/v1/volumes", async (request, reply) => submit(request, reply, { op: "list" }, true));
+  app.get("/v1/volumes/:name", async (request, reply) =>
+    submit(request, reply, { op: "info", name: (request.params as Params).name }, true),
+  );
+  app.delete("/v1/volumes/:name", async (request, reply) =>
+    submit(request, reply, { op: "delete", name: (request.params as Params).name }, false),
+  );
+  app.post("/v1/volumes/:name/resize", async (request, reply) =>
+    submit(
+      request,
+      reply,
+      {
+        op: "resize",
+        name: (request.params as Params).name,
+        sizeBytes: sizeOf(request.body as Body),
+      },
+      false,
+    ),
+  );
+  app.post("/v1/volumes/:name/copy", async (request, reply) =>
+    submit(
+      request,
+      reply,
+      { op: "copy", name: (request.params as Params).name, target: (request.body as Body)?.target },
+      false,
+    ),
+  );
+  app.post("/v1/volumes/:name/snapshots", async (request, reply) =>
+    submit(
+      request,
+      reply,
+      {
+        op: "snap-create",
+        name: (request.params as Params).name,
+        snapshot: (request.body as Body)?.snapshot,
+      },
+      false,
+    ),
+  );
+  app.get("/v1/volumes/:name/snapshots", async (request, reply) =>
+    submit(request, reply, { op: "snap-list", name: (request.params as Params).name }, true),
+  );
+  app.delete("/v1/volumes/:name/snapshots/:snapshot", async (request, reply) => {
+    const params = request.params as Params;
+    return submit(
+      request,
+      reply,
+      { op: "snap-delete", name: params.name, snapshot: params.snapshot },
+      false,
+    );
+  });
+  app.post("/v1/volumes/:name/snapshots/:snapshot/clone", async (request, reply) => {
+    const params = request.params as Params;
+    return submit(
+      request,
+      reply,
+      {
+        op: "clone",
+        name: params.name,
+        snapshot: params.snapshot,
+        target: (request.body as Body)?.target,
+      },
+      false,
+    );
+  });
+
+  app.get("/v1/requests/:id", async (request, reply) => {
+    const id = (request.params as Params).id ?? "";
+    const waitMs = parseWait((request.query as Params).wait);
+    const record = await dispatcher.wait(id, waitMs);
+    if (!record) return sendError(reply, "NOT_FOUND", `no request with id ${id}`);
+    return reply.status(200).send({ request: record });
+  });
+  app.get("/v1/requests", async (request) => {
+    const limit = Math.min(Number((request.query as Params).limit ?? 100) || 100, 10_000);
+    return { requests: dispatcher.recent(limit) };
+  });
+  app.get("/v1/health", async () => ({ ok: true, executing: dispatcher.active }));
+  app.get("/v1/openapi.json", async () => openApiDocument);
+  return app;
+}
+
+const errorSchema = {
+  type: "object",
+  properties: {
+    error: {
+      type: "object",
+      required: ["code", "message"],
+      properties: {
+        code: {
+          type: "string",
+          enum: [
+            "NOT_FOUND",
+            "EXISTS",
+            "BUSY",
+            "TIMEOUT",
+            "BACKEND_ERROR",
+            "INVALID_REQUEST",
+            "REQUEST_ID_REUSED",
+            "REPLICATION_FAILED",
+          ],
+        },
+        message: { type: "string" },
+      },
+    },
+  },
+};
+
+const recordResponse = {
+  description: "the request record (202 while unfinished, 200 when final)",
+  content: { "application/json": { schema: { $ref: "#/components/schemas/RequestEnvelope" } } },
+};
+
+function operationPath(summary: string, bodyProperties: Record<string, unknown> | undefined) {
+  const operation: Record<string, unknown> = {
+    summary,
+    parameters: [
+      { name: "wait", in: "query", schema: { type: "string", example: "5s" } },
+      { name: "request_id", in: "query", schema: { type: "string" } },
+      { name: "Idempotency-Key", in: "header", schema: { type: "string" } },
+    ],
+    responses: {
+      "200": recordResponse,
+      "202": recordResponse,
+      "400": {
+        description: "invalid request",
+        content: { "application/json": { schema: errorSchema } },
+      },
+      "409": {
+        description: "REQUEST_ID_REUSED",
+        content: { "application/json": { schema: errorSchema } },
+      },
+      "503": {
+        description: "REPLICATION_FAILED",
+        content: { "application/json": { schema: errorSchema } },
+      },
+    },
+  };
+  if (bodyProperties) {
+    operation.requestBody = {
+      required: true,
+      content: {
+        "application/json": {
+          schema: {
+            type: "object",
+            properties: { request_id: { type: "string" }, ...bodyProperties },
+          },
+        },
+      },
+    };
+  }
+  return operation;
+}
+
+const nameParam = { name: "name", in: "path", required: true, schema: { type: "string" } };
+const snapParam = { name: "snapshot", in: "path", required: true, schema: { type: "string" } };
+
+export const openApiDocument = {
+  openapi: "3.1.0",
+  info: { title: "floatip storage gateway", version: "1" },
+  paths: {
+    "/v1/volumes": {
+      get: operationPath("list volumes", undefined),
+      post: operationPath("create a volume", {
+        name: { type: "string" },
+        sizeBytes: { type: "integer" },
+      }),
+    },
+    "/v1/volumes/{name}": {
+      parameters: [nameParam],
+      get: operationPath("volume info", undefined),
+      delete: operationPath("delete a volume", undefined),
+    },
+    "/v1/volumes/{name}/resize": {
+      parameters: [nameParam],
+      post: operationPath("resize a volume", { sizeBytes: { type: "integer" } }),
+    },
+    "/v1/volumes/{name}/copy": {
+      parameters: [nameParam],
+      post: operationPath("copy a volume", { target: { type: "string" } }),
+    },
+    "/v1/volumes/{name}/snapshots": {
+      parameters: [nameParam],
+      get: operationPath("list snapshots", undefined),
+      post: operationPath("create a snapshot", { snapshot: { type: "string" } }),
+    },
+    "/v1/volumes/{name}/snapshots/{snapshot}": {
+      parameters: [nameParam, snapParam],
+      delete: operationPath("delete a snapshot", undefined),
+    },
+    "/v1/volumes/{name}/snapshots/{snapshot}/clone": {
+      parameters: [nameParam, snapParam],
+      post: operationPath("clone a snapshot", { target: { type: "string" } }),
+    },
+    "/v1/requests": {
+      get: { summary: "recent requests", responses: { "200": { description: "records" } } },
+      post: operationPath("submit any operation ({op, ...fields})", { op: { type: "string" } }),
+    },
+    "/v1/requests/{id}": {
+      get: {
+        summary: "a request record; ?wait=5s long-polls until final",
+        parameters: [
+          { name: "id", in: "path", required: true, schema: { type: "string" } },
+          { name: "wait", in: "query", schema: { type: "string" } },
+        ],
+        responses: {
+          "200": recordResponse,
+          "404": {
+            description: "unknown id",
+            content: { "application/json": { schema: errorSchema } },
+          },
+        },
+      },
+    },
+  },
+  components: {
+    schemas: {
+      RequestEnvelope: {
+        type: "object",
+        properties: {
+          request: {
+            type: "object",
+            required: ["id", "operation", "acceptedAtMs", "acceptedBy", "state"],
+            properties: {
+              id: { type: "string" },
+              operation: { type: "object" },
+              acceptedAtMs: { type: "integer" },
+              acceptedBy: { type: "string" },
+              state: {
+                type: "object",
+                properties: {
+                  state: {
+                    type: "string",
+                    enum: ["accepted", "running", "outcome_unknown", "succeeded", "failed"],
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+};

@@ -1,0 +1,36 @@
+/**
+ * The one interface every block-storage backend implements (`file`, `rbd`). The dispatcher is
+ * the only caller; it runs one operation at a time per gateway. Every method either resolves or
+ * throws a `StorageError` with code NOT_FOUND, EXISTS, BUSY, TIMEOUT or BACKEND_ERROR, and every
+ * method settles within the backend's configured timeout (TIMEOUT means the effect is unknown).
+ *
+ * create/copy/clone are atomic: an image visible under its final name is complete, which is what
+ * makes the re-drive rules of src/core/requests/request-record.ts sound.
+ */
+
+export interface VolumeInfo {
+  readonly name: string;
+  readonly sizeBytes: number;
+  /** `volume@snapshot` this volume was cloned from, when known. */
+  readonly parent?: string;
+}
+
+export interface SnapshotInfo {
+  readonly name: string;
+  readonly snapshot: string;
+  readonly sizeBytes: number;
+}
+
+export interface StorageBackend {
+  readonly kind: string;
+  create(name: string, sizeBytes: number): Promise<VolumeInfo>;
+  remove(name: string): Promise<void>;
+  list(): Promise<VolumeInfo[]>;
+  info(name: string): Promise<VolumeInfo>;
+  resize(name: string, sizeBytes: number): Promise<VolumeInfo>;
+  copy(source: string, target: string): Promise<VolumeInfo>;
+  snapCreate(name: string, snapshot: string): Promise<SnapshotInfo>;
+  snapList(name: string): Promise<SnapshotInfo[]>;
+  snapRemove(name: string, snapshot: string): Promise<void>;
+  clone(name: string, snapshot: string, target: string): Promise<VolumeInfo>;
+}

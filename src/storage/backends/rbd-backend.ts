@@ -1,0 +1,187 @@
+/**
+ * The `rbd` backend: drives a Ceph cluster through the `rbd` command-line client (S1: "the
+ * storage node drives the distributed block-storage cluster through its rbd client").
+ *
+ * Every call goes through `run()` under `timeoutMs`: `rbd rm` of an image another client holds
+ * locked never returns, so a timeout is the defined outcome TIMEOUT (the request becomes
+ * `outcome_unknown` and is re-driven), never a hang. Read commands use `--format json`; all use
+ * `--no-progress`. Exit codes are negated errnos, mapped to the stable codes of backend.ts.
+ *
+ * copy is made atomic by copying to a temporary name and renaming (`rbd mv`), so an image under
+ * its final name is complete. Snapshots are protected before cloning and unprotected before
+ * removal (format-1 clones require it; a snapshot with children stays BUSY).
+ */
+import { ExecError, run } from "../../adapters/exec.ts";
+import { StorageError } from "../errors.ts";
+import type { SnapshotInfo, StorageBackend, VolumeInfo } from "./backend.ts";
+
+export interface RbdBackendOptions {
+  readonly pool: string;
+  /** Ceph client id (`--id`, e.g. "admin" or "floatip"); default: the client's default. */
+  readonly clientId?: string;
+  /** Path of ceph.conf (`--conf`); default: the client's default (/etc/ceph/ceph.conf). */
+  readonly cephConf?: string;
+  /** Deadline of every single rbd command. */
+  readonly timeoutMs: number;
+  /** The rbd executable (default "rbd"). */
+  readonly rbdPath?: string;
+}
+
+const errnoCodes: Record<number, StorageError["code"]> = {
+  2: "NOT_FOUND", // ENOENT
+  16: "BUSY", // EBUSY: watchers, protected snapshot
+  17: "EXISTS", // EEXIST
+  39: "BUSY", // ENOTEMPTY: image has snapshots
+};
+
+export class RbdBackend implements StorageBackend {
+  readonly kind = "rbd";
+  readonly #options: RbdBackendOptions;
+
+  constructor(options: RbdBackendOptions) {
+    this.#options = options;
+  }
+
+  #spec(name: string, snapshot?: string): string {
+    return `${this.#options.pool}/${name}${snapshot === undefined ? "" : `@${snapshot}`}`;
+  }
+
+  async #rbd(args: readonly string[], what: string): Promise<string> {
+    const common = ["--no-progress"];
+    if (this.#options.clientId) common.push("--id", this.#options.clientId);
+    if (this.#options.cephConf) common.push("--conf", this.#options.cephConf);
+    try {
+      const result = await run(this.#options.rbdPath ?? "rbd", [...args, ...common], {
+        timeoutMs: this.#options.timeoutMs,
+      });
+      return result.stdout;
+    } catch (error) {
+      throw mapError(error, what);
+    }
+  }
+
+  async #json(args: readonly string[], what: string): Promise<unknown> {
+    const stdout = await this.#rbd([...args, "--format", "json"], what);
+    try {
+      return JSON.parse(stdout === "" ? "null" : stdout);
+    } catch (error) {
+      throw new StorageError("BACKEND_ERROR", `${what}: unreadable rbd output`, { cause: error });
+    }
+  }
+
+  async create(name: string, sizeBytes: number): Promise<VolumeInfo> {
+    await this.#rbd(["create", "--size", `${sizeBytes}B`, this.#spec(name)], `create ${name}`);
+    return { name, sizeBytes };
+  }
+
+  async remove(name: string): Promise<void> {
+    await this.#rbd(["rm", this.#spec(name)], `remove ${name}`);
+  }
+
+  async list(): Promise<VolumeInfo[]> {
+    const rows = await this.#json(["ls", "-l", this.#options.pool], "list");
+    if (!Array.isArray(rows)) return [];
+    return rows
+      .filter((row: Record<string, unknown>) => row.snapshot === undefined)
+      .map((row: Record<string, unknown>) => volumeFrom(String(row.image), row));
+  }
+
+  async info(name: string): Promise<VolumeInfo> {
+    const row = (await this.#json(["info", this.#spec(name)], `info ${name}`)) as Record<
+      string,
+      unknown
+    >;
+    return volumeFrom(name, row);
+  }
+
+  async resize(name: string, sizeBytes: number): Promise<VolumeInfo> {
+    await this.#rbd(
+      ["resize", "--size", `${sizeBytes}B`, "--allow-shrink", this.#spec(name)],
+      `resize ${name}`,
+    );
+    return this.info(name);
+  }
+
+  async copy(source: string, target: string): Promise<VolumeInfo> {
+    if (await this.#exists(target)) throw new StorageError("EXISTS", `volume ${target} exists`);
+    const partial = `${target}.partial`;
+    // A copy cut off by a crash leaves `partial` behind; it is incomplete by construction.
+    await this.remove(partial).catch((error: unknown) => {
+      if (!(error instanceof StorageError && error.code === "NOT_FOUND")) throw error;
+    });
+    await this.#rbd(["cp", this.#spec(source), this.#spec(partial)], `copy ${source}`);
+    await this.#rbd(["mv", this.#spec(partial), this.#spec(target)], `rename to ${target}`);
+    return this.info(target);
+  }
+
+  async #exists(name: string): Promise<boolean> {
+    try {
+      await this.info(name);
+      return true;
+    } catch (error) {
+      if (error instanceof StorageError && error.code === "NOT_FOUND") return false;
+      throw error;
+    }
+  }
+
+  async snapCreate(name: string, snapshot: string): Promise<SnapshotInfo> {
+    await this.#rbd(["snap", "create", this.#spec(name, snapshot)], `snapshot ${name}`);
+    const found = (await this.snapList(name)).find((s) => s.snapshot === snapshot);
+    if (!found) throw new StorageError("BACKEND_ERROR", `snapshot ${name}@${snapshot} vanished`);
+    return found;
+  }
+
+  async snapList(name: string): Promise<SnapshotInfo[]> {
+    const rows = await this.#json(["snap", "ls", this.#spec(name)], `snapshots of ${name}`);
+    if (!Array.isArray(rows)) return [];
+    return rows.map((row: Record<string, unknown>) => ({
+      name,
+      snapshot: String(row.name),
+      sizeBytes: Number(row.size),
+    }));
+  }
+
+  async snapRemove(name: string, snapshot: string): Promise<void> {
+    const spec = this.#spec(name, snapshot);
+    try {
+      await this.#rbd(["snap", "unprotect", spec], `unprotect ${spec}`);
+    } catch (error) {
+      // EINVAL: it was not protected. Anything else (children: BUSY; absent: NOT_FOUND) stands.
+      if (!(error instanceof StorageError && error.code === "BACKEND_ERROR")) throw error;
+    }
+    await this.#rbd(["snap", "rm", spec], `remove snapshot ${spec}`);
+  }
+
+  async clone(name: string, snapshot: string, target: string): Promise<VolumeInfo> {
+    const spec = this.#spec(name, snapshot);
+    try {
+      await this.#rbd(["snap", "protect", spec], `protect ${spec}`);
+    } catch (error) {
+      // EBUSY: already protected, which is what we want.
+      if (!(error instanceof StorageError && error.code === "BUSY")) throw error;
+    }
+    await this.#rbd(["clone", spec, this.#spec(target)], `clone ${spec}`);
+    return this.info(target);
+  }
+}
+
+function volumeFrom(name: string, row: Record<string, unknown> | null): VolumeInfo {
+  const sizeBytes = Number(row?.size);
+  const parent = row?.parent as Record<string, unknown> | undefined;
+  if (parent && typeof parent.image === "string") {
+    return { name, sizeBytes, parent: `${parent.image}@${String(parent.snapshot)}` };
+  }
+  return { name, sizeBytes };
+}
+
+function mapError(error: unknown, what: string): StorageError {
+  if (!(error instanceof ExecError)) {
+    return new StorageError("BACKEND_ERROR", `${what}: ${String(error)}`, { cause: error });
+  }
+  if (error.code === "EXEC_TIMEOUT") {
+    return new StorageError("TIMEOUT", `${what}: rbd did not answer in time`, { cause: error });
+  }
+  const code = (error.exitCode !== null && errnoCodes[error.exitCode]) || "BACKEND_ERROR";
+  const detail = error.stderr.trim().split("\n").slice(-1)[0] ?? "";
+  return new StorageError(code, `${what}: ${detail || error.message}`, { cause: error });
+}

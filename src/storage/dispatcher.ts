@@ -1,0 +1,333 @@
+/**
+ * The task dispatcher of one storage node (S1.1): accepts management requests, makes them
+ * durable and replicated before acknowledging them, executes them against the backend one at a
+ * time, and re-drives requests cut off by a failure when this node takes over the storage VIP
+ * (S1.4, S1.5: the result of a request in flight is answered by the new target node; the client
+ * never resubmits).
+ *
+ * Who executes: only the node that holds the storage VIP (ClusterView `held`), or every node
+ * when no VIP is configured (single-node mode). Any node accepts submissions and answers
+ * queries from its journal; records reach the executing node by replication.
+ *
+ * Order of effects for one request (see replication.ts for the wire protocol):
+ *   submit:  journal(accepted) -> push to every healthy peer -> answer 202
+ *   execute: journal(running n,k) -> push (best effort) -> backend -> journal(final or
+ *            outcome_unknown) -> push (best effort) -> wake long-polls
+ *   takeover (this node starts holding the VIP): pull from healthy peers -> merge -> re-drive
+ *            every unfinished record in acceptance order.
+ * A backend TIMEOUT leaves the request `outcome_unknown`; it is re-driven after `retryDelayMs`,
+ * up to `attemptsMax` attempts on this node, and stays `outcome_unknown` after that until the
+ * next takeover or restart.
+ */
+
+import {
+  createRecord,
+  isFinal,
+  nextAttempt,
+  type ObservedVolume,
+  type Operation,
+  type OperationResult,
+  type Outcome,
+  observationFor,
+  type RequestRecord,
+  resolveOutcome,
+} from "../core/requests/request-record.ts";
+import type { ClusterView, ClusterViewSnapshot } from "../ports/cluster-view.ts";
+import type { StorageBackend } from "./backends/backend.ts";
+import { StorageError } from "./errors.ts";
+import type { Journal } from "./journal.ts";
+import type { Peer, PeerClient, PeerError } from "./replication.ts";
+
+export interface DispatcherOptions {
+  readonly nodeId: string;
+  readonly journal: Journal;
+  readonly backend: StorageBackend;
+  readonly view: ClusterView;
+  /** Storage VIP; undefined = this node always executes (single node). */
+  readonly storageVip: string | undefined;
+  readonly peers: PeerClient;
+  /** Replication URL of a member (from its address and the peer port, or an override). */
+  readonly peerUrl: (memberId: string, address: string) => string;
+  readonly retryDelayMs: number;
+  readonly attemptsMax: number;
+  /** Wall clock, for `acceptedAtMs` only (retry timing uses the monotonic clock). */
+  readonly nowMs: () => number;
+  readonly log: (event: string, fields: Record<string, unknown>) => void;
+}
+
+type Waiter = (record: RequestRecord) => void;
+
+export class Dispatcher {
+  readonly #o: DispatcherOptions;
+  readonly #waiters = new Map<string, Set<Waiter>>();
+  /** Requests still in their submit replication round: not executed before they are acked. */
+  readonly #submitting = new Set<string>();
+  /** outcome_unknown requests: monotonic time (performance.now) before which they are not retried. */
+  readonly #notBeforeMs = new Map<string, number>();
+  readonly #attemptsHere = new Map<string, number>();
+  #active = false;
+  #loop: Promise<void> | undefined;
+  #again = false;
+  #stopped = false;
+  #unsubscribe: (() => void) | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #takeover: Promise<void> = Promise.resolve();
+
+  constructor(options: DispatcherOptions) {
+    this.#o = options;
+  }
+
+  start(): void {
+    this.#unsubscribe = this.#o.view.subscribe((view) => this.#onView(view));
+    this.#onView(this.#o.view.current());
+  }
+
+  /** Stops executing; waits for the operation in progress to finish. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#unsubscribe?.();
+    clearTimeout(this.#retryTimer);
+    await this.#takeover;
+    await this.#loop;
+  }
+
+  get active(): boolean {
+    return this.#active;
+  }
+
+  get(id: string): RequestRecord | undefined {
+    return this.#o.journal.get(id);
+  }
+
+  recent(limit: number): RequestRecord[] {
+    return this.#o.journal.recent(limit);
+  }
+
+  /**
+   * Accepts a request: durable locally and on every healthy peer when it resolves. Throws
+   * REQUEST_ID_REUSED (same id, other operation) or REPLICATION_FAILED (a peer did not confirm).
+   */
+  async submit(id: string, operation: Operation): Promise<RequestRecord> {
+    const write = this.#o.journal.submit(
+      createRecord(id, operation, this.#o.nodeId, this.#o.nowMs()),
+    );
+    if (!write.changed && isFinal(write.record.state)) return write.record;
+    this.#submitting.add(id);
+    try {
+      const failures = await this.#push([write.record]);
+      if (failures.length > 0) {
+        throw new StorageError(
+          "REPLICATION_FAILED",
+          `request ${id} is journaled here but not confirmed by ${failures.join(", ")}; retry with the same request id`,
+        );
+      }
+    } finally {
+      this.#submitting.delete(id);
+      this.#kick();
+    }
+    return this.#o.journal.get(id) ?? write.record;
+  }
+
+  /** Waits until the request is final or `timeoutMs` passes; undefined for an unknown id. */
+  async wait(id: string, timeoutMs: number): Promise<RequestRecord | undefined> {
+    const record = this.#o.journal.get(id);
+    if (record === undefined || isFinal(record.state) || timeoutMs <= 0) return record;
+    return new Promise((resolve) => {
+      const waiters = this.#waiters.get(id) ?? new Set<Waiter>();
+      this.#waiters.set(id, waiters);
+      const done = (latest: RequestRecord) => {
+        clearTimeout(timer);
+        waiters.delete(done);
+        if (waiters.size === 0) this.#waiters.delete(id);
+        resolve(latest);
+      };
+      const timer = setTimeout(() => done(this.#o.journal.get(id) ?? record), timeoutMs);
+      waiters.add(done);
+    });
+  }
+
+  /** Records received from a peer (replication endpoint). */
+  receive(records: readonly RequestRecord[]): RequestRecord[] {
+    const merged = records.map((record) => this.#apply(record));
+    this.#kick();
+    return merged;
+  }
+
+  #apply(record: RequestRecord): RequestRecord {
+    const write = this.#o.journal.apply(record);
+    if (write.changed && isFinal(write.record.state)) {
+      for (const waiter of [...(this.#waiters.get(record.id) ?? [])]) waiter(write.record);
+    }
+    return write.record;
+  }
+
+  #healthyPeers(view: ClusterViewSnapshot = this.#o.view.current()): Peer[] {
+    return view.members
+      .filter((m) => m.id !== this.#o.nodeId && m.state === "healthy")
+      .map((m) => ({ id: m.id, url: this.#o.peerUrl(m.id, m.address) }));
+  }
+
+  /** Pushes records to every healthy peer; returns the ids of peers that did not confirm. */
+  async #push(records: readonly RequestRecord[]): Promise<string[]> {
+    const peers = this.#healthyPeers();
+    const results = await Promise.allSettled(peers.map((p) => this.#o.peers.push(p, records)));
+    const failed: string[] = [];
+    results.forEach((result, i) => {
+      if (result.status === "rejected") {
+        failed.push(peers[i]!.id);
+        this.#o.log("replication_failed", {
+          peer: peers[i]!.id,
+          error: (result.reason as Error).message,
+        });
+      }
+    });
+    return failed;
+  }
+
+  #onView(view: ClusterViewSnapshot): void {
+    if (this.#stopped) return;
+    const active = this.#o.storageVip === undefined || view.held.has(this.#o.storageVip);
+    const tookOver = active && !this.#active;
+    this.#active = active;
+    if (tookOver) {
+      this.#o.log("takeover", { node: this.#o.nodeId, term: view.term });
+      this.#attemptsHere.clear();
+      this.#notBeforeMs.clear();
+      this.#takeover = this.#pullAll(view).then(() => this.#kick());
+    } else {
+      this.#kick();
+    }
+  }
+
+  async #pullAll(view: ClusterViewSnapshot): Promise<void> {
+    const peers = this.#healthyPeers(view);
+    const results = await Promise.allSettled(peers.map((p) => this.#o.peers.pull(p)));
+    results.forEach((result, i) => {
+      if (result.status === "fulfilled") {
+        for (const record of result.value) this.#apply(record);
+      } else {
+        const reason = result.reason as PeerError | Error;
+        this.#o.log("pull_failed", { peer: peers[i]!.id, error: reason.message });
+      }
+    });
+  }
+
+  #kick(): void {
+    if (this.#stopped || !this.#active) return;
+    if (this.#loop) {
+      this.#again = true;
+      return;
+    }
+    this.#loop = this.#drain().finally(() => {
+      this.#loop = undefined;
+      if (this.#again) {
+        this.#again = false;
+        this.#kick();
+      }
+    });
+  }
+
+  async #drain(): Promise<void> {
+    await this.#takeover;
+    for (;;) {
+      if (this.#stopped || !this.#active) return;
+      const next = this.#nextRunnable();
+      if (next === undefined) return;
+      await this.#execute(next);
+    }
+  }
+
+  #nextRunnable(): RequestRecord | undefined {
+    const now = performance.now();
+    let earliestRetryMs: number | undefined;
+    for (const record of this.#o.journal.unfinished()) {
+      if (this.#submitting.has(record.id)) continue;
+      if ((this.#attemptsHere.get(record.id) ?? 0) >= this.#o.attemptsMax) continue;
+      const notBefore = this.#notBeforeMs.get(record.id);
+      if (notBefore !== undefined && notBefore > now) {
+        earliestRetryMs = Math.min(earliestRetryMs ?? notBefore, notBefore);
+        continue;
+      }
+      return record;
+    }
+    if (earliestRetryMs !== undefined) {
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = setTimeout(() => this.#kick(), Math.max(0, earliestRetryMs - now));
+    }
+    return undefined;
+  }
+
+  async #execute(record: RequestRecord): Promise<void> {
+    const attempt = nextAttempt(record, this.#o.nodeId);
+    const running = this.#apply({ ...record, state: attempt.state });
+    this.#attemptsHere.set(record.id, (this.#attemptsHere.get(record.id) ?? 0) + 1);
+    await this.#push([running]);
+    const number = attempt.state.state === "running" ? attempt.state.attempt : 0;
+    const outcome = await perform(this.#o.backend, record.operation);
+    const observed = new Map<string, ObservedVolume | undefined>();
+    for (const name of observationFor(record.operation, attempt.reDrive, outcome)) {
+      observed.set(name, await this.#o.backend.info(name).catch(() => undefined));
+    }
+    const state = resolveOutcome(
+      record.operation,
+      { node: this.#o.nodeId, attempt: number, reDrive: attempt.reDrive },
+      outcome,
+      observed,
+    );
+    if (state.state === "outcome_unknown") {
+      this.#notBeforeMs.set(record.id, performance.now() + this.#o.retryDelayMs);
+    }
+    const finished = this.#apply({ ...running, state });
+    this.#o.log("executed", {
+      id: record.id,
+      op: record.operation.op,
+      attempt: number,
+      reDrive: attempt.reDrive,
+      state: finished.state.state,
+    });
+    await this.#push([finished]);
+  }
+}
+
+/** Runs one operation against the backend; every failure becomes a coded error value. */
+export async function perform(backend: StorageBackend, operation: Operation): Promise<Outcome> {
+  try {
+    return { ok: true, result: await call(backend, operation) };
+  } catch (error) {
+    if (error instanceof StorageError && error.code !== "REQUEST_ID_REUSED") {
+      const code =
+        error.code === "REPLICATION_FAILED" || error.code === "UNAUTHENTICATED"
+          ? "BACKEND_ERROR"
+          : error.code;
+      return { ok: false, error: { code, message: error.message } };
+    }
+    return { ok: false, error: { code: "BACKEND_ERROR", message: String(error) } };
+  }
+}
+
+async function call(backend: StorageBackend, operation: Operation): Promise<OperationResult> {
+  switch (operation.op) {
+    case "create":
+      return backend.create(operation.name, operation.sizeBytes);
+    case "delete":
+      await backend.remove(operation.name);
+      return { name: operation.name };
+    case "list":
+      return { volumes: await backend.list() };
+    case "info":
+      return backend.info(operation.name);
+    case "resize":
+      return backend.resize(operation.name, operation.sizeBytes);
+    case "copy":
+      return backend.copy(operation.name, operation.target);
+    case "snap-create":
+      return backend.snapCreate(operation.name, operation.snapshot);
+    case "snap-list":
+      return { snapshots: await backend.snapList(operation.name) };
+    case "snap-delete":
+      await backend.snapRemove(operation.name, operation.snapshot);
+      return { name: operation.name, snapshot: operation.snapshot };
+    case "clone":
+      return backend.clone(operation.name, operation.snapshot, operation.target);
+  }
+}

@@ -1,0 +1,240 @@
+/**
+ * The storage gateway as one component: journal + backend + dispatcher + client API + peer
+ * replication server. The agent starts one per node with its ClusterView; standalone (tests,
+ * a single machine) it runs from a config file with a static view file (gateway-main.ts).
+ *
+ * Config (YAML or JSON; unknown keys are rejected and every problem is reported at once):
+ *   node: a                       this node's id (as in the ClusterView)
+ *   keyFile: /etc/floatip/key     cluster key (HMAC of peer bodies)
+ *   journal: /var/lib/floatip/storage-a.sqlite
+ *   api:  { host: 0.0.0.0, port: 7480 }      client API (reached through the storage VIP)
+ *   peer: { host: 0.0.0.0, port: 7481 }      replication between gateways
+ *   peers: { b: http://198.18.0.2:7481 }     optional URL per node (default address:peer.port)
+ *   vip: 198.18.0.100             storage VIP; absent = this node always executes
+ *   view: /path/view.json         static ClusterView file (standalone only; SIGHUP reloads)
+ *   backend: { kind: file, dir: /var/lib/floatip/volumes, operationDelayMs: 0 }
+ *          | { kind: rbd, pool: rbd, clientId: admin, cephConf: /etc/ceph/ceph.conf, timeoutMs: 10000 }
+ *   replicationTimeoutMs: 2000    retryDelayMs: 1000    attemptsMax: 5
+ */
+import { readFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { parse as parseYaml } from "yaml";
+import type { ClusterView } from "../ports/cluster-view.ts";
+import { createApi } from "./api.ts";
+import type { StorageBackend } from "./backends/backend.ts";
+import { FileBackend } from "./backends/file-backend.ts";
+import { RbdBackend } from "./backends/rbd-backend.ts";
+import { Dispatcher } from "./dispatcher.ts";
+import { Journal } from "./journal.ts";
+import { createPeerServer, PeerClient } from "./replication.ts";
+
+export type BackendConfig =
+  | { readonly kind: "file"; readonly dir: string; readonly operationDelayMs: number }
+  | {
+      readonly kind: "rbd";
+      readonly pool: string;
+      readonly clientId?: string;
+      readonly cephConf?: string;
+      readonly timeoutMs: number;
+    };
+
+export interface GatewayConfig {
+  readonly node: string;
+  readonly keyFile: string;
+  readonly journal: string;
+  readonly api: { readonly host: string; readonly port: number };
+  readonly peer: { readonly host: string; readonly port: number };
+  readonly peers: Readonly<Record<string, string>>;
+  readonly vip?: string;
+  readonly view?: string;
+  readonly backend: BackendConfig;
+  readonly replicationTimeoutMs: number;
+  readonly retryDelayMs: number;
+  readonly attemptsMax: number;
+}
+
+export class GatewayConfigError extends Error {
+  readonly code = "CONFIG_INVALID";
+}
+
+/** Validates a parsed config object; `file` names the source in every message. */
+export function parseGatewayConfig(raw: unknown, file: string): GatewayConfig {
+  const problems: string[] = [];
+  const o = (raw ?? {}) as Record<string, unknown>;
+  const at = (key: string, fix: string) => problems.push(`${file}: ${key}: ${fix}`);
+  const known = [
+    "node",
+    "keyFile",
+    "journal",
+    "api",
+    "peer",
+    "peers",
+    "vip",
+    "view",
+    "backend",
+    "replicationTimeoutMs",
+    "retryDelayMs",
+    "attemptsMax",
+  ];
+  for (const key of Object.keys(o)) {
+    if (!known.includes(key)) at(key, `unknown key; expected one of ${known.join(", ")}`);
+  }
+  const text = (key: string, value: unknown, required: boolean): string | undefined => {
+    if (value === undefined && !required) return undefined;
+    if (typeof value !== "string" || value === "") {
+      at(key, "must be a non-empty string");
+      return undefined;
+    }
+    return value;
+  };
+  const int = (key: string, value: unknown, fallback: number, min: number): number => {
+    if (value === undefined) return fallback;
+    if (!Number.isSafeInteger(value) || (value as number) < min) {
+      at(key, `must be an integer >= ${min}`);
+      return fallback;
+    }
+    return value as number;
+  };
+  const endpoint = (key: string, value: unknown) => {
+    const e = (value ?? {}) as Record<string, unknown>;
+    if (typeof value !== "object" || value === null) at(key, "must be {host, port}");
+    return {
+      host: text(`${key}.host`, e.host ?? "0.0.0.0", true) ?? "0.0.0.0",
+      port: int(`${key}.port`, e.port, 0, 0),
+    };
+  };
+  const peers: Record<string, string> = {};
+  if (o.peers !== undefined) {
+    if (typeof o.peers !== "object" || o.peers === null) at("peers", "must map node id to URL");
+    else {
+      for (const [id, url] of Object.entries(o.peers)) {
+        if (typeof url !== "string" || !/^https?:\/\//.test(url))
+          at(`peers.${id}`, "must be a URL");
+        else peers[id] = url.replace(/\/$/, "");
+      }
+    }
+  }
+  const b = (o.backend ?? {}) as Record<string, unknown>;
+  let backend: BackendConfig = { kind: "file", dir: "", operationDelayMs: 0 };
+  if (b.kind === "file") {
+    for (const key of Object.keys(b)) {
+      if (!["kind", "dir", "operationDelayMs"].includes(key)) at(`backend.${key}`, "unknown key");
+    }
+    backend = {
+      kind: "file",
+      dir: text("backend.dir", b.dir, true) ?? "",
+      operationDelayMs: int("backend.operationDelayMs", b.operationDelayMs, 0, 0),
+    };
+  } else if (b.kind === "rbd") {
+    for (const key of Object.keys(b)) {
+      if (!["kind", "pool", "clientId", "cephConf", "timeoutMs"].includes(key)) {
+        at(`backend.${key}`, "unknown key");
+      }
+    }
+    const clientId = text("backend.clientId", b.clientId, false);
+    const cephConf = text("backend.cephConf", b.cephConf, false);
+    backend = {
+      kind: "rbd",
+      pool: text("backend.pool", b.pool, true) ?? "",
+      timeoutMs: int("backend.timeoutMs", b.timeoutMs, 10_000, 1),
+      ...(clientId ? { clientId } : {}),
+      ...(cephConf ? { cephConf } : {}),
+    };
+  } else {
+    at("backend.kind", "must be 'file' or 'rbd'");
+  }
+  const vip = text("vip", o.vip, false);
+  const view = text("view", o.view, false);
+  const config: GatewayConfig = {
+    node: text("node", o.node, true) ?? "",
+    keyFile: text("keyFile", o.keyFile, true) ?? "",
+    journal: text("journal", o.journal, true) ?? "",
+    api: endpoint("api", o.api),
+    peer: endpoint("peer", o.peer),
+    peers,
+    ...(vip ? { vip } : {}),
+    ...(view ? { view } : {}),
+    backend,
+    replicationTimeoutMs: int("replicationTimeoutMs", o.replicationTimeoutMs, 2000, 1),
+    retryDelayMs: int("retryDelayMs", o.retryDelayMs, 1000, 0),
+    attemptsMax: int("attemptsMax", o.attemptsMax, 5, 1),
+  };
+  if (problems.length > 0) throw new GatewayConfigError(problems.join("\n"));
+  return config;
+}
+
+export function loadGatewayConfig(file: string): GatewayConfig {
+  let raw: unknown;
+  try {
+    raw = parseYaml(readFileSync(file, "utf8"));
+  } catch (error) {
+    throw new GatewayConfigError(`${file}: cannot read: ${(error as Error).message}`);
+  }
+  return parseGatewayConfig(raw, file);
+}
+
+export function createBackend(config: BackendConfig): StorageBackend & { init?(): Promise<void> } {
+  if (config.kind === "file") {
+    return new FileBackend({ dir: config.dir, operationDelayMs: config.operationDelayMs });
+  }
+  return new RbdBackend(config);
+}
+
+export interface Gateway {
+  readonly dispatcher: Dispatcher;
+  /** http://host:port of the client API and of the replication port (actual ports). */
+  readonly apiUrl: string;
+  readonly peerUrl: string;
+  close(): Promise<void>;
+}
+
+export async function startGateway(
+  config: GatewayConfig,
+  view: ClusterView,
+  log: (event: string, fields: Record<string, unknown>) => void = () => {},
+): Promise<Gateway> {
+  const key = readFileSync(config.keyFile);
+  if (key.length < 16) {
+    throw new GatewayConfigError(`${config.keyFile}: the cluster key must be at least 16 bytes`);
+  }
+  const backend = createBackend(config.backend);
+  await backend.init?.();
+  const journal = new Journal(config.journal);
+  const dispatcher = new Dispatcher({
+    nodeId: config.node,
+    journal,
+    backend,
+    view,
+    storageVip: config.vip,
+    peers: new PeerClient(key, config.replicationTimeoutMs),
+    peerUrl: (id, address) => config.peers[id] ?? `http://${address}:${config.peer.port}`,
+    retryDelayMs: config.retryDelayMs,
+    attemptsMax: config.attemptsMax,
+    nowMs: () => Date.now(),
+    log,
+  });
+  const peerServer = createPeerServer(key, {
+    receive: (records) => dispatcher.receive(records),
+    all: (limit) => journal.recent(limit),
+  });
+  const api = createApi(dispatcher);
+  await peerServer.listen({ host: config.peer.host, port: config.peer.port });
+  await api.listen({ host: config.api.host, port: config.api.port });
+  dispatcher.start();
+  const url = (server: typeof api) => {
+    const address = server.server.address() as AddressInfo;
+    const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+    return `http://${host}:${address.port}`;
+  };
+  return {
+    dispatcher,
+    apiUrl: url(api),
+    peerUrl: url(peerServer),
+    async close() {
+      await api.close();
+      await dispatcher.stop();
+      await peerServer.close();
+      journal.close();
+    },
+  };
+}
