@@ -80,7 +80,10 @@ function once() {
     const timer = setTimeout(() => done({ outcome: "timeout" }), Number(timeoutMs));
     socket.on("connect", () => socket.write("GET / HTTP/1.1\\r\\nHost: relay\\r\\nConnection: close\\r\\n\\r\\n"));
     socket.on("data", (d) => (data += d));
-    socket.on("error", (e) => done({ outcome: e.code === "ECONNRESET" && data === "" ? "reset" : "error", error: e.code, data }));
+    socket.on("error", (e) => {
+      if (e.code === "ECONNREFUSED") return done({ outcome: "refused" });
+      done({ outcome: e.code === "ECONNRESET" && data === "" ? "reset" : "error", error: e.code, data });
+    });
     socket.on("end", () => {
       const status = Number(/^HTTP\\/1\\.1 (\\d+)/.exec(data)?.[1] ?? 0);
       const body = data.split("\\r\\n\\r\\n").slice(1).join("").trim();
@@ -100,7 +103,8 @@ function once() {
 `;
 
 interface ClientResult {
-  outcome: "ok" | "status" | "reset" | "error" | "timeout" | "empty";
+  /** `refused`: reset in answer to the SYN; `reset`: reset after the connection was accepted. */
+  outcome: "ok" | "status" | "reset" | "refused" | "error" | "timeout" | "empty";
   status?: number;
   body?: string;
   error?: string;
@@ -355,10 +359,16 @@ describe("relay, proxy data plane, in network namespaces", { skip: skipUnlessRoo
     assert.equal(await lab.body(82), "standby");
   });
 
-  it("takes a hung primary out by its HTTP check", async () => {
+  it("takes a hung primary out by its HTTP check and closes its stuck sessions", async () => {
     await lab.tell("primary", "hang");
+    // A request caught by the hang: the relay closes it when the primary is declared down
+    // (close_on_backend_down), long before the client's own 8 s deadline.
+    const stuck = lab.client(80, { timeoutMs: 8000 });
     await lab.waitActive("web", `${lab.address("standby")}:8080`, 5000);
     assert.equal(await lab.body(80), "standby");
+    const [caught] = await stuck;
+    assert.notEqual(caught?.outcome, "timeout");
+    assert.notEqual(caught?.outcome, "ok");
     await lab.tell("primary", "ok");
     await lab.waitActive("web", `${lab.address("primary")}:8080`);
     assert.equal(await lab.body(80), "primary");
@@ -403,5 +413,112 @@ describe("relay, proxy data plane, in network namespaces", { skip: skipUnlessRoo
     assert.equal(await lab.body(80), "primary");
     const raw = await lab.client(81, { protocol: "tcp" });
     assert.equal(raw[0]?.body, "primary");
+  });
+});
+
+describe("relay, nat data plane (nftables DNAT), in network namespaces", {
+  skip: skipUnlessRoot(),
+}, () => {
+  const lab = new RelayLab();
+  const primary = () => `${lab.address("primary")}:8080`;
+  const standby = () => `${lab.address("standby")}:8080`;
+
+  before(async () => {
+    await lab.create();
+    // The relay forwards between client and backends (the backends share the client's subnet,
+    // so the relay also masquerades: replies must come back through it to be un-NATed).
+    await lab.topology.exec("relay", "sysctl", ["-q", "-w", "net.ipv4.ip_forward=1"]);
+    await lab.startBackend("primary");
+    await lab.startBackend("standby");
+    await lab.startRelay(relayYaml(lab, "nat"));
+  });
+
+  after(async () => {
+    await lab.destroy();
+  });
+
+  it("forwards clients to the primary through a DNAT map", async () => {
+    assert.deepEqual(bodies(await lab.client(80, { count: 3 })), ["primary", "primary", "primary"]);
+    const { stdout } = await lab.topology.exec("relay", "nft", [
+      "list",
+      "map",
+      "ip",
+      "floatip_relay",
+      "targets",
+    ]);
+    assert.match(
+      stdout,
+      new RegExp(`${lab.address("relay")} \\. 80 : ${lab.address("primary")} \\. 8080`),
+    );
+  });
+
+  it("moves new connections to the standby when the primary dies", async () => {
+    const loop = lab.client(80, { count: 100, pauseMs: 10, timeoutMs: 2000 });
+    await sleep(300);
+    await lab.killBackend("primary");
+    const results = await loop;
+    const seen = bodies(results);
+    assert.ok(seen.includes("primary") && seen.at(-1) === "standby", `answers: ${seen.join(",")}`);
+    await lab.waitActive("web", standby());
+    assert.equal(await lab.body(80), "standby");
+  });
+
+  it("fails back to the restarted primary (immediate) but not where failback is never", async () => {
+    await lab.startBackend("primary");
+    await lab.waitActive("web", primary());
+    assert.equal(await lab.body(80), "primary");
+    assert.equal((await lab.status("sticky")).active, standby());
+    assert.equal(await lab.body(82), "standby");
+  });
+
+  it("takes a hung primary out by its HTTP check", async () => {
+    await lab.tell("primary", "hang");
+    await lab.waitActive("web", standby());
+    assert.equal(await lab.body(80), "standby");
+    await lab.tell("primary", "ok");
+    await lab.waitActive("web", primary());
+    assert.equal(await lab.body(80), "primary");
+  });
+
+  it("ignores fewer than M anomalies per unit of time, switches on M", async () => {
+    const eventsBefore = (await lab.status("web")).events.length;
+    await lab.tell("primary", "fail 2");
+    await sleep(1500);
+    await lab.tell("primary", "fail 2");
+    await sleep(600);
+    const calm = await lab.status("web");
+    assert.equal(calm.active, primary());
+    assert.equal(calm.events.length, eventsBefore);
+    await lab.tell("primary", "fail -1");
+    await lab.waitActive("web", standby());
+    assert.equal(await lab.body(80), "standby");
+    await lab.tell("primary", "ok");
+    await lab.waitActive("web", primary());
+  });
+
+  it("resets new connections at once when both backends are down", async () => {
+    await lab.killBackend("primary");
+    await lab.killBackend("standby");
+    await lab.waitActive("web", null);
+    await lab.waitActive("raw", null);
+    // The kernel answers the SYN itself with a reset: the client sees "connection refused".
+    const [http] = await lab.client(80, { timeoutMs: 3000 });
+    assert.equal(http?.outcome, "refused");
+    const [tcp] = await lab.client(81, { protocol: "tcp", timeoutMs: 3000 });
+    assert.equal(tcp?.outcome, "refused");
+    const { stdout } = await lab.topology.exec("relay", "nft", [
+      "list",
+      "set",
+      "ip",
+      "floatip_relay",
+      "rejecting",
+    ]);
+    assert.match(stdout, new RegExp(`${lab.address("relay")} \\. 80`));
+  });
+
+  it("serves again from the primary when it comes back", async () => {
+    await lab.startBackend("primary");
+    await lab.waitActive("web", primary());
+    assert.equal(await lab.body(80), "primary");
   });
 });
