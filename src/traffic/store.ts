@@ -86,7 +86,8 @@ export class TrafficStore {
     this.selfId = selfId;
     this.rawRetentionMs = options.rawRetentionMs ?? 2 * dayMs;
     this.rollupRetentionMs = options.rollupRetentionMs ?? 30 * dayMs;
-    this.db = new DatabaseSync(path);
+    // Another process (a reader, or a restarted writer) may hold the lock for a moment.
+    this.db = new DatabaseSync(path, { timeout: 5000 });
     this.db.exec(`
       PRAGMA journal_mode = WAL;
       PRAGMA synchronous = NORMAL;
@@ -233,13 +234,13 @@ export class TrafficStore {
     ).map((r) => r.origin);
   }
 
-  /** Count and SHA-256 of the raw rows of `origin`, in sequence order (for re-sync checks). */
-  digest(origin: string): { count: number; sha256: string } {
+  /** Count and SHA-256 of the raw rows of `origin` up to a sequence, in order (re-sync checks). */
+  digest(origin: string, upToSeq = Number.MAX_SAFE_INTEGER): { count: number; sha256: string } {
     const hash = createHash("sha256");
     let count = 0;
     let after = 0;
     for (;;) {
-      const rows = this.rowsAfter(origin, after, 5000);
+      const rows = this.rowsAfter(origin, after, 5000).filter((r) => r[0] <= upToSeq);
       for (const r of rows) hash.update(`${JSON.stringify(r)}\n`);
       count += rows.length;
       if (rows.length < 5000) break;
