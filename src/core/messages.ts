@@ -1,0 +1,126 @@
+/**
+ * Structural validation of peer messages. The transport already authenticated the datagram;
+ * this guards the core against a peer running another version or a bug: anything that does
+ * not have exactly the expected shape is rejected (and counted by the caller), never
+ * half-applied.
+ */
+import type { AdminCommand, Message, TableVersion, VipTable } from "./types.ts";
+
+type Shape = Record<string, unknown>;
+
+function isObject(value: unknown): value is Shape {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function isCount(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
+}
+
+function isIndexList(value: unknown, limit: number): value is number[] {
+  return Array.isArray(value) && value.every((v) => isCount(v) && v < limit);
+}
+
+function isVersion(value: unknown): value is TableVersion {
+  return Array.isArray(value) && value.length === 2 && isCount(value[0]) && isCount(value[1]);
+}
+
+function isStringList(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((v) => typeof v === "string" && v.length < 256);
+}
+
+const memberStates = new Set(["healthy", "failed", "drained"]);
+const roles = new Set(["follower", "candidate", "coordinator"]);
+
+function isTable(value: unknown, nodeCount: number, vipCount: number): value is VipTable {
+  if (!isObject(value)) return false;
+  const { version, owners, pins, drained, roundRobinCursor, members } = value;
+  return (
+    isVersion(version) &&
+    Array.isArray(owners) &&
+    owners.length === vipCount &&
+    owners.every(
+      (o) => Number.isSafeInteger(o) && (o as number) >= -1 && (o as number) < nodeCount,
+    ) &&
+    Array.isArray(pins) &&
+    pins.every(
+      (p) =>
+        Array.isArray(p) &&
+        p.length === 2 &&
+        isCount(p[0]) &&
+        p[0] < vipCount &&
+        isCount(p[1]) &&
+        p[1] < nodeCount,
+    ) &&
+    isIndexList(drained, nodeCount) &&
+    isCount(roundRobinCursor) &&
+    Array.isArray(members) &&
+    members.length === nodeCount &&
+    members.every((m) => memberStates.has(m as string))
+  );
+}
+
+function isGrants(value: unknown): value is Record<string, readonly [number, number]> {
+  if (!isObject(value)) return false;
+  return Object.values(value).every(
+    (g) => Array.isArray(g) && g.length === 2 && isCount(g[0]) && isCount(g[1]),
+  );
+}
+
+function isAdminCommand(value: unknown): value is AdminCommand {
+  if (!isObject(value)) return false;
+  switch (value.type) {
+    case "move":
+      return typeof value.vip === "string" && typeof value.node === "string";
+    case "unpin":
+      return typeof value.vip === "string";
+    case "drain":
+    case "undrain":
+      return typeof value.node === "string";
+    default:
+      return false;
+  }
+}
+
+/** Returns the message if it has exactly a known shape for this cluster, else undefined. */
+export function parseMessage(
+  raw: unknown,
+  nodeCount: number,
+  vipCount: number,
+): Message | undefined {
+  if (!isObject(raw) || !isCount(raw.term)) return undefined;
+  switch (raw.type) {
+    case "heartbeat": {
+      const ok =
+        roles.has(raw.role as string) &&
+        isCount(raw.incarnation) &&
+        isCount(raw.seq) &&
+        typeof raw.healthy === "boolean" &&
+        typeof raw.leaving === "boolean" &&
+        typeof raw.quorum === "boolean" &&
+        isStringList(raw.hears) &&
+        isIndexList(raw.holding, vipCount) &&
+        isIndexList(raw.conflicts, vipCount) &&
+        isVersion(raw.tableVersion) &&
+        isCount(raw.roundSeen) &&
+        (raw.round === undefined || isCount(raw.round)) &&
+        (raw.table === undefined || isTable(raw.table, nodeCount, vipCount)) &&
+        (raw.grants === undefined || isGrants(raw.grants)) &&
+        (raw.resign === undefined || typeof raw.resign === "boolean");
+      return ok ? (raw as unknown as Message) : undefined;
+    }
+    case "pre-vote-request":
+    case "vote-request":
+      return isVersion(raw.tableVersion) ? (raw as unknown as Message) : undefined;
+    case "pre-vote-response":
+    case "vote-response":
+      return typeof raw.granted === "boolean" ? (raw as unknown as Message) : undefined;
+    case "admin":
+      return isAdminCommand(raw.command) ? (raw as unknown as Message) : undefined;
+    default:
+      return undefined;
+  }
+}
+
+export function compareVersions(a: TableVersion, b: TableVersion): number {
+  return a[0] !== b[0] ? a[0] - b[0] : a[1] - b[1];
+}

@@ -1,0 +1,1145 @@
+/**
+ * One floatip node as a deterministic state machine: election (with pre-vote and
+ * check-quorum), membership with flap damping, VIP placement, leases with self-release,
+ * occupancy probing and administrative commands.
+ *
+ * Contract: the runtime (agent or simulator) creates one `CoreNode` per process incarnation
+ * and calls `step(input)` for every input, serially; it performs the returned effects in
+ * order (see `types.ts`) and calls `step({type: "tick"})` no later than `wakeAtMs`. The
+ * node never reads a clock, sets a timer or draws a random number of its own.
+ *
+ * Safety in one paragraph (the README has the full argument): a node configures a VIP only
+ * while (a) the current coordinator's table assigns it to the node, (b) its lease is valid,
+ * (c) it hears a majority and (d) it is healthy. A lease runs from the node's own send time
+ * of a heartbeat the coordinator echoed. A coordinator moves a VIP to a new owner only after
+ * every other node either reported (in a heartbeat that applied the release) that it no
+ * longer holds it, or its lease surely expired (`leaseSafeWaitMs`). A coordinator grants only
+ * within `grantWindowMs` of a round a majority acknowledged, and voters refuse votes for an
+ * election timeout after hearing a coordinator, so all grants of an old coordinator precede
+ * the election of a new one, which waits out `leaseSafeWaitMs` before moving anything whose
+ * holder it has not heard release.
+ */
+import { type FlapDamperState, forceDown, initialDamperState, observe } from "./flap-damper.ts";
+import { compareVersions, parseMessage } from "./messages.ts";
+import { place } from "./placement/place.ts";
+import type { PlacementDecision } from "./placement/types.ts";
+import { grantWindowMs, leaseSafeWaitMs, releaseGuardMs } from "./timing.ts";
+import type {
+  AdminCommand,
+  CoreConfig,
+  CoreEvent,
+  Effect,
+  HeartbeatMessage,
+  Input,
+  MemberStateCode,
+  Message,
+  PersistentState,
+  Random,
+  Role,
+  StepOutput,
+  TableVersion,
+  VipTable,
+} from "./types.ts";
+
+type LocalVipState = "probing" | "adding" | "held" | "removing" | "conflict";
+
+interface LocalVip {
+  state: LocalVipState;
+  /** For `conflict`: probe again at this time. For `removing`: retry a failed removal at. */
+  retryAtMs: number;
+  conflictBy: string | undefined;
+  sinceMs: number;
+}
+
+interface PeerInfo {
+  lastHeardMs: number;
+  incarnation: number;
+  seq: number;
+  healthy: boolean;
+  leaving: boolean;
+  quorum: boolean;
+  hears: readonly string[];
+  holding: ReadonlySet<number>;
+  conflicts: readonly number[];
+  tableVersion: TableVersion;
+  /** Term and round of the latest coordinator heartbeat this peer acknowledged. */
+  roundSeenTerm: number;
+  roundSeen: number;
+}
+
+interface MemberRecord {
+  damper: FlapDamperState;
+  eligibleSinceMs: number | undefined;
+  /** Receipt time of the newest heartbeat of this node whose seq we echoed in a grant. */
+  lastGrantAnchorMs: number | undefined;
+  failReason: string;
+}
+
+interface CoordinatorState {
+  electedAtMs: number;
+  round: number;
+  roundSentAtMs: Map<number, number>;
+  members: MemberRecord[];
+  /** Owners placement wants (the published table may lag while releases are awaited). */
+  desired: (number | undefined)[];
+  /** Table version at which each VIP was last published as unassigned. */
+  releasedAt: TableVersion[];
+  decisions: PlacementDecision[];
+  nextMembershipRoundMs: number;
+  tableDirty: boolean;
+  pins: Map<number, number>;
+  drained: Set<number>;
+  roundRobinCursor: number;
+  resigning: boolean;
+  /** Whether the last step could grant leases (a change sends a heartbeat at once). */
+  granting: boolean;
+}
+
+/** What `floatip status` / `ip list --explain` show about one VIP. */
+export interface VipStatus {
+  readonly address: string;
+  readonly owner: string | undefined;
+  readonly desiredOwner: string | undefined;
+  readonly local: LocalVipState | "absent";
+  readonly localSinceMs: number | undefined;
+  readonly conflict: boolean;
+  readonly explain: string;
+}
+
+export interface NodeStatus {
+  readonly node: string;
+  readonly role: Role;
+  readonly term: number;
+  readonly coordinator: string | undefined;
+  readonly healthy: boolean;
+  readonly quorum: boolean;
+  readonly leaseValid: boolean;
+  readonly tableVersion: TableVersion;
+  readonly members: readonly { id: string; state: MemberStateCode | "unknown"; heard: boolean }[];
+  readonly vips: readonly VipStatus[];
+}
+
+const noTable = (nodeCount: number, vipCount: number): VipTable => ({
+  version: [0, 0],
+  owners: new Array<number>(vipCount).fill(-1),
+  pins: [],
+  drained: [],
+  roundRobinCursor: 0,
+  members: new Array<MemberStateCode>(nodeCount).fill("healthy"),
+});
+
+export class CoreNode {
+  readonly id: string;
+  readonly #config: CoreConfig;
+  readonly #random: Random;
+  readonly #incarnation: number;
+  readonly #index: number;
+  readonly #majority: number;
+  readonly #bootMs: number;
+
+  #role: Role = "follower";
+  #term: number;
+  #votedFor: string | undefined;
+  #coordinator: string | undefined;
+  #lastCoordinatorContactMs = Number.NEGATIVE_INFINITY;
+  #electionDeadlineMs: number;
+  #preVotes: Set<string> | undefined;
+  #votes: Set<string> | undefined;
+  #nextHeartbeatMs: number;
+  #seq = 0;
+  #sentAtMs = new Map<number, number>();
+  #leaseExpiryMs = Number.NEGATIVE_INFINITY;
+  #healthy = true;
+  #leaving = false;
+  #holdingAllowed = false;
+  #roundSeen = 0;
+  #table: VipTable;
+  #peers = new Map<string, PeerInfo>();
+  #vips = new Map<number, LocalVip>();
+  #coordinatorState: CoordinatorState | undefined;
+
+  #effects: Effect[] = [];
+  #events: CoreEvent[] = [];
+  #heartbeatNow = false;
+
+  constructor(options: {
+    id: string;
+    config: CoreConfig;
+    random: Random;
+    incarnation: number;
+    nowMs: number;
+    persisted?: PersistentState;
+  }) {
+    this.id = options.id;
+    this.#config = options.config;
+    this.#random = options.random;
+    this.#incarnation = options.incarnation;
+    this.#index = options.config.nodes.findIndex((n) => n.id === options.id);
+    if (this.#index < 0) throw new Error(`node ${options.id} is not in the configuration`);
+    this.#majority = Math.floor(options.config.nodes.length / 2) + 1;
+    this.#bootMs = options.nowMs;
+    this.#term = options.persisted?.term ?? 0;
+    this.#votedFor = options.persisted?.votedFor;
+    this.#table = noTable(options.config.nodes.length, options.config.vips.length);
+    this.#electionDeadlineMs = options.nowMs + this.#randomElectionTimeout();
+    this.#nextHeartbeatMs = options.nowMs;
+  }
+
+  // ---------------------------------------------------------------- public surface
+
+  step(input: Input): StepOutput {
+    this.#effects = [];
+    this.#events = [];
+    this.#heartbeatNow = false;
+    const now = input.nowMs;
+    switch (input.type) {
+      case "tick":
+        break;
+      case "message":
+        this.#onMessage(input.from, input.message, now);
+        break;
+      case "health":
+        if (input.healthy !== this.#healthy) {
+          this.#healthy = input.healthy;
+          this.#heartbeatNow = true;
+        }
+        break;
+      case "probe-result":
+        this.#onProbeResult(input.vip, input.occupied, input.by, now);
+        break;
+      case "address-added":
+        this.#onAddressAdded(input.vip, now);
+        break;
+      case "address-add-failed":
+        this.#onAddressAddFailed(input.vip, input.reason, now);
+        break;
+      case "address-removed":
+        this.#onAddressRemoved(input.vip, now);
+        break;
+      case "address-remove-failed":
+        this.#onAddressRemoveFailed(input.vip, input.reason, now);
+        break;
+      case "admin":
+        this.#onAdmin(input.command, now);
+        break;
+      case "shutdown":
+        this.#onShutdown(now);
+        break;
+      default: {
+        const unknown: never = input;
+        throw new Error(`unknown input ${JSON.stringify(unknown)}`);
+      }
+    }
+    this.#advance(now);
+    return { effects: this.#effects, events: this.#events, wakeAtMs: this.#wakeAt(now) };
+  }
+
+  get role(): Role {
+    return this.#role;
+  }
+
+  get term(): number {
+    return this.#term;
+  }
+
+  get coordinator(): string | undefined {
+    return this.#coordinator;
+  }
+
+  /** True once a leaving node holds nothing and (if coordinator) has resigned. */
+  get drainedForShutdown(): boolean {
+    return this.#leaving && this.#vips.size === 0 && this.#role !== "coordinator";
+  }
+
+  /** Local VIP indexes that may be configured (for checkers and the runtime). */
+  localVipStates(): ReadonlyMap<number, LocalVipState> {
+    return new Map([...this.#vips].map(([vip, v]) => [vip, v.state]));
+  }
+
+  leaseExpiryMs(): number {
+    return this.#leaseExpiryMs;
+  }
+
+  status(nowMs: number): NodeStatus {
+    const nodes = this.#config.nodes;
+    const coordinatorState = this.#coordinatorState;
+    return {
+      node: this.id,
+      role: this.#role,
+      term: this.#term,
+      coordinator: this.#coordinator,
+      healthy: this.#healthy && !this.#leaving,
+      quorum: this.#hearsMajority(nowMs),
+      leaseValid: nowMs < this.#leaseExpiryMs - releaseGuardMs(this.#config.timers),
+      tableVersion: this.#table.version,
+      members: nodes.map((n, i) => ({
+        id: n.id,
+        state: this.#table.version[0] === 0 ? "unknown" : (this.#table.members[i] ?? "unknown"),
+        heard: n.id === this.id || this.#heard(n.id, nowMs),
+      })),
+      vips: this.#config.vips.map((vip, i) => {
+        const owner = this.#table.owners[i] ?? -1;
+        const desired = coordinatorState?.desired[i];
+        const local = this.#vips.get(i);
+        const conflict = this.#vipHasConflict(i);
+        return {
+          address: vip.address,
+          owner: owner >= 0 ? nodes[owner]?.id : undefined,
+          desiredOwner: desired !== undefined ? nodes[desired]?.id : undefined,
+          local: local?.state ?? "absent",
+          localSinceMs: local?.sinceMs,
+          conflict,
+          explain: this.#explain(i, nowMs),
+        };
+      }),
+    };
+  }
+
+  // ---------------------------------------------------------------- inputs
+
+  #onMessage(from: string, raw: unknown, now: number): void {
+    const fromIndex = this.#config.nodes.findIndex((n) => n.id === from);
+    if (fromIndex < 0 || from === this.id) {
+      this.#events.push({ type: "message-dropped", from, reason: "unknown-sender" });
+      return;
+    }
+    const message = parseMessage(raw, this.#config.nodes.length, this.#config.vips.length);
+    if (!message) {
+      this.#events.push({ type: "message-dropped", from, reason: "malformed" });
+      return;
+    }
+    switch (message.type) {
+      case "heartbeat":
+        this.#onHeartbeat(from, message, now);
+        return;
+      case "pre-vote-request":
+        this.#onPreVoteRequest(from, message.term, message.tableVersion, now);
+        return;
+      case "vote-request":
+        this.#onVoteRequest(from, message.term, message.tableVersion, now);
+        return;
+      case "pre-vote-response":
+        this.#onPreVoteResponse(from, message.term, message.granted, now);
+        return;
+      case "vote-response":
+        this.#onVoteResponse(from, message.term, message.granted, now);
+        return;
+      case "admin":
+        if (this.#role === "coordinator") this.#applyAdmin(message.command, now);
+        return;
+      default: {
+        const unknown: never = message;
+        throw new Error(`unhandled message ${JSON.stringify(unknown)}`);
+      }
+    }
+  }
+
+  #onHeartbeat(from: string, message: HeartbeatMessage, now: number): void {
+    const previous = this.#peers.get(from);
+    if (previous && message.incarnation < previous.incarnation) return;
+    if (previous && message.incarnation === previous.incarnation && message.seq <= previous.seq) {
+      return; // reordered or duplicated: an older view must never overwrite a newer one
+    }
+    this.#peers.set(from, {
+      lastHeardMs: now,
+      incarnation: message.incarnation,
+      seq: message.seq,
+      healthy: message.healthy,
+      leaving: message.leaving,
+      quorum: message.quorum,
+      hears: message.hears,
+      holding: new Set(message.holding),
+      conflicts: message.conflicts,
+      tableVersion: message.tableVersion,
+      roundSeenTerm: message.term,
+      roundSeen: message.roundSeen,
+    });
+
+    if (message.term > this.#term) {
+      this.#adoptTerm(message.term, now, `heard term ${message.term} from ${from}`);
+    }
+    if (message.role !== "coordinator" || message.term < this.#term) return;
+
+    // A heartbeat of the coordinator of our term.
+    if (this.#role === "coordinator") {
+      throw new Error(`two coordinators in term ${this.#term}: ${this.id} and ${from}`);
+    }
+    if (this.#role === "candidate") this.#becomeFollower(now, `${from} is coordinator`);
+    this.#setCoordinator(from);
+    if (message.resign) {
+      // The coordinator leaves for good and has stopped granting: elect without waiting.
+      this.#lastCoordinatorContactMs = Number.NEGATIVE_INFINITY;
+      this.#electionDeadlineMs =
+        now + Math.floor(this.#random.next() * this.#config.timers.heartbeatIntervalMs * 2);
+      this.#setCoordinator(undefined);
+      return;
+    }
+    this.#lastCoordinatorContactMs = now;
+    this.#electionDeadlineMs = now + this.#randomElectionTimeout();
+    if (message.round !== undefined) this.#roundSeen = message.round;
+    if (message.table && compareVersions(message.table.version, this.#table.version) > 0) {
+      this.#table = message.table;
+    }
+    const grant = message.grants?.[this.id];
+    if (grant && grant[0] === this.#incarnation) {
+      const sentAt = this.#sentAtMs.get(grant[1]);
+      if (sentAt !== undefined) {
+        this.#leaseExpiryMs = Math.max(this.#leaseExpiryMs, sentAt + this.#config.timers.leaseMs);
+      }
+    }
+  }
+
+  #onPreVoteRequest(from: string, term: number, version: TableVersion, now: number): void {
+    let granted =
+      term > this.#term && this.#mayVote(now) && compareVersions(version, this.#table.version) >= 0;
+    if (granted && this.#preVotes) {
+      // Two nodes timed out together: the lower configuration index campaigns, the other
+      // stands aside, so the real election is not split (a split costs another timeout).
+      const fromIndex = this.#config.nodes.findIndex((n) => n.id === from);
+      granted = fromIndex < this.#index;
+      if (granted) this.#preVotes = undefined;
+    }
+    if (granted) this.#electionDeadlineMs = now + this.#randomElectionTimeout();
+    this.#effects.push({
+      type: "send",
+      to: from,
+      message: { type: "pre-vote-response", term, granted },
+    });
+  }
+
+  #onVoteRequest(from: string, term: number, version: TableVersion, now: number): void {
+    if (!this.#mayVote(now)) {
+      // Within the election timeout of hearing a coordinator: ignore entirely (check-quorum).
+      this.#effects.push({
+        type: "send",
+        to: from,
+        message: { type: "vote-response", term, granted: false },
+      });
+      return;
+    }
+    if (term > this.#term) this.#adoptTerm(term, now, `vote request for term ${term} from ${from}`);
+    const granted =
+      term === this.#term &&
+      (this.#votedFor === undefined || this.#votedFor === from) &&
+      compareVersions(version, this.#table.version) >= 0;
+    if (granted && this.#votedFor === undefined) {
+      this.#votedFor = from;
+      this.#effects.push({ type: "persist-vote", state: { term: this.#term, votedFor: from } });
+      this.#electionDeadlineMs = now + this.#randomElectionTimeout();
+    }
+    this.#effects.push({
+      type: "send",
+      to: from,
+      message: { type: "vote-response", term, granted },
+    });
+  }
+
+  #onPreVoteResponse(from: string, term: number, granted: boolean, now: number): void {
+    if (!this.#preVotes || term !== this.#term + 1 || !granted) return;
+    this.#preVotes.add(from);
+    if (this.#preVotes.size >= this.#majority) this.#startElection(now);
+  }
+
+  #onVoteResponse(from: string, term: number, granted: boolean, now: number): void {
+    if (this.#role !== "candidate" || term !== this.#term || !this.#votes || !granted) return;
+    this.#votes.add(from);
+    if (this.#votes.size >= this.#majority) this.#becomeCoordinator(now);
+  }
+
+  #onProbeResult(vip: number, occupied: boolean, by: string | undefined, now: number): void {
+    const local = this.#vips.get(vip);
+    if (!local || local.state !== "probing") return;
+    if (!this.#wants(vip) || !this.#mayHold(now)) {
+      this.#vips.delete(vip); // nothing was configured: the probe only listens
+      return;
+    }
+    if (occupied) {
+      const address = this.#address(vip);
+      this.#setLocal(vip, "conflict", now, now + this.#config.timers.probeRetryMs, by);
+      this.#events.push({ type: "vip-conflict", vip: address, by });
+      this.#heartbeatNow = true;
+      return;
+    }
+    this.#setLocal(vip, "adding", now);
+    this.#effects.push({ type: "add-address", vip });
+  }
+
+  #onAddressAdded(vip: number, now: number): void {
+    const local = this.#vips.get(vip);
+    if (!local || local.state !== "adding") return;
+    this.#setLocal(vip, "held", now);
+    this.#effects.push({ type: "announce", vip });
+    this.#events.push({ type: "vip-acquired", vip: this.#address(vip) });
+    this.#heartbeatNow = true;
+  }
+
+  #onAddressAddFailed(vip: number, reason: string, now: number): void {
+    const local = this.#vips.get(vip);
+    if (!local || local.state !== "adding") return;
+    this.#events.push({ type: "address-failed", vip: this.#address(vip), reason });
+    // The address may or may not be there: remove it to know, then try again later.
+    this.#setLocal(vip, "removing", now, now + this.#config.timers.probeRetryMs);
+    this.#effects.push({ type: "remove-address", vip });
+  }
+
+  #onAddressRemoved(vip: number, _now: number): void {
+    const local = this.#vips.get(vip);
+    if (!local || local.state !== "removing") return;
+    this.#vips.delete(vip);
+    this.#events.push({ type: "vip-released", vip: this.#address(vip), reason: "removed" });
+    this.#heartbeatNow = true;
+  }
+
+  #onAddressRemoveFailed(vip: number, reason: string, now: number): void {
+    const local = this.#vips.get(vip);
+    if (!local || local.state !== "removing") return;
+    this.#events.push({ type: "address-failed", vip: this.#address(vip), reason });
+    local.retryAtMs = now + this.#config.timers.probeRetryMs;
+  }
+
+  #onAdmin(command: AdminCommand, now: number): void {
+    if (this.#role === "coordinator") {
+      this.#applyAdmin(command, now);
+      return;
+    }
+    if (!this.#coordinator) {
+      this.#events.push({ type: "admin-rejected", command, reason: "no coordinator is elected" });
+      return;
+    }
+    this.#effects.push({
+      type: "send",
+      to: this.#coordinator,
+      message: { type: "admin", term: this.#term, command },
+    });
+  }
+
+  #onShutdown(now: number): void {
+    this.#leaving = true;
+    this.#heartbeatNow = true;
+    const state = this.#coordinatorState;
+    if (state) {
+      // Hand our own VIPs over first, then resign (in #advanceCoordinator).
+      state.drained.add(this.#index);
+      state.resigning = true;
+      state.tableDirty = true;
+    }
+    void now;
+  }
+
+  // ---------------------------------------------------------------- the step's core
+
+  #advance(now: number): void {
+    if (this.#role === "coordinator") this.#advanceCoordinator(now);
+    if (this.#role !== "coordinator" && now >= this.#electionDeadlineMs && !this.#leaving) {
+      this.#startPreVote(now);
+    }
+    this.#reconcileLocal(now);
+    if (this.#heartbeatNow || now >= this.#nextHeartbeatMs) this.#sendHeartbeat(now);
+  }
+
+  #wakeAt(now: number): number {
+    const t = this.#config.timers;
+    let wake = Math.min(this.#nextHeartbeatMs, now + t.heartbeatIntervalMs);
+    if (this.#role !== "coordinator") wake = Math.min(wake, this.#electionDeadlineMs);
+    const leaseEnd = this.#leaseExpiryMs - releaseGuardMs(t);
+    if (this.#vips.size > 0 && leaseEnd > now) wake = Math.min(wake, leaseEnd);
+    for (const local of this.#vips.values()) {
+      if ((local.state === "conflict" || local.state === "removing") && local.retryAtMs > now) {
+        wake = Math.min(wake, local.retryAtMs);
+      }
+    }
+    const pendingAt = this.#coordinatorState ? this.#nextPendingAssignAt(now) : undefined;
+    if (pendingAt !== undefined) wake = Math.min(wake, pendingAt);
+    return Math.max(wake, now + 1);
+  }
+
+  /** Decides what this node should have configured and emits the address effects. */
+  #reconcileLocal(now: number): void {
+    const allowed = this.#mayHold(now);
+    if (allowed !== this.#holdingAllowed) {
+      this.#holdingAllowed = allowed;
+      if (allowed) this.#events.push({ type: "holding-resumed" });
+      else this.#events.push({ type: "holding-suspended", reason: this.#whyNotHolding(now) });
+    }
+    const vipCount = this.#config.vips.length;
+    for (let vip = 0; vip < vipCount; vip += 1) {
+      const wanted = allowed && this.#wants(vip);
+      const local = this.#vips.get(vip);
+      if (wanted) {
+        if (!local) {
+          this.#setLocal(vip, "probing", now);
+          this.#effects.push({ type: "probe-address", vip });
+        } else if (local.state === "conflict" && now >= local.retryAtMs) {
+          this.#setLocal(vip, "probing", now);
+          this.#effects.push({ type: "probe-address", vip });
+        }
+        continue;
+      }
+      if (!local) continue;
+      if (local.state === "conflict") {
+        this.#vips.delete(vip);
+      } else if (local.state === "held" || local.state === "adding") {
+        // An add in flight is removed too: `ip addr del` after `add` leaves nothing behind.
+        this.#setLocal(vip, "removing", now, now + this.#config.timers.probeRetryMs);
+        this.#effects.push({ type: "remove-address", vip });
+        this.#heartbeatNow = true;
+      } else if (local.state === "removing" && now >= local.retryAtMs) {
+        local.retryAtMs = now + this.#config.timers.probeRetryMs;
+        this.#effects.push({ type: "remove-address", vip });
+      }
+      // `probing` without a wish: the result is discarded when it arrives.
+    }
+  }
+
+  #mayHold(now: number): boolean {
+    return (
+      this.#healthy &&
+      !this.#leaving &&
+      now < this.#leaseExpiryMs - releaseGuardMs(this.#config.timers) &&
+      this.#hearsMajority(now)
+    );
+  }
+
+  #whyNotHolding(now: number): string {
+    if (this.#leaving) return "shutting down";
+    if (!this.#healthy) return "own health checks failed";
+    if (!this.#hearsMajority(now)) return "does not hear a majority of the nodes";
+    return "lease expired";
+  }
+
+  #wants(vip: number): boolean {
+    return this.#table.owners[vip] === this.#index;
+  }
+
+  #sendHeartbeat(now: number): void {
+    const t = this.#config.timers;
+    this.#seq += 1;
+    this.#sentAtMs.set(this.#seq, now);
+    this.#sentAtMs.delete(this.#seq - 256);
+    this.#nextHeartbeatMs = now + t.heartbeatIntervalMs;
+    const holding: number[] = [];
+    const conflicts: number[] = [];
+    for (const [vip, local] of this.#vips) {
+      if (local.state === "conflict") conflicts.push(vip);
+      else holding.push(vip);
+    }
+    const hears = this.#config.nodes
+      .filter((n) => n.id !== this.id && this.#heard(n.id, now))
+      .map((n) => n.id);
+    const message: HeartbeatMessage = {
+      type: "heartbeat",
+      term: this.#term,
+      role: this.#role,
+      incarnation: this.#incarnation,
+      seq: this.#seq,
+      healthy: this.#healthy && !this.#leaving,
+      leaving: this.#leaving,
+      quorum: this.#hearsMajority(now),
+      hears,
+      holding,
+      conflicts,
+      tableVersion: this.#table.version,
+      roundSeen: this.#roundSeen,
+      ...this.#coordinatorFields(now),
+    };
+    this.#effects.push({ type: "broadcast", message });
+  }
+
+  // ---------------------------------------------------------------- election
+
+  #mayVote(now: number): boolean {
+    const t = this.#config.timers;
+    return (
+      now - this.#lastCoordinatorContactMs >= t.electionTimeoutMs &&
+      now - this.#bootMs >= t.electionTimeoutMs &&
+      this.#role !== "coordinator"
+    );
+  }
+
+  #startPreVote(now: number): void {
+    this.#electionDeadlineMs = now + this.#randomElectionTimeout();
+    if (!this.#mayVote(now)) return;
+    this.#preVotes = new Set([this.id]);
+    this.#effects.push({
+      type: "broadcast",
+      message: {
+        type: "pre-vote-request",
+        term: this.#term + 1,
+        tableVersion: this.#table.version,
+      },
+    });
+    if (this.#preVotes.size >= this.#majority) this.#startElection(now);
+  }
+
+  #startElection(now: number): void {
+    this.#preVotes = undefined;
+    this.#term += 1;
+    this.#votedFor = this.id;
+    this.#setRole("candidate", `pre-vote won for term ${this.#term}`);
+    this.#setCoordinator(undefined);
+    this.#votes = new Set([this.id]);
+    this.#electionDeadlineMs = now + this.#randomElectionTimeout();
+    this.#effects.push({ type: "persist-vote", state: { term: this.#term, votedFor: this.id } });
+    this.#effects.push({
+      type: "broadcast",
+      message: { type: "vote-request", term: this.#term, tableVersion: this.#table.version },
+    });
+    if (this.#votes.size >= this.#majority) this.#becomeCoordinator(now);
+  }
+
+  #adoptTerm(term: number, now: number, reason: string): void {
+    this.#term = term;
+    this.#votedFor = undefined;
+    this.#effects.push({ type: "persist-vote", state: { term, votedFor: undefined } });
+    this.#setCoordinator(undefined);
+    if (this.#role !== "follower") this.#becomeFollower(now, reason);
+  }
+
+  #becomeFollower(now: number, reason: string): void {
+    this.#coordinatorState = undefined;
+    this.#preVotes = undefined;
+    this.#votes = undefined;
+    this.#setRole("follower", reason);
+    this.#electionDeadlineMs = now + this.#randomElectionTimeout();
+  }
+
+  #becomeCoordinator(now: number): void {
+    const nodeCount = this.#config.nodes.length;
+    const vipCount = this.#config.vips.length;
+    this.#votes = undefined;
+    this.#setRole("coordinator", `won the election for term ${this.#term}`);
+    this.#setCoordinator(this.id);
+    const previous = this.#table;
+    const members: MemberRecord[] = this.#config.nodes.map(() => ({
+      damper: initialDamperState(true),
+      eligibleSinceMs: now,
+      lastGrantAnchorMs: undefined,
+      failReason: "",
+    }));
+    const version: TableVersion = [this.#term, 1];
+    this.#coordinatorState = {
+      electedAtMs: now,
+      round: 0,
+      roundSentAtMs: new Map(),
+      members,
+      desired: previous.owners.map((o) => (o >= 0 ? o : undefined)),
+      releasedAt: new Array<TableVersion>(vipCount).fill(version),
+      decisions: [],
+      nextMembershipRoundMs: now + this.#config.timers.heartbeatIntervalMs,
+      tableDirty: true,
+      pins: new Map(previous.pins.map(([v, n]) => [v, n])),
+      drained: new Set(previous.drained),
+      roundRobinCursor: previous.roundRobinCursor,
+      resigning: false,
+      granting: false,
+    };
+    this.#table = { ...previous, version, members: new Array(nodeCount).fill("healthy") };
+    this.#roundSeen = 0;
+    this.#heartbeatNow = true;
+  }
+
+  #setRole(role: Role, reason: string): void {
+    if (role === this.#role) return;
+    this.#role = role;
+    this.#events.push({ type: "role-changed", term: this.#term, role, reason });
+  }
+
+  #setCoordinator(coordinator: string | undefined): void {
+    if (coordinator === this.#coordinator) return;
+    this.#coordinator = coordinator;
+    this.#events.push({ type: "coordinator-changed", term: this.#term, coordinator });
+  }
+
+  /** Drawn from [base, 1.5 × base): pre-vote tie-breaking keeps splits rare without a wider spread. */
+  #randomElectionTimeout(): number {
+    const base = this.#config.timers.electionTimeoutMs;
+    return base + Math.floor(this.#random.next() * (base / 2));
+  }
+
+  // ---------------------------------------------------------------- coordinator
+
+  #advanceCoordinator(now: number): void {
+    const state = this.#coordinatorState!;
+    const t = this.#config.timers;
+    if (!this.#checkQuorum(now)) {
+      this.#becomeFollower(now, "lost contact with a majority (check-quorum)");
+      this.#setCoordinator(undefined);
+      return;
+    }
+    if (now >= state.nextMembershipRoundMs) {
+      state.nextMembershipRoundMs = now + t.heartbeatIntervalMs;
+      this.#observeMembers(now);
+    }
+    const mayGrant = this.#mayGrant(now);
+    if (mayGrant && !state.granting) this.#heartbeatNow = true; // first grants of the term: at once
+    state.granting = mayGrant;
+    this.#place(now);
+    this.#publish(now);
+    if (state.resigning && this.#ownVipsHandedOver()) {
+      this.#resign(now);
+    }
+  }
+
+  /** False when no heartbeat round sent within an election timeout was acknowledged by a majority. */
+  #checkQuorum(now: number): boolean {
+    const state = this.#coordinatorState!;
+    if (now - state.electedAtMs < this.#config.timers.electionTimeoutMs) return true;
+    const acknowledgedAt = this.#majorityRoundSentAt();
+    return (
+      acknowledgedAt !== undefined && now - acknowledgedAt < this.#config.timers.electionTimeoutMs
+    );
+  }
+
+  /** Send time of the newest round that a majority (counting ourselves) has acknowledged. */
+  #majorityRoundSentAt(): number | undefined {
+    const state = this.#coordinatorState!;
+    const rounds: number[] = [state.round];
+    for (const [, peer] of this.#peers) {
+      if (peer.roundSeenTerm === this.#term) rounds.push(peer.roundSeen);
+    }
+    if (rounds.length < this.#majority) return undefined;
+    rounds.sort((a, b) => b - a);
+    const round = rounds[this.#majority - 1]!;
+    return round > 0 ? state.roundSentAtMs.get(round) : undefined;
+  }
+
+  #mayGrant(now: number): boolean {
+    const acknowledgedAt = this.#majorityRoundSentAt();
+    return (
+      acknowledgedAt !== undefined && now < acknowledgedAt + grantWindowMs(this.#config.timers)
+    );
+  }
+
+  #observeMembers(now: number): void {
+    const state = this.#coordinatorState!;
+    const t = this.#config.timers;
+    const damping = { faultsToFail: t.faultsToFail, windowMs: t.faultWindowMs, rise: t.riseRounds };
+    this.#config.nodes.forEach((node, i) => {
+      const member = state.members[i]!;
+      let ok: boolean;
+      let reason: string;
+      let immediate = false;
+      if (node.id === this.id) {
+        ok = this.#healthy && !this.#leaving;
+        reason = this.#leaving ? "leaving" : "own health checks failed";
+        immediate = !ok;
+      } else {
+        const peer = this.#peers.get(node.id);
+        const heard = peer !== undefined && now - peer.lastHeardMs <= t.suspectAfterMs;
+        if (!heard) {
+          ok = false;
+          reason = "not heard";
+        } else if (!peer.healthy || peer.leaving) {
+          // The node damped its own checks already and has released its VIPs itself.
+          ok = false;
+          immediate = true;
+          reason = peer.leaving ? "leaving" : "reports itself unhealthy";
+        } else if (!peer.quorum) {
+          ok = false;
+          reason = "does not hear a majority";
+        } else {
+          ok = true;
+          reason = "";
+        }
+      }
+      const wasUp = member.damper.up;
+      if (immediate && member.damper.up) {
+        member.damper = forceDown(member.damper, now);
+      } else {
+        member.damper = observe(damping, member.damper, ok, now).state;
+      }
+      if (!ok) member.failReason = reason;
+      if (wasUp && !member.damper.up) {
+        member.eligibleSinceMs = undefined;
+        this.#events.push({ type: "member-failed", node: node.id, reason: member.failReason });
+        state.tableDirty = true;
+      } else if (!wasUp && member.damper.up) {
+        member.eligibleSinceMs = now;
+        this.#events.push({ type: "member-recovered", node: node.id });
+        state.tableDirty = true;
+      }
+    });
+  }
+
+  #place(now: number): void {
+    const state = this.#coordinatorState!;
+    const nodes = this.#config.nodes;
+    const members = nodes.map((n, i) => {
+      const record = state.members[i]!;
+      const eligible = record.damper.up && !state.drained.has(i);
+      return {
+        id: n.id,
+        weight: n.weight,
+        eligible,
+        eligibleSinceMs: eligible ? record.eligibleSinceMs : undefined,
+      };
+    });
+    const pins = new Map<number, string>();
+    for (const [vip, node] of state.pins) pins.set(vip, nodes[node]!.id);
+    const result = place({
+      vips: this.#config.vips,
+      members,
+      previous: state.desired.map((o) => (o === undefined ? undefined : nodes[o]!.id)),
+      pins,
+      roundRobinCursor: state.roundRobinCursor,
+      nowMs: now,
+    });
+    state.roundRobinCursor = result.roundRobinCursor;
+    state.decisions = [...result.decisions];
+    result.owners.forEach((owner, vip) => {
+      const index = owner === undefined ? undefined : nodes.findIndex((n) => n.id === owner);
+      if (index !== state.desired[vip]) {
+        const decision = result.decisions[vip];
+        this.#events.push({
+          type: "vip-assigned",
+          vip: this.#address(vip),
+          owner,
+          previous: decision?.previousOwner,
+          reason: decision?.text ?? "",
+        });
+        state.desired[vip] = index;
+        state.tableDirty = true;
+      }
+    });
+  }
+
+  /** Brings the published table toward `desired`, never faster than safety allows. */
+  #publish(now: number): void {
+    const state = this.#coordinatorState!;
+    const owners = [...this.#table.owners];
+    let changed = state.tableDirty;
+    const nextVersion: TableVersion = [this.#term, this.#table.version[1] + 1];
+    owners.forEach((current, vip) => {
+      const desired = state.desired[vip] ?? -1;
+      if (current === desired) return;
+      if (current >= 0) {
+        owners[vip] = -1; // first the old owner lets go
+        state.releasedAt[vip] = nextVersion;
+        changed = true;
+        return;
+      }
+      if (desired >= 0 && this.#safeToAssign(vip, desired, now)) {
+        owners[vip] = desired;
+        changed = true;
+      }
+    });
+    if (!changed) return;
+    const members: MemberStateCode[] = state.members.map((m, i) =>
+      state.drained.has(i) ? "drained" : m.damper.up ? "healthy" : "failed",
+    );
+    const table: VipTable = {
+      version: nextVersion,
+      owners,
+      pins: [...state.pins],
+      drained: [...state.drained],
+      roundRobinCursor: state.roundRobinCursor,
+      members,
+    };
+    if (
+      JSON.stringify({ ...table, version: 0 }) === JSON.stringify({ ...this.#table, version: 0 })
+    ) {
+      state.tableDirty = false;
+      return;
+    }
+    this.#table = table;
+    state.tableDirty = false;
+    this.#heartbeatNow = true;
+  }
+
+  /** True when no node other than `to` can still have `vip` configured. */
+  #safeToAssign(vip: number, to: number, now: number): boolean {
+    return this.#config.nodes.every(
+      (node, i) => i === to || this.#releasedBy(vip, i, node.id, now),
+    );
+  }
+
+  #releasedBy(vip: number, nodeIndex: number, nodeId: string, now: number): boolean {
+    const state = this.#coordinatorState!;
+    if (nodeId === this.id) {
+      return !this.#vips.has(vip);
+    }
+    const peer = this.#peers.get(nodeId);
+    if (peer && !peer.holding.has(vip)) {
+      if (peer.leaving) return true;
+      if (compareVersions(peer.tableVersion, state.releasedAt[vip]!) >= 0) return true;
+    }
+    return now >= this.#leaseSafeAt(nodeIndex);
+  }
+
+  /** When every lease `nodeIndex` may hold (from us or an earlier coordinator) has expired. */
+  #leaseSafeAt(nodeIndex: number): number {
+    const state = this.#coordinatorState!;
+    const anchor = Math.max(state.electedAtMs, state.members[nodeIndex]!.lastGrantAnchorMs ?? 0);
+    return anchor + leaseSafeWaitMs(this.#config.timers);
+  }
+
+  #nextPendingAssignAt(now: number): number | undefined {
+    const state = this.#coordinatorState!;
+    let at: number | undefined;
+    state.desired.forEach((desired, vip) => {
+      if (desired === undefined || this.#table.owners[vip] === desired) return;
+      this.#config.nodes.forEach((node, i) => {
+        if (i === desired || this.#releasedBy(vip, i, node.id, now)) return;
+        const safeAt = this.#leaseSafeAt(i);
+        at = at === undefined ? safeAt : Math.min(at, safeAt);
+      });
+    });
+    return at;
+  }
+
+  #coordinatorFields(now: number): Partial<HeartbeatMessage> {
+    const state = this.#coordinatorState;
+    if (!state || this.#role !== "coordinator") return {};
+    state.round += 1;
+    state.roundSentAtMs.set(state.round, now);
+    state.roundSentAtMs.delete(state.round - 1024);
+    const grants: Record<string, readonly [number, number]> = {};
+    if (this.#mayGrant(now)) {
+      this.#config.nodes.forEach((node, i) => {
+        const member = state.members[i]!;
+        if (!member.damper.up) return;
+        if (node.id === this.id) {
+          if (this.#mayGrant(now)) {
+            this.#leaseExpiryMs = Math.max(this.#leaseExpiryMs, now + this.#config.timers.leaseMs);
+            member.lastGrantAnchorMs = now;
+          }
+          return;
+        }
+        const peer = this.#peers.get(node.id);
+        if (!peer || !this.#mayGrant(now)) return;
+        grants[node.id] = [peer.incarnation, peer.seq];
+        member.lastGrantAnchorMs = Math.max(member.lastGrantAnchorMs ?? 0, peer.lastHeardMs);
+      });
+    }
+    return { round: state.round, table: this.#table, grants };
+  }
+
+  #ownVipsHandedOver(): boolean {
+    const state = this.#coordinatorState!;
+    const mine = state.desired.some((d) => d === this.#index);
+    return !mine && this.#vips.size === 0;
+  }
+
+  #resign(now: number): void {
+    const message: HeartbeatMessage = {
+      type: "heartbeat",
+      term: this.#term,
+      role: "coordinator",
+      incarnation: this.#incarnation,
+      seq: ++this.#seq,
+      healthy: false,
+      leaving: true,
+      quorum: this.#hearsMajority(now),
+      hears: [],
+      holding: [],
+      conflicts: [],
+      tableVersion: this.#table.version,
+      roundSeen: this.#roundSeen,
+      resign: true,
+    };
+    this.#effects.push({ type: "broadcast", message });
+    this.#becomeFollower(now, "resigned for shutdown");
+    this.#setCoordinator(undefined);
+    this.#electionDeadlineMs = Number.POSITIVE_INFINITY;
+  }
+
+  #applyAdmin(command: AdminCommand, _now: number): void {
+    const state = this.#coordinatorState!;
+    const nodeIndex =
+      "node" in command ? this.#config.nodes.findIndex((n) => n.id === command.node) : -1;
+    const vipIndex = "vip" in command ? this.#vipIndex(command.vip) : -1;
+    const reject = (reason: string): void => {
+      this.#events.push({ type: "admin-rejected", command, reason });
+    };
+    if ("node" in command && nodeIndex < 0) {
+      reject(`node ${command.node} is not configured`);
+      return;
+    }
+    if ("vip" in command && vipIndex < 0) {
+      reject(`VIP ${command.vip} is not configured`);
+      return;
+    }
+    switch (command.type) {
+      case "move":
+        state.pins.set(vipIndex, nodeIndex);
+        break;
+      case "unpin":
+        state.pins.delete(vipIndex);
+        break;
+      case "drain":
+        state.drained.add(nodeIndex);
+        break;
+      case "undrain":
+        state.drained.delete(nodeIndex);
+        state.members[nodeIndex]!.eligibleSinceMs = _now;
+        break;
+    }
+    state.tableDirty = true;
+    this.#events.push({ type: "admin-applied", command });
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  #heard(id: string, now: number): boolean {
+    const peer = this.#peers.get(id);
+    return peer !== undefined && now - peer.lastHeardMs <= this.#config.timers.electionTimeoutMs;
+  }
+
+  #hearsMajority(now: number): boolean {
+    let count = 1;
+    for (const node of this.#config.nodes) {
+      if (node.id !== this.id && this.#heard(node.id, now)) count += 1;
+    }
+    return count >= this.#majority;
+  }
+
+  #vipHasConflict(vip: number): boolean {
+    if (this.#vips.get(vip)?.state === "conflict") return true;
+    for (const peer of this.#peers.values()) if (peer.conflicts.includes(vip)) return true;
+    return false;
+  }
+
+  #setLocal(vip: number, state: LocalVipState, now: number, retryAtMs = 0, by?: string): void {
+    const previous = this.#vips.get(vip);
+    this.#vips.set(vip, {
+      state,
+      retryAtMs,
+      conflictBy: by,
+      sinceMs: previous && state === "held" ? now : (previous?.sinceMs ?? now),
+    });
+  }
+
+  #address(vip: number): string {
+    return this.#config.vips[vip]?.address ?? `vip#${vip}`;
+  }
+
+  #vipIndex(address: string): number {
+    const bare = address.split("/")[0];
+    return this.#config.vips.findIndex((v) => v.address === bare);
+  }
+
+  #explain(vip: number, now: number): string {
+    const state = this.#coordinatorState;
+    const nodes = this.#config.nodes;
+    const owner = this.#table.owners[vip] ?? -1;
+    if (!state) {
+      if (this.#table.version[0] === 0) return "no VIP table received yet";
+      return owner >= 0
+        ? `assigned to ${nodes[owner]!.id} by coordinator ${this.#coordinator ?? "(none now)"} (table ${this.#table.version.join(".")})`
+        : "unassigned in the coordinator's table (moving or no eligible node)";
+    }
+    const decision = state.decisions[vip];
+    const desired = state.desired[vip];
+    let text = decision?.text ?? "not placed yet";
+    if (desired !== undefined && owner !== desired) {
+      const waiting = nodes
+        .map((n, i) => ({ n, i }))
+        .filter(({ n, i }) => i !== desired && !this.#releasedBy(vip, i, n.id, now))
+        .map(({ n, i }) => `${n.id} (lease safe in ${Math.max(0, this.#leaseSafeAt(i) - now)} ms)`);
+      text += waiting.length > 0 ? `; waiting for release by ${waiting.join(", ")}` : "; assigning";
+    }
+    return text;
+  }
+}
+
+export type { LocalVipState, Message };

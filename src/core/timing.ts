@@ -1,0 +1,53 @@
+/**
+ * Timer arithmetic behind the lease safety argument (README, "Why leases prevent split
+ * brain"). Every node measures durations on its own monotonic clock, whose rate may differ
+ * from real time by at most `clockDriftRatio` (ρ). Pure functions, shared by the core, the
+ * simulator's checkers and the docs.
+ */
+import type { Timers } from "../config/types.ts";
+
+/**
+ * How long a coordinator waits, on its own clock, after the last moment a node's lease can
+ * have been anchored, before it treats that lease as surely expired.
+ *
+ * A holder's lease runs `leaseMs` on the holder's clock from the moment it SENT the heartbeat
+ * the grant echoes; that moment precedes the coordinator's receipt. In real time the lease
+ * lasts at most leaseMs / (1 - ρ); the coordinator's clock shows at most that × (1 + ρ).
+ */
+export function leaseSafeWaitMs(timers: Timers): number {
+  const rho = timers.clockDriftRatio;
+  return Math.ceil((timers.leaseMs * (1 + rho)) / (1 - rho)) + timers.leaseMarginMs;
+}
+
+/**
+ * A holder gives its VIPs up this long before its lease runs out, so the address is gone
+ * before the coordinator's wait ends even though removing it takes a few milliseconds.
+ */
+export function releaseGuardMs(timers: Timers): number {
+  return timers.leaseMarginMs;
+}
+
+/**
+ * How long after sending a heartbeat round that a majority acknowledged a coordinator may
+ * still grant leases. Followers refuse votes for `electionTimeoutMs` after hearing the
+ * coordinator, so every grant happens before any later coordinator can be elected.
+ */
+export function grantWindowMs(timers: Timers): number {
+  const rho = timers.clockDriftRatio;
+  return Math.floor((timers.electionTimeoutMs * (1 - rho)) / (1 + rho)) - timers.leaseMarginMs;
+}
+
+/**
+ * Upper bound, in real time, from the moment faults stop (a healthy majority can talk,
+ * no foreign host holds a VIP) until every VIP is held again:
+ *   two election timeouts (a fresh election, one split vote) + vote round trips,
+ *   + failure detection (suspect delay + M heartbeat rounds),
+ *   + the lease wait of a dead owner, + probe and address add, + a heartbeat of slack.
+ * `maxDelayMs` is the worst one-way network delay, `actionMs` the worst address/probe time.
+ */
+export function livenessBoundMs(timers: Timers, maxDelayMs: number, actionMs: number): number {
+  const election = 4 * timers.electionTimeoutMs + 4 * maxDelayMs;
+  const detection = timers.suspectAfterMs + (timers.faultsToFail + 1) * timers.heartbeatIntervalMs;
+  const handover = leaseSafeWaitMs(timers) + timers.probeTimeoutMs + 3 * actionMs;
+  return election + detection + handover + 4 * timers.heartbeatIntervalMs + 6 * maxDelayMs;
+}

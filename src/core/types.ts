@@ -1,0 +1,207 @@
+/**
+ * The vocabulary of the floatip core: what goes in (`Input`), what comes out (`Effect`,
+ * `CoreEvent`) and what the nodes say to each other (`Message`). All plain data, so the same
+ * core runs under the simulator and the agent runtime, and every run can be replayed.
+ *
+ * Ordering contract for the runtime (like raft's `Ready`): perform `effects` in array order.
+ * `persist-vote` must be durable before any later `send`/`broadcast` of the same step goes
+ * out. Address effects may complete asynchronously; their completion comes back as an
+ * input (`address-added`, `address-removed`, `probe-result`…). Call `step` again with a
+ * `tick` no later than `wakeAtMs` (monotonic, milliseconds).
+ */
+import type { Timers } from "../config/types.ts";
+import type { PlacementVip } from "./placement/types.ts";
+
+export type Role = "follower" | "candidate" | "coordinator";
+
+export interface CoreNodeSpec {
+  readonly id: string;
+  readonly weight: number;
+}
+
+/** What the core needs from the cluster configuration (same on every node). */
+export interface CoreConfig {
+  readonly nodes: readonly CoreNodeSpec[];
+  readonly vips: readonly PlacementVip[];
+  readonly timers: Timers;
+}
+
+/** Injected source of chance: uniform in [0, 1). Seeded in the simulator. */
+export interface Random {
+  next(): number;
+}
+
+/** What survives a restart of the agent (written by `persist-vote`). */
+export interface PersistentState {
+  readonly term: number;
+  readonly votedFor: string | undefined;
+}
+
+export type AdminCommand =
+  | { readonly type: "move"; readonly vip: string; readonly node: string }
+  | { readonly type: "unpin"; readonly vip: string }
+  | { readonly type: "drain"; readonly node: string }
+  | { readonly type: "undrain"; readonly node: string };
+
+/** Table version: ordered by term, then version within the term. */
+export type TableVersion = readonly [term: number, version: number];
+
+/** Member state codes in the published table. */
+export type MemberStateCode = "healthy" | "failed" | "drained";
+
+/**
+ * The VIP table the coordinator publishes with every heartbeat. Indexes refer to the
+ * configuration order of nodes and VIPs (identical on all nodes: the config is shared).
+ */
+export interface VipTable {
+  readonly version: TableVersion;
+  /** Owner node index per VIP, -1 = unassigned (or being moved: waiting for a release). */
+  readonly owners: readonly number[];
+  /** Administrative pins: [vip index, node index]. */
+  readonly pins: readonly (readonly [number, number])[];
+  /** Drained node indexes. */
+  readonly drained: readonly number[];
+  readonly roundRobinCursor: number;
+  /** Member state per node index, as decided by the coordinator. */
+  readonly members: readonly MemberStateCode[];
+}
+
+export interface HeartbeatMessage {
+  readonly type: "heartbeat";
+  readonly term: number;
+  readonly role: Role;
+  readonly incarnation: number;
+  /** Per-incarnation heartbeat counter; a coordinator's grant echoes it. */
+  readonly seq: number;
+  /** Own health (S2 self-checks, S1 rbd connection). */
+  readonly healthy: boolean;
+  /** The node is shutting down for good and holds nothing. */
+  readonly leaving: boolean;
+  /** Whether this node hears a majority of the configured nodes (an S1 observation). */
+  readonly quorum: boolean;
+  /** Peers this node hears right now (S1: failure observations are shared). */
+  readonly hears: readonly string[];
+  /** VIP indexes this node may have configured (probing, adding, held or removing). */
+  readonly holding: readonly number[];
+  /** VIP indexes this node found occupied by a foreign host. */
+  readonly conflicts: readonly number[];
+  /** Version of the VIP table this node has applied. */
+  readonly tableVersion: TableVersion;
+  /** Latest coordinator round received in `term` (check-quorum acknowledgement). */
+  readonly roundSeen: number;
+  /** Coordinator only: heartbeat round number within the term. */
+  readonly round?: number;
+  /** Coordinator only: the VIP table. */
+  readonly table?: VipTable;
+  /** Coordinator only: lease grants, node id -> [incarnation, seq] of the heartbeat echoed. */
+  readonly grants?: Readonly<Record<string, readonly [number, number]>>;
+  /** Coordinator only: it is stepping down for good (shutdown); followers may elect at once. */
+  readonly resign?: boolean;
+}
+
+export interface PreVoteRequest {
+  readonly type: "pre-vote-request";
+  /** The term the sender would campaign for. */
+  readonly term: number;
+  readonly tableVersion: TableVersion;
+}
+
+export interface VoteRequest {
+  readonly type: "vote-request";
+  readonly term: number;
+  readonly tableVersion: TableVersion;
+}
+
+export interface VoteResponse {
+  readonly type: "pre-vote-response" | "vote-response";
+  readonly term: number;
+  readonly granted: boolean;
+}
+
+export interface AdminMessage {
+  readonly type: "admin";
+  readonly term: number;
+  readonly command: AdminCommand;
+}
+
+export type Message = HeartbeatMessage | PreVoteRequest | VoteRequest | VoteResponse | AdminMessage;
+
+export type Input =
+  | { readonly type: "tick"; readonly nowMs: number }
+  | {
+      readonly type: "message";
+      readonly nowMs: number;
+      readonly from: string;
+      readonly message: unknown;
+    }
+  | { readonly type: "health"; readonly nowMs: number; readonly healthy: boolean }
+  | {
+      readonly type: "probe-result";
+      readonly nowMs: number;
+      readonly vip: number;
+      readonly occupied: boolean;
+      readonly by?: string;
+    }
+  | { readonly type: "address-added"; readonly nowMs: number; readonly vip: number }
+  | {
+      readonly type: "address-add-failed";
+      readonly nowMs: number;
+      readonly vip: number;
+      readonly reason: string;
+    }
+  | { readonly type: "address-removed"; readonly nowMs: number; readonly vip: number }
+  | {
+      readonly type: "address-remove-failed";
+      readonly nowMs: number;
+      readonly vip: number;
+      readonly reason: string;
+    }
+  | { readonly type: "admin"; readonly nowMs: number; readonly command: AdminCommand }
+  | { readonly type: "shutdown"; readonly nowMs: number };
+
+export type Effect =
+  | { readonly type: "persist-vote"; readonly state: PersistentState }
+  | { readonly type: "send"; readonly to: string; readonly message: Message }
+  | { readonly type: "broadcast"; readonly message: Message }
+  | { readonly type: "probe-address"; readonly vip: number }
+  | { readonly type: "add-address"; readonly vip: number }
+  | { readonly type: "announce"; readonly vip: number }
+  | { readonly type: "remove-address"; readonly vip: number };
+
+export type CoreEvent =
+  | {
+      readonly type: "role-changed";
+      readonly term: number;
+      readonly role: Role;
+      readonly reason: string;
+    }
+  | {
+      readonly type: "coordinator-changed";
+      readonly term: number;
+      readonly coordinator: string | undefined;
+    }
+  | { readonly type: "member-failed"; readonly node: string; readonly reason: string }
+  | { readonly type: "member-recovered"; readonly node: string }
+  | {
+      readonly type: "vip-assigned";
+      readonly vip: string;
+      readonly owner: string | undefined;
+      readonly previous: string | undefined;
+      readonly reason: string;
+    }
+  | { readonly type: "vip-acquired"; readonly vip: string }
+  | { readonly type: "vip-released"; readonly vip: string; readonly reason: string }
+  | { readonly type: "vip-conflict"; readonly vip: string; readonly by: string | undefined }
+  | { readonly type: "address-failed"; readonly vip: string; readonly reason: string }
+  | { readonly type: "holding-suspended"; readonly reason: string }
+  | { readonly type: "holding-resumed" }
+  | { readonly type: "admin-applied"; readonly command: AdminCommand }
+  | { readonly type: "admin-rejected"; readonly command: AdminCommand; readonly reason: string }
+  | { readonly type: "message-dropped"; readonly from: string; readonly reason: string };
+
+export interface StepOutput {
+  readonly effects: readonly Effect[];
+  readonly events: readonly CoreEvent[];
+  /** Call `step` with a tick no later than this (monotonic ms). */
+  readonly wakeAtMs: number;
+}

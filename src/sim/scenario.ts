@@ -1,0 +1,205 @@
+/**
+ * Scenario scripts in the raft "datadriven" style: each block is one or more commands, a
+ * line `----`, and the expected output (the simulator's trace while the commands ran, then
+ * what `status` printed). The diff of a script is the behaviour change; regenerate with
+ * FLOATIP_REWRITE=1.
+ *
+ * Commands:
+ *   cluster nodes=n1:100,n2:50,n3:10 vips=198.18.0.100:round-robin:n1:immediate,... [seed=1] [profile=lan]
+ *   run MS                      advance virtual time
+ *   crash N | restart N         power loss / boot (new incarnation)
+ *   kill-agent N MS             SIGKILL the agent; its supervisor removes addresses after MS
+ *   shutdown N                  SIGTERM: hand over and leave
+ *   partition A B | C D         symmetric partition between groups;  block A B: one way A -> B
+ *   heal                        remove every partition
+ *   health N up|down            node's own health checks
+ *   move VIP N via M | unpin VIP via M | drain N via M | undrain N via M   administrative commands
+ *   foreign VIP on|off          a host outside the cluster configures the VIP
+ *   status                      roles, terms and holders
+ */
+import { profiles } from "../config/profiles.ts";
+import type { Failback, PlacementPolicy, ProfileName } from "../config/types.ts";
+import type { PlacementVip } from "../core/placement/types.ts";
+import { Simulator } from "./simulator.ts";
+
+export interface ScenarioBlock {
+  readonly commands: readonly string[];
+  readonly expected: string;
+  readonly line: number;
+}
+
+export function parseScenario(text: string): ScenarioBlock[] {
+  const blocks: ScenarioBlock[] = [];
+  const lines = text.split("\n");
+  let i = 0;
+  while (i < lines.length) {
+    while (i < lines.length && (lines[i]!.trim() === "" || lines[i]!.startsWith("#"))) i += 1;
+    if (i >= lines.length) break;
+    const start = i + 1;
+    const commands: string[] = [];
+    while (i < lines.length && lines[i] !== "----") {
+      if (lines[i]!.trim() !== "" && !lines[i]!.startsWith("#")) commands.push(lines[i]!.trim());
+      i += 1;
+    }
+    i += 1; // ----
+    const expected: string[] = [];
+    while (i < lines.length && lines[i]!.trim() !== "") {
+      expected.push(lines[i]!);
+      i += 1;
+    }
+    blocks.push({ commands, expected: expected.join("\n"), line: start });
+  }
+  return blocks;
+}
+
+export function formatScenario(
+  blocks: readonly ScenarioBlock[],
+  outputs: readonly string[],
+): string {
+  return `${blocks.map((b, i) => `${b.commands.join("\n")}\n----\n${outputs[i] ?? ""}`).join("\n\n")}\n`;
+}
+
+/** Trace lines worth keeping in a script: decisions and address changes, not chatter. */
+function interesting(line: string): boolean {
+  return !/ (sees coordinator|may hold VIPs again|drops a message)/.test(line);
+}
+
+export class ScenarioRunner {
+  #sim: Simulator | undefined;
+  #traceSeen = 0;
+
+  execute(commands: readonly string[]): string {
+    const out: string[] = [];
+    for (const command of commands) {
+      const extra = this.#command(command);
+      const sim = this.#sim;
+      if (sim) {
+        out.push(...sim.trace.slice(this.#traceSeen).filter(interesting));
+        this.#traceSeen = sim.trace.length;
+      }
+      if (extra) out.push(extra);
+    }
+    const violations = this.#sim?.violations ?? [];
+    for (const v of violations) out.push(`VIOLATION ${v.kind}: ${v.detail}`);
+    return out.join("\n");
+  }
+
+  get violations() {
+    return this.#sim?.violations ?? [];
+  }
+
+  #command(command: string): string | undefined {
+    const [verb, ...args] = command.split(/\s+/);
+    if (verb === "cluster") {
+      this.#sim = createCluster(args);
+      this.#sim.bootAll();
+      this.#traceSeen = 0;
+      return undefined;
+    }
+    const sim = this.#sim;
+    if (!sim) throw new Error(`'${command}': the first command must be 'cluster'`);
+    const vipIndex = (address: string) => {
+      const index = sim.options.vips.findIndex((v) => v.address === address);
+      if (index < 0) throw new Error(`'${command}': no VIP ${address}`);
+      return index;
+    };
+    switch (verb) {
+      case "run":
+        sim.runUntil(sim.nowMs + Number(args[0]));
+        return undefined;
+      case "crash":
+        sim.crash(args[0]!);
+        return undefined;
+      case "restart":
+        sim.boot(args[0]!);
+        return undefined;
+      case "kill-agent":
+        sim.killAgent(args[0]!, Number(args[1] ?? 0));
+        return undefined;
+      case "shutdown":
+        sim.shutdown(args[0]!);
+        return undefined;
+      case "partition": {
+        const groups = args
+          .join(" ")
+          .split("|")
+          .map((g) => g.trim().split(/\s+/));
+        sim.partition(groups);
+        return undefined;
+      }
+      case "block":
+        sim.block(args[0]!, args[1]!);
+        sim.log(`block ${args[0]} -> ${args[1]}`);
+        return undefined;
+      case "heal":
+        sim.heal();
+        return undefined;
+      case "health":
+        sim.setHealth(args[0]!, args[1] === "up");
+        return undefined;
+      case "move":
+        sim.admin(args[3]!, { type: "move", vip: args[0]!, node: args[1]! });
+        return undefined;
+      case "unpin":
+        sim.admin(args[2]!, { type: "unpin", vip: args[0]! });
+        return undefined;
+      case "drain":
+      case "undrain":
+        sim.admin(args[2]!, { type: verb, node: args[0]! });
+        return undefined;
+      case "foreign":
+        sim.setForeign(vipIndex(args[0]!), args[1] === "on");
+        return undefined;
+      case "status":
+        return status(sim);
+      default:
+        throw new Error(`unknown scenario command '${command}'`);
+    }
+  }
+}
+
+function createCluster(args: readonly string[]): Simulator {
+  const options = new Map(args.map((a) => a.split("=", 2) as [string, string]));
+  const nodes = (options.get("nodes") ?? "n1:1,n2:1,n3:1").split(",").map((spec) => {
+    const [id, weight] = spec.split(":");
+    return { id: id!, weight: Number(weight ?? 1) };
+  });
+  const vips: PlacementVip[] = (options.get("vips") ?? "198.18.0.100:round-robin")
+    .split(",")
+    .map((spec) => {
+      const [address, policy, preferred, failback] = spec.split(":");
+      let fb: Failback = { mode: preferred ? "immediate" : "never" };
+      if (failback === "never" || failback === "immediate") fb = { mode: failback };
+      else if (failback?.startsWith("after"))
+        fb = { mode: "after", afterMs: Number(failback.slice(5)) };
+      return {
+        address: address!,
+        policy: (policy ?? "round-robin") as PlacementPolicy,
+        ...(preferred ? { preferred } : {}),
+        failback: fb,
+      };
+    });
+  const profile = (options.get("profile") ?? "lan") as ProfileName;
+  return new Simulator({
+    seed: Number(options.get("seed") ?? 1),
+    nodes,
+    vips,
+    timers: profiles[profile],
+    delayMs: [1, 2],
+    actionMs: [1, 2],
+    drift: false,
+    trace: true,
+  });
+}
+
+function status(sim: Simulator): string {
+  const lines: string[] = [];
+  for (const node of sim.nodes) {
+    const core = node.core;
+    lines.push(core ? `${node.id}: ${core.role} term ${core.term}` : `${node.id}: down`);
+  }
+  sim.options.vips.forEach((vip, i) => {
+    lines.push(`${vip.address}: ${sim.holders(i).join(" ") || "unheld"}`);
+  });
+  return lines.join("\n");
+}
