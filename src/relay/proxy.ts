@@ -72,6 +72,14 @@ export class ProxyDataPlane implements RelayDataPlane {
     });
   }
 
+  /** The bound port (useful when `listen.port` is 0). */
+  port(): number {
+    const address = this.#server.address();
+    return typeof address === "object" && address !== null
+      ? address.port
+      : this.#options.listen.port;
+  }
+
   async route(candidates: readonly string[]): Promise<void> {
     this.#candidates = [...candidates];
   }

@@ -1,0 +1,136 @@
+import assert from "node:assert/strict";
+import net from "node:net";
+import { after, before, describe, it } from "node:test";
+import { ProxyDataPlane, type ProxyOptions } from "./proxy.ts";
+
+/** A loopback server that answers every connection with its name and closes. */
+function nameServer(name: string): Promise<net.Server> {
+  const server = net.createServer((socket) => socket.end(`${name}\n`));
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
+}
+
+function portOf(server: net.Server): number {
+  return (server.address() as net.AddressInfo).port;
+}
+
+/** A loopback port with nothing listening (bound, then closed). */
+async function deadPort(): Promise<number> {
+  const server = await nameServer("gone");
+  const port = portOf(server);
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Connects, sends a line, and reports what came back or how the connection ended. */
+function request(port: number): Promise<{ data: string; error?: string }> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: "127.0.0.1", port });
+    let data = "";
+    socket.on("connect", () => socket.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    socket.on("data", (d) => {
+      data += d;
+    });
+    socket.on("error", (e: NodeJS.ErrnoException) => resolve({ data, error: e.code }));
+    socket.on("end", () => {
+      socket.destroy();
+      resolve({ data });
+    });
+  });
+}
+
+describe("userspace proxy data plane (loopback)", () => {
+  let standby: net.Server;
+  let deadPrimaryPort: number;
+  const planes: ProxyDataPlane[] = [];
+  const failures: string[] = [];
+  const logs: Record<string, unknown>[] = [];
+
+  before(async () => {
+    standby = await nameServer("standby");
+    deadPrimaryPort = await deadPort();
+  });
+
+  after(async () => {
+    for (const plane of planes) await plane.stop();
+    standby.close();
+  });
+
+  async function plane(overrides: Partial<ProxyOptions> = {}): Promise<ProxyDataPlane> {
+    const p = new ProxyDataPlane({
+      relay: "test",
+      listen: { host: "127.0.0.1", port: 0 },
+      protocol: "tcp",
+      backends: new Map([
+        ["primary", { host: "127.0.0.1", port: deadPrimaryPort }],
+        ["standby", { host: "127.0.0.1", port: portOf(standby) }],
+      ]),
+      connectTimeoutMs: 500,
+      idleTimeoutMs: 5000,
+      maxConnections: 100,
+      onPassiveFailure: (backend) => failures.push(backend),
+      log: (record) => logs.push(record),
+      ...overrides,
+    });
+    planes.push(p);
+    await p.start();
+    return p;
+  }
+
+  it("retries the next candidate at once when the active backend refuses, and reports it", async () => {
+    failures.length = 0;
+    const p = await plane();
+    await p.route(["primary", "standby"]);
+    const answer = await request(p.port());
+    assert.equal(answer.data, "standby\n");
+    assert.deepEqual(failures, ["primary"]);
+  });
+
+  it("resets tcp clients when no backend is up", async () => {
+    const p = await plane();
+    await p.route([]);
+    const answer = await request(p.port());
+    assert.equal(answer.error, "ECONNRESET");
+    assert.equal(answer.data, "");
+  });
+
+  it("answers http clients with a 503 JSON error when no backend is up", async () => {
+    const p = await plane({ protocol: "http" });
+    await p.route([]);
+    const answer = await request(p.port());
+    assert.match(answer.data, /^HTTP\/1\.1 503 /);
+    const body = JSON.parse(answer.data.split("\r\n\r\n")[1] ?? "");
+    assert.equal(body.error.code, "NO_BACKEND");
+  });
+
+  it("rejects connections beyond max_connections and logs it", async () => {
+    const hold = net.createServer(() => {
+      // Keeps every connection open.
+    });
+    await new Promise<void>((resolve) => hold.listen(0, "127.0.0.1", () => resolve()));
+    try {
+      const p = await plane({
+        maxConnections: 1,
+        backends: new Map([["held", { host: "127.0.0.1", port: portOf(hold) }]]),
+      });
+      await p.route(["held"]);
+      const first = net.connect({ host: "127.0.0.1", port: p.port() });
+      await new Promise((resolve) => first.once("connect", resolve));
+      // Wait until the proxy has spliced the first client to the backend.
+      for (let i = 0; i < 50 && (p.connections().get("held") ?? 0) === 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.equal(p.connections().get("held"), 1);
+      const second = await request(p.port());
+      assert.equal(second.error, "ECONNRESET");
+      assert.ok(logs.some((l) => l.event === "connection-limit"));
+      await p.closeConnections("held");
+      const closed = await new Promise((resolve) => {
+        first.on("close", () => resolve(true));
+        first.on("error", () => undefined);
+      });
+      assert.equal(closed, true);
+    } finally {
+      hold.close();
+    }
+  });
+});
