@@ -161,6 +161,11 @@ export class ChannelConnection {
     this.socket.destroy();
   }
 
+  /** Set once the connection failed or was closed; later requests reject at once. */
+  get closed(): boolean {
+    return this.closedError !== undefined;
+  }
+
   close(): void {
     this.fail(new ChannelError("CHANNEL_CLOSED", "connection closed"));
   }

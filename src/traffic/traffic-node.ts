@@ -12,6 +12,7 @@
  *
  * Wall-clock time is used only for sample timestamps; waits use timers.
  */
+import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   answeringNode,
@@ -84,6 +85,8 @@ export interface TrafficQueryService {
 }
 
 const wireRowTypes = "nnsnnnnnnnnnn";
+/** An idle backup channel is probed this often, so a dead target is noticed without traffic. */
+const keepaliveMs = 1000;
 
 function isWireRow(value: unknown): value is WireRow {
   return (
@@ -375,7 +378,15 @@ export class TrafficNode implements TrafficQueryService {
         throw new ChannelError("WRONG_PEER", `${host} is ${connection.peerId}, not ${targetId}`);
       }
       const sent = new Map<string, number>();
+      let lastCheckMs = performance.now();
       while (this.running && this.table === startTable) {
+        if (connection.closed) throw new ChannelError("CHANNEL_CLOSED", `${targetId} closed`);
+        // With nothing new to send, a failed target would go unnoticed: re-ask positions
+        // every keepalive period, which also proves the target still has what it acked.
+        if (performance.now() - lastCheckMs >= keepaliveMs) {
+          sent.clear();
+          lastCheckMs = performance.now();
+        }
         for (const origin of originsToReplicate(startTable!, this.options.selfId)) {
           let from = sent.get(origin);
           if (from === undefined) {

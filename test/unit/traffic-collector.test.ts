@@ -16,7 +16,7 @@ function procText(rows: Record<string, number[] | bigint[]>): string {
     const [rb, rp, re, rd, tb, tp, te, td] = v.map(String);
     return `${iface.padStart(6)}: ${rb} ${rp} ${re} ${rd} 0 0 0 0 ${tb} ${tp} ${te} ${td} 0 0 0 0`;
   });
-  return header + lines.join("\n") + "\n";
+  return `${header}${lines.join("\n")}\n`;
 }
 
 const withIndex = (readings: InterfaceReading[], index: Record<string, number>) =>
