@@ -4,8 +4,8 @@
  *
  * Every call goes through `run()` under `timeoutMs`: `rbd rm` of an image another client holds
  * locked never returns, so a timeout is the defined outcome TIMEOUT (the request becomes
- * `outcome_unknown` and is re-driven), never a hang. Read commands use `--format json`; all use
- * `--no-progress`. Exit codes are negated errnos, mapped to the stable codes of backend.ts.
+ * `outcome_unknown` and is re-driven), never a hang. Read commands use `--format json`; those that draw a
+ * progress bar get `--no-progress`. Exit codes are negated errnos, mapped to the stable codes of backend.ts.
  *
  * copy is made atomic by copying to a temporary name and renaming (`rbd mv`), so an image under
  * its final name is complete. Snapshots are protected before cloning and unprotected before
@@ -27,6 +27,8 @@ export interface RbdBackendOptions {
   readonly rbdPath?: string;
 }
 
+const progressCommands = new Set(["create", "rm", "resize", "cp", "snap create", "snap rm"]);
+
 const errnoCodes: Record<number, StorageError["code"]> = {
   2: "NOT_FOUND", // ENOENT
   16: "BUSY", // EBUSY: watchers, protected snapshot
@@ -47,7 +49,11 @@ export class RbdBackend implements StorageBackend {
   }
 
   async #rbd(args: readonly string[], what: string): Promise<string> {
-    const common = ["--no-progress"];
+    const common: string[] = [];
+    // Only the commands that draw a progress bar accept --no-progress (others refuse it).
+    if (progressCommands.has(args[0] === "snap" ? `snap ${args[1]}` : (args[0] ?? ""))) {
+      common.push("--no-progress");
+    }
     if (this.#options.clientId) common.push("--id", this.#options.clientId);
     if (this.#options.cephConf) common.push("--conf", this.#options.cephConf);
     try {
