@@ -56,6 +56,8 @@ export interface TrafficNodeOptions {
   readonly requestTimeoutMs?: number;
   /** Consecutive send failures before the target is reported failed. */
   readonly failuresToReport?: number;
+  /** How often retention runs (default 5 min). */
+  readonly pruneIntervalMs?: number;
   /** Disable the collector (benchmarks feed the store directly). */
   readonly collect?: boolean;
   readonly log?: (event: string, fields: Record<string, unknown>) => void;
@@ -158,7 +160,7 @@ export class TrafficNode implements TrafficQueryService {
     if (this.isCoordinator && !this.table) this.adoptTable(buildIndexTable(this.options.nodes));
     this.unsubscribe = this.options.clusterView.subscribe(() => this.poke());
     this.collector?.start();
-    this.loops = [this.membershipLoop(), this.replicationLoop()];
+    this.loops = [this.membershipLoop(), this.replicationLoop(), this.retentionLoop()];
     return this.port;
   }
 
@@ -309,6 +311,19 @@ export class TrafficNode implements TrafficQueryService {
   }
 
   // ---- node side loops ----
+
+  /** Applies retention (raw 2 days, 1-minute rollups 30 days) every few minutes. */
+  private async retentionLoop(): Promise<void> {
+    while (this.running) {
+      try {
+        const result = this.store.prune(Date.now());
+        if (result.rolledUp > 0) this.log("pruned", { ...result });
+      } catch (error) {
+        this.log("prune-failed", { error: String(error) });
+      }
+      await this.pause(this.options.pruneIntervalMs ?? 300_000);
+    }
+  }
 
   /**
    * Joins the coordinator (which also marks this node Normal again after a failure) and

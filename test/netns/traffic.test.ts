@@ -5,7 +5,8 @@
  * process is killed outright. Checked from the outside, on the real SQLite files and through
  * the CLI: n2 re-targets to n4, n2's complete history is re-synced to n4 (count and SHA-256
  * equal to n2's own), n4 holds n3's samples, and a query for n3 answered through n1's HTTP
- * route says `Failed`, answered by n4, with the bytes of the transfer.
+ * route says `Failed`, answered by n4, with the bytes of the transfer. Then n3 is started
+ * again: it is Normal, the chain is restored and n2 catches n3 up.
  */
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
@@ -217,6 +218,33 @@ describe("traffic backup in namespaces", { skip: skipUnlessRoot() }, () => {
     const n2Answer = JSON.parse(normal.stdout) as { status: string; answeredBy: string };
     assert.equal(n2Answer.status, "Normal");
     assert.equal(n2Answer.answeredBy, "n2");
+
+    // n3 comes back (same data file): it re-joins, is Normal again, the chain is restored
+    // and n2 re-syncs to n3 what n3 is missing.
+    const back = topo.spawn("n3", node, [
+      mainTs,
+      "--config",
+      join(dir, "traffic.json"),
+      "--node",
+      "n3",
+    ]);
+    back.stdout?.on("data", (d: Buffer) => logs.set("n3", logs.get("n3") + d.toString()));
+    processes.set("n3", back);
+    const restored = await waitFor("restored chain on n2", () => {
+      const tab = withStore("n2", (s) => s.loadTable()) as IndexTable | undefined;
+      return tab && findRow(tab, "n2")?.backupTargetId === "n3" ? tab : undefined;
+    });
+    assert.equal(findRow(restored, "n3")?.status, "Normal");
+    assert.ok(restored.version > table.version);
+    const nowAt = withStore("n2", (s) => s.highestSeq("n2"));
+    await waitFor(
+      "n2 caught up on n3",
+      () => withStore("n3", (s) => s.highestSeq("n2") >= nowAt) || undefined,
+    );
+    assert.deepEqual(
+      withStore("n3", (s) => s.digest("n2", nowAt)),
+      withStore("n2", (s) => s.digest("n2", nowAt)),
+    );
     passed = true;
   });
 });

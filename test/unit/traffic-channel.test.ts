@@ -201,11 +201,13 @@ describe("traffic nodes on loopback", () => {
       await waitFor("n2 -> n3 replication", () => n3.store.highestSeq("n2") === 1000);
       await n3.stop();
       running.pop();
-      n2.store.appendOwn(samples(500, 2_000_000));
       await waitFor(
         "re-target",
         () => n2.currentTable()?.rows.find((r) => r.nodeId === "n2")?.backupTargetId === "n1",
       );
+      // Nothing was being sent: the idle channel itself noticed the loss of n3.
+      n2.store.appendOwn(samples(500, 2_000_000));
+      n2.poke();
       const table = n1.currentTable()!;
       assert.equal(table.rows.find((r) => r.nodeId === "n3")?.status, "Failed");
       assert.equal(table.rows.find((r) => r.nodeId === "n3")?.backupTargetId, "n1");
