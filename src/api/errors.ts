@@ -1,0 +1,43 @@
+/**
+ * Error codes of the agent's local HTTP API. Every error answer has the shape
+ * `{ "error": { "code": "…", "message": "…" } }`; clients (the CLI, scripts) react to `code`
+ * and show `message` to a person.
+ */
+import type { FastifyReply } from "fastify";
+
+export type ApiErrorCode =
+  | "BAD_REQUEST"
+  | "NOT_FOUND"
+  | "UNAUTHORIZED"
+  | "MUTATIONS_DISABLED"
+  | "NO_COORDINATOR"
+  | "UNKNOWN_NODE"
+  | "UNKNOWN_VIP"
+  | "RELOAD_FAILED"
+  | "UNSUPPORTED_MEDIA_TYPE"
+  | "UNAVAILABLE"
+  | "INTERNAL";
+
+export interface ApiErrorBody {
+  readonly error: { readonly code: ApiErrorCode; readonly message: string };
+}
+
+export function sendError(
+  reply: FastifyReply,
+  status: number,
+  code: ApiErrorCode,
+  message: string,
+): FastifyReply {
+  const body: ApiErrorBody = { error: { code, message } };
+  return reply.code(status).type("application/json; charset=utf-8").send(body);
+}
+
+/** Raised when the API cannot start as configured (e.g. the token file is unreadable). */
+export class ApiSetupError extends Error {
+  readonly code: "API_TOKEN_UNREADABLE" | "API_TOKEN_EMPTY";
+  constructor(code: ApiSetupError["code"], message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ApiSetupError";
+    this.code = code;
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Prometheus text exposition (format 0.0.4) of one agent's status, served at `GET /metrics`.
+ * Built from `AgentStatus` alone, so it shows exactly what `floatip status` shows. Counters
+ * end in `_total`; every series of a family is present even when 0 (one line per role, per
+ * member state), so alerts never see a series vanish.
+ */
+import type { AgentStatus } from "../agent/handle.ts";
+
+const roles = ["follower", "candidate", "coordinator"] as const;
+const memberStates = ["healthy", "failed", "drained", "unknown"] as const;
+
+/** Escapes a label value as the exposition format requires (backslash, quote, newline). */
+export function escapeLabel(value: string): string {
+  return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+}
+
+function labels(pairs: Record<string, string>): string {
+  const inner = Object.entries(pairs)
+    .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
+    .join(",");
+  return inner === "" ? "" : `{${inner}}`;
+}
+
+class Exposition {
+  readonly #lines: string[] = [];
+
+  family(name: string, type: "gauge" | "counter", help: string): void {
+    this.#lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+  }
+
+  sample(name: string, value: number, pairs: Record<string, string> = {}): void {
+    this.#lines.push(`${name}${labels(pairs)} ${Number.isFinite(value) ? value : "NaN"}`);
+  }
+
+  text(): string {
+    return `${this.#lines.join("\n")}\n`;
+  }
+}
+
+const flag = (b: boolean): number => (b ? 1 : 0);
+
+export function renderMetrics(status: AgentStatus): string {
+  const out = new Exposition();
+  const node = { cluster: status.cluster, node: status.node };
+
+  out.family("floatip_role", "gauge", "1 for the role this node has now, 0 for the others.");
+  for (const role of roles)
+    out.sample("floatip_role", flag(status.role === role), { ...node, role });
+  out.family("floatip_term", "gauge", "Current election term seen by this node.");
+  out.sample("floatip_term", status.term, node);
+  out.family("floatip_healthy", "gauge", "1 when the node's own health checks pass.");
+  out.sample("floatip_healthy", flag(status.healthy), node);
+  out.family("floatip_quorum", "gauge", "1 when this node hears a majority of the nodes.");
+  out.sample("floatip_quorum", flag(status.quorum), node);
+  out.family(
+    "floatip_lease_valid",
+    "gauge",
+    "1 while this node's lease from the coordinator is valid.",
+  );
+  out.sample("floatip_lease_valid", flag(status.leaseValid), node);
+
+  out.family("floatip_vip_held", "gauge", "1 when this node has the VIP configured and announced.");
+  for (const vip of status.vips)
+    out.sample("floatip_vip_held", flag(vip.local === "held"), { ...node, vip: vip.address });
+  out.family(
+    "floatip_vip_conflict",
+    "gauge",
+    "1 when the VIP was found occupied by a host outside the cluster.",
+  );
+  for (const vip of status.vips)
+    out.sample("floatip_vip_conflict", flag(vip.conflict), { ...node, vip: vip.address });
+
+  out.family(
+    "floatip_members",
+    "gauge",
+    "Configured nodes per member state in the coordinator's table.",
+  );
+  for (const state of memberStates) {
+    const count = status.members.filter((m) => m.state === state).length;
+    out.sample("floatip_members", count, { ...node, state });
+  }
+
+  out.family("floatip_transport_sent_total", "counter", "Heartbeat and control datagrams sent.");
+  out.sample("floatip_transport_sent_total", status.transport.sent, node);
+  out.family("floatip_transport_received_total", "counter", "Datagrams received and accepted.");
+  out.sample("floatip_transport_received_total", status.transport.received, node);
+  out.family("floatip_transport_dropped_total", "counter", "Datagrams dropped, by reason.");
+  for (const [reason, count] of Object.entries(status.transport.dropped)) {
+    out.sample("floatip_transport_dropped_total", count, { ...node, reason });
+  }
+
+  out.family("floatip_health_check_up", "gauge", "Damped verdict of each health check (1 = up).");
+  for (const check of status.health.checks) {
+    out.sample("floatip_health_check_up", flag(check.up), {
+      ...node,
+      check: check.name,
+      kind: check.kind,
+    });
+  }
+  out.family(
+    "floatip_health_check_faults",
+    "gauge",
+    "Faults counted in the current window of each check.",
+  );
+  for (const check of status.health.checks) {
+    out.sample("floatip_health_check_faults", check.faultsInWindow, {
+      ...node,
+      check: check.name,
+      kind: check.kind,
+    });
+  }
+  return out.text();
+}
