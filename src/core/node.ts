@@ -219,6 +219,12 @@ export class CoreNode {
       case "address-remove-failed":
         this.#onAddressRemoveFailed(input.vip, input.reason, now);
         break;
+      case "address-lost":
+        if (this.#vips.delete(input.vip)) {
+          this.#events.push({ type: "vip-released", vip: this.#address(input.vip), reason: "address lost" });
+          this.#heartbeatNow = true;
+        }
+        break;
       case "admin":
         this.#onAdmin(input.command, now);
         break;

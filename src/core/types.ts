@@ -156,6 +156,12 @@ export type Input =
       readonly vip: number;
       readonly reason: string;
     }
+  | {
+      /** The address vanished without being asked to (kernel lifetime ran out, operator). */
+      readonly type: "address-lost";
+      readonly nowMs: number;
+      readonly vip: number;
+    }
   | { readonly type: "admin"; readonly nowMs: number; readonly command: AdminCommand }
   | { readonly type: "shutdown"; readonly nowMs: number };
 

@@ -17,7 +17,7 @@ import {
   renewAddress,
 } from "../../src/adapters/linux/address.ts";
 import { ArpError, announce, probeOccupied } from "../../src/adapters/linux/arp.ts";
-import { createTopology, skipUnlessRoot, type Topology } from "./harness.ts";
+import { createTopology, skipUnlessRoot, type Topology } from "../../src/lab/topology.ts";
 
 const arpModuleUrl = new URL("../../src/adapters/linux/arp.ts", import.meta.url).href;
 

@@ -4,7 +4,7 @@
  * their name and can be told (over stdin) to hang or to fail their health endpoint. Clients
  * are bounded request loops running in the client namespace; they report what they received.
  *
- * Topology: 198.18.S.10 client, .11 relay, .12 primary, .13 standby (harness.ts). In `nat`
+ * Topology: 198.18.S.10 client, .11 relay, .12 primary, .13 standby (src/lab/topology.ts). In `nat`
  * mode the backends sit on the client's subnet and would answer the client directly, so the
  * relay masquerades forwarded connections (`nat_masquerade: true`, the default) and has
  * `net.ipv4.ip_forward=1`.
@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { createTopology, skipUnlessRoot, type Topology } from "./harness.ts";
+import { createTopology, skipUnlessRoot, type Topology } from "../../src/lab/topology.ts";
 
 const mainTs = new URL("../../src/cli/main.ts", import.meta.url).pathname;
 const node = process.execPath;

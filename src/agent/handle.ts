@@ -1,0 +1,45 @@
+/**
+ * What the local HTTP API (and through it the CLI) can ask of a running agent. The agent
+ * runtime implements it; the API never touches the core or the adapters directly.
+ */
+import type { NodeStatus } from "../core/node.ts";
+import type { AdminCommand, CoreEvent } from "../core/types.ts";
+import type { HealthReport } from "../health/check-runner.ts";
+
+export interface AgentEventRecord {
+  /** Monotonically increasing id (for `?since=`). */
+  readonly id: number;
+  /** Wall-clock time, ISO 8601. */
+  readonly at: string;
+  readonly node: string;
+  readonly event: CoreEvent;
+}
+
+export interface AgentStatus extends NodeStatus {
+  readonly cluster: string;
+  readonly profile: string;
+  readonly incarnation: number;
+  readonly startedAt: string;
+  readonly health: HealthReport;
+  /** Wall-clock time since when each VIP has had its current owner, as this node saw it. */
+  readonly vipSince: Readonly<Record<string, string>>;
+  readonly transport: {
+    readonly sent: number;
+    readonly received: number;
+    readonly dropped: Readonly<Record<string, number>>;
+  };
+}
+
+export type AdminResult =
+  | { readonly ok: true; readonly forwardedTo: string | undefined }
+  | { readonly ok: false; readonly code: "NO_COORDINATOR" | "UNKNOWN_NODE" | "UNKNOWN_VIP"; readonly message: string };
+
+export interface AgentHandle {
+  status(): AgentStatus;
+  /** Applies (coordinator) or forwards (follower) an administrative command. */
+  admin(command: AdminCommand): AdminResult;
+  /** Recent events, oldest first, with id greater than `sinceId`. */
+  events(sinceId: number): readonly AgentEventRecord[];
+  /** Re-reads and validates the config; keeps running on the old one on error. */
+  reload(): Promise<{ ok: true } | { ok: false; message: string }>;
+}
