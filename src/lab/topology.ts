@@ -16,7 +16,7 @@
 import { type ChildProcess, execFileSync, type SpawnOptions, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import type { TestContext } from "node:test";
-import { type ExecResult, run } from "../../src/adapters/exec.ts";
+import { type ExecResult, run } from "../adapters/exec.ts";
 
 export interface TopologyOptions {
   /** Start of every namespace name, e.g. `fipa-`. Letters, digits, `-`, `_`. */
