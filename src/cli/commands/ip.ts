@@ -1,0 +1,95 @@
+/**
+ * `floatip ip …`: where the VIPs are, and moving them by hand.
+ *   ip list [--explain] [--json]   owner, local state, since, conflict (and why, with --explain)
+ *   ip move VIP NODE               pin VIP to NODE (it stays there while NODE is eligible)
+ *   ip move VIP --clear | ip unpin VIP   remove the pin; the placement policy decides again
+ * Address options as for `floatip status`; changes need the API token (`--token-file`).
+ */
+import { ApiClient, CliError, parseCommonFlags, resolveTarget, runCli, table } from "../client.ts";
+import { conflictText, shortTime, type VipView } from "./status.ts";
+
+const usage = `usage:
+  floatip ip list [--explain] [--json]
+  floatip ip move VIP NODE [--json]
+  floatip ip unpin VIP [--json]        (also: floatip ip move VIP --clear)
+options: --api HOST:PORT | --config FILE, --token-file FILE
+`;
+
+interface Accepted {
+  accepted: boolean;
+  forwardedTo: string | null;
+}
+
+export function acceptedText(what: string, answer: Accepted): string {
+  return answer.forwardedTo
+    ? `${what}: accepted, forwarded to coordinator ${answer.forwardedTo}\n`
+    : `${what}: accepted by the coordinator (this node)\n`;
+}
+
+export function renderVips(vips: readonly VipView[], explain: boolean): string {
+  const header = ["ADDRESS", "OWNER", "LOCAL", "SINCE", "CONFLICT"];
+  const rows = vips.map((v) => {
+    const row = [v.address, v.owner ?? "-", v.local, shortTime(v.since), conflictText(v) || "-"];
+    return explain ? [...row, v.explain] : row;
+  });
+  return `${table([explain ? [...header, "EXPLAIN"] : header, ...rows])}\n`;
+}
+
+const vipPath = (vip: string) => `/v1/vips/${encodeURIComponent(vip)}`;
+
+export async function run(args: string[]): Promise<number> {
+  return runCli("ip", usage, async () => {
+    const flags = parseCommonFlags(args, ["--explain", "--clear"]);
+    const [sub, ...rest] = flags.positional;
+    const expect = (count: number, shape: string) => {
+      if (rest.length !== count) throw new CliError("USAGE", `ip ${sub} takes ${shape}`);
+    };
+    const print = (answer: Accepted, what: string) =>
+      process.stdout.write(flags.json ? `${JSON.stringify(answer)}\n` : acceptedText(what, answer));
+    switch (sub) {
+      case "list": {
+        expect(0, "no arguments");
+        const client = new ApiClient(resolveTarget(flags));
+        const { vips } = await client.get<{ vips: VipView[] }>("/v1/vips");
+        process.stdout.write(
+          flags.json
+            ? `${JSON.stringify(vips, null, 2)}\n`
+            : renderVips(vips, flags.switches.has("--explain")),
+        );
+        return 0;
+      }
+      case "move": {
+        if (flags.switches.has("--clear")) {
+          expect(1, "VIP --clear");
+          const client = new ApiClient(resolveTarget(flags));
+          print(
+            await client.change<Accepted>("DELETE", `${vipPath(rest[0]!)}/pin`),
+            `unpin ${rest[0]}`,
+          );
+          return 0;
+        }
+        expect(2, "VIP NODE");
+        const [vip, node] = rest as [string, string];
+        const client = new ApiClient(resolveTarget(flags));
+        print(
+          await client.change<Accepted>("POST", `${vipPath(vip)}/move`, { node }),
+          `move ${vip} to ${node}`,
+        );
+        return 0;
+      }
+      case "unpin": {
+        expect(1, "VIP");
+        const client = new ApiClient(resolveTarget(flags));
+        print(
+          await client.change<Accepted>("DELETE", `${vipPath(rest[0]!)}/pin`),
+          `unpin ${rest[0]}`,
+        );
+        return 0;
+      }
+      case undefined:
+        throw new CliError("USAGE", "missing subcommand");
+      default:
+        throw new CliError("USAGE", `unknown subcommand '${sub}'`);
+    }
+  });
+}
