@@ -1,0 +1,151 @@
+/**
+ * The storage gateway on a real Ceph cluster, driven the way a user does: the `floatip volume`
+ * CLI against the gateway's API; the outcome is checked with the rbd client itself.
+ */
+import assert from "node:assert/strict";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { type Gateway, parseGatewayConfig, startGateway } from "../../src/storage/gateway.ts";
+import { StaticClusterView } from "../../src/storage/static-cluster-view.ts";
+import { startCephCluster } from "./ceph-cluster.ts";
+
+const root = path.resolve(import.meta.dirname, "../..");
+const cluster = startCephCluster();
+after(() => {
+  if (typeof cluster !== "string") cluster.stop();
+});
+
+interface CliJson {
+  request: {
+    id: string;
+    state: {
+      state: string;
+      result: { sizeBytes: number; volumes: { name: string }[] };
+      error: { code: string };
+    };
+  };
+}
+
+/** Runs the CLI as a child process without blocking this process (it serves the gateway). */
+function cli(
+  url: string,
+  ...args: string[]
+): Promise<{ status: number | null; json: CliJson; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [
+      path.join(root, "src/cli/main.ts"),
+      ...args,
+      "--url",
+      url,
+      "--json",
+    ]);
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    child.on("close", (status) => {
+      clearTimeout(timer);
+      resolve({ status, json: JSON.parse(stdout || "{}") as CliJson, stderr });
+    });
+  });
+}
+
+describe("storage gateway on real Ceph", {
+  skip: typeof cluster === "string" ? cluster : false,
+}, () => {
+  if (typeof cluster === "string") return;
+  const dir = mkdtempSync(path.join(tmpdir(), "fips-gw-ceph-"));
+  let gateway: Gateway;
+  before(async () => {
+    writeFileSync(path.join(dir, "key"), randomBytes(32));
+    const config = parseGatewayConfig(
+      {
+        node: "a",
+        keyFile: path.join(dir, "key"),
+        journal: path.join(dir, "a.sqlite"),
+        api: { host: "127.0.0.1", port: 0 },
+        peer: { host: "127.0.0.1", port: 0 },
+        backend: { kind: "rbd", pool: "rbd", cephConf: cluster.conf, timeoutMs: 20_000 },
+      },
+      "test",
+    );
+    gateway = await startGateway(config, new StaticClusterView("a"));
+  });
+  after(async () => {
+    await gateway?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const rbdInfo = (name: string) =>
+    spawnSync("rbd", ["-c", cluster.conf, "info", `rbd/${name}`, "--format", "json"], {
+      encoding: "utf8",
+      timeout: 20_000,
+    });
+
+  it("creates, resizes, snapshots, clones and deletes volumes through the CLI", async () => {
+    const url = gateway.apiUrl;
+    const created = await cli(url, "volume", "create", "gw1", "--size", "16M", "--wait");
+    assert.equal(created.status, 0, created.stderr);
+    assert.equal(created.json.request.state.state, "succeeded");
+    assert.equal(JSON.parse(rbdInfo("gw1").stdout).size, 16 * 2 ** 20);
+
+    assert.equal((await cli(url, "volume", "resize", "gw1", "--size", "32M", "--wait")).status, 0);
+    assert.equal(JSON.parse(rbdInfo("gw1").stdout).size, 32 * 2 ** 20);
+    assert.equal((await cli(url, "volume", "snap", "create", "gw1", "s1", "--wait")).status, 0);
+    assert.equal((await cli(url, "volume", "clone", "gw1", "s1", "gw1k", "--wait")).status, 0);
+    assert.equal(JSON.parse(rbdInfo("gw1k").stdout).parent.image, "gw1");
+    const listed = await cli(url, "volume", "ls", "--wait");
+    const names = listed.json.request.state.result.volumes.map((v) => v.name);
+    assert.deepEqual(names.sort(), ["gw1", "gw1k"]);
+
+    const duplicate = await cli(url, "volume", "create", "gw1", "--size", "16M", "--wait");
+    assert.equal(duplicate.status, 1);
+    assert.equal(duplicate.json.request.state.error.code, "EXISTS");
+
+    for (const args of [
+      ["rm", "gw1k"],
+      ["snap", "rm", "gw1", "s1"],
+      ["rm", "gw1"],
+    ]) {
+      const removed = await cli(url, "volume", ...args, "--wait");
+      assert.equal(removed.status, 0, `${args.join(" ")}: ${JSON.stringify(removed.json)}`);
+    }
+    assert.notEqual(rbdInfo("gw1").status, 0);
+    const shown = await cli(url, "request", "show", created.json.request.id);
+    assert.equal(shown.json.request.state.result.sizeBytes, 16 * 2 ** 20);
+    // rbd ls agrees that nothing is left.
+    assert.equal(
+      execFileSync("rbd", ["-c", cluster.conf, "ls", "rbd"], { encoding: "utf8" }).trim(),
+      "",
+    );
+  });
+});
+
+describe("rbd health probe", { skip: typeof cluster === "string" ? cluster : false }, () => {
+  it("is healthy against the live cluster and unhealthy (bounded) against a missing pool", async () => {
+    if (typeof cluster === "string") return;
+    const { probeRbd } = await import("../../src/storage/rbd-probe.ts");
+    const common = {
+      name: "rbd",
+      intervalMs: 1000,
+      timeoutMs: 10_000,
+      fall: 1,
+      fallWindowMs: 1000,
+      rise: 1,
+    };
+    const good = await probeRbd({ ...common, kind: "rbd", pool: "rbd", cephConf: cluster.conf });
+    assert.equal(good.ok, true, good.detail);
+    const bad = await probeRbd({
+      ...common,
+      kind: "rbd",
+      pool: "absent-pool",
+      cephConf: cluster.conf,
+    });
+    assert.equal(bad.ok, false);
+  });
+});
