@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createTopology, type Topology } from "./topology.ts";
 
-const root = join(import.meta.dirname, "..", "..");  // src/lab -> repository root
+const root = join(import.meta.dirname, "..", ".."); // src/lab -> repository root
 const main = join(root, "src", "cli", "main.ts");
 
 export interface ClusterVip {
@@ -50,9 +50,17 @@ export interface LiveCluster {
   heldVips(id: string): Promise<string[]>;
   /** Node whose namespace holds `vip`, or undefined; throws if two do. */
   holderOf(vip: string): Promise<string | undefined>;
+  /**
+   * Every VIP with the nodes whose namespace holds it, read from all namespaces in parallel so
+   * that one sample is as close to one instant as separate `ip` commands allow.
+   */
+  holders(): Promise<Map<string, string[]>>;
   /** One HTTP request from the client to VIP:8080; the answering node's name or undefined. */
   ask(vip: string, timeoutMs?: number): Promise<string | undefined>;
-  cli(id: string, args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }>;
+  cli(
+    id: string,
+    args: readonly string[],
+  ): Promise<{ code: number; stdout: string; stderr: string }>;
   logs(id: string): string;
   destroy(): Promise<void>;
 }
@@ -96,7 +104,8 @@ export async function startCluster(options: ClusterOptions): Promise<LiveCluster
   const agents = new Map<string, ChildProcess>();
   const logs = new Map<string, string[]>();
   const service = `require("node:http").createServer((q, s) => s.end(process.argv[1])).listen(8080, "0.0.0.0")`;
-  for (const id of ids) topology.spawn(id, process.execPath, ["-e", service, id], { stdio: "ignore" });
+  for (const id of ids)
+    topology.spawn(id, process.execPath, ["-e", service, id], { stdio: "ignore" });
 
   const cluster: LiveCluster = {
     topology,
@@ -131,7 +140,9 @@ export async function startCluster(options: ClusterOptions): Promise<LiveCluster
       const pid = agents.get(id)?.pid;
       if (!pid || options.noSupervisor) return pid;
       try {
-        const children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/);
+        const children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
+          .trim()
+          .split(/\s+/);
         return children[0] ? Number(children[0]) : undefined;
       } catch {
         return undefined;
@@ -142,14 +153,24 @@ export async function startCluster(options: ClusterOptions): Promise<LiveCluster
       return vipAddresses.filter((v) => held.some((a) => a.split("/")[0] === v));
     },
     async holderOf(vip) {
-      const holders: string[] = [];
-      for (const id of ids) if ((await cluster.heldVips(id)).includes(vip)) holders.push(id);
+      const holders = (await cluster.holders()).get(vip) ?? [];
       if (holders.length > 1) throw new Error(`${vip} is held by ${holders.join(" and ")} at once`);
       return holders[0];
     },
+    async holders() {
+      const held = await Promise.all(ids.map((id) => cluster.heldVips(id)));
+      return new Map(
+        vipAddresses.map((vip) => [vip, ids.filter((_, i) => held[i]!.includes(vip))]),
+      );
+    },
     async ask(vip, timeoutMs = 300) {
       try {
-        const result = await topology.exec("client", "curl", ["-s", "-m", String(timeoutMs / 1000), `http://${vip}:8080/`], timeoutMs + 2000);
+        const result = await topology.exec(
+          "client",
+          "curl",
+          ["-s", "-m", String(timeoutMs / 1000), `http://${vip}:8080/`],
+          timeoutMs + 2000,
+        );
         return result.stdout.trim() || undefined;
       } catch {
         return undefined;
@@ -176,8 +197,59 @@ export async function startCluster(options: ClusterOptions): Promise<LiveCluster
   return cluster;
 }
 
+export interface HolderReport {
+  readonly samples: number;
+  /** One line per sample in which two namespaces held the same VIP. */
+  readonly doubles: readonly string[];
+  /** Every node seen holding each VIP, in order of first sighting. */
+  readonly seen: ReadonlyMap<string, readonly string[]>;
+}
+
+/**
+ * Samples `cluster.holders()` in the background until `stop()` (bounded by `maxSamples`), so a
+ * test can show that at no sampled instant two namespaces held one VIP during a fault.
+ */
+export function watchHolders(
+  cluster: LiveCluster,
+  everyMs = 20,
+  maxSamples = 3000,
+): { stop(): Promise<HolderReport> } {
+  const doubles: string[] = [];
+  const seen = new Map<string, string[]>();
+  const startedAt = Date.now();
+  let samples = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running && samples < maxSamples) {
+      const sample = await cluster.holders().catch(() => undefined);
+      if (sample) {
+        samples += 1;
+        for (const [vip, holders] of sample) {
+          if (holders.length > 1)
+            doubles.push(`+${Date.now() - startedAt} ms: ${vip} held by ${holders.join(" and ")}`);
+          const list = seen.get(vip) ?? [];
+          for (const h of holders) if (!list.includes(h)) list.push(h);
+          seen.set(vip, list);
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, everyMs));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return { samples, doubles, seen };
+    },
+  };
+}
+
 /** Polls `probe` every `everyMs` until it returns a value other than undefined, or `timeoutMs`. */
-export async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs: number, everyMs = 50): Promise<T | undefined> {
+export async function waitFor<T>(
+  probe: () => Promise<T | undefined>,
+  timeoutMs: number,
+  everyMs = 50,
+): Promise<T | undefined> {
   const deadline = Date.now() + timeoutMs;
   for (let attempt = 0; attempt < 10_000; attempt += 1) {
     const value = await probe();
