@@ -172,6 +172,14 @@ describe("read routes", () => {
     assert.deepEqual(body, { events: [], last: 4 });
   });
 
+  it("closing the server ends a waiting long-poll at once", { timeout: 10_000 }, async () => {
+    const app = createApiServer({ handle: makeHandle(), eventPollMs: 5 });
+    const pending = app.inject("/v1/events?since=0&wait=30s");
+    await new Promise((r) => setTimeout(r, 20));
+    await app.close();
+    assert.deepEqual((await pending).json(), { events: [], last: 0 });
+  });
+
   it("GET /v1/events rejects a malformed since or wait with 400 BAD_REQUEST", async () => {
     const app = serve(makeHandle());
     assertError(await app.inject("/v1/events?since=abc"), 400, "BAD_REQUEST");
