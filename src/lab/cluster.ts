@@ -244,6 +244,33 @@ export function watchHolders(
   };
 }
 
+/** Every node's log, one section per node, for assertion messages. */
+export function allLogs(cluster: LiveCluster): string {
+  return cluster.ids.map((id) => `--- ${id}\n${cluster.logs(id)}`).join("\n");
+}
+
+/**
+ * Waits until every VIP is held by exactly one namespace and the client is served through it
+ * by that node; returns the owner of each VIP. Throws with every node's log otherwise.
+ */
+export async function waitSettled(
+  cluster: LiveCluster,
+  timeoutMs = 20_000,
+): Promise<Map<string, string>> {
+  const owners = new Map<string, string>();
+  for (const vip of cluster.vipAddresses) {
+    const owner = await waitFor(() => cluster.holderOf(vip), timeoutMs);
+    const answer = owner ? await waitFor(() => cluster.ask(vip), 5000) : undefined;
+    if (!owner || answer !== owner) {
+      throw new Error(
+        `${vip}: held by ${owner ?? "nobody"}, answered by ${answer ?? "nobody"}\n${allLogs(cluster)}`,
+      );
+    }
+    owners.set(vip, owner);
+  }
+  return owners;
+}
+
 /** Polls `probe` every `everyMs` until it returns a value other than undefined, or `timeoutMs`. */
 export async function waitFor<T>(
   probe: () => Promise<T | undefined>,

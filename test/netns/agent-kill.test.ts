@@ -12,7 +12,14 @@
  */
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import { type LiveCluster, startCluster, waitFor, watchHolders } from "../../src/lab/cluster.ts";
+import {
+  allLogs,
+  type LiveCluster,
+  startCluster,
+  waitFor,
+  waitSettled,
+  watchHolders,
+} from "../../src/lab/cluster.ts";
 import { skipUnlessRoot } from "../../src/lab/topology.ts";
 
 const vips = [
@@ -20,26 +27,6 @@ const vips = [
   { host: 101, policy: "weighted" as const },
   { host: 102, policy: "hash" as const },
 ];
-
-/** Waits until every VIP is held and answers the client; returns the owner of each. */
-async function settled(cluster: LiveCluster): Promise<Map<string, string>> {
-  const owners = new Map<string, string>();
-  for (const vip of cluster.vipAddresses) {
-    const owner = await waitFor(() => cluster.holderOf(vip), 20_000);
-    assert.ok(owner, `${vip} was never claimed; n1 log:\n${cluster.logs("n1")}`);
-    assert.equal(
-      await waitFor(() => cluster.ask(vip), 5000),
-      owner,
-      `${vip} answers from its holder`,
-    );
-    owners.set(vip, owner);
-  }
-  return owners;
-}
-
-function dump(cluster: LiveCluster): string {
-  return cluster.ids.map((id) => `--- ${id}\n${cluster.logs(id)}`).join("\n");
-}
 
 describe("agent killed with SIGKILL", { skip: skipUnlessRoot() }, () => {
   const clusters: LiveCluster[] = [];
@@ -60,7 +47,7 @@ describe("agent killed with SIGKILL", { skip: skipUnlessRoot() }, () => {
 
   it("moves the VIPs to another node and re-points the client's neighbour entry", () =>
     withCluster(async (cluster) => {
-      const before = await settled(cluster);
+      const before = await waitSettled(cluster);
       const target = cluster.vipAddresses[0]!;
       const owner = before.get(target)!;
       const ownerMac = cluster.topology.host(owner).mac;
@@ -82,7 +69,7 @@ describe("agent killed with SIGKILL", { skip: skipUnlessRoot() }, () => {
       }, 10_000);
       assert.ok(
         newOwner,
-        `${target} was not taken over after ${owner}'s agent died\n${dump(cluster)}`,
+        `${target} was not taken over after ${owner}'s agent died\n${allLogs(cluster)}`,
       );
       // No traffic to the VIP yet: only the new owner's gratuitous ARP can have changed the entry.
       const newMac = cluster.topology.host(newOwner).mac;
@@ -121,7 +108,7 @@ describe("agent killed with SIGKILL", { skip: skipUnlessRoot() }, () => {
 
   it("lets the kernel drop the VIP of a node whose agent and supervisor both died", () =>
     withCluster(async (cluster) => {
-      const before = await settled(cluster);
+      const before = await waitSettled(cluster);
       const target = cluster.vipAddresses[1]!; // weighted: the heaviest node, n1
       const owner = before.get(target)!;
       const moving = [...before].filter(([, o]) => o === owner).map(([vip]) => vip);
@@ -150,7 +137,7 @@ describe("agent killed with SIGKILL", { skip: skipUnlessRoot() }, () => {
           const h = await cluster.holderOf(vip);
           return h && h !== owner ? h : undefined;
         }, 10_000);
-        assert.ok(holder, `${vip} was taken over\n${dump(cluster)}`);
+        assert.ok(holder, `${vip} was taken over\n${allLogs(cluster)}`);
         assert.equal(
           await waitFor(() => cluster.ask(vip, 1000), 3000),
           holder,
