@@ -32,6 +32,8 @@ export interface ClusterOptions {
   /** Run agents without the supervisor process. */
   readonly noSupervisor?: boolean;
   readonly addressLifetime?: string;
+  /** Start the agents at once (default); false leaves it to `startAgent(id)`. */
+  readonly startAgents?: boolean;
 }
 
 export interface LiveCluster {
@@ -193,7 +195,7 @@ export async function startCluster(options: ClusterOptions): Promise<LiveCluster
       rmSync(dir, { recursive: true, force: true });
     },
   };
-  for (const id of ids) cluster.startAgent(id);
+  if (options.startAgents !== false) for (const id of ids) cluster.startAgent(id);
   return cluster;
 }
 
