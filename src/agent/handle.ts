@@ -32,7 +32,11 @@ export interface AgentStatus extends NodeStatus {
 
 export type AdminResult =
   | { readonly ok: true; readonly forwardedTo: string | undefined }
-  | { readonly ok: false; readonly code: "NO_COORDINATOR" | "UNKNOWN_NODE" | "UNKNOWN_VIP"; readonly message: string };
+  | {
+      readonly ok: false;
+      readonly code: "NO_COORDINATOR" | "UNKNOWN_NODE" | "UNKNOWN_VIP";
+      readonly message: string;
+    };
 
 export interface AgentHandle {
   status(): AgentStatus;

@@ -17,10 +17,13 @@ export function createLogger(options: {
   human?: boolean;
   write?: (line: string) => void;
 }): Logger {
-  const minimum = rank[options.level ?? ((process.env.FLOATIP_LOG_LEVEL as LogLevel) || "info")] ?? 20;
+  const minimum =
+    rank[options.level ?? ((process.env.FLOATIP_LOG_LEVEL as LogLevel) || "info")] ?? 20;
   const human =
     options.human ??
-    (process.env.FLOATIP_LOG_FORMAT ? process.env.FLOATIP_LOG_FORMAT === "human" : process.stderr.isTTY);
+    (process.env.FLOATIP_LOG_FORMAT
+      ? process.env.FLOATIP_LOG_FORMAT === "human"
+      : process.stderr.isTTY);
   const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
   const base = options.base ?? {};
   return {
@@ -31,7 +34,9 @@ export function createLogger(options: {
         const extra = Object.entries({ ...base, ...fields })
           .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
           .join(" ");
-        write(`${time.slice(11, 23)} ${level.toUpperCase().padEnd(5)} ${message}${extra ? ` ${extra}` : ""}`);
+        write(
+          `${time.slice(11, 23)} ${level.toUpperCase().padEnd(5)} ${message}${extra ? ` ${extra}` : ""}`,
+        );
       } else {
         write(JSON.stringify({ time, level, msg: message, ...base, ...fields }));
       }

@@ -12,10 +12,24 @@
  * checks, notify hooks and the local API, and hands over cleanly on SIGTERM.
  */
 import { randomInt } from "node:crypto";
-import { fsyncSync, mkdirSync, openSync, closeSync, readFileSync, renameSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 import { run } from "../adapters/exec.ts";
-import { AddressError, addAddress, listAddresses, removeAddress, renewAddress } from "../adapters/linux/address.ts";
+import {
+  AddressError,
+  addAddress,
+  listAddresses,
+  removeAddress,
+  renewAddress,
+} from "../adapters/linux/address.ts";
 import { announceBurst, probeOccupied } from "../adapters/linux/arp.ts";
 import { loadClusterKey } from "../cluster/key.ts";
 import { UdpTransport } from "../cluster/udp-transport.ts";
@@ -73,7 +87,9 @@ export class Agent implements AgentHandle, ClusterView {
     const self = this.#self();
     const key = loadClusterKey(config.keyFile);
     if (key.readableByOthers) {
-      this.#log.log("warn", "cluster key file is readable by group or others; chmod 600 it", { file: config.keyFile });
+      this.#log.log("warn", "cluster key file is readable by group or others; chmod 600 it", {
+        file: config.keyFile,
+      });
     }
     const stateDir = join(config.stateDir, this.nodeId);
     mkdirSync(stateDir, { recursive: true });
@@ -105,7 +121,8 @@ export class Agent implements AgentHandle, ClusterView {
       bind: { address: self.address, port: self.port },
       peers: new Map(config.nodes.map((n) => [n.id, { address: n.address, port: n.port }])),
       incarnation: this.#incarnation,
-      onMessage: (from, payload) => this.#step({ type: "message", nowMs: monotonicMs(), from, message: payload }),
+      onMessage: (from, payload) =>
+        this.#step({ type: "message", nowMs: monotonicMs(), from, message: payload }),
       log: (level, msg, fields) => this.#log.log(level, msg, fields),
     });
     this.#checks = this.#createChecks();
@@ -122,9 +139,13 @@ export class Agent implements AgentHandle, ClusterView {
     this.#health = this.#checks.current();
     this.#step({ type: "health", nowMs: monotonicMs(), healthy: this.#health.healthy });
     const lifetimeMs = this.#config.addressLifetimeSec * 1000;
-    this.#renewTimer = setInterval(() => void this.#renewHeld(), Math.max(250, Math.floor(lifetimeMs / 3)));
+    this.#renewTimer = setInterval(
+      () => void this.#renewHeld(),
+      Math.max(250, Math.floor(lifetimeMs / 3)),
+    );
     const refreshMs = this.#config.timers.garpRefreshMs;
-    if (refreshMs > 0) this.#refreshTimer = setInterval(() => void this.#refreshAnnouncements(), refreshMs);
+    if (refreshMs > 0)
+      this.#refreshTimer = setInterval(() => void this.#refreshAnnouncements(), refreshMs);
     this.#log.log("info", "agent started", {
       node: this.nodeId,
       cluster: this.#config.cluster,
@@ -173,21 +194,37 @@ export class Agent implements AgentHandle, ClusterView {
       startedAt: this.#startedAt,
       health: this.#health,
       vipSince: { ...this.#vipSince },
-      transport: { sent: transport.sent, received: transport.received, dropped: { ...transport.dropped } },
+      transport: {
+        sent: transport.sent,
+        received: transport.received,
+        dropped: { ...transport.dropped },
+      },
     };
   }
 
   admin(command: AdminCommand): AdminResult {
     const config = this.#config;
     if ("node" in command && !config.nodes.some((n) => n.id === command.node)) {
-      return { ok: false, code: "UNKNOWN_NODE", message: `node ${command.node} is not in ${config.file}` };
+      return {
+        ok: false,
+        code: "UNKNOWN_NODE",
+        message: `node ${command.node} is not in ${config.file}`,
+      };
     }
     if ("vip" in command && !config.vips.some((v) => v.address === command.vip.split("/")[0])) {
-      return { ok: false, code: "UNKNOWN_VIP", message: `VIP ${command.vip} is not in ${config.file}` };
+      return {
+        ok: false,
+        code: "UNKNOWN_VIP",
+        message: `VIP ${command.vip} is not in ${config.file}`,
+      };
     }
     const coordinator = this.#core.coordinator;
     if (coordinator === undefined) {
-      return { ok: false, code: "NO_COORDINATOR", message: "no coordinator is elected right now; try again shortly" };
+      return {
+        ok: false,
+        code: "NO_COORDINATOR",
+        message: "no coordinator is elected right now; try again shortly",
+      };
     }
     this.#step({ type: "admin", nowMs: monotonicMs(), command });
     return { ok: true, forwardedTo: coordinator === this.nodeId ? undefined : coordinator };
@@ -203,7 +240,11 @@ export class Agent implements AgentHandle, ClusterView {
       next = loadConfig(this.#configPath, { nodeId: this.nodeId });
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      this.#log.log("error", "reload refused: the new configuration is invalid; keeping the running one", { error: message });
+      this.#log.log(
+        "error",
+        "reload refused: the new configuration is invalid; keeping the running one",
+        { error: message },
+      );
       return { ok: false, message };
     }
     const structural = (c: ClusterConfig) =>
@@ -307,7 +348,11 @@ export class Agent implements AgentHandle, ClusterView {
     let occupied: boolean;
     let by: string | undefined;
     try {
-      const result = await probeOccupied(this.#interfaceOf(spec), spec.address, this.#config.timers.probeTimeoutMs);
+      const result = await probeOccupied(
+        this.#interfaceOf(spec),
+        spec.address,
+        this.#config.timers.probeTimeoutMs,
+      );
       occupied = result.occupied;
       by = result.mac;
     } catch (error) {
@@ -315,7 +360,13 @@ export class Agent implements AgentHandle, ClusterView {
       occupied = true;
       by = `probe failed: ${error instanceof Error ? error.message : String(error)}`;
     }
-    this.#step({ type: "probe-result", nowMs: monotonicMs(), vip, occupied, ...(by ? { by } : {}) });
+    this.#step({
+      type: "probe-result",
+      nowMs: monotonicMs(),
+      vip,
+      occupied,
+      ...(by ? { by } : {}),
+    });
   }
 
   async #add(vip: number): Promise<void> {
@@ -326,7 +377,12 @@ export class Agent implements AgentHandle, ClusterView {
       });
       this.#step({ type: "address-added", nowMs: monotonicMs(), vip });
     } catch (error) {
-      this.#step({ type: "address-add-failed", nowMs: monotonicMs(), vip, reason: describe(error) });
+      this.#step({
+        type: "address-add-failed",
+        nowMs: monotonicMs(),
+        vip,
+        reason: describe(error),
+      });
     }
   }
 
@@ -336,7 +392,12 @@ export class Agent implements AgentHandle, ClusterView {
       await removeAddress(this.#interfaceOf(spec), spec.address, spec.prefixLength);
       this.#step({ type: "address-removed", nowMs: monotonicMs(), vip });
     } catch (error) {
-      this.#step({ type: "address-remove-failed", nowMs: monotonicMs(), vip, reason: describe(error) });
+      this.#step({
+        type: "address-remove-failed",
+        nowMs: monotonicMs(),
+        vip,
+        reason: describe(error),
+      });
     }
   }
 
@@ -349,9 +410,15 @@ export class Agent implements AgentHandle, ClusterView {
     }
     for (const [iface, addresses] of byInterface) {
       try {
-        await announceBurst(iface, addresses, { repeat, intervalMs: this.#config.timers.garpIntervalMs });
+        await announceBurst(iface, addresses, {
+          repeat,
+          intervalMs: this.#config.timers.garpIntervalMs,
+        });
       } catch (error) {
-        this.#log.log("warn", "gratuitous ARP failed", { interface: iface, error: describe(error) });
+        this.#log.log("warn", "gratuitous ARP failed", {
+          interface: iface,
+          error: describe(error),
+        });
       }
     }
   }
@@ -373,7 +440,10 @@ export class Agent implements AgentHandle, ClusterView {
             this.#log.log("warn", "a held VIP vanished from its interface", { vip: spec.address });
             this.#step({ type: "address-lost", nowMs: monotonicMs(), vip });
           } else {
-            this.#log.log("warn", "renewing a VIP lifetime failed", { vip: spec.address, error: describe(error) });
+            this.#log.log("warn", "renewing a VIP lifetime failed", {
+              vip: spec.address,
+              error: describe(error),
+            });
           }
         }
       }),
@@ -399,14 +469,20 @@ export class Agent implements AgentHandle, ClusterView {
       try {
         present = new Set((await listAddresses(iface)).map((a) => a.ip));
       } catch (error) {
-        this.#log.log("warn", "cannot list addresses", { interface: iface, error: describe(error) });
+        this.#log.log("warn", "cannot list addresses", {
+          interface: iface,
+          error: describe(error),
+        });
         continue;
       }
       for (const spec of specs) {
         if (!present.has(spec.address)) continue;
         this.#log.log("info", reason, { vip: spec.address, interface: iface });
         await removeAddress(iface, spec.address, spec.prefixLength).catch((error: unknown) => {
-          this.#log.log("error", "cannot remove a VIP", { vip: spec.address, error: describe(error) });
+          this.#log.log("error", "cannot remove a VIP", {
+            vip: spec.address,
+            error: describe(error),
+          });
         });
       }
     }
@@ -419,11 +495,19 @@ export class Agent implements AgentHandle, ClusterView {
       this.#log.log("debug", "peer message dropped", { from: event.from, reason: event.reason });
       return;
     }
-    const record: AgentEventRecord = { id: ++this.#eventId, at: new Date().toISOString(), node: this.nodeId, event };
+    const record: AgentEventRecord = {
+      id: ++this.#eventId,
+      at: new Date().toISOString(),
+      node: this.nodeId,
+      event,
+    };
     this.#events.push(record);
     if (this.#events.length > eventHistory) this.#events.shift();
     const { type, ...fields } = event;
-    const level = type === "vip-conflict" || type === "address-failed" || type === "member-failed" ? "warn" : "info";
+    const level =
+      type === "vip-conflict" || type === "address-failed" || type === "member-failed"
+        ? "warn"
+        : "info";
     this.#log.log(level, type, fields as Record<string, unknown>);
     this.#notify(event);
   }
@@ -454,7 +538,14 @@ export class Agent implements AgentHandle, ClusterView {
    */
   #notify(event: CoreEvent): void {
     const notify = this.#config.notify;
-    const wanted = new Set(["role-changed", "vip-acquired", "vip-released", "vip-conflict", "member-failed", "member-recovered"]);
+    const wanted = new Set([
+      "role-changed",
+      "vip-acquired",
+      "vip-released",
+      "vip-conflict",
+      "member-failed",
+      "member-recovered",
+    ]);
     if (!notify || !wanted.has(event.type)) return;
     const env: Record<string, string> = {
       FLOATIP_EVENT: event.type,
@@ -467,12 +558,20 @@ export class Agent implements AgentHandle, ClusterView {
       env.FLOATIP_ROLE = argument = event.role;
       env.FLOATIP_TERM = String(event.term);
     }
-    if (event.type === "member-failed" || event.type === "member-recovered") env.FLOATIP_PEER = argument = event.node;
+    if (event.type === "member-failed" || event.type === "member-recovered")
+      env.FLOATIP_PEER = argument = event.node;
     this.#notifyQueue = this.#notifyQueue.then(async () => {
       try {
-        await run(notify.command, [event.type, argument], { timeoutMs: notify.timeoutMs, env: { ...process.env, ...env } });
+        await run(notify.command, [event.type, argument], {
+          timeoutMs: notify.timeoutMs,
+          env: { ...process.env, ...env },
+        });
       } catch (error) {
-        this.#log.log("warn", "notify hook failed", { command: notify.command, event: event.type, error: describe(error) });
+        this.#log.log("warn", "notify hook failed", {
+          command: notify.command,
+          event: event.type,
+          error: describe(error),
+        });
       }
     });
   }
@@ -484,9 +583,13 @@ export class Agent implements AgentHandle, ClusterView {
       checks: this.#config.checks,
       onChange: (report) => {
         this.#health = report;
-        this.#log.log(report.healthy ? "info" : "warn", report.healthy ? "node healthy" : "node unhealthy", {
-          checks: report.checks.filter((c) => !c.up).map((c) => `${c.name}: ${c.lastDetail}`),
-        });
+        this.#log.log(
+          report.healthy ? "info" : "warn",
+          report.healthy ? "node healthy" : "node unhealthy",
+          {
+            checks: report.checks.filter((c) => !c.up).map((c) => `${c.name}: ${c.lastDetail}`),
+          },
+        );
         this.#step({ type: "health", nowMs: monotonicMs(), healthy: report.healthy });
       },
     });
@@ -502,7 +605,10 @@ export class Agent implements AgentHandle, ClusterView {
 
   #readState(dir: string): { incarnation?: number; vote?: PersistentState } {
     try {
-      return JSON.parse(readFileSync(join(dir, "state.json"), "utf8")) as { incarnation?: number; vote?: PersistentState };
+      return JSON.parse(readFileSync(join(dir, "state.json"), "utf8")) as {
+        incarnation?: number;
+        vote?: PersistentState;
+      };
     } catch {
       return {};
     }

@@ -144,6 +144,7 @@ export class CoreNode {
   #lastCoordinatorContactMs = Number.NEGATIVE_INFINITY;
   #electionDeadlineMs: number;
   #preVotes: Set<string> | undefined;
+  #preVoteStartedMs = Number.NEGATIVE_INFINITY;
   #votes: Set<string> | undefined;
   #nextHeartbeatMs: number;
   #seq = 0;
@@ -221,7 +222,11 @@ export class CoreNode {
         break;
       case "address-lost":
         if (this.#vips.delete(input.vip)) {
-          this.#events.push({ type: "vip-released", vip: this.#address(input.vip), reason: "address lost" });
+          this.#events.push({
+            type: "vip-released",
+            vip: this.#address(input.vip),
+            reason: "address lost",
+          });
           this.#heartbeatNow = true;
         }
         break;
@@ -398,13 +403,20 @@ export class CoreNode {
   #onPreVoteRequest(from: string, term: number, version: TableVersion, now: number): void {
     let granted =
       term > this.#term && this.#mayVote(now) && compareVersions(version, this.#table.version) >= 0;
-    if (granted && this.#preVotes) {
-      // Two nodes timed out together: the lower configuration index campaigns, the other
-      // stands aside, so the real election is not split (a split costs another timeout).
+    const newer = compareVersions(version, this.#table.version) > 0;
+    if (
+      granted &&
+      this.#preVotes &&
+      !newer &&
+      now - this.#preVoteStartedMs < this.#config.timers.electionTimeoutMs
+    ) {
+      // Two nodes with the same table timed out together: the lower configuration index
+      // campaigns, the other stands aside, so the real election is not split (a split
+      // costs another timeout). A requester with a newer table always gets the grant.
       const fromIndex = this.#config.nodes.findIndex((n) => n.id === from);
       granted = fromIndex < this.#index;
-      if (granted) this.#preVotes = undefined;
     }
+    if (granted) this.#preVotes = undefined;
     if (granted) this.#electionDeadlineMs = now + this.#randomElectionTimeout();
     this.#effects.push({
       type: "send",
@@ -666,6 +678,7 @@ export class CoreNode {
     this.#electionDeadlineMs = now + this.#randomElectionTimeout();
     if (!this.#mayVote(now)) return;
     this.#preVotes = new Set([this.id]);
+    this.#preVoteStartedMs = now;
     this.#effects.push({
       type: "broadcast",
       message: {

@@ -21,10 +21,11 @@ export function leaseSafeWaitMs(timers: Timers): number {
 
 /**
  * A holder gives its VIPs up this long before its lease runs out, so the address is gone
- * before the coordinator's wait ends even though removing it takes a few milliseconds.
+ * before the lease ends even though removing it takes a few milliseconds (and may queue
+ * behind an add still in flight): two margins.
  */
 export function releaseGuardMs(timers: Timers): number {
-  return timers.leaseMarginMs;
+  return 2 * timers.leaseMarginMs;
 }
 
 /**

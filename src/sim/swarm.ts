@@ -151,7 +151,14 @@ export function runSwarmSeed(options: SwarmRunOptions): SwarmRunResult {
   for (const id of ids) {
     if (crashed.has(id)) sim.boot(id);
     sim.setHealth(id, true);
-    sim.admin(id, { type: "undrain", node: id });
+  }
+  // An operator undoes every drain; a command sent while no coordinator is elected is
+  // refused, so it is repeated (idempotent) until an election has surely happened.
+  const electionMs = 4 * timers.electionTimeoutMs;
+  for (let at = 0; at <= electionMs; at += timers.electionTimeoutMs) {
+    sim.at(sim.nowMs + at, () => {
+      for (const via of ids) for (const node of ids) sim.admin(via, { type: "undrain", node });
+    });
   }
   vips.forEach((_, v) => sim.setForeign(v, false));
   const healedAt = sim.nowMs;

@@ -10,7 +10,10 @@ import { describe, it } from "node:test";
 
 const root = join(import.meta.dirname, "..", "..");
 const forbidden: readonly [RegExp, string][] = [
-  [/from\s+["'](node:[^"']+|fs|child_process|dgram|net|os|http|https)["']/, "imports an I/O module"],
+  [
+    /from\s+["'](node:[^"']+|fs|child_process|dgram|net|os|http|https)["']/,
+    "imports an I/O module",
+  ],
   [/\brequire\(/, "uses require()"],
   [/\bDate\.now\s*\(/, "reads the wall clock (Date.now)"],
   [/\bnew Date\s*\(/, "reads the wall clock (new Date)"],
@@ -37,7 +40,8 @@ describe("src/core stays pure", () => {
       lines.forEach((line, i) => {
         if (/^\s*(\/\/|\*)/.test(line)) return; // comments may name what is forbidden
         for (const [pattern, why] of forbidden) {
-          if (pattern.test(line)) problems.push(`${relative(root, file)}:${i + 1} ${why}: ${line.trim()}`);
+          if (pattern.test(line))
+            problems.push(`${relative(root, file)}:${i + 1} ${why}: ${line.trim()}`);
         }
       });
     }
@@ -46,6 +50,8 @@ describe("src/core stays pure", () => {
 
   it("the rule catches a violation (checked on a sample line)", () => {
     assert.ok(forbidden.some(([pattern]) => pattern.test("const t = Date.now();")));
-    assert.ok(forbidden.some(([pattern]) => pattern.test('import { readFileSync } from "node:fs";')));
+    assert.ok(
+      forbidden.some(([pattern]) => pattern.test('import { readFileSync } from "node:fs";')),
+    );
   });
 });

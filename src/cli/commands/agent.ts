@@ -12,11 +12,11 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { parseArgs } from "node:util";
-import { removeAddress } from "../../adapters/linux/address.ts";
-import { Agent } from "../../agent/runtime.ts";
-import { createLogger, type Logger } from "../../agent/log.ts";
-import { loadConfig } from "../../config/load.ts";
 import type { FastifyInstance } from "fastify";
+import { removeAddress } from "../../adapters/linux/address.ts";
+import { createLogger, type Logger } from "../../agent/log.ts";
+import { Agent } from "../../agent/runtime.ts";
+import { loadConfig } from "../../config/load.ts";
 
 const usage = "usage: floatip agent --config FILE --node ID [--no-supervisor] [--cleanup]";
 
@@ -54,7 +54,10 @@ async function runAgent(configPath: string, nodeId: string, log: Logger): Promis
   try {
     const { createApiServer, startApi } = await import("../../api/server.ts");
     const spec = agent.config.api;
-    api = createApiServer({ handle: agent, ...(spec.tokenFile ? { tokenFile: spec.tokenFile } : {}) });
+    api = createApiServer({
+      handle: agent,
+      ...(spec.tokenFile ? { tokenFile: spec.tokenFile } : {}),
+    });
     await startApi(api, { host: spec.host, port: spec.port });
     log.log("info", "API listening", { address: `${spec.host}:${spec.port}` });
   } catch (error) {
@@ -93,7 +96,10 @@ async function cleanup(configPath: string, nodeId: string, log: Logger): Promise
         await removeAddress(vip.interface ?? self.interface, vip.address, vip.prefixLength);
       } catch (error) {
         failures += 1;
-        log.log("error", "cannot remove a VIP", { vip: vip.address, error: (error as Error).message });
+        log.log("error", "cannot remove a VIP", {
+          vip: vip.address,
+          error: (error as Error).message,
+        });
       }
     }),
   );
@@ -117,7 +123,16 @@ async function supervise(configPath: string, nodeId: string, log: Logger): Promi
     const startedAt = Date.now();
     child = spawn(
       process.execPath,
-      [...process.execArgv, process.argv[1]!, "agent", "--config", configPath, "--node", nodeId, "--no-supervisor"],
+      [
+        ...process.execArgv,
+        process.argv[1]!,
+        "agent",
+        "--config",
+        configPath,
+        "--node",
+        nodeId,
+        "--no-supervisor",
+      ],
       { stdio: "inherit" },
     );
     log.log("info", "supervisor started the agent", { pid: child.pid });
