@@ -466,7 +466,7 @@ export class CoreNode {
 
   #onProbeResult(vip: number, occupied: boolean, by: string | undefined, now: number): void {
     const local = this.#vips.get(vip);
-    if (!local || local.state !== "probing") return;
+    if (local?.state !== "probing") return;
     if (!this.#wants(vip) || !this.#mayHold(now)) {
       this.#vips.delete(vip); // nothing was configured: the probe only listens
       return;
@@ -484,7 +484,7 @@ export class CoreNode {
 
   #onAddressAdded(vip: number, now: number): void {
     const local = this.#vips.get(vip);
-    if (!local || local.state !== "adding") return;
+    if (local?.state !== "adding") return;
     this.#setLocal(vip, "held", now);
     this.#effects.push({ type: "announce", vip });
     this.#events.push({ type: "vip-acquired", vip: this.#address(vip) });
@@ -493,7 +493,7 @@ export class CoreNode {
 
   #onAddressAddFailed(vip: number, reason: string, now: number): void {
     const local = this.#vips.get(vip);
-    if (!local || local.state !== "adding") return;
+    if (local?.state !== "adding") return;
     this.#events.push({ type: "address-failed", vip: this.#address(vip), reason });
     // The address may or may not be there: remove it to know, then try again later.
     this.#setLocal(vip, "removing", now, now + this.#config.timers.probeRetryMs);
@@ -502,7 +502,7 @@ export class CoreNode {
 
   #onAddressRemoved(vip: number, _now: number): void {
     const local = this.#vips.get(vip);
-    if (!local || local.state !== "removing") return;
+    if (local?.state !== "removing") return;
     this.#vips.delete(vip);
     this.#events.push({ type: "vip-released", vip: this.#address(vip), reason: "removed" });
     this.#heartbeatNow = true;
@@ -510,7 +510,7 @@ export class CoreNode {
 
   #onAddressRemoveFailed(vip: number, reason: string, now: number): void {
     const local = this.#vips.get(vip);
-    if (!local || local.state !== "removing") return;
+    if (local?.state !== "removing") return;
     this.#events.push({ type: "address-failed", vip: this.#address(vip), reason });
     local.retryAtMs = now + this.#config.timers.probeRetryMs;
   }

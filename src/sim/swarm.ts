@@ -160,7 +160,7 @@ export function runSwarmSeed(options: SwarmRunOptions): SwarmRunResult {
       for (const via of ids) for (const node of ids) sim.admin(via, { type: "undrain", node });
     });
   }
-  vips.forEach((_, v) => sim.setForeign(v, false));
+  for (let v = 0; v < vips.length; v += 1) sim.setForeign(v, false);
   const healedAt = sim.nowMs;
   // Failback `after D` may legitimately move a VIP up to D after its preferred node recovers.
   const failbackMs = Math.max(

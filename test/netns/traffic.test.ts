@@ -17,8 +17,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { findRow, type IndexTable } from "../../src/core/traffic/index-table.ts";
-import { TrafficStore } from "../../src/traffic/store.ts";
 import { createTopology, skipUnlessRoot, type Topology } from "../../src/lab/topology.ts";
+import { TrafficStore } from "../../src/traffic/store.ts";
 
 const mainTs = new URL("../../src/traffic/main.ts", import.meta.url).pathname;
 const cliTs = new URL("../../src/cli/main.ts", import.meta.url).pathname;
