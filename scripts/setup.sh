@@ -47,11 +47,9 @@ fi
 # npm packages, reproducibly from the lock file when there is one.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "installing npm packages"
-  if [ -f package-lock.json ]; then
-    timeout 600 npm ci --no-audit --no-fund --loglevel=error >&2
-  else
-    timeout 600 npm install --no-audit --no-fund --loglevel=error >&2
-  fi
+  # `npm install` honours the lock file; unlike `npm ci` it tolerates the optional
+  # per-platform packages (Biome's binaries) that npm records differently across versions.
+  timeout 600 npm install --no-audit --no-fund --loglevel=error >&2
 fi
 
 # The native addon that sends and receives ARP frames on an AF_PACKET socket.
