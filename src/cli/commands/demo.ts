@@ -250,7 +250,7 @@ function renderScreen(
 async function watch(
   cluster: LiveCluster,
   vip: string,
-  wanted: (answer: string) => boolean,
+  wanted: (answer: string, failedRequests: number) => boolean,
   startedAt: number,
   timeoutMs: number,
   stop?: AbortSignal,
@@ -261,7 +261,7 @@ async function watch(
     if (stop?.aborted) return undefined;
     const answer = await cluster.ask(vip, askTimeoutMs);
     const now = Date.now();
-    if (answer !== undefined && wanted(answer)) {
+    if (answer !== undefined && wanted(answer, failedRequests)) {
       return { answer, afterMs: now - startedAt, gapMs: now - lastOtherAt, failedRequests };
     }
     if (answer === undefined) failedRequests += 1;
@@ -272,8 +272,12 @@ async function watch(
 }
 
 function moveText(vip: string, from: string, move: Move, after: string): string {
+  const what =
+    move.answer === from
+      ? `${vip} came back on ${from} (its restarted agent took it again before another node did)`
+      : `${vip} moved from ${from} to ${move.answer}`;
   return (
-    `${vip} moved from ${from} to ${move.answer} ${seconds(move.afterMs)} after ${after}; ` +
+    `${what} ${seconds(move.afterMs)} after ${after}; ` +
     `the client went ${seconds(move.gapMs)} without an answer (${move.failedRequests} failed request${move.failedRequests === 1 ? "" : "s"})`
   );
 }
@@ -311,8 +315,14 @@ async function scriptedTour(cluster: LiveCluster, deadline: number): Promise<num
     return 1;
   }
 
-  say(`\n==== step 1: SIGKILL the agent of ${owner} (pid ${pid}), owner of ${vip}`);
+  // The whole node dies, supervisor first so that nothing restarts the agent or removes its
+  // VIPs: the kernel drops them when their lifetime runs out, and the other agents take over.
+  const supervisorPid = cluster.agents.get(owner)?.pid;
+  say(
+    `\n==== step 1: SIGKILL ${owner}, owner of ${vip}: its supervisor, then its agent (pid ${pid})`,
+  );
   const killedAt = Date.now();
+  if (supervisorPid !== undefined) process.kill(supervisorPid, "SIGKILL");
   process.kill(pid, "SIGKILL");
   const takeover = await watch(
     cluster,
@@ -326,12 +336,19 @@ async function scriptedTour(cluster: LiveCluster, deadline: number): Promise<num
     return 1;
   }
   say(`takeover: ${moveText(vip, owner, takeover, "the kill")}`);
+  if (takeover.afterMs - takeover.gapMs > 500) {
+    say(
+      `  (nobody was left on ${owner} to remove the VIP: its service kept answering until the ` +
+        "kernel dropped the address when its lifetime, 3 s here, ran out)",
+    );
+  }
   await screen("status after the takeover");
 
-  say(`\n==== step 2: the supervisor of ${owner} removes its VIPs and restarts the agent`);
+  say(`\n==== step 2: restart ${owner} (supervisor and agent)`);
+  cluster.startAgent(owner);
   const restart = await waitForRestart(cluster, owner, pid, Math.min(10_000, left()));
   if (!restart) {
-    say(`floatip demo: ${owner}'s agent was not restarted in time`);
+    say(`floatip demo: ${owner}'s agent did not start in time`);
     return 1;
   }
   const restartedAt = Date.now();
@@ -484,7 +501,7 @@ class InteractiveSession {
     this.event(
       `${signal} ${id}'s agent (pid ${pid}); it held ${held.map(shortVip).join(" ") || "no VIP"}`,
     );
-    await this.watchAway(id, held, at, `the ${signal}`);
+    const moves = await this.watchAway(id, held, at, `the ${signal}`);
     const restart = await waitForRestart(this.cluster, id, pid, 10_000, this.stop.signal);
     if (this.stop.signal.aborted) return;
     this.event(
@@ -492,7 +509,10 @@ class InteractiveSession {
         ? `the supervisor restarted ${id}'s agent as pid ${restart.pid}`
         : `${id}'s agent did not come back within 10 s`,
     );
-    if (id === "n1") await this.watchFailback(Date.now(), "n1's restart");
+    const first = this.cluster.vipAddresses[0]!;
+    const takenBy = moves.get(first)?.answer;
+    if (id === "n1" && takenBy && takenBy !== "n1")
+      await this.watchFailback(Date.now(), "n1's restart", takenBy);
   }
 
   private async terminateFirstOwner(): Promise<void> {
@@ -513,24 +533,44 @@ class InteractiveSession {
     else this.linksDown.delete(id);
     this.event(`link of ${id} ${down ? "down" : "up"}`);
     if (down) await this.watchAway(id, held, at, `${id}'s link went down`);
-    else if (id === "n1") await this.watchFailback(at, "n1's link came back");
-  }
-
-  private async watchAway(id: string, vips: string[], at: number, what: string): Promise<void> {
-    const moves = vips.map((vip) =>
-      watch(this.cluster, vip, (a) => a !== id, at, moveMsMax, this.stop.signal),
-    );
-    for (const [i, move] of (await Promise.all(moves)).entries()) {
-      if (this.stop.signal.aborted) return;
-      const vip = vips[i]!;
-      this.event(move ? moveText(vip, id, move, what) : `${vip}: no other node answered in 20 s`);
+    else if (id === "n1") {
+      const before = this.snapshot?.answers.get(this.cluster.vipAddresses[0]!);
+      if (before !== "n1") await this.watchFailback(at, "n1's link came back", before ?? "nobody");
     }
   }
 
-  private async watchFailback(at: number, what: string): Promise<void> {
+  /** Watches `id`'s VIPs until another node answers for each; returns the moves seen. */
+  private async watchAway(
+    id: string,
+    vips: string[],
+    at: number,
+    what: string,
+  ): Promise<Map<string, Move>> {
+    const seen = new Map<string, Move>();
+    // After a gap, an answer from `id` itself also ends the watch: a restarted agent may
+    // take its VIP back before the others moved it.
+    const moves = vips.map((vip) =>
+      watch(
+        this.cluster,
+        vip,
+        (a, failed) => a !== id || failed > 0,
+        at,
+        moveMsMax,
+        this.stop.signal,
+      ),
+    );
+    for (const [i, move] of (await Promise.all(moves)).entries()) {
+      if (this.stop.signal.aborted) return seen;
+      const vip = vips[i]!;
+      if (move) seen.set(vip, move);
+      this.event(move ? moveText(vip, id, move, what) : `${vip}: no other node answered in 20 s`);
+    }
+    return seen;
+  }
+
+  /** Watches the first VIP (preferred n1, immediate failback) until n1 answers for it again. */
+  private async watchFailback(at: number, what: string, before: string): Promise<void> {
     const vip = this.cluster.vipAddresses[0]!;
-    const before = this.snapshot?.answers.get(vip) ?? "?";
-    if (before === "n1") return;
     const move = await watch(this.cluster, vip, (a) => a === "n1", at, moveMsMax, this.stop.signal);
     if (this.stop.signal.aborted) return;
     this.event(move ? moveText(vip, before, move, what) : `${vip} did not fail back to n1 in 20 s`);
