@@ -1,0 +1,90 @@
+/**
+ * The benchmarks, each run once with the smallest options, so that they cannot rot unnoticed:
+ * each must exit 0 and print its table header. Nothing here looks at the figures.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { skipUnlessRoot } from "../../src/lab/topology.ts";
+
+const bench = join(import.meta.dirname, "..", "..", "bench");
+const out = mkdtempSync(join(tmpdir(), "fipbs-"));
+after(() => rmSync(out, { recursive: true, force: true }));
+
+function runBench(
+  file: string,
+  args: readonly string[],
+  timeoutMs: number,
+): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(bench, file), ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.on("data", (c: Buffer) => (output += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (output += c.toString()));
+    // SIGINT lets the bench remove its namespaces through the topology's exit cleanup.
+    const timer = setTimeout(
+      () => child.pid !== undefined && process.kill(child.pid, "SIGINT"),
+      timeoutMs,
+    );
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}
+
+describe("benchmarks (smoke)", { skip: skipUnlessRoot(), concurrency: 1 }, () => {
+  it("failover: one trial of floatip (lan) and keepalived (fastest)", async () => {
+    const path = join(out, "failover.json");
+    const { code, output } = await runBench(
+      "failover.ts",
+      [
+        "--trials",
+        "1",
+        "--contenders",
+        "floatip-lan,keepalived-fastest",
+        "--faults",
+        "sigkill",
+        "--out",
+        path,
+      ],
+      45_000,
+    );
+    assert.equal(code, 0, output);
+    assert.match(output, /contender\s+ok\s+outage p50 ms/);
+    const result = JSON.parse(readFileSync(path, "utf8")) as {
+      results: Array<{ contender: string }>;
+    };
+    assert.ok(
+      result.results.some((r) => r.contender === "floatip-lan"),
+      output,
+    );
+  });
+
+  it("garp: takeover of 50 VIPs", async () => {
+    // The wan profile: with lan, an agent adding many addresses at once can miss heartbeats
+    // and the cluster re-elects before it settles (the full bench reports that).
+    const { code, output } = await runBench(
+      "garp.ts",
+      ["--vips", "50", "--profile", "wan", "--out", join(out, "garp.json")],
+      40_000,
+    );
+    assert.equal(code, 0, output);
+    assert.match(output, /vips\s+all held elsewhere ms/);
+  });
+
+  it("stability: a few seconds under load", async () => {
+    const { code, output } = await runBench(
+      "stability.ts",
+      ["--seconds", "3", "--profiles", "lan", "--out", join(out, "stability.json")],
+      30_000,
+    );
+    assert.equal(code, 0, output);
+    assert.match(output, /profile\s+seconds\s+spurious failovers/);
+  });
+});
