@@ -215,15 +215,20 @@ export function watchHolders(
   cluster: LiveCluster,
   everyMs = 20,
   maxSamples = 3000,
+  maxMs = 60_000,
 ): { stop(): Promise<HolderReport> } {
   const doubles: string[] = [];
   const seen = new Map<string, string[]>();
   const startedAt = Date.now();
   let samples = 0;
+  let failures = 0;
   let running = true;
   const loop = (async () => {
-    while (running && samples < maxSamples) {
+    // Bounded in count and in time, so a test that failed before stop() cannot leave it running.
+    while (running && samples < maxSamples && Date.now() - startedAt < maxMs) {
       const sample = await cluster.holders().catch(() => undefined);
+      failures = sample ? 0 : failures + 1;
+      if (failures >= 5) break; // the namespaces are gone: the cluster was destroyed
       if (sample) {
         samples += 1;
         for (const [vip, holders] of sample) {

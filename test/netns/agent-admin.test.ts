@@ -1,0 +1,148 @@
+/**
+ * Preferred nodes and the operator's commands, end to end in network namespaces with three
+ * real agents and the real `floatip` CLI run inside a node's namespace against its local API:
+ *
+ * 1. Failback: a VIP prefers n1 with `failback: immediate`. n1 dies (agent and supervisor), the
+ *    VIP moves; n1 comes back and the VIP returns to it.
+ * 2. `floatip ip move VIP n3` (with the API token; refused without it) pins the VIP to n3.
+ * 3. `floatip node disable n3` drains n3 (it holds nothing); `enable` makes it eligible again,
+ *    which shows as the pinned VIP going back to it.
+ * A background sampler checks every namespace's addresses during each step.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import {
+  allLogs,
+  type HolderReport,
+  type LiveCluster,
+  startCluster,
+  waitFor,
+  waitSettled,
+  watchHolders,
+} from "../../src/lab/cluster.ts";
+import { skipUnlessRoot } from "../../src/lab/topology.ts";
+
+const vips = [
+  { host: 150, policy: "round-robin" as const, preferred: "n1", failback: "immediate" },
+  { host: 151, policy: "round-robin" as const },
+  { host: 152, policy: "weighted" as const },
+  { host: 153, policy: "hash" as const },
+];
+
+interface Status {
+  coordinator: string | null;
+  members: { id: string; state: string }[];
+}
+
+describe("agent: failback and administrative commands", { skip: skipUnlessRoot() }, () => {
+  let cluster: LiveCluster;
+  let token: string[];
+  /** The VIP the move test pinned to n3. */
+  let pinned: string | undefined;
+  before(async () => {
+    cluster = await startCluster({ prefix: "fipe6-", vips });
+    token = ["--token-file", join(cluster.dir, "api.token")];
+    await waitSettled(cluster);
+  });
+  after(async () => {
+    await cluster?.destroy();
+  });
+
+  /** Waits until `vip` is held by a node for which `wanted` holds; returns it. */
+  const heldBy = (vip: string, wanted: (id: string) => boolean, timeoutMs = 10_000) =>
+    waitFor(async () => {
+      const holder = await cluster.holderOf(vip);
+      return holder && wanted(holder) ? holder : undefined;
+    }, timeoutMs);
+  const noDoubles = (report: HolderReport) => {
+    assert.ok(report.samples > 5, "the sampler ran");
+    assert.deepEqual(report.doubles, [], "no sampled instant with two holders");
+  };
+  const status = async (id: string) => {
+    const result = await cluster.cli(id, ["status", "--json"]);
+    return result.code === 0 ? (JSON.parse(result.stdout) as Status) : undefined;
+  };
+
+  it("fails back to the preferred node when it returns", async () => {
+    const vip = cluster.vipAddresses[0]!;
+    assert.equal(await cluster.holderOf(vip), "n1", "the VIP starts on its preferred node");
+    const watch = watchHolders(cluster);
+    const pid = cluster.agentPid("n1");
+    assert.ok(pid);
+    process.kill(pid, "SIGKILL");
+    cluster.signal("n1", "SIGKILL");
+    const away = await heldBy(vip, (id) => id !== "n1");
+    assert.ok(away, `${vip} did not leave the dead n1\n${allLogs(cluster)}`);
+    assert.equal(await waitFor(() => cluster.ask(vip, 1000), 3000), away);
+
+    cluster.startAgent("n1");
+    const back = await heldBy(vip, (id) => id === "n1", 20_000);
+    assert.ok(back, `${vip} did not fail back to n1\n${allLogs(cluster)}`);
+    assert.equal(
+      await waitFor(() => cluster.ask(vip, 1000), 3000),
+      "n1",
+      "the client is served by n1 again",
+    );
+    noDoubles(await watch.stop());
+    await waitSettled(cluster);
+  });
+
+  it("moves a VIP to n3 on the operator's command, and only with the token", async () => {
+    const owners = await waitSettled(cluster);
+    const vip = cluster.vipAddresses.slice(1).find((v) => owners.get(v) !== "n3");
+    assert.ok(vip, "some VIP is not on n3 yet");
+    const refused = await cluster.cli("n2", ["ip", "move", vip, "n3"]);
+    assert.notEqual(refused.code, 0, "a move without the token is refused");
+
+    const watch = watchHolders(cluster);
+    const moved = await cluster.cli("n2", ["ip", "move", vip, "n3", ...token, "--json"]);
+    assert.equal(moved.code, 0, `ip move failed: ${moved.stderr}${moved.stdout}`);
+    assert.equal(JSON.parse(moved.stdout).accepted, true);
+    const holder = await heldBy(vip, (id) => id === "n3");
+    assert.ok(holder, `${vip} did not move to n3\n${allLogs(cluster)}`);
+    assert.equal(await waitFor(() => cluster.ask(vip, 1000), 3000), "n3");
+    noDoubles(await watch.stop());
+    pinned = vip;
+  });
+
+  it("drains a disabled node and takes it back when enabled", async () => {
+    const owners = await waitSettled(cluster);
+    const moved = pinned;
+    assert.ok(moved && owners.get(moved) === "n3", "the VIP moved in the previous test is on n3");
+
+    const drain = watchHolders(cluster);
+    const disabled = await cluster.cli("n1", ["node", "disable", "n3", ...token]);
+    assert.equal(disabled.code, 0, `node disable failed: ${disabled.stderr}${disabled.stdout}`);
+    const empty = await waitFor(
+      async () => ((await cluster.heldVips("n3")).length === 0 ? true : undefined),
+      10_000,
+    );
+    assert.ok(empty, `n3 still holds ${await cluster.heldVips("n3")}\n${allLogs(cluster)}`);
+    for (const vip of cluster.vipAddresses) {
+      const holder = await heldBy(vip, (id) => id !== "n3");
+      assert.ok(holder, `${vip} is held by n1 or n2 while n3 is disabled`);
+      assert.equal(await waitFor(() => cluster.ask(vip, 1000), 3000), holder);
+    }
+    const coordinator = (await status("n1"))?.coordinator;
+    assert.ok(coordinator);
+    const drained = (await status(coordinator))?.members.find((m) => m.id === "n3")?.state;
+    assert.notEqual(
+      drained,
+      "healthy",
+      "the coordinator does not count a disabled node as eligible",
+    );
+    noDoubles(await drain.stop());
+
+    const back = watchHolders(cluster);
+    const enabled = await cluster.cli("n2", ["node", "enable", "n3", ...token]);
+    assert.equal(enabled.code, 0, `node enable failed: ${enabled.stderr}${enabled.stdout}`);
+    const returned = await heldBy(moved, (id) => id === "n3");
+    assert.ok(
+      returned,
+      `the VIP pinned to n3 did not return once n3 was enabled\n${allLogs(cluster)}`,
+    );
+    assert.equal(await waitFor(() => cluster.ask(moved, 1000), 3000), "n3");
+    noDoubles(await back.stop());
+  });
+});
