@@ -23,6 +23,8 @@ export interface AgentStatus extends NodeStatus {
   readonly health: HealthReport;
   /** Wall-clock time since when each VIP has had its current owner, as this node saw it. */
   readonly vipSince: Readonly<Record<string, string>>;
+  /** Status of each capability the node runs (relays, storage, traffic), by name. */
+  readonly capabilities?: Readonly<Record<string, unknown>>;
   readonly transport: {
     readonly sent: number;
     readonly received: number;

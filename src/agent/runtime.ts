@@ -40,6 +40,8 @@ import { SeededRandom } from "../core/prng.ts";
 import type { AdminCommand, CoreEvent, Effect, Input, PersistentState } from "../core/types.ts";
 import { CheckRunner, type HealthReport } from "../health/check-runner.ts";
 import type { ClusterView, ClusterViewSnapshot } from "../ports/cluster-view.ts";
+import { registerRbdProbe } from "../storage/rbd-probe.ts";
+import { type Capability, type CreateCapability, capabilityModules } from "./capability.ts";
 import type { AdminResult, AgentEventRecord, AgentHandle, AgentStatus } from "./handle.ts";
 import type { Logger } from "./log.ts";
 
@@ -63,6 +65,8 @@ export class Agent implements AgentHandle, ClusterView {
   readonly #core: CoreNode;
   readonly #transport: UdpTransport;
   readonly #incarnation: number;
+  readonly #key: Buffer;
+  #capabilities: Capability[] = [];
   readonly #startedAt = new Date().toISOString();
   #checks: CheckRunner;
   #health: HealthReport = { healthy: true, checks: [] };
@@ -82,10 +86,12 @@ export class Agent implements AgentHandle, ClusterView {
     this.nodeId = options.nodeId;
     this.#configPath = options.configPath;
     this.#log = options.log;
+    registerRbdProbe(); // health checks of kind rbd (S1: the node's connection to Ceph)
     this.#config = loadConfig(options.configPath, { nodeId: options.nodeId });
     const config = this.#config;
     const self = this.#self();
     const key = loadClusterKey(config.keyFile);
+    this.#key = key.key;
     if (key.readableByOthers) {
       this.#log.log("warn", "cluster key file is readable by group or others; chmod 600 it", {
         file: config.keyFile,
@@ -146,6 +152,7 @@ export class Agent implements AgentHandle, ClusterView {
     const refreshMs = this.#config.timers.garpRefreshMs;
     if (refreshMs > 0)
       this.#refreshTimer = setInterval(() => void this.#refreshAnnouncements(), refreshMs);
+    await this.#startCapabilities();
     this.#log.log("info", "agent started", {
       node: this.nodeId,
       cluster: this.#config.cluster,
@@ -158,6 +165,7 @@ export class Agent implements AgentHandle, ClusterView {
   async shutdown(graceMs = 3000): Promise<void> {
     if (this.#stopped) return;
     this.#log.log("info", "shutting down: handing VIPs over");
+    await this.#stopCapabilities();
     this.#step({ type: "shutdown", nowMs: monotonicMs() });
     const deadline = monotonicMs() + graceMs;
     while (!this.#core.drainedForShutdown && monotonicMs() < deadline) {
@@ -170,6 +178,7 @@ export class Agent implements AgentHandle, ClusterView {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    await this.#stopCapabilities();
     clearTimeout(this.#wakeTimer);
     clearInterval(this.#renewTimer);
     clearInterval(this.#refreshTimer);
@@ -265,6 +274,52 @@ export class Agent implements AgentHandle, ClusterView {
 
   get config(): ClusterConfig {
     return this.#config;
+  }
+
+  /** API plugins of the running capabilities (registered on the local API by the command). */
+  get apiPlugins() {
+    return this.#capabilities.flatMap((c) => (c.apiPlugin ? [c.apiPlugin] : []));
+  }
+
+  /** Status of each running capability, by name. */
+  capabilityStatus(): Record<string, unknown> {
+    return Object.fromEntries(
+      this.#capabilities.map((c) => [c.name, c.status?.() ?? { running: true }]),
+    );
+  }
+
+  async #startCapabilities(): Promise<void> {
+    for (const [section, modulePath] of Object.entries(capabilityModules)) {
+      const raw = (this.#config as unknown as Record<string, unknown>)[section];
+      if (raw === undefined) continue;
+      const module = (await import(modulePath)) as { createCapability: CreateCapability };
+      const capability = await module.createCapability(raw, {
+        config: this.#config,
+        nodeId: this.nodeId,
+        view: this,
+        key: this.#key,
+        stateDir: this.#stateDir,
+        log: this.#log.child({ capability: section }),
+      });
+      await capability.start();
+      this.#capabilities.push(capability);
+      this.#log.log("info", "capability started", { capability: capability.name });
+    }
+  }
+
+  async #stopCapabilities(): Promise<void> {
+    const running = this.#capabilities.reverse();
+    this.#capabilities = [];
+    for (const capability of running) {
+      try {
+        await capability.stop();
+      } catch (error) {
+        this.#log.log("error", "a capability failed to stop", {
+          capability: capability.name,
+          error: describe(error),
+        });
+      }
+    }
   }
 
   // ---------------------------------------------------------------- ClusterView

@@ -57,6 +57,7 @@ async function runAgent(configPath: string, nodeId: string, log: Logger): Promis
     api = createApiServer({
       handle: agent,
       ...(spec.tokenFile ? { tokenFile: spec.tokenFile } : {}),
+      extraPlugins: agent.apiPlugins,
     });
     await startApi(api, { host: spec.host, port: spec.port });
     log.log("info", "API listening", { address: `${spec.host}:${spec.port}` });
