@@ -351,6 +351,11 @@ export class CoreNode {
     if (previous && message.incarnation === previous.incarnation && message.seq <= previous.seq) {
       return; // reordered or duplicated: an older view must never overwrite a newer one
     }
+    if (previous && now - previous.lastHeardMs > this.#config.timers.suspectAfterMs) {
+      // A peer we had lost is back: the split (or its outage) healed. Neighbours on its side
+      // may still map our VIPs to an old owner's MAC, so announce every held VIP again.
+      this.#reannounce();
+    }
     this.#peers.set(from, {
       lastHeardMs: now,
       incarnation: message.incarnation,
@@ -1126,6 +1131,12 @@ export class CoreNode {
       conflictBy: by,
       sinceMs: previous && state === "held" ? now : (previous?.sinceMs ?? now),
     });
+  }
+
+  #reannounce(): void {
+    for (const [vip, local] of this.#vips) {
+      if (local.state === "held") this.#effects.push({ type: "announce", vip });
+    }
   }
 
   #address(vip: number): string {

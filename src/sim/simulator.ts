@@ -86,6 +86,8 @@ export class Simulator {
   readonly nodes: SimNode[];
   readonly violations: Violation[] = [];
   readonly trace: string[] = [];
+  /** Gratuitous ARP bursts the nodes asked for: when, who, which VIP. */
+  readonly announcements: { atMs: number; node: string; vip: number }[] = [];
   /** Real-time instants at which each VIP's holder changed: [time, holder or undefined]. */
   readonly holderHistory: Map<number, [number, string | undefined][]> = new Map();
   nowMs = 0;
@@ -390,6 +392,7 @@ export class Simulator {
         return;
       }
       case "announce":
+        this.announcements.push({ atMs: this.nowMs, node: node.id, vip: effect.vip });
         return;
       default: {
         const unknown: never = effect;
