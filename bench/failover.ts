@@ -76,6 +76,8 @@ interface Setup {
   readonly steadyOwner?: string;
   fault(id: string, fault: FaultName): Promise<void>;
   restore(id: string, fault: FaultName): Promise<void>;
+  /** The last lines each node's daemon logged, kept in the JSON result of a failed trial. */
+  logTail(): Record<string, string>;
   destroy(): Promise<void>;
 }
 
@@ -91,6 +93,7 @@ interface Trial {
   readonly twoHoldersAtSwitch: boolean | undefined;
   readonly oldDroppedMs: number | undefined;
   readonly error?: string;
+  readonly logs?: Record<string, string>;
 }
 
 async function holders(topology: Topology, vip: string): Promise<string[]> {
@@ -155,6 +158,7 @@ async function floatipSetup(prefix: string, profile: "lan" | "fast"): Promise<Se
       // Let the new agent rejoin (rise rounds) before the next fault.
       await sleep(1500);
     },
+    logTail: () => Object.fromEntries(ids.map((id) => [id, cluster.logs(id).slice(-4000)])),
     destroy: () => cluster.destroy(),
   };
 }
@@ -193,6 +197,7 @@ async function keepalivedSetup(
       d.start(id);
       await sleep(500);
     },
+    logTail: () => Object.fromEntries(ids.map((id) => [id, d.logs(id).slice(-4000)])),
     async destroy() {
       try {
         await d.stop();
@@ -278,8 +283,10 @@ function report(results: readonly Trial[]): Record<string, unknown> {
     const rows: string[][] = [];
     const medians = new Map<ContenderName, { outage?: number; switch?: number }>();
     for (const contender of contenders) {
-      const mine = results.filter((r) => r.contender === contender && r.fault === fault);
-      if (mine.length === 0) continue;
+      const all = results.filter((r) => r.contender === contender && r.fault === fault);
+      if (all.length === 0) continue;
+      // Failed trials show in the "ok" column only; the figures come from the others.
+      const mine = all.filter((r) => !r.error);
       const outage = summarize(mine.flatMap((r) => (r.outageMs === undefined ? [] : [r.outageMs])));
       const switched = summarize(
         mine.flatMap((r) => (r.switchMs === undefined ? [] : [r.switchMs])),
@@ -295,7 +302,7 @@ function report(results: readonly Trial[]): Record<string, unknown> {
       };
       rows.push([
         contender,
-        `${mine.length - mine.filter((r) => r.error).length}/${mine.length}`,
+        `${mine.length}/${all.length}`,
         ms(outage.medianMs),
         ms(outage.p90Ms),
         ms(outage.maxMs),
@@ -386,7 +393,7 @@ async function main(): Promise<number> {
               error: error.message,
             }),
           );
-          results.push(result);
+          results.push(result.error ? { ...result, logs: setup.logTail() } : result);
           console.log(
             `trial ${trial} ${contender} ${fault}: ${result.oldOwner} -> ${result.newOwner ?? "?"} outage ${ms(result.outageMs)} ms, switch ${ms(result.switchMs)} ms, two holders ${result.twoHoldersAtSwitch ?? "-"}, old dropped ${result.oldDroppedMs === undefined ? "never" : `${ms(result.oldDroppedMs)} ms`}${result.error ? ` (${result.error})` : ""}`,
           );
