@@ -1,10 +1,12 @@
 /**
  * `floatip relay …`:
  *   relay run --config FILE [--status HOST:PORT|off]   run the relays of FILE's `relays:` section
- *   relay list [--json] [--status HOST:PORT]            one line per relay, from a running relay
- *   relay show NAME [--json] [--status HOST:PORT]       backends, damping counters, events
+ *   relay list [--json] [--api HOST:PORT|--config FILE] [--status HOST:PORT]
+ *   relay show NAME [--json] [--api HOST:PORT|--config FILE] [--status HOST:PORT]
  *
- * `list` and `show` read the status endpoint of `relay run` (default 127.0.0.1:7981).
+ * `list` and `show` ask the local agent's API (`GET /v1/relays…`; found through `--api`,
+ * `--config`, FLOATIP_API or 127.0.0.1:7480). With `--status HOST:PORT` they read the status
+ * endpoint of a standalone `floatip relay run` instead (its default is 127.0.0.1:7981).
  */
 import { readFile } from "node:fs/promises";
 import type http from "node:http";
@@ -12,11 +14,19 @@ import { parse } from "yaml";
 import { parseEndpoint, parseRelays } from "../../relay/config.ts";
 import { RelayService, type RelayStatus } from "../../relay/relay-service.ts";
 import { defaultStatusEndpoint, startStatusServer } from "../../relay/status-server.ts";
+import {
+  ApiClient,
+  CliError,
+  type CommonFlags,
+  parseCommonFlags,
+  resolveTarget,
+  runCli,
+} from "../client.ts";
 
 const usage = `usage:
   floatip relay run --config FILE [--status HOST:PORT|off]
-  floatip relay list [--json] [--status HOST:PORT]
-  floatip relay show NAME [--json] [--status HOST:PORT]
+  floatip relay list [--json] [--api HOST:PORT | --config FILE | --status HOST:PORT]
+  floatip relay show NAME [--json] [--api HOST:PORT | --config FILE | --status HOST:PORT]
 `;
 
 interface Flags {
@@ -45,18 +55,19 @@ function parseFlags(args: string[]): Flags | string {
 
 export async function run(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
-  const flags = parseFlags(rest);
-  if (typeof flags === "string") {
-    process.stderr.write(`floatip relay: ${flags}\n${usage}`);
-    return 2;
-  }
   switch (sub) {
-    case "run":
+    case "run": {
+      const flags = parseFlags(rest);
+      if (typeof flags === "string") {
+        process.stderr.write(`floatip relay: ${flags}\n${usage}`);
+        return 2;
+      }
       return runRelays(flags);
+    }
     case "list":
-      return list(flags);
+      return runCli("relay list", usage, () => list(rest));
     case "show":
-      return show(flags);
+      return runCli("relay show", usage, () => show(rest));
     default:
       process.stderr.write(usage);
       return 2;
@@ -118,25 +129,81 @@ async function runRelays(flags: Flags): Promise<number> {
   return 0;
 }
 
-async function fetchStatus(flags: Flags, path: string): Promise<{ status: number; body: unknown }> {
-  const endpoint = flags.status ? parseEndpoint(flags.status) : defaultStatusEndpoint;
-  if (!endpoint) throw new Error(`--status ${flags.status}: expected HOST:PORT`);
+/** Reads the agent API (`/v1/relays…`), or a standalone `relay run` when `--status` is given. */
+function readFlags(args: readonly string[]): { flags: CommonFlags; statusAt?: string } {
+  const rest: string[] = [];
+  let statusAt: string | undefined;
+  for (let i = 0; i < args.length; i += 1) {
+    const arg = args[i]!;
+    if (arg === "--status" || arg.startsWith("--status=")) {
+      const inline = arg.includes("=");
+      const value = inline ? arg.slice(arg.indexOf("=") + 1) : args[i + 1];
+      if (!inline) i += 1;
+      if (!value) throw new CliError("USAGE", "--status needs HOST:PORT");
+      statusAt = value;
+    } else rest.push(arg);
+  }
+  const flags = parseCommonFlags(rest);
+  return statusAt === undefined ? { flags } : { flags, statusAt };
+}
+
+async function fetchRelays(
+  args: readonly string[],
+  path: string,
+): Promise<{ status: number; body: unknown; flags: CommonFlags }> {
+  const { flags, statusAt } = readFlags(args);
+  if (statusAt === undefined) {
+    const client = new ApiClient(resolveTarget(flags));
+    try {
+      return { status: 200, body: await client.get(`/v1${path}`), flags };
+    } catch (error) {
+      if (error instanceof CliError && error.code === "API_ERROR" && error.status === 404)
+        return {
+          status: 404,
+          body: { error: { code: error.apiCode, message: error.message } },
+          flags,
+        };
+      throw error;
+    }
+  }
+  const endpoint = parseEndpoint(statusAt);
+  if (!endpoint) throw new CliError("USAGE", `--status ${statusAt}: expected HOST:PORT`);
   let response: Response;
   try {
     response = await fetch(`http://${endpoint.host}:${endpoint.port}${path}`, {
       signal: AbortSignal.timeout(3000),
     });
   } catch (error) {
-    throw new Error(
+    throw new CliError(
+      "AGENT_UNREACHABLE",
       `no relay status at ${endpoint.host}:${endpoint.port} (is \`floatip relay run\` running?): ${(error as Error).message}`,
     );
   }
-  return { status: response.status, body: await response.json() };
+  return { status: response.status, body: await response.json(), flags };
 }
 
-async function list(flags: Flags): Promise<number> {
-  const { body } = await fetchStatus(flags, "/relays");
-  const relays = (body as { relays: RelayStatus[] }).relays;
+/** What `list` and `show` print; the agent adds `running` and placement to the relay status. */
+type ShownRelay = Omit<RelayStatus, "activeSince"> & {
+  activeSince: string | null;
+  running?: boolean;
+  placement?: string;
+  vipOwner?: string | null;
+  error?: string;
+};
+
+function activeText(r: ShownRelay): string {
+  if (r.running === false) {
+    if (r.error) return `not running: ${r.error}`;
+    return r.placement === "vip-holder"
+      ? `not here (VIP held by ${r.vipOwner ?? "nobody"})`
+      : "not running";
+  }
+  return r.active ?? "none (rejecting)";
+}
+
+async function list(args: readonly string[]): Promise<number> {
+  const { body, flags } = await fetchRelays(args, "/relays");
+  const relays = (body as { relays: ShownRelay[] }).relays;
   if (flags.json) {
     process.stdout.write(`${JSON.stringify(relays, null, 2)}\n`);
     return 0;
@@ -144,33 +211,32 @@ async function list(flags: Flags): Promise<number> {
   process.stdout.write(`${"NAME".padEnd(16)}${"LISTEN".padEnd(22)}${"MODE".padEnd(7)}ACTIVE\n`);
   for (const r of relays) {
     process.stdout.write(
-      `${r.name.padEnd(16)}${r.listen.padEnd(22)}${r.mode.padEnd(7)}${r.active ?? "none (rejecting)"}\n`,
+      `${r.name.padEnd(16)}${r.listen.padEnd(22)}${r.mode.padEnd(7)}${activeText(r)}\n`,
     );
   }
   return 0;
 }
 
-async function show(flags: Flags): Promise<number> {
-  const name = flags.positional[0];
-  if (!name) {
-    process.stderr.write(`floatip relay show: NAME is required\n${usage}`);
-    return 2;
-  }
-  const { status, body } = await fetchStatus(flags, `/relays/${encodeURIComponent(name)}`);
+async function show(args: readonly string[]): Promise<number> {
+  const name = readFlags(args).flags.positional[0];
+  if (!name) throw new CliError("USAGE", "NAME is required");
+  const { status, body, flags } = await fetchRelays(args, `/relays/${encodeURIComponent(name)}`);
   if (status !== 200) {
     const error = (body as { error?: { code: string; message: string } }).error;
     if (flags.json) process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
     else process.stderr.write(`floatip relay show: ${error?.message ?? `status ${status}`}\n`);
     return 1;
   }
-  const r = body as RelayStatus;
+  const r = body as ShownRelay;
   if (flags.json) {
     process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
     return 0;
   }
   const lines = [
     `relay ${r.name}  listen ${r.listen}  ${r.protocol}/${r.mode}`,
-    `active: ${r.active ?? "none (rejecting new connections)"} since ${r.activeSince}`,
+    r.running === false
+      ? `active: ${activeText(r)}`
+      : `active: ${r.active ?? "none (rejecting new connections)"} since ${r.activeSince}`,
     "",
     `${"BACKEND".padEnd(22)}${"ROLE".padEnd(9)}${"STATE".padEnd(7)}${"FAULTS".padEnd(8)}${"CONNS".padEnd(7)}SINCE`,
     ...r.backends.map(
