@@ -99,6 +99,11 @@ export class Dispatcher {
     return this.#o.journal.get(id);
   }
 
+  /** Journal totals: requests known here, and how many are final. */
+  counts(): { total: number; final: number } {
+    return this.#o.journal.counts();
+  }
+
   recent(limit: number): RequestRecord[] {
     return this.#o.journal.recent(limit);
   }

@@ -192,8 +192,10 @@ export async function startGateway(
   config: GatewayConfig,
   view: ClusterView,
   log: (event: string, fields: Record<string, unknown>) => void = () => {},
+  /** The cluster key when the caller already holds it (the agent); else read from `keyFile`. */
+  clusterKey?: Buffer,
 ): Promise<Gateway> {
-  const key = readFileSync(config.keyFile);
+  const key = clusterKey ?? readFileSync(config.keyFile);
   if (key.length < 16) {
     throw new GatewayConfigError(`${config.keyFile}: the cluster key must be at least 16 bytes`);
   }

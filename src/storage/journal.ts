@@ -32,6 +32,7 @@ export class Journal {
   readonly #update: StatementSync;
   readonly #unfinished: StatementSync;
   readonly #recent: StatementSync;
+  readonly #counts: StatementSync;
 
   constructor(file: string) {
     this.#db = new DatabaseSync(file);
@@ -61,6 +62,9 @@ export class Journal {
     );
     this.#recent = this.#db.prepare(
       "SELECT record FROM requests ORDER BY updated_at_ms DESC, id LIMIT ?",
+    );
+    this.#counts = this.#db.prepare(
+      "SELECT count(*) AS total, coalesce(sum(final), 0) AS final FROM requests",
     );
   }
 
@@ -106,6 +110,12 @@ export class Journal {
   /** Requests that have no final state, oldest first (the order of re-drives). */
   unfinished(): RequestRecord[] {
     return (this.#unfinished.all() as { record: string }[]).map((row) => decode(row.record));
+  }
+
+  /** How many requests the journal holds, and how many of them are final (for status). */
+  counts(): { total: number; final: number } {
+    const row = this.#counts.get() as { total: number; final: number };
+    return { total: Number(row.total), final: Number(row.final) };
   }
 
   /** The most recently changed records, newest first. */

@@ -1,8 +1,11 @@
 /**
  * `floatip volume …`: client of the storage gateway's REST API (src/storage/api.ts), reached
  * through the storage VIP (`--url http://VIP:PORT`, or FLOATIP_STORAGE_URL). Every call sends a
- * fresh request id, so a retry by the gateway after a failover is recognised as the same
- * request; `--wait` follows the request until it is final (long-poll), `--json` prints the record.
+ * request id (fresh, or `--request-id ID` so that a script can repeat a call safely: the same id
+ * is the same request and runs once), so a re-drive by the gateway after a failover is
+ * recognised as the same request; `--wait` follows the request until it is final (long-poll,
+ * riding out the moment the VIP moves: connection errors are retried, the request is never
+ * submitted again), `--json` prints the record.
  *   volume create NAME --size 1G | rm NAME | ls | info NAME | resize NAME --size 2G
  *   volume cp NAME TARGET | clone NAME SNAPSHOT TARGET
  *   volume snap create NAME SNAPSHOT | snap ls NAME | snap rm NAME SNAPSHOT
@@ -17,7 +20,7 @@ const waitTotalMs = 10 * 60_000;
 const usage = `usage: floatip volume <create NAME --size SIZE | rm NAME | ls | info NAME |
   resize NAME --size SIZE | cp NAME TARGET | clone NAME SNAPSHOT TARGET |
   snap create NAME SNAPSHOT | snap ls NAME | snap rm NAME SNAPSHOT |
-  serve --config FILE> [--wait] [--json] [--url http://VIP:PORT]
+  serve --config FILE> [--wait] [--json] [--url http://VIP:PORT] [--request-id ID]
 sizes: bytes, or a number with K, M, G, T (powers of 1024)
 `;
 
@@ -47,6 +50,7 @@ export interface CommonOptions {
   readonly rest: string[];
   readonly size?: string;
   readonly config?: string;
+  readonly requestId?: string;
 }
 
 export function parseCommon(args: readonly string[]): CommonOptions {
@@ -56,6 +60,7 @@ export function parseCommon(args: readonly string[]): CommonOptions {
   let json = false;
   let size: string | undefined;
   let config: string | undefined;
+  let requestId: string | undefined;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     const value = () => {
@@ -68,10 +73,19 @@ export function parseCommon(args: readonly string[]): CommonOptions {
     else if (arg === "--json") json = true;
     else if (arg === "--size") size = value();
     else if (arg === "--config") config = value();
+    else if (arg === "--request-id") requestId = value();
     else if (arg.startsWith("--")) throw new UsageError(`unknown option ${arg}`);
     else rest.push(arg);
   }
-  return { url, wait, json, rest, ...(size ? { size } : {}), ...(config ? { config } : {}) };
+  return {
+    url,
+    wait,
+    json,
+    rest,
+    ...(size ? { size } : {}),
+    ...(config ? { config } : {}),
+    ...(requestId ? { requestId } : {}),
+  };
 }
 
 interface Envelope {
@@ -107,18 +121,30 @@ export async function callApi(
   }
 }
 
-/** Follows a request until it is final (or the overall wait passes). */
-export async function follow(url: string, envelope: Envelope): Promise<Envelope> {
-  const deadline = Date.now() + waitTotalMs;
+/**
+ * Follows a request until it is final (or the overall wait passes). While the storage VIP moves
+ * (the old holder died, the new one is taking over) the gateway is briefly unreachable or answers
+ * from a journal that has not caught up yet; both are retried after `retryDelayMs`, since the
+ * request itself was already acknowledged and will be re-driven by the new holder.
+ */
+export async function follow(
+  url: string,
+  envelope: Envelope,
+  totalMs = waitTotalMs,
+  retryDelayMs = 250,
+): Promise<Envelope> {
+  const deadline = Date.now() + totalMs;
   let current = envelope;
   while (current.request && !["succeeded", "failed"].includes(current.request.state.state)) {
     if (Date.now() > deadline) break;
-    const next = await callApi(
-      url,
-      "GET",
-      `/v1/requests/${encodeURIComponent(current.request.id)}?wait=${waitSliceSeconds}s`,
-    );
-    if (next.status !== 200) return next.body;
+    const path = `/v1/requests/${encodeURIComponent(current.request.id)}?wait=${waitSliceSeconds}s`;
+    const next = await callApi(url, "GET", path).catch((error: Error) => error);
+    if (next instanceof Error || next.status >= 500) {
+      if (Date.now() + retryDelayMs > deadline) return next instanceof Error ? current : next.body;
+      await new Promise((resolve) => setTimeout(resolve, retryDelayMs));
+      continue;
+    }
+    if (next.status !== 200 && next.status !== 202) return next.body;
     current = next.body;
   }
   return current;
@@ -181,7 +207,7 @@ export async function run(args: string[]): Promise<number> {
       const { serve } = await import("../../storage/gateway-main.ts");
       return serve(options.config ? ["--config", options.config] : []);
     }
-    const id = `cli-${randomUUID()}`;
+    const id = options.requestId ?? `cli-${randomUUID()}`;
     const q = `?request_id=${id}${options.wait ? `&wait=${waitSliceSeconds}s` : ""}`;
     const e = encodeURIComponent;
     let call: { method: string; path: string; body?: unknown };

@@ -1,0 +1,234 @@
+/**
+ * The storage gateway (S1) as a capability of the agent: `floatip agent` starts one gateway per
+ * node when the cluster YAML has a top-level `storage:` section. Example:
+ *
+ *   storage:
+ *     vip: 198.18.0.102          one of the cluster's `vips`; clients use http://VIP:PORT
+ *     port: 7490                 client API (default 7490)
+ *     peer_port: 7491            replication between the nodes' gateways (default 7491)
+ *     backend: { kind: rbd, pool: rbd, client_id: admin, ceph_conf: /etc/ceph/ceph.conf, timeout: 10s }
+ *     # or     { kind: file, dir: /var/lib/floatip/volumes, operation_delay: 0ms }
+ *     replication_timeout: 2s    retry_delay: 1s    attempts_max: 5     (defaults)
+ *
+ * Everything else comes from the agent: node id and cluster key from the context, the journal at
+ * `<state_dir>/storage-journal.sqlite`, each peer's replication URL from its `nodes[].address`
+ * and `peer_port`, membership and VIP ownership from the agent's ClusterView (so the gateway
+ * executes exactly while this node's core holds the storage VIP, and re-drives unfinished
+ * requests when it takes the VIP over).
+ *
+ * Both ports bind 0.0.0.0 on every node. That is safe because every node may accept and answer
+ * (submissions are replicated to all healthy peers before they are acknowledged, and any node
+ * answers queries from its journal), while only the holder of the storage VIP executes
+ * operations against the backend: the dispatcher checks `held` before each one. Clients reach
+ * the holder by addressing the VIP. The file backend only makes sense when every node sees the
+ * same directory (tests, one machine); production uses rbd.
+ *
+ * Combine with an `rbd` health check (`checks: [{ kind: rbd, pool: rbd }]`) so that a node that
+ * lost its connection to the Ceph cluster fails its own health and releases the storage VIP
+ * (S1.2); the agent registers the rbd probe kind at start.
+ */
+import type { Capability, CapabilityContext, CreateCapability } from "../agent/capability.ts";
+import { CapabilityConfigError } from "../agent/capability.ts";
+import { parseDuration } from "../config/load.ts";
+import type { BackendConfig, Gateway, GatewayConfig } from "./gateway.ts";
+import { startGateway } from "./gateway.ts";
+
+export const defaultStoragePort = 7490;
+export const defaultStoragePeerPort = 7491;
+
+interface Problem {
+  path: string;
+  message: string;
+  fix: string;
+}
+
+const topKeys = [
+  "vip",
+  "port",
+  "peer_port",
+  "backend",
+  "replication_timeout",
+  "retry_delay",
+  "attempts_max",
+];
+const fileKeys = ["kind", "dir", "operation_delay"];
+const rbdKeys = ["kind", "pool", "client_id", "ceph_conf", "timeout"];
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Reads the section into a gateway config; every problem is collected, then thrown at once. */
+export function parseStorageSection(section: unknown, context: CapabilityContext): GatewayConfig {
+  const problems: Problem[] = [];
+  const problem = (path: string, message: string, fix: string) =>
+    problems.push({ path: `storage.${path}`, message, fix });
+  const o = isObject(section) ? section : {};
+  if (!isObject(section)) {
+    problem(
+      "",
+      "must be a mapping",
+      "write `storage: { vip: …, backend: { kind: file, dir: … } }`",
+    );
+  }
+  const unknownKeys = (obj: Record<string, unknown>, prefix: string, known: readonly string[]) => {
+    for (const key of Object.keys(obj)) {
+      if (!known.includes(key))
+        problem(`${prefix}${key}`, "unknown key", `remove it; known keys: ${known.join(", ")}`);
+    }
+  };
+  unknownKeys(o, "", topKeys);
+  const text = (obj: Record<string, unknown>, path: string, key: string, example: string) => {
+    const value = obj[key];
+    if (typeof value === "string" && value !== "") return value;
+    problem(
+      `${path}${key}`,
+      value === undefined ? "is required" : "must be a non-empty string",
+      `e.g. ${key}: ${example}`,
+    );
+    return "";
+  };
+  const optionalText = (obj: Record<string, unknown>, path: string, key: string) => {
+    const value = obj[key];
+    if (value === undefined) return undefined;
+    if (typeof value === "string" && value !== "") return value;
+    problem(`${path}${key}`, "must be a non-empty string", `give a value or remove ${key}`);
+    return undefined;
+  };
+  const port = (key: string, fallback: number) => {
+    const value = o[key];
+    if (value === undefined) return fallback;
+    if (Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65535)
+      return value as number;
+    problem(key, "must be a port number 1-65535", `e.g. ${key}: ${fallback}`);
+    return fallback;
+  };
+  const duration = (obj: Record<string, unknown>, path: string, key: string, fallback: number) => {
+    const value = obj[key];
+    if (value === undefined) return fallback;
+    const ms = typeof value === "string" ? parseDuration(value) : undefined;
+    if (ms !== undefined) return ms;
+    problem(
+      `${path}${key}`,
+      "must be a duration",
+      `e.g. ${key}: ${fallback}ms (units ms, s, m, h)`,
+    );
+    return fallback;
+  };
+
+  const vips = context.config.vips.map((v) => v.address);
+  const vip = text(o, "", "vip", vips[0] ?? "198.18.0.102");
+  if (vip !== "" && !vips.includes(vip)) {
+    problem(
+      "vip",
+      `${vip} is not one of the cluster's vips`,
+      `use one of ${vips.join(", ") || "(none: add the storage VIP under vips:)"}`,
+    );
+  }
+  const apiPort = port("port", defaultStoragePort);
+  const peerPort = port("peer_port", defaultStoragePeerPort);
+  if (apiPort === peerPort) {
+    problem("peer_port", "must differ from port", `e.g. peer_port: ${apiPort + 1}`);
+  }
+  const apiListen = context.config.api;
+  if (apiListen.port === apiPort || apiListen.port === peerPort) {
+    problem(
+      apiListen.port === apiPort ? "port" : "peer_port",
+      `${apiListen.port} is the agent's own API port`,
+      "choose another port",
+    );
+  }
+  const attemptsRaw = o.attempts_max;
+  let attemptsMax = 5;
+  if (attemptsRaw !== undefined) {
+    if (Number.isInteger(attemptsRaw) && (attemptsRaw as number) >= 1)
+      attemptsMax = attemptsRaw as number;
+    else problem("attempts_max", "must be an integer >= 1", "e.g. attempts_max: 5");
+  }
+
+  let backend: BackendConfig = { kind: "file", dir: "", operationDelayMs: 0 };
+  const b = o.backend;
+  if (!isObject(b)) {
+    problem(
+      "backend",
+      b === undefined ? "is required" : "must be a mapping",
+      "e.g. backend: { kind: rbd, pool: rbd } or backend: { kind: file, dir: /var/lib/floatip/volumes }",
+    );
+  } else if (b.kind === "file") {
+    unknownKeys(b, "backend.", fileKeys);
+    backend = {
+      kind: "file",
+      dir: text(b, "backend.", "dir", "/var/lib/floatip/volumes"),
+      operationDelayMs: duration(b, "backend.", "operation_delay", 0),
+    };
+  } else if (b.kind === "rbd") {
+    unknownKeys(b, "backend.", rbdKeys);
+    const clientId = optionalText(b, "backend.", "client_id");
+    const cephConf = optionalText(b, "backend.", "ceph_conf");
+    backend = {
+      kind: "rbd",
+      pool: text(b, "backend.", "pool", "rbd"),
+      timeoutMs: duration(b, "backend.", "timeout", 10_000),
+      ...(clientId ? { clientId } : {}),
+      ...(cephConf ? { cephConf } : {}),
+    };
+  } else {
+    problem("backend.kind", "must be rbd or file", "kind: rbd (Ceph) or kind: file (one machine)");
+  }
+  const replicationTimeoutMs = duration(o, "", "replication_timeout", 2000);
+  const retryDelayMs = duration(o, "", "retry_delay", 1000);
+  if (problems.length > 0) throw new CapabilityConfigError(context.config.file, problems);
+
+  return {
+    node: context.nodeId,
+    keyFile: context.config.keyFile,
+    journal: `${context.stateDir}/storage-journal.sqlite`,
+    api: { host: "0.0.0.0", port: apiPort },
+    peer: { host: "0.0.0.0", port: peerPort },
+    peers: Object.fromEntries(
+      context.config.nodes.map((n) => [n.id, `http://${n.address}:${peerPort}`]),
+    ),
+    vip,
+    backend,
+    replicationTimeoutMs,
+    retryDelayMs,
+    attemptsMax,
+  };
+}
+
+export const createCapability: CreateCapability = (section, context): Capability => {
+  const config = parseStorageSection(section, context);
+  let gateway: Gateway | undefined;
+  const vip = config.vip ?? "";
+  return {
+    name: "storage",
+    async start() {
+      const log = (event: string, fields: Record<string, unknown>) =>
+        context.log.log(event.endsWith("failed") ? "warn" : "info", event, fields);
+      gateway = await startGateway(config, context.view, log, context.key);
+      context.log.log("info", "storage gateway listening", {
+        vip,
+        api: gateway.apiUrl,
+        peer: gateway.peerUrl,
+        backend: config.backend.kind,
+      });
+    },
+    async stop() {
+      const running = gateway;
+      gateway = undefined;
+      await running?.close();
+    },
+    status() {
+      const counts = gateway?.dispatcher.counts() ?? { total: 0, final: 0 };
+      return {
+        running: gateway !== undefined,
+        vip,
+        url: `http://${vip}:${config.api.port}`,
+        backend: config.backend.kind,
+        serving: gateway?.dispatcher.active ?? false,
+        requests: counts.total,
+        unfinished: counts.total - counts.final,
+      };
+    },
+  };
+};

@@ -1,0 +1,362 @@
+/**
+ * The storage gateway (S1) running inside `floatip agent`, end to end in network namespaces:
+ * three real agents (each under its supervisor) with a `storage:` section, and a client
+ * namespace that reaches the gateway only through the storage VIP. The backend is `file` in one
+ * host directory that all three node namespaces see (namespaces share the filesystem): it
+ * stands in for the shared Ceph cluster, which these namespaces cannot reach (the test Ceph
+ * cluster listens on the root namespace's loopback).
+ *
+ * 1. Duplicate submissions (same request id) and two concurrent creates of one name: one
+ *    effect, and a clear error for the loser and for a reused id.
+ * 2. Fifty mixed requests through the VIP, then SIGKILL of the VIP holder's agent (the gateway
+ *    dies with it) while most are still queued or running (the backend is slowed down): every
+ *    request reaches a final state that matches the backend directory, and the client fetched
+ *    every result through the VIP without submitting anything again.
+ * 3. A node whose own health check fails (an exec check on a flag file, the stand-in for the
+ *    rbd check) releases the storage VIP; the next holder serves the next request.
+ */
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import {
+  allLogs,
+  type LiveCluster,
+  startCluster,
+  waitFor,
+  waitSettled,
+} from "../../src/lab/cluster.ts";
+import { skipUnlessRoot, subnetFor } from "../../src/lab/topology.ts";
+
+const prefix = "fipsa-";
+const port = 7490;
+const mib = 1024 * 1024;
+
+interface Call {
+  id: string;
+  method: string;
+  path: string;
+  body?: unknown;
+}
+interface RecordJson {
+  id: string;
+  state: {
+    state: string;
+    result?: { sizeBytes?: number; volumes?: unknown[] };
+    error?: { code: string; message: string };
+  };
+}
+interface Answer {
+  id: string;
+  status: number;
+  body: { request?: RecordJson; error?: { code: string; message: string } };
+}
+interface Followed {
+  id: string;
+  record?: RecordJson;
+  /** Failed attempts (connection refused/reset, timeouts) while the VIP moved. */
+  retries: number;
+  /** Every HTTP method the client used for this id (must be GET only). */
+  methods: string[];
+}
+
+/**
+ * The client program, run inside the client namespace. `submit` sends every call once
+ * (concurrently, bounded) and prints the answers; `follow` only ever GETs each request's record
+ * through the VIP until it is final, retrying connection errors (the VIP is moving), bounded
+ * in time.
+ */
+const clientProgram = `
+const [mode, url, file] = process.argv.slice(2);
+const calls = JSON.parse(require("node:fs").readFileSync(file, "utf8"));
+const request = async (method, path, body) => {
+  const r = await fetch(url + path, {
+    method,
+    headers: body === undefined ? {} : { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(15000),
+  });
+  return { status: r.status, body: await r.json() };
+};
+(async () => {
+  if (mode === "submit") {
+    const out = await Promise.all(calls.map(async (c) => {
+      try { return { id: c.id, ...(await request(c.method, c.path, c.body)) }; }
+      catch (e) { return { id: c.id, status: 0, body: { error: { code: "NETWORK", message: String(e) } } }; }
+    }));
+    process.stdout.write(JSON.stringify(out));
+    return;
+  }
+  const deadline = Date.now() + 60000;
+  const out = [];
+  for (const c of calls) {
+    const entry = { id: c.id, retries: 0, methods: [] };
+    while (Date.now() < deadline) {
+      entry.methods.push("GET");
+      const got = await request("GET", "/v1/requests/" + c.id + "?wait=5s").catch(() => undefined);
+      const state = got?.body?.request?.state?.state;
+      if (got?.status === 200 && (state === "succeeded" || state === "failed")) {
+        entry.record = got.body.request;
+        break;
+      }
+      if (got === undefined || got.status >= 500) {
+        entry.retries += 1;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    out.push(entry);
+  }
+  process.stdout.write(JSON.stringify(out));
+})();
+`;
+
+describe("storage gateway inside the agent", { skip: skipUnlessRoot() }, () => {
+  const work = mkdtempSync(join(tmpdir(), `${prefix}work-`));
+  const volumesDir = join(work, "volumes");
+  const flagFile = join(work, "sick");
+  const programFile = join(work, "client.cjs");
+  const vip = `198.18.${subnetFor(prefix)}.102`;
+  const url = `http://${vip}:${port}`;
+  let cluster: LiveCluster | undefined;
+
+  const live = () => {
+    assert.ok(cluster, "the cluster started");
+    return cluster;
+  };
+  const client = async <T>(mode: "submit" | "follow", calls: readonly Call[]): Promise<T> => {
+    const file = join(work, `${mode}-${Date.now()}.json`);
+    writeFileSync(file, JSON.stringify(calls));
+    const result = await live().topology.exec(
+      "client",
+      process.execPath,
+      [programFile, mode, url, file],
+      90_000,
+    );
+    return JSON.parse(result.stdout) as T;
+  };
+  const volume = (name: string) => join(volumesDir, "volumes", `${name}.img`);
+  /** Submits through the VIP and follows to the final record (retrying only GETs). */
+  const run = async (calls: readonly Call[]) => {
+    const acks = await client<Answer[]>("submit", calls);
+    for (const ack of acks) {
+      assert.ok([200, 202].includes(ack.status), `${ack.id}: ${JSON.stringify(ack.body)}`);
+    }
+    const followed = await client<Followed[]>("follow", calls);
+    return new Map(followed.map((f) => [f.id, f.record]));
+  };
+
+  before(async () => {
+    writeFileSync(programFile, clientProgram);
+    writeFileSync(flagFile, "");
+    // Healthy unless one of this node's own eth0 addresses is listed in the flag file.
+    const check = ["sh", "-c", `! ip -o -4 address show dev eth0 | grep -qF -f ${flagFile}`];
+    cluster = await startCluster({
+      prefix,
+      vips: [{ host: 100 }, { host: 102, policy: "hash" }],
+      addressLifetime: "3s",
+      extraYaml: [
+        "checks:",
+        `  - { name: flag, kind: exec, command: ${JSON.stringify(check)}, interval: 250ms, timeout: 250ms, fall: 2, within: 1s, rise: 2 }`,
+        "storage:",
+        `  vip: ${vip}`,
+        `  port: ${port}`,
+        "  peer_port: 7491",
+        // Slow enough that the holder dies with most of the 50 requests queued or running.
+        `  backend: { kind: file, dir: ${volumesDir}, operation_delay: 120ms }`,
+        "  replication_timeout: 1s",
+        "  retry_delay: 200ms",
+      ].join("\n"),
+    });
+    await waitSettled(cluster);
+    // The gateway answers through the VIP once the holder's agent has started it.
+    const up = await waitFor(async () => {
+      const r = await cluster!.topology
+        .exec("client", "curl", ["-s", "-m", "1", `${url}/v1/health`], 3000)
+        .catch(() => undefined);
+      return r?.stdout.includes('"ok":true') ? true : undefined;
+    }, 15_000);
+    assert.ok(up, `the storage gateway does not answer on ${url}\n${allLogs(cluster)}`);
+  });
+
+  after(async () => {
+    await cluster?.destroy();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it("gives one effect for duplicate submissions and a clear error for a conflicting create", async () => {
+    const dup = {
+      method: "POST",
+      path: "/v1/volumes?request_id=dup-1",
+      body: { name: "d1", sizeBytes: mib },
+    };
+    const race = (id: string) => ({
+      id,
+      method: "POST",
+      path: `/v1/volumes?request_id=${id}&wait=10s`,
+      body: { name: "r1", sizeBytes: 2 * mib },
+    });
+    const acks = await client<Answer[]>("submit", [
+      { id: "dup-1", ...dup },
+      { id: "dup-1", ...dup },
+      race("race-a"),
+      race("race-b"),
+    ]);
+    for (const ack of acks) assert.ok([200, 202].includes(ack.status), JSON.stringify(ack.body));
+    const finals = new Map(
+      (
+        await client<Followed[]>("follow", [
+          { id: "dup-1" },
+          { id: "race-a" },
+          { id: "race-b" },
+        ] as Call[])
+      ).map((f) => [f.id, f.record]),
+    );
+    assert.equal(finals.get("dup-1")?.state.state, "succeeded");
+    assert.equal(statSync(volume("d1")).size, mib);
+    const states = ["race-a", "race-b"].map((id) => finals.get(id)?.state);
+    assert.equal(states.filter((s) => s?.state === "succeeded").length, 1, JSON.stringify(states));
+    const loser = states.find((s) => s?.state === "failed");
+    assert.equal(loser?.error?.code, "EXISTS", JSON.stringify(states));
+    assert.equal(statSync(volume("r1")).size, 2 * mib);
+
+    // The same id again: the recorded result, not a second create (which would fail EXISTS).
+    const [again, reused] = await client<Answer[]>("submit", [
+      { id: "dup-1", ...dup },
+      {
+        id: "dup-1",
+        method: "POST",
+        path: "/v1/volumes?request_id=dup-1",
+        body: { name: "d2", sizeBytes: mib },
+      },
+    ]);
+    assert.equal(again?.status, 200);
+    assert.deepEqual(again?.body.request?.state, finals.get("dup-1")?.state);
+    assert.equal(reused?.status, 409);
+    assert.equal(reused?.body.error?.code, "REQUEST_ID_REUSED");
+    assert.equal(existsSync(volume("d2")), false);
+  });
+
+  it("finishes every request of a killed holder and returns each result through the VIP", async (t) => {
+    const c = live();
+    // Setup, waited for: p0..p9 and q0..q9 of 1 MiB.
+    const setup: Call[] = [];
+    for (const p of ["p", "q"]) {
+      for (let i = 0; i < 10; i++) {
+        setup.push({
+          id: `setup-${p}${i}`,
+          method: "POST",
+          path: `/v1/volumes?request_id=setup-${p}${i}`,
+          body: { name: `${p}${i}`, sizeBytes: mib },
+        });
+      }
+    }
+    for (const [id, record] of await run(setup)) {
+      assert.equal(record?.state.state, "succeeded", `${id}: ${JSON.stringify(record)}`);
+    }
+
+    const calls: Call[] = [];
+    const add = (id: string, method: string, path: string, body?: unknown) =>
+      calls.push({ id, method, path: `${path}?request_id=${id}`, ...(body ? { body } : {}) });
+    for (let i = 0; i < 20; i++)
+      add(`m-create-n${i}`, "POST", "/v1/volumes", {
+        name: `n${i}`,
+        sizeBytes: (1 + (i % 4)) * mib,
+      });
+    for (let i = 0; i < 5; i++) add(`m-delete-p${i}`, "DELETE", `/v1/volumes/p${i}`);
+    for (let i = 5; i < 10; i++)
+      add(`m-resize-p${i}`, "POST", `/v1/volumes/p${i}/resize`, { sizeBytes: 8 * mib });
+    for (let i = 0; i < 5; i++)
+      add(`m-snap-q${i}`, "POST", `/v1/volumes/q${i}/snapshots`, { snapshot: "s1" });
+    for (let i = 5; i < 10; i++)
+      add(`m-copy-q${i}`, "POST", `/v1/volumes/q${i}/copy`, { target: `c${i}` });
+    for (let i = 5; i < 10; i++) add(`m-info-q${i}`, "GET", `/v1/volumes/q${i}`);
+    for (let i = 0; i < 5; i++) add(`m-list-${i}`, "GET", "/v1/volumes");
+    assert.equal(calls.length, 50);
+
+    const holder = await c.holderOf(vip);
+    assert.ok(holder, "someone holds the storage VIP");
+    const acks = await client<Answer[]>("submit", calls);
+    for (const ack of acks) {
+      assert.ok([200, 202].includes(ack.status), `${ack.id}: ${JSON.stringify(ack.body)}`);
+    }
+    const pid = c.agentPid(holder);
+    assert.ok(pid, "the holder's supervisor has an agent child");
+    process.kill(pid, "SIGKILL");
+
+    const followed = await client<Followed[]>("follow", calls);
+    const newHolder = await c.holderOf(vip);
+    const unfinishedAtKill = acks.filter(
+      (a) => !["succeeded", "failed"].includes(a.body.request?.state.state ?? ""),
+    ).length;
+    assert.ok(
+      unfinishedAtKill > 10,
+      `the holder should die with work queued (${unfinishedAtKill})`,
+    );
+    const retries = followed.reduce((sum, f) => sum + f.retries, 0);
+    t.diagnostic(
+      `holder ${holder} killed with ${unfinishedAtKill}/50 unfinished; VIP now on ${newHolder}; client retried ${retries} GETs`,
+    );
+    const finals = new Map(followed.map((f) => [f.id, f.record]));
+    for (const f of followed) {
+      assert.ok(
+        f.methods.every((m) => m === "GET"),
+        "the client never submitted again",
+      );
+      assert.equal(
+        f.record?.state.state,
+        "succeeded",
+        `${f.id}: ${JSON.stringify(f.record)} (holder ${holder} killed, now ${newHolder}, ${retries} retries)\n${allLogs(c)}`,
+      );
+    }
+    // What is really in the backend matches every result.
+    for (let i = 0; i < 20; i++) assert.equal(statSync(volume(`n${i}`)).size, (1 + (i % 4)) * mib);
+    for (let i = 0; i < 5; i++) assert.equal(existsSync(volume(`p${i}`)), false, `p${i} deleted`);
+    for (let i = 5; i < 10; i++) assert.equal(statSync(volume(`p${i}`)).size, 8 * mib);
+    for (let i = 0; i < 5; i++)
+      assert.ok(existsSync(join(volumesDir, "snapshots", `q${i}`, "s1.img")), `q${i}@s1`);
+    for (let i = 5; i < 10; i++) {
+      assert.equal(statSync(volume(`c${i}`)).size, mib);
+      assert.equal(finals.get(`m-info-q${i}`)?.state.result?.sizeBytes, mib);
+    }
+    for (let i = 0; i < 5; i++)
+      assert.ok(Array.isArray(finals.get(`m-list-${i}`)?.state.result?.volumes));
+  });
+
+  it("moves the storage VIP away from a node whose health check fails", async () => {
+    const c = live();
+    await waitSettled(c, 30_000);
+    const sick = await c.holderOf(vip);
+    assert.ok(sick, "someone holds the storage VIP");
+    writeFileSync(flagFile, `inet ${c.topology.host(sick).address}/\n`);
+    try {
+      const next = await waitFor(async () => {
+        const holder = await c.holderOf(vip);
+        return holder && holder !== sick ? holder : undefined;
+      }, 15_000);
+      assert.ok(next, `${sick} kept the storage VIP despite its failing check\n${allLogs(c)}`);
+      assert.deepEqual(await c.heldVips(sick), [], `${sick} released its VIPs`);
+      const finals = await run([
+        {
+          id: "after-sick",
+          method: "POST",
+          path: "/v1/volumes?request_id=after-sick",
+          body: { name: "h1", sizeBytes: mib },
+        },
+      ]);
+      assert.equal(
+        finals.get("after-sick")?.state.state,
+        "succeeded",
+        JSON.stringify(finals.get("after-sick")),
+      );
+      assert.equal(statSync(volume("h1")).size, mib);
+      assert.equal(
+        await c.holderOf(vip),
+        next,
+        "the request was served while the new holder kept the VIP",
+      );
+    } finally {
+      writeFileSync(flagFile, "");
+    }
+  });
+});
