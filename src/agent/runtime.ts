@@ -478,31 +478,40 @@ export class Agent implements AgentHandle, ClusterView {
     }
   }
 
-  /** Keeps the kernel lifetime of held VIPs ahead; a VIP the kernel already dropped is lost. */
+  /**
+   * Keeps the kernel lifetime of held VIPs ahead; a VIP the kernel already dropped is lost.
+   * Each renewal runs in the VIP's address queue and checks again, right before it, that the
+   * VIP is still held under a valid lease: `ip address change` re-creates a missing IPv4
+   * address, so a renewal that overtook a release would bring the released VIP back for a
+   * whole lifetime, next to its new owner.
+   */
   async #renewHeld(): Promise<void> {
     const status = this.#core.status(monotonicMs());
     if (!status.leaseValid) return;
-    await Promise.all(
-      status.vips.map(async (v, vip) => {
-        if (v.local !== "held") return;
-        const spec = this.#config.vips[vip]!;
-        try {
-          await renewAddress(this.#interfaceOf(spec), spec.address, spec.prefixLength, {
-            validLftSec: this.#config.addressLifetimeSec,
-          });
-        } catch (error) {
-          if (error instanceof AddressError && error.code === "ADDRESS_NOT_FOUND") {
-            this.#log.log("warn", "a held VIP vanished from its interface", { vip: spec.address });
-            this.#step({ type: "address-lost", nowMs: monotonicMs(), vip });
-          } else {
-            this.#log.log("warn", "renewing a VIP lifetime failed", {
-              vip: spec.address,
-              error: describe(error),
-            });
-          }
-        }
-      }),
-    );
+    status.vips.forEach((v, vip) => {
+      if (v.local === "held") this.#enqueue(vip, () => this.#renew(vip));
+    });
+  }
+
+  async #renew(vip: number): Promise<void> {
+    const status = this.#core.status(monotonicMs());
+    if (this.#stopped || !status.leaseValid || status.vips[vip]?.local !== "held") return;
+    const spec = this.#config.vips[vip]!;
+    try {
+      await renewAddress(this.#interfaceOf(spec), spec.address, spec.prefixLength, {
+        validLftSec: this.#config.addressLifetimeSec,
+      });
+    } catch (error) {
+      if (error instanceof AddressError && error.code === "ADDRESS_NOT_FOUND") {
+        this.#log.log("warn", "a held VIP vanished from its interface", { vip: spec.address });
+        this.#step({ type: "address-lost", nowMs: monotonicMs(), vip });
+      } else {
+        this.#log.log("warn", "renewing a VIP lifetime failed", {
+          vip: spec.address,
+          error: describe(error),
+        });
+      }
+    }
   }
 
   async #refreshAnnouncements(): Promise<void> {
