@@ -257,20 +257,35 @@ export function allLogs(cluster: LiveCluster): string {
 }
 
 /**
- * Waits until every VIP is held by exactly one namespace and the client is served through it
- * by that node; returns the owner of each VIP. Throws with every node's log otherwise.
+ * Waits until every VIP is held by exactly one namespace, the placement has stayed the same for
+ * `stableMs` (start-up and failback moves are over), and the client is served through each VIP
+ * by its holder; returns the owner of each VIP. Throws with every node's log otherwise.
  */
 export async function waitSettled(
   cluster: LiveCluster,
   timeoutMs = 20_000,
+  stableMs = 1000,
 ): Promise<Map<string, string>> {
+  const deadline = Date.now() + timeoutMs;
+  const key = (holders: Map<string, string[]>) => JSON.stringify([...holders]);
+  let last = "";
+  let since = Date.now();
+  let holders = new Map<string, string[]>();
+  for (let attempt = 0; attempt < 10_000 && Date.now() < deadline; attempt += 1) {
+    holders = await cluster.holders();
+    const now = key(holders);
+    if (now !== last) [last, since] = [now, Date.now()];
+    const complete = [...holders.values()].every((h) => h.length === 1);
+    if (complete && Date.now() - since >= stableMs) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
   const owners = new Map<string, string>();
-  for (const vip of cluster.vipAddresses) {
-    const owner = await waitFor(() => cluster.holderOf(vip), timeoutMs);
+  for (const [vip, held] of holders) {
+    const owner = held.length === 1 ? held[0] : undefined;
     const answer = owner ? await waitFor(() => cluster.ask(vip), 5000) : undefined;
     if (!owner || answer !== owner) {
       throw new Error(
-        `${vip}: held by ${owner ?? "nobody"}, answered by ${answer ?? "nobody"}\n${allLogs(cluster)}`,
+        `${vip}: held by ${held.join(" and ") || "nobody"}, answered by ${answer ?? "nobody"}\n${allLogs(cluster)}`,
       );
     }
     owners.set(vip, owner);

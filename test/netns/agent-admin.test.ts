@@ -57,7 +57,11 @@ describe("agent: failback and administrative commands", { skip: skipUnlessRoot()
     }, timeoutMs);
   const noDoubles = (report: HolderReport) => {
     assert.ok(report.samples > 5, "the sampler ran");
-    assert.deepEqual(report.doubles, [], "no sampled instant with two holders");
+    assert.deepEqual(
+      report.doubles.slice(0, 3),
+      [],
+      `no sampled instant with two holders\n${allLogs(cluster)}`,
+    );
   };
   const status = async (id: string) => {
     const result = await cluster.cli(id, ["status", "--json"]);
@@ -66,7 +70,9 @@ describe("agent: failback and administrative commands", { skip: skipUnlessRoot()
 
   it("fails back to the preferred node when it returns", async () => {
     const vip = cluster.vipAddresses[0]!;
-    assert.equal(await cluster.holderOf(vip), "n1", "the VIP starts on its preferred node");
+    // A node that starts late is first passed over, then gets its preferred VIP back.
+    const start = await heldBy(vip, (id) => id === "n1");
+    assert.ok(start, `the VIP starts on its preferred node\n${allLogs(cluster)}`);
     const watch = watchHolders(cluster);
     const pid = cluster.agentPid("n1");
     assert.ok(pid);

@@ -88,7 +88,11 @@ describe("agent: failing health check", { skip: skipUnlessRoot() }, () => {
       during.set(vip, holder);
     }
     const fault = await watch.stop();
-    assert.deepEqual(fault.doubles, [], "no sampled instant with two holders");
+    assert.deepEqual(
+      fault.doubles.slice(0, 3),
+      [],
+      `no sampled instant with two holders\n${allLogs(c)}`,
+    );
     for (const id of c.ids.filter((id) => id !== sick)) {
       assert.equal((await status(id))?.healthy, true, `${id} is unaffected by ${sick}'s flag`);
     }

@@ -103,7 +103,11 @@ describe("agent killed with SIGKILL", { skip: skipUnlessRoot() }, () => {
         assert.equal(await cluster.holderOf(vip), o, `${vip} stayed on live ${o}`);
       const report = await watch.stop();
       assert.ok(report.samples > 5, "the sampler ran during the fault");
-      assert.deepEqual(report.doubles, [], "no sampled instant with two holders");
+      assert.deepEqual(
+        report.doubles.slice(0, 3),
+        [],
+        `no sampled instant with two holders\n${allLogs(cluster)}`,
+      );
     }));
 
   it("lets the kernel drop the VIP of a node whose agent and supervisor both died", () =>
@@ -146,6 +150,10 @@ describe("agent killed with SIGKILL", { skip: skipUnlessRoot() }, () => {
       }
       const report = await watch.stop();
       assert.ok(report.samples > 5, "the sampler ran during the fault");
-      assert.deepEqual(report.doubles, [], "no sampled instant with two holders");
+      assert.deepEqual(
+        report.doubles.slice(0, 3),
+        [],
+        `no sampled instant with two holders\n${allLogs(cluster)}`,
+      );
     }));
 });

@@ -93,7 +93,11 @@ describe("agent: a node drops off", { skip: skipUnlessRoot() }, () => {
       }
       const report = await watch.stop();
       assert.ok(report.samples > 5, "the sampler ran during the fault");
-      assert.deepEqual(report.doubles, [], "no sampled instant with two holders");
+      assert.deepEqual(
+        report.doubles.slice(0, 3),
+        [],
+        `no sampled instant with two holders\n${allLogs(cluster)}`,
+      );
       // Back on the wire, the node rejoins and every VIP is still held exactly once and served.
       await cluster.topology.setLink(owner, "up");
       await waitSettled(cluster);
@@ -159,6 +163,10 @@ describe("agent: a node drops off", { skip: skipUnlessRoot() }, () => {
           `${vip} was never seen anywhere but ${owner}`,
         );
       }
-      assert.deepEqual(report.doubles, [], "no sampled instant with two holders");
+      assert.deepEqual(
+        report.doubles.slice(0, 3),
+        [],
+        `no sampled instant with two holders\n${allLogs(cluster)}`,
+      );
     }));
 });

@@ -70,14 +70,22 @@ describe("agent: minority partition", { skip: skipUnlessRoot() }, () => {
     }
     const fault = await watch.stop();
     assert.ok(fault.samples > 5, "the sampler ran during the partition");
-    assert.deepEqual(fault.doubles, [], "no sampled instant with two holders during the partition");
+    assert.deepEqual(
+      fault.doubles.slice(0, 3),
+      [],
+      `no sampled instant with two holders during the partition\n${allLogs(c)}`,
+    );
 
     const afterHeal = watchHolders(c);
     for (const [a, b] of cut) await c.topology.heal(a, b);
     // Long enough for the minority to be heard again and trusted (rise) several times over.
     await sleep(4000);
     const healed = await afterHeal.stop();
-    assert.deepEqual(healed.doubles, [], "no sampled instant with two holders after the heal");
+    assert.deepEqual(
+      healed.doubles.slice(0, 3),
+      [],
+      `no sampled instant with two holders after the heal\n${allLogs(c)}`,
+    );
     for (const [vip, holder] of during) {
       assert.deepEqual(healed.seen.get(vip), [holder], `${vip} stayed on ${holder} after the heal`);
       assert.equal(await c.ask(vip, 1000), holder);
