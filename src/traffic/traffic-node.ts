@@ -20,13 +20,14 @@ import {
   findRow,
   type IndexTable,
   isIndexTable,
+  markFailed,
   type NodeEntry,
   type NodeStatus,
   nodeRecovered,
   originsToReplicate,
   reportTargetFailed,
 } from "../core/traffic/index-table.ts";
-import type { ClusterView } from "../ports/cluster-view.ts";
+import type { ClusterView, ClusterViewSnapshot, MemberState } from "../ports/cluster-view.ts";
 import {
   type ChannelConnection,
   ChannelError,
@@ -35,7 +36,7 @@ import {
   newChannelStats,
   openChannel,
 } from "./backup-channel.ts";
-import { Collector } from "./collector.ts";
+import { Collector, type InterfaceSample } from "./collector.ts";
 import { type TrafficBucket, TrafficStore, type WireRow } from "./store.ts";
 
 export interface TrafficNodeOptions {
@@ -60,6 +61,14 @@ export interface TrafficNodeOptions {
   readonly pruneIntervalMs?: number;
   /** Disable the collector (benchmarks feed the store directly). */
   readonly collect?: boolean;
+  /** Retention of raw samples and of 1-minute rollups (store defaults: 2 days, 30 days). */
+  readonly rawRetentionMs?: number;
+  readonly rollupRetentionMs?: number;
+  /**
+   * Coordinator only: mark a node Failed in the table when the cluster view's member state
+   * turns to `failed` (a second signal beside the senders' reports; see `onView`).
+   */
+  readonly markFailedFromView?: boolean;
   readonly log?: (event: string, fields: Record<string, unknown>) => void;
 }
 
@@ -102,6 +111,10 @@ function isWireRow(value: unknown): value is WireRow {
   );
 }
 
+function statesOf(view: ClusterViewSnapshot): Map<string, MemberState> {
+  return new Map(view.members.map((m) => [m.id, m.state]));
+}
+
 export class TrafficNode implements TrafficQueryService {
   readonly store: TrafficStore;
   readonly server: ChannelServer;
@@ -114,11 +127,18 @@ export class TrafficNode implements TrafficQueryService {
   private wake: (() => void) | undefined;
   private unsubscribe: (() => void) | undefined;
   private port = 0;
+  /** Member states of the previous view, to see transitions to `failed`. */
+  private memberStates = new Map<string, MemberState>();
   private readonly stopping = new AbortController();
 
   constructor(options: TrafficNodeOptions) {
     this.options = options;
-    this.store = new TrafficStore(options.dbPath, options.selfId);
+    this.store = new TrafficStore(options.dbPath, options.selfId, {
+      ...(options.rawRetentionMs === undefined ? {} : { rawRetentionMs: options.rawRetentionMs }),
+      ...(options.rollupRetentionMs === undefined
+        ? {}
+        : { rollupRetentionMs: options.rollupRetentionMs }),
+    });
     const saved = this.store.loadTable();
     if (saved && isIndexTable(saved)) this.table = saved;
     this.server = new ChannelServer({
@@ -158,7 +178,11 @@ export class TrafficNode implements TrafficQueryService {
       this.options.listenHost ?? "0.0.0.0",
     );
     if (this.isCoordinator && !this.table) this.adoptTable(buildIndexTable(this.options.nodes));
-    this.unsubscribe = this.options.clusterView.subscribe(() => this.poke());
+    this.memberStates = statesOf(this.options.clusterView.current());
+    this.unsubscribe = this.options.clusterView.subscribe((view) => {
+      this.onView(view);
+      this.poke();
+    });
     this.collector?.start();
     this.loops = [this.membershipLoop(), this.replicationLoop(), this.retentionLoop()];
     return this.port;
@@ -173,6 +197,37 @@ export class TrafficNode implements TrafficQueryService {
     await Promise.allSettled(this.loops);
     await this.server.close();
     this.store.close();
+  }
+
+  /** Stores samples collected by another source (per-VIP counters) and streams them. */
+  addSamples(samples: readonly InterfaceSample[]): void {
+    if (samples.length === 0) return;
+    this.store.appendOwn(samples);
+    this.poke();
+  }
+
+  /**
+   * The membership view as a second failure signal, kept deliberately narrow: only the
+   * coordinator acts, only on a member's transition to `failed` (never on a steady `failed`,
+   * so a node that re-joins is not marked again and again), and never on itself. It is safe
+   * because marking a live node Failed only costs a moment of answers from its backup copy:
+   * the node sees its own row Failed in the next table it fetches and re-joins (see
+   * `membershipLoop`). A node the view never declares failed is still caught by its sender.
+   */
+  private onView(view: ClusterViewSnapshot): void {
+    const before = this.memberStates;
+    this.memberStates = statesOf(view);
+    if (!this.options.markFailedFromView || !this.running || !this.isCoordinator) return;
+    let table = this.table;
+    if (!table) return;
+    for (const [id, state] of this.memberStates) {
+      if (state !== "failed" || before.get(id) === "failed" || id === this.options.selfId) continue;
+      const r = markFailed(table, id);
+      if (!r.ok) continue;
+      table = r.table;
+      this.log("member-failed", { id, version: table.version });
+    }
+    if (table !== this.table) this.publish(table);
   }
 
   /** Wakes the replication loop early (new samples, new table, view change). */
@@ -333,6 +388,10 @@ export class TrafficNode implements TrafficQueryService {
     let joined = false;
     while (this.running) {
       const coordinator = this.options.clusterView.current().coordinatorId;
+      // Marked Failed while alive (a view signal, or a partition that healed): join again.
+      if (joined && this.table && findRow(this.table, this.options.selfId)?.status === "Failed") {
+        joined = false;
+      }
       if (coordinator === this.options.selfId) {
         if (!joined) this.publish(nodeRecovered(this.coordinatorTable(), coordinator).table);
         joined = true;

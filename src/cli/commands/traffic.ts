@@ -1,17 +1,23 @@
 /**
- * `floatip traffic NODE [--from T] [--to T] [--step D] [--iface IF] [--json] [--url URL]`
- * `floatip traffic --table [--json] [--url URL]`
+ * `floatip traffic NODE [--from T] [--to T] [--step D] [--iface IF] [--json] [WHERE]`
+ * `floatip traffic --table [--json] [WHERE]`
  *
- * Asks any node's API (GET /v1/traffic/NODE) for NODE's traffic statistics; the answer comes
- * from NODE itself or, when NODE is Failed, from its backup target, and says which. Times:
+ * Asks the local agent's API (GET /v1/traffic/NODE) for NODE's traffic statistics; the answer
+ * comes from NODE itself or, when NODE is Failed, from its backup target, and says which.
+ * Per-VIP counters appear as interfaces `vip:ADDRESS` (`--iface vip:198.18.0.100`). Times:
  * ms since the epoch, ISO 8601, `now` or `now-1h` (default: the last hour); step: `10s`,
- * `1m`… (default 1m). URL defaults to $FLOATIP_URL or http://127.0.0.1:7980.
+ * `1m`… (default 1m).
+ *
+ * WHERE: `--api HOST:PORT`, `--config FILE`, env FLOATIP_API, else 127.0.0.1:7480 (like the
+ * other commands); `--url URL` instead asks any HTTP endpoint serving the route (the
+ * standalone component). Exit codes: 0 done, 1 refused or failed, 2 usage, 3 no agent answers.
  */
 import { parseArgs } from "node:util";
+import { ApiClient, CliError, resolveTarget, runCli } from "../client.ts";
 
 const usage = `usage:
-  floatip traffic NODE [--from T] [--to T] [--step D] [--iface IF] [--json] [--url URL]
-  floatip traffic --table [--json] [--url URL]
+  floatip traffic NODE [--from T] [--to T] [--step D] [--iface IF] [--json] [--api HOST:PORT | --config FILE | --url URL]
+  floatip traffic --table [--json] [--api HOST:PORT | --config FILE | --url URL]
 `;
 
 interface Bucket {
@@ -28,54 +34,75 @@ interface Bucket {
   samples: number;
 }
 
-export async function run(args: string[]): Promise<number> {
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(args);
-  } catch (error) {
-    process.stderr.write(`floatip traffic: ${(error as Error).message}\n${usage}`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  const base = (values.url ?? process.env.FLOATIP_URL ?? "http://127.0.0.1:7980").replace(
-    /\/$/,
-    "",
-  );
-  if (!values.table && positionals.length !== 1) {
-    process.stderr.write(usage);
-    return 2;
-  }
-  const query = new URLSearchParams();
-  for (const key of ["from", "to", "step", "iface"] as const) {
-    const v = values[key];
-    if (v !== undefined) query.set(key, v);
-  }
-  const path = values.table
-    ? "/v1/traffic"
-    : `/v1/traffic/${encodeURIComponent(positionals[0]!)}?${query}`;
+export function run(args: string[]): Promise<number> {
+  return runCli("traffic", usage, async () => {
+    let parsed: ReturnType<typeof parse>;
+    try {
+      parsed = parse(args);
+    } catch (error) {
+      throw new CliError("USAGE", (error as Error).message);
+    }
+    const { values, positionals } = parsed;
+    if (values.table ? positionals.length !== 0 : positionals.length !== 1) {
+      throw new CliError("USAGE", values.table ? "--table takes no NODE" : "give one NODE");
+    }
+    if (values.url !== undefined && (values.api !== undefined || values.config !== undefined)) {
+      throw new CliError("USAGE", "--url goes alone, without --api or --config");
+    }
+    const query = new URLSearchParams();
+    for (const key of ["from", "to", "step", "iface"] as const) {
+      const v = values[key];
+      if (v !== undefined) query.set(key, v);
+    }
+    const path = values.table
+      ? "/v1/traffic"
+      : `/v1/traffic/${encodeURIComponent(positionals[0]!)}?${query}`;
+    const body =
+      values.url !== undefined
+        ? await fetchUrl(values.url, path)
+        : await new ApiClient(
+            resolveTarget({
+              positional: positionals,
+              json: values.json,
+              switches: new Set(),
+              ...(values.api === undefined ? {} : { api: values.api }),
+              ...(values.config === undefined ? {} : { config: values.config }),
+            }),
+            { timeoutMs: 10_000 },
+          ).get<Record<string, unknown>>(path);
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+      return 0;
+    }
+    process.stdout.write(values.table ? renderTable(body) : renderAnswer(body));
+    return 0;
+  });
+}
+
+/** `--url`: any HTTP endpoint that serves the traffic route (e.g. the standalone component). */
+async function fetchUrl(url: string, path: string): Promise<Record<string, unknown>> {
+  const base = url.replace(/\/$/, "");
   let response: Response;
   try {
     response = await fetch(`${base}${path}`, { signal: AbortSignal.timeout(10_000) });
   } catch (error) {
-    process.stderr.write(`floatip traffic: cannot reach ${base}: ${(error as Error).message}\n`);
-    return 1;
+    throw new CliError("AGENT_UNREACHABLE", `cannot reach ${base}: ${(error as Error).message}`);
   }
   const body = (await response.json().catch(() => undefined)) as
     | Record<string, unknown>
     | undefined;
-  if (!response.ok || body === undefined) {
-    const e = (body?.error ?? {}) as { code?: string; message?: string };
-    process.stderr.write(
-      `floatip traffic: ${e.code ?? response.status}: ${e.message ?? "bad answer"}\n`,
-    );
-    return 1;
+  if (body === undefined) {
+    throw new CliError("BAD_RESPONSE", `${base} sent a non-JSON answer (HTTP ${response.status})`);
   }
-  if (values.json) {
-    process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
-    return 0;
+  if (!response.ok) {
+    const e = (body.error ?? {}) as { code?: string; message?: string };
+    const apiCode = e.code ?? `HTTP_${response.status}`;
+    throw new CliError("API_ERROR", `${apiCode}: ${e.message ?? "bad answer"}`, {
+      apiCode,
+      status: response.status,
+    });
   }
-  process.stdout.write(values.table ? renderTable(body) : renderAnswer(body));
-  return 0;
+  return body;
 }
 
 function parse(args: string[]) {
@@ -88,6 +115,8 @@ function parse(args: string[]) {
       step: { type: "string" },
       iface: { type: "string" },
       url: { type: "string" },
+      api: { type: "string" },
+      config: { type: "string" },
       json: { type: "boolean", default: false },
       table: { type: "boolean", default: false },
     },
