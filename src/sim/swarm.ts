@@ -19,6 +19,8 @@ export interface SwarmRunOptions {
   /** Length of the fault phase in virtual ms. */
   readonly faultPhaseMs?: number;
   readonly trace?: boolean;
+  /** Occupancy probes see nobody: safety must then rest on leases alone. */
+  readonly blindProbe?: boolean;
 }
 
 export interface SwarmRunResult {
@@ -69,6 +71,7 @@ export function runSwarmSeed(options: SwarmRunOptions): SwarmRunResult {
     addFailureRatio: 0.01,
     drift: true,
     trace: options.trace ?? false,
+    probeSeesOthers: !options.blindProbe,
   });
   const faults: string[] = [];
   let crashedCoordinator = false;
@@ -139,7 +142,7 @@ export function runSwarmSeed(options: SwarmRunOptions): SwarmRunResult {
   const faultEnd = sim.nowMs + (options.faultPhaseMs ?? 8000);
   const crashed = new Set<string>();
   while (sim.nowMs < faultEnd && sim.violations.length === 0) {
-    const fault = injectFault(sim, rng, ids, vips.length, crashed);
+    const fault = injectFault(sim, rng, ids, vips.length, crashed, options.blindProbe ?? false);
     faults.push(`${sim.nowMs}: ${fault}`);
     sim.runUntil(sim.nowMs + rng.int(100, 1500));
   }
@@ -185,6 +188,7 @@ function injectFault(
   ids: string[],
   vipCount: number,
   crashed: Set<string>,
+  blindProbe = false,
 ): string {
   const id = rng.pick(ids);
   const roll = rng.next();
@@ -201,7 +205,9 @@ function injectFault(
   if (roll < 0.2) {
     if (crashed.has(id)) return "nothing";
     crashed.add(id);
-    const supervisorMs = rng.int(20, 600);
+    // With a blind probe nothing but the supervisor removes a killed agent's addresses, and
+    // it does so when the agent exits: model it as immediate there.
+    const supervisorMs = blindProbe ? 0 : rng.int(20, 600);
     sim.killAgent(id, supervisorMs);
     return `kill agent ${id} (supervisor ${supervisorMs} ms)`;
   }

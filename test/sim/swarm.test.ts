@@ -70,3 +70,22 @@ describe("swarm simulation", () => {
     assert.ok(caught > 0, "no violation detected with clocks far outside the drift bound");
   });
 });
+
+describe("swarm with a blind occupancy probe (leases alone)", () => {
+  it("100 seeds (lan) and 50 seeds (fast): no two holders when the probe sees nobody", () => {
+    // The occupancy probe is the last of the layers; with it blinded, the leases must keep
+    // safety on their own (a killed agent's addresses go with its supervisor at once).
+    for (const [profile, count] of [
+      ["lan", 100],
+      ["fast", 50],
+    ] as const) {
+      const failed: string[] = [];
+      for (let seed = 70_000; seed < 70_000 + count; seed += 1) {
+        const result = runSwarmSeed({ seed, timers: profiles[profile], blindProbe: true });
+        for (const v of result.violations)
+          failed.push(`${profile} seed=${seed} ${v.kind}: ${v.detail}`);
+      }
+      assert.deepEqual(failed, []);
+    }
+  });
+});
