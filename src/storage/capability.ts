@@ -62,7 +62,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
 export function parseStorageSection(section: unknown, context: CapabilityContext): GatewayConfig {
   const problems: Problem[] = [];
   const problem = (path: string, message: string, fix: string) =>
-    problems.push({ path: `storage.${path}`, message, fix });
+    problems.push({ path: path === "" ? "storage" : `storage.${path}`, message, fix });
   const o = isObject(section) ? section : {};
   if (!isObject(section)) {
     problem(

@@ -1,0 +1,142 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, describe, it } from "node:test";
+import { CapabilityConfigError, type CapabilityContext } from "../agent/capability.ts";
+import { createLogger } from "../agent/log.ts";
+import { parseConfig } from "../config/load.ts";
+import type { ClusterViewSnapshot } from "../ports/cluster-view.ts";
+import { createCapability, parseStorageSection } from "./capability.ts";
+
+const vip = "198.18.0.102";
+const dir = mkdtempSync(path.join(tmpdir(), "fips-storage-cap-"));
+
+function context(extra = ""): CapabilityContext {
+  const config = parseConfig(
+    [
+      "cluster: test",
+      "key_file: /nonexistent/key",
+      `state_dir: ${dir}`,
+      "nodes:",
+      "  - { id: a, address: 127.0.0.1, interface: lo }",
+      "vips:",
+      `  - { address: ${vip}/24 }`,
+      extra,
+    ].join("\n"),
+    "/etc/floatip/cluster.yaml",
+  );
+  const snapshot: ClusterViewSnapshot = {
+    selfId: "a",
+    coordinatorId: "a",
+    term: 1,
+    members: [{ id: "a", address: "127.0.0.1", state: "healthy" }],
+    owners: new Map([[vip, "a"]]),
+    held: new Set([vip]),
+  };
+  return {
+    config,
+    nodeId: "a",
+    view: { current: () => snapshot, subscribe: () => () => {} },
+    key: randomBytes(32),
+    stateDir: dir,
+    log: createLogger({ write: () => {} }),
+  };
+}
+
+function problems(section: unknown): string[] {
+  try {
+    parseStorageSection(section, context());
+  } catch (error) {
+    assert.ok(error instanceof CapabilityConfigError);
+    assert.equal(error.code, "CAPABILITY_CONFIG_INVALID");
+    assert.match(error.message, /\/etc\/floatip\/cluster\.yaml/);
+    return error.problems.map((p) => p.path);
+  }
+  return [];
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+describe("storage capability", () => {
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("reads a section into a gateway config with peers, journal and key from the agent", () => {
+    const config = parseStorageSection(
+      { vip, backend: { kind: "rbd", pool: "rbd", client_id: "admin", timeout: "5s" } },
+      context(),
+    );
+    assert.equal(config.node, "a");
+    assert.equal(config.vip, vip);
+    assert.deepEqual(config.api, { host: "0.0.0.0", port: 7490 });
+    assert.deepEqual(config.peers, { a: "http://127.0.0.1:7491" });
+    assert.equal(config.journal, path.join(dir, "storage-journal.sqlite"));
+    assert.deepEqual(config.backend, {
+      kind: "rbd",
+      pool: "rbd",
+      clientId: "admin",
+      timeoutMs: 5000,
+    });
+  });
+
+  it("reports every problem at once with its storage.* path", () => {
+    assert.deepEqual(
+      problems({
+        vip: "198.18.0.99",
+        port: 7480,
+        extra: 1,
+        backend: { kind: "file", operation_delay: "soon" },
+      }).sort(),
+      [
+        "storage.backend.dir",
+        "storage.backend.operation_delay",
+        "storage.extra",
+        "storage.port",
+        "storage.vip",
+      ],
+    );
+    assert.deepEqual(problems({ vip, backend: { kind: "nfs" } }), ["storage.backend.kind"]);
+    assert.deepEqual(problems({ vip }), ["storage.backend"]);
+    assert.ok(problems("yes").includes("storage"));
+  });
+
+  it("serves the gateway, executes on the VIP holder, and reports status", async () => {
+    const [port, peerPort] = [await freePort(), await freePort()];
+    const volumes = path.join(dir, "volumes");
+    const capability = await createCapability(
+      { vip, port, peer_port: peerPort, backend: { kind: "file", dir: volumes } },
+      context(),
+    );
+    await capability.start();
+    try {
+      const response = await fetch(`http://127.0.0.1:${port}/v1/volumes?wait=5s`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ request_id: "cap-1", name: "v1", sizeBytes: 4096 }),
+      });
+      const body = (await response.json()) as { request: { state: { state: string } } };
+      assert.equal(body.request.state.state, "succeeded");
+      assert.ok(existsSync(path.join(volumes, "volumes", "v1.img")));
+      assert.deepEqual(capability.status?.(), {
+        running: true,
+        vip,
+        url: `http://${vip}:${port}`,
+        backend: "file",
+        serving: true,
+        requests: 1,
+        unfinished: 0,
+      });
+    } finally {
+      await capability.stop();
+    }
+    assert.equal((capability.status?.() as { running?: boolean } | undefined)?.running, false);
+  });
+});
