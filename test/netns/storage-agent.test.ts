@@ -282,13 +282,22 @@ describe("storage gateway inside the agent", { skip: skipUnlessRoot() }, () => {
     }
     const pid = c.agentPid(holder);
     assert.ok(pid, "the holder's supervisor has an agent child");
+    // The client is already long-polling the holder through the VIP when the holder dies.
+    const following = client<Followed[]>("follow", calls);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const listed = await c.topology.exec(
+      "client",
+      "curl",
+      ["-s", "-m", "2", `${url}/v1/requests?limit=500`],
+      5000,
+    );
     process.kill(pid, "SIGKILL");
-
-    const followed = await client<Followed[]>("follow", calls);
-    const newHolder = await c.holderOf(vip);
-    const unfinishedAtKill = acks.filter(
-      (a) => !["succeeded", "failed"].includes(a.body.request?.state.state ?? ""),
+    const known = (JSON.parse(listed.stdout) as { requests: RecordJson[] }).requests;
+    const unfinishedAtKill = known.filter(
+      (r) => r.id.startsWith("m-") && !["succeeded", "failed"].includes(r.state.state),
     ).length;
+    const followed = await following;
+    const newHolder = await c.holderOf(vip);
     assert.ok(
       unfinishedAtKill > 10,
       `the holder should die with work queued (${unfinishedAtKill})`,
@@ -298,6 +307,7 @@ describe("storage gateway inside the agent", { skip: skipUnlessRoot() }, () => {
       `holder ${holder} killed with ${unfinishedAtKill}/50 unfinished; VIP now on ${newHolder}; client retried ${retries} GETs`,
     );
     const finals = new Map(followed.map((f) => [f.id, f.record]));
+    assert.ok(retries > 0, "the client's long-poll on the dead holder was cut off and retried");
     for (const f of followed) {
       assert.ok(
         f.methods.every((m) => m === "GET"),
