@@ -24,13 +24,12 @@ import {
 import { join } from "node:path";
 import { run } from "../adapters/exec.ts";
 import {
-  AddressError,
-  addAddress,
+  type AddressOperation,
+  applyAddressBatch,
   listAddresses,
   removeAddress,
-  renewAddress,
 } from "../adapters/linux/address.ts";
-import { announceBurst, probeOccupied } from "../adapters/linux/arp.ts";
+import { announceBurst, probeOccupiedMany } from "../adapters/linux/arp.ts";
 import { loadClusterKey } from "../cluster/key.ts";
 import { UdpTransport } from "../cluster/udp-transport.ts";
 import { loadConfig } from "../config/load.ts";
@@ -73,7 +72,20 @@ export class Agent implements AgentHandle, ClusterView {
   #wakeTimer: NodeJS.Timeout | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
   #refreshTimer: NodeJS.Timeout | undefined;
-  #addressQueues = new Map<number, Promise<void>>();
+  /** Effects collected during one turn of the event loop, performed together (see #flush). */
+  #pending: {
+    addresses: { vip: number; op: "add" | "del" }[];
+    probes: Set<number>;
+    announce: Set<number>;
+  } = {
+    addresses: [],
+    probes: new Set(),
+    announce: new Set(),
+  };
+  #flushScheduled = false;
+  #viewScheduled = false;
+  /** The address batch in flight: batches (and renewals) run one after the other, in order. */
+  #addressBatch: Promise<void> = Promise.resolve();
   #events: AgentEventRecord[] = [];
   #eventId = 0;
   #vipSince: Record<string, string> = {};
@@ -146,7 +158,7 @@ export class Agent implements AgentHandle, ClusterView {
     this.#step({ type: "health", nowMs: monotonicMs(), healthy: this.#health.healthy });
     const lifetimeMs = this.#config.addressLifetimeSec * 1000;
     this.#renewTimer = setInterval(
-      () => void this.#renewHeld(),
+      () => this.#renewHeld(),
       Math.max(250, Math.floor(lifetimeMs / 3)),
     );
     const refreshMs = this.#config.timers.garpRefreshMs;
@@ -171,7 +183,7 @@ export class Agent implements AgentHandle, ClusterView {
     while (!this.#core.drainedForShutdown && monotonicMs() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
-    await Promise.allSettled([...this.#addressQueues.values()]);
+    await this.#addressBatch;
     await this.stop();
   }
 
@@ -184,7 +196,7 @@ export class Agent implements AgentHandle, ClusterView {
     clearInterval(this.#refreshTimer);
     await this.#checks.stop();
     await this.#transport.close();
-    await Promise.allSettled([...this.#addressQueues.values()]);
+    await this.#addressBatch;
     await this.#removeStaleVips("stopping: removing any VIP still configured");
     await this.#notifyQueue;
     this.#log.log("info", "agent stopped");
@@ -325,7 +337,8 @@ export class Agent implements AgentHandle, ClusterView {
   // ---------------------------------------------------------------- ClusterView
 
   current(): ClusterViewSnapshot {
-    const status = this.#core.status(monotonicMs());
+    const { owners, local } = this.#core.ownership();
+    const status = this.#core.status(monotonicMs(), { explain: false });
     return {
       selfId: this.nodeId,
       coordinatorId: status.coordinator,
@@ -335,8 +348,8 @@ export class Agent implements AgentHandle, ClusterView {
         address: this.#config.nodes.find((n) => n.id === m.id)!.address,
         state: m.state,
       })),
-      owners: new Map(status.vips.map((v) => [v.address, v.owner])),
-      held: new Set(status.vips.filter((v) => v.local === "held").map((v) => v.address)),
+      owners: new Map(this.#config.vips.map((v, i) => [v.address, owners[i]])),
+      held: new Set(this.#config.vips.filter((_, i) => local[i] === "held").map((v) => v.address)),
     };
   }
 
@@ -370,16 +383,20 @@ export class Agent implements AgentHandle, ClusterView {
         this.#transport.broadcast(effect.message);
         return;
       case "probe-address":
-        void this.#probe(effect.vip);
+        this.#pending.probes.add(effect.vip);
+        this.#scheduleFlush();
         return;
       case "add-address":
-        this.#enqueue(effect.vip, () => this.#add(effect.vip));
+        this.#pending.addresses.push({ vip: effect.vip, op: "add" });
+        this.#scheduleFlush();
         return;
       case "remove-address":
-        this.#enqueue(effect.vip, () => this.#remove(effect.vip));
+        this.#pending.addresses.push({ vip: effect.vip, op: "del" });
+        this.#scheduleFlush();
         return;
       case "announce":
-        void this.#announce([effect.vip], this.#config.timers.garpRepeat);
+        this.#pending.announce.add(effect.vip);
+        this.#scheduleFlush();
         return;
       default: {
         const unknown: never = effect;
@@ -388,72 +405,94 @@ export class Agent implements AgentHandle, ClusterView {
     }
   }
 
-  /** Address changes of one VIP run in order: a remove never overtakes the add before it. */
-  #enqueue(vip: number, action: () => Promise<void>): void {
-    const previous = this.#addressQueues.get(vip) ?? Promise.resolve();
-    const next = previous.then(action, action);
-    this.#addressQueues.set(vip, next);
-    void next.finally(() => {
-      if (this.#addressQueues.get(vip) === next) this.#addressQueues.delete(vip);
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => this.#flush());
+  }
+
+  /**
+   * Performs the effects of this turn together: one `ip -batch` for every address change
+   * (after the previous batch, so a remove never overtakes the add before it), one ARP probe
+   * socket per interface for every VIP to probe, one announcement burst per interface. A
+   * thousand VIPs then cost a handful of processes instead of thousands.
+   */
+  #flush(): void {
+    this.#flushScheduled = false;
+    const { addresses, probes, announce } = this.#pending;
+    this.#pending = { addresses: [], probes: new Set(), announce: new Set() };
+    if (addresses.length > 0) this.#chain(() => this.#applyAddresses(addresses));
+    if (probes.size > 0) void this.#probe([...probes]);
+    if (announce.size > 0) void this.#announce([...announce], this.#config.timers.garpRepeat);
+  }
+
+  /** Runs `task` after every address change queued before it. */
+  #chain(task: () => Promise<void>): void {
+    this.#addressBatch = this.#addressBatch.then(task).catch((error: unknown) => {
+      this.#log.log("error", "an address batch failed", { error: describe(error) });
     });
   }
 
-  async #probe(vip: number): Promise<void> {
-    const spec = this.#config.vips[vip]!;
-    let occupied: boolean;
-    let by: string | undefined;
-    try {
-      const result = await probeOccupied(
-        this.#interfaceOf(spec),
-        spec.address,
-        this.#config.timers.probeTimeoutMs,
-      );
-      occupied = result.occupied;
-      by = result.mac;
-    } catch (error) {
-      // Without a working probe we cannot know the address is free: treat it as occupied.
-      occupied = true;
-      by = `probe failed: ${error instanceof Error ? error.message : String(error)}`;
-    }
-    this.#step({
-      type: "probe-result",
-      nowMs: monotonicMs(),
-      vip,
-      occupied,
-      ...(by ? { by } : {}),
+  async #applyAddresses(batch: readonly { vip: number; op: "add" | "del" }[]): Promise<void> {
+    const operations: AddressOperation[] = batch.map(({ vip, op }) => {
+      const spec = this.#config.vips[vip]!;
+      return {
+        op,
+        iface: this.#interfaceOf(spec),
+        ip: spec.address,
+        prefix: spec.prefixLength,
+        ...(op === "add" ? { validLftSec: this.#config.addressLifetimeSec } : {}),
+      };
+    });
+    const outcomes = await applyAddressBatch(operations);
+    batch.forEach(({ vip, op }, i) => {
+      const failure = outcomes[i];
+      const nowMs = monotonicMs();
+      if (op === "add") {
+        this.#step(
+          failure
+            ? { type: "address-add-failed", nowMs, vip, reason: failure.message }
+            : { type: "address-added", nowMs, vip },
+        );
+      } else {
+        this.#step(
+          failure
+            ? { type: "address-remove-failed", nowMs, vip, reason: failure.message }
+            : { type: "address-removed", nowMs, vip },
+        );
+      }
     });
   }
 
-  async #add(vip: number): Promise<void> {
-    const spec = this.#config.vips[vip]!;
-    try {
-      await addAddress(this.#interfaceOf(spec), spec.address, spec.prefixLength, {
-        validLftSec: this.#config.addressLifetimeSec,
-      });
-      this.#step({ type: "address-added", nowMs: monotonicMs(), vip });
-    } catch (error) {
-      this.#step({
-        type: "address-add-failed",
-        nowMs: monotonicMs(),
-        vip,
-        reason: describe(error),
-      });
+  async #probe(vips: readonly number[]): Promise<void> {
+    const byInterface = new Map<string, number[]>();
+    for (const vip of vips) {
+      const iface = this.#interfaceOf(this.#config.vips[vip]!);
+      byInterface.set(iface, [...(byInterface.get(iface) ?? []), vip]);
     }
-  }
-
-  async #remove(vip: number): Promise<void> {
-    const spec = this.#config.vips[vip]!;
-    try {
-      await removeAddress(this.#interfaceOf(spec), spec.address, spec.prefixLength);
-      this.#step({ type: "address-removed", nowMs: monotonicMs(), vip });
-    } catch (error) {
-      this.#step({
-        type: "address-remove-failed",
-        nowMs: monotonicMs(),
-        vip,
-        reason: describe(error),
-      });
-    }
+    await Promise.all(
+      [...byInterface].map(async ([iface, group]) => {
+        const addresses = group.map((vip) => this.#config.vips[vip]!.address);
+        let results: { occupied: boolean; mac?: string }[];
+        try {
+          results = await probeOccupiedMany(iface, addresses, this.#config.timers.probeTimeoutMs);
+        } catch (error) {
+          // Without a working probe we cannot know an address is free: treat it as occupied.
+          const by = `probe failed: ${describe(error)}`;
+          results = group.map(() => ({ occupied: true, mac: by }));
+        }
+        group.forEach((vip, i) => {
+          const result = results[i] ?? { occupied: true, mac: "probe returned no result" };
+          this.#step({
+            type: "probe-result",
+            nowMs: monotonicMs(),
+            vip,
+            occupied: result.occupied,
+            ...(result.mac ? { by: result.mac } : {}),
+          });
+        });
+      }),
+    );
   }
 
   async #announce(vips: readonly number[], repeat: number): Promise<void> {
@@ -479,45 +518,68 @@ export class Agent implements AgentHandle, ClusterView {
   }
 
   /**
-   * Keeps the kernel lifetime of held VIPs ahead; a VIP the kernel already dropped is lost.
-   * Each renewal runs in the VIP's address queue and checks again, right before it, that the
-   * VIP is still held under a valid lease: `ip address change` re-creates a missing IPv4
-   * address, so a renewal that overtook a release would bring the released VIP back for a
-   * whole lifetime, next to its new owner.
+   * Keeps the kernel lifetime of held VIPs ahead: one listing and one `ip -batch` per
+   * interface, run in the address chain and checked again right before it that each VIP is
+   * still held under a valid lease: `ip address change` re-creates a missing IPv4 address,
+   * so a renewal that overtook a release would bring the released VIP back for a whole
+   * lifetime, next to its new owner. A held VIP the kernel already dropped is lost.
    */
-  async #renewHeld(): Promise<void> {
-    const status = this.#core.status(monotonicMs());
-    if (!status.leaseValid) return;
-    status.vips.forEach((v, vip) => {
-      if (v.local === "held") this.#enqueue(vip, () => this.#renew(vip));
+  #renewHeld(): void {
+    this.#chain(async () => {
+      if (this.#stopped || !this.#core.status(monotonicMs(), { explain: false }).leaseValid) return;
+      const byInterface = new Map<string, number[]>();
+      this.#core.ownership().local.forEach((state, vip) => {
+        if (state !== "held") return;
+        const iface = this.#interfaceOf(this.#config.vips[vip]!);
+        byInterface.set(iface, [...(byInterface.get(iface) ?? []), vip]);
+      });
+      for (const [iface, vips] of byInterface) await this.#renewOn(iface, vips);
     });
   }
 
-  async #renew(vip: number): Promise<void> {
-    const status = this.#core.status(monotonicMs());
-    if (this.#stopped || !status.leaseValid || status.vips[vip]?.local !== "held") return;
-    const spec = this.#config.vips[vip]!;
+  async #renewOn(iface: string, vips: readonly number[]): Promise<void> {
+    let present: Set<string>;
     try {
-      await renewAddress(this.#interfaceOf(spec), spec.address, spec.prefixLength, {
-        validLftSec: this.#config.addressLifetimeSec,
-      });
+      present = new Set((await listAddresses(iface)).map((a) => a.ip));
     } catch (error) {
-      if (error instanceof AddressError && error.code === "ADDRESS_NOT_FOUND") {
-        this.#log.log("warn", "a held VIP vanished from its interface", { vip: spec.address });
-        this.#step({ type: "address-lost", nowMs: monotonicMs(), vip });
-      } else {
-        this.#log.log("warn", "renewing a VIP lifetime failed", {
-          vip: spec.address,
-          error: describe(error),
-        });
-      }
+      this.#log.log("warn", "cannot list addresses to renew lifetimes", {
+        interface: iface,
+        error: describe(error),
+      });
+      return;
     }
+    const renew = vips.filter((vip) => present.has(this.#config.vips[vip]!.address));
+    for (const vip of vips) {
+      if (renew.includes(vip)) continue;
+      this.#log.log("warn", "a held VIP vanished from its interface", {
+        vip: this.#config.vips[vip]!.address,
+      });
+      this.#step({ type: "address-lost", nowMs: monotonicMs(), vip });
+    }
+    const outcomes = await applyAddressBatch(
+      renew.map((vip) => {
+        const spec = this.#config.vips[vip]!;
+        return {
+          op: "change",
+          iface,
+          ip: spec.address,
+          prefix: spec.prefixLength,
+          validLftSec: this.#config.addressLifetimeSec,
+        };
+      }),
+    );
+    outcomes.forEach((failure, i) => {
+      if (failure) {
+        const vip = this.#config.vips[renew[i]!]!.address;
+        this.#log.log("warn", "renewing a VIP lifetime failed", { vip, error: failure.message });
+      }
+    });
   }
 
   async #refreshAnnouncements(): Promise<void> {
     const held = this.#core
-      .status(monotonicMs())
-      .vips.map((v, i) => (v.local === "held" ? i : -1))
+      .ownership()
+      .local.map((state, i) => (state === "held" ? i : -1))
       .filter((i) => i >= 0);
     if (held.length > 0) await this.#announce(held, 1);
   }
@@ -576,23 +638,30 @@ export class Agent implements AgentHandle, ClusterView {
     this.#notify(event);
   }
 
+  /** Coalesced: many steps in one turn of the event loop publish one view. */
   #publishView(): void {
-    const status = this.#core.status(monotonicMs());
-    for (const vip of status.vips) {
-      if (this.#lastOwners.get(vip.address) !== vip.owner || !(vip.address in this.#vipSince)) {
-        this.#lastOwners.set(vip.address, vip.owner);
-        this.#vipSince[vip.address] = new Date().toISOString();
+    if (this.#viewScheduled) return;
+    this.#viewScheduled = true;
+    setImmediate(() => {
+      this.#viewScheduled = false;
+      const { owners } = this.#core.ownership();
+      this.#config.vips.forEach((spec, i) => {
+        const owner = owners[i];
+        if (this.#lastOwners.get(spec.address) !== owner || !(spec.address in this.#vipSince)) {
+          this.#lastOwners.set(spec.address, owner);
+          this.#vipSince[spec.address] = new Date().toISOString();
+        }
+      });
+      if (this.#listeners.size === 0) return;
+      const view = this.current();
+      for (const listener of this.#listeners) {
+        try {
+          listener(view);
+        } catch (error) {
+          this.#log.log("error", "a cluster view listener failed", { error: describe(error) });
+        }
       }
-    }
-    if (this.#listeners.size === 0) return;
-    const view = this.current();
-    for (const listener of this.#listeners) {
-      try {
-        listener(view);
-      } catch (error) {
-        this.#log.log("error", "a cluster view listener failed", { error: describe(error) });
-      }
-    }
+    });
   }
 
   /**

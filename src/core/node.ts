@@ -267,11 +267,24 @@ export class CoreNode {
     return new Map([...this.#vips].map(([vip, v]) => [vip, v.state]));
   }
 
+  /**
+   * Owner per VIP (table order) and this node's local state per VIP: cheap, unlike
+   * `status()`, for publishing views after every step.
+   */
+  ownership(): { owners: (string | undefined)[]; local: (LocalVipState | "absent")[] } {
+    const nodes = this.#config.nodes;
+    return {
+      owners: this.#table.owners.map((o) => (o >= 0 ? nodes[o]?.id : undefined)),
+      local: this.#config.vips.map((_, i) => this.#vips.get(i)?.state ?? "absent"),
+    };
+  }
+
   leaseExpiryMs(): number {
     return this.#leaseExpiryMs;
   }
 
-  status(nowMs: number): NodeStatus {
+  status(nowMs: number, options: { explain?: boolean } = {}): NodeStatus {
+    const explain = options.explain ?? true;
     const nodes = this.#config.nodes;
     const coordinatorState = this.#coordinatorState;
     return {
@@ -300,7 +313,7 @@ export class CoreNode {
           local: local?.state ?? "absent",
           localSinceMs: local?.sinceMs,
           conflict,
-          explain: this.#explain(i, nowMs),
+          explain: explain ? this.#explain(i, nowMs) : "",
         };
       }),
     };

@@ -290,3 +290,81 @@ function toAddressError(error: unknown): AddressError {
   }
   return new AddressError("ADDRESS_COMMAND_FAILED", error.message, { cause: error });
 }
+
+/** One line of an `ip -batch` run: add, remove or re-time one address. */
+export interface AddressOperation {
+  readonly op: "add" | "del" | "change";
+  readonly iface: string;
+  readonly ip: string;
+  readonly prefix: number;
+  /** Kernel lifetime for add and change. */
+  readonly validLftSec?: number;
+}
+
+/**
+ * Applies many address operations with a single `ip -force -batch -` process, in order, and
+ * returns one outcome per operation (undefined = done). Spawning one `ip` per VIP costs
+ * milliseconds of the event loop each, which a thousand VIPs turn into missed heartbeats.
+ * Adding an address that is there and removing one that is gone count as done, as in
+ * `addAddress`/`removeAddress`.
+ */
+export async function applyAddressBatch(
+  operations: readonly AddressOperation[],
+  options: AddressCallOptions = {},
+): Promise<(AddressError | undefined)[]> {
+  if (operations.length === 0) return [];
+  const lines = operations.map((o) => {
+    const lifetime =
+      o.op === "del"
+        ? []
+        : lifetimeArgs({ ...(o.validLftSec !== undefined ? { validLftSec: o.validLftSec } : {}) });
+    return ["address", o.op, cidr(o.ip, o.prefix), "dev", checkIface(o.iface), ...lifetime].join(
+      " ",
+    );
+  });
+  let stderr = "";
+  try {
+    const result = await run("ip", ["-force", "-batch", "-"], {
+      timeoutMs: Math.max(options.timeoutMs ?? 3000, 3000 + operations.length * 5),
+      input: `${lines.join("\n")}\n`,
+      ...(options.netns ? { netns: options.netns } : {}),
+    });
+    stderr = result.stderr;
+  } catch (error) {
+    if (!(error instanceof ExecError) || error.code !== "EXEC_FAILED") {
+      const failure = new AddressError(
+        error instanceof ExecError && error.code === "EXEC_TIMEOUT"
+          ? "ADDRESS_TIMEOUT"
+          : "ADDRESS_COMMAND_FAILED",
+        `ip -batch failed: ${(error as Error).message}`,
+      );
+      return operations.map(() => failure);
+    }
+    stderr = error.stderr;
+  }
+  const outcomes: (AddressError | undefined)[] = operations.map(() => undefined);
+  let message = "";
+  for (const line of stderr.split("\n")) {
+    const failed = /^Command failed -:(\d+)/.exec(line);
+    if (!failed) {
+      if (line.trim()) message = line.trim();
+      continue;
+    }
+    const index = Number(failed[1]) - 1;
+    const operation = operations[index];
+    if (!operation) continue;
+    const benign =
+      (operation.op === "add" && /File exists|already assigned/i.test(message)) ||
+      (operation.op === "del" && /Cannot assign requested address|not found/i.test(message));
+    if (!benign) {
+      const code = /Cannot find device/i.test(message)
+        ? "ADDRESS_NO_INTERFACE"
+        : /not permitted/i.test(message)
+          ? "ADDRESS_PERMISSION"
+          : "ADDRESS_COMMAND_FAILED";
+      outcomes[index] = new AddressError(code, `${lines[index]}: ${message}`);
+    }
+    message = "";
+  }
+  return outcomes;
+}
