@@ -104,10 +104,16 @@ async function main(): Promise<number> {
     await topology.exec("client", process.execPath, ["-e", resolveAll, ...sample], 10_000);
     for (const vip of sample) {
       const entry = await topology.neighbour("client", vip);
-      if (entry?.mac !== oldMac)
+      if (entry?.mac !== oldMac) {
+        const holders: string[] = [];
+        for (const h of topology.hosts) {
+          const addrs = await topology.addresses(h.name);
+          if (addrs.some((a) => a.split("/")[0] === vip)) holders.push(`${h.name}(${h.mac})`);
+        }
         throw new Error(
-          `the client has no entry for ${vip} at n1's MAC before the fault (${JSON.stringify(entry)})`,
+          `the client has no entry for ${vip} at n1's MAC before the fault (${JSON.stringify(entry)}; holders now: ${holders.join(" ") || "none"})`,
         );
+      }
     }
     await applyCounters(cluster);
     await sleep(500);

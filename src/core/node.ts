@@ -147,6 +147,8 @@ export class CoreNode {
   #preVoteStartedMs = Number.NEGATIVE_INFINITY;
   #votes: Set<string> | undefined;
   #nextHeartbeatMs: number;
+  #lastHeartbeatMs = Number.NEGATIVE_INFINITY;
+  #lastReannounceMs = Number.NEGATIVE_INFINITY;
   #seq = 0;
   #sentAtMs = new Map<number, number>();
   #leaseExpiryMs = Number.NEGATIVE_INFINITY;
@@ -367,7 +369,7 @@ export class CoreNode {
     if (previous && now - previous.lastHeardMs > this.#config.timers.suspectAfterMs) {
       // A peer we had lost is back: the split (or its outage) healed. Neighbours on its side
       // may still map our VIPs to an old owner's MAC, so announce every held VIP again.
-      this.#reannounce();
+      this.#reannounce(now);
     }
     this.#peers.set(from, {
       lastHeardMs: now,
@@ -570,7 +572,15 @@ export class CoreNode {
       this.#startPreVote(now);
     }
     this.#reconcileLocal(now);
-    if (this.#heartbeatNow || now >= this.#nextHeartbeatMs) this.#sendHeartbeat(now);
+    if (now >= this.#nextHeartbeatMs) {
+      this.#sendHeartbeat(now);
+    } else if (this.#heartbeatNow) {
+      // Something peers should learn early (a release, a new table): send now, but at most one
+      // early heartbeat per gap, so a thousand VIPs changing at once cost a few heartbeats.
+      const earliest = this.#lastHeartbeatMs + this.#earlyHeartbeatGapMs();
+      if (now >= earliest) this.#sendHeartbeat(now);
+      else this.#nextHeartbeatMs = Math.min(this.#nextHeartbeatMs, earliest);
+    }
   }
 
   #wakeAt(now: number): number {
@@ -647,8 +657,13 @@ export class CoreNode {
     return this.#table.owners[vip] === this.#index;
   }
 
+  #earlyHeartbeatGapMs(): number {
+    return Math.max(1, Math.floor(this.#config.timers.heartbeatIntervalMs / 10));
+  }
+
   #sendHeartbeat(now: number): void {
     const t = this.#config.timers;
+    this.#lastHeartbeatMs = now;
     this.#seq += 1;
     this.#sentAtMs.set(this.#seq, now);
     this.#sentAtMs.delete(this.#seq - 256);
@@ -1146,7 +1161,10 @@ export class CoreNode {
     });
   }
 
-  #reannounce(): void {
+  /** At most once per second: a loaded node may hear several peers "come back" in a row. */
+  #reannounce(now: number): void {
+    if (now - this.#lastReannounceMs < 1000) return;
+    this.#lastReannounceMs = now;
     for (const [vip, local] of this.#vips) {
       if (local.state === "held") this.#effects.push({ type: "announce", vip });
     }
