@@ -818,14 +818,19 @@ export class CoreNode {
       this.#setCoordinator(undefined);
       return;
     }
+    // Placement runs once per membership round (time-based failback needs it) and whenever
+    // membership, pins or drains changed — not on every datagram, which with a thousand VIPs
+    // would cost more than everything else a step does.
+    let placementDue = state.tableDirty;
     if (now >= state.nextMembershipRoundMs) {
       state.nextMembershipRoundMs = now + t.heartbeatIntervalMs;
       this.#observeMembers(now);
+      placementDue = true;
     }
     const mayGrant = this.#mayGrant(now);
     if (mayGrant && !state.granting) this.#heartbeatNow = true; // first grants of the term: at once
     state.granting = mayGrant;
-    this.#place(now);
+    if (placementDue || state.tableDirty) this.#place(now);
     this.#publish(now);
     if (state.resigning && this.#ownVipsHandedOver()) {
       this.#resign(now);
