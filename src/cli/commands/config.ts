@@ -2,6 +2,8 @@
  * `floatip config check FILE [--node ID] [--json]`: validates a cluster config without starting
  * anything. Exit codes: 0 valid, 1 invalid or unreadable (every problem is printed), 2 usage.
  */
+
+import { checkCapabilitySections } from "../../agent/capability-check.ts";
 import { ConfigError, formatProblem } from "../../config/errors.ts";
 import { loadConfig } from "../../config/load.ts";
 
@@ -59,6 +61,19 @@ export async function run(args: string[]): Promise<number> {
 function check({ file, nodeId, json }: CheckArgs): number {
   try {
     const config = loadConfig(file, nodeId !== undefined ? { nodeId } : {});
+    const capabilityProblems = checkCapabilitySections(config, nodeId).map((p) => ({ file, ...p }));
+    if (capabilityProblems.length > 0) {
+      if (json) {
+        process.stdout.write(
+          `${JSON.stringify({ ok: false, code: "CONFIG_INVALID", problems: capabilityProblems })}\n`,
+        );
+      } else {
+        const lines = capabilityProblems.map(formatProblem);
+        const count = plural(capabilityProblems.length, "problem", "problems");
+        process.stdout.write(`${lines.join("\n")}\n${file}: ${count}\n`);
+      }
+      return 1;
+    }
     if (json) {
       process.stdout.write(`${JSON.stringify({ ok: true, problems: [] })}\n`);
     } else {
