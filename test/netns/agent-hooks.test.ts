@@ -1,0 +1,137 @@
+/**
+ * Notify hooks and configuration reload, driven as an operator would: a hook script the
+ * config names records what the agents report, and SIGHUP (and the API's reload) re-read the
+ * config file, refusing an invalid one while the agent keeps running.
+ */
+import assert from "node:assert/strict";
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import {
+  allLogs,
+  type LiveCluster,
+  startCluster,
+  waitFor,
+  waitSettled,
+} from "../../src/lab/cluster.ts";
+import { skipUnlessRoot } from "../../src/lab/topology.ts";
+
+describe("agent: notify hooks and reload", { skip: skipUnlessRoot() }, () => {
+  let cluster: LiveCluster;
+  let hookLog: string;
+  let killed: string | undefined;
+
+  before(async () => {
+    cluster = await startCluster({
+      prefix: "fiph2-",
+      vips: [{ host: 100 }, { host: 101, policy: "hash" }],
+      startAgents: false,
+    });
+    hookLog = join(cluster.dir, "hook.log");
+    const hook = join(cluster.dir, "hook.sh");
+    writeFileSync(
+      hook,
+      `#!/bin/sh\necho "$FLOATIP_NODE $1 $2 vip=$FLOATIP_VIP role=$FLOATIP_ROLE term=$FLOATIP_TERM" >> ${hookLog}\n`,
+    );
+    chmodSync(hook, 0o755);
+    writeFileSync(
+      cluster.configPath,
+      `${readFileSync(cluster.configPath, "utf8")}\nnotify: { command: ${hook}, timeout: 2s }\n`,
+    );
+    for (const id of cluster.ids) cluster.startAgent(id);
+    await waitSettled(cluster);
+  });
+
+  after(async () => {
+    await cluster?.destroy();
+  });
+
+  const hookLines = () => {
+    try {
+      return readFileSync(hookLog, "utf8").trim().split("\n");
+    } catch {
+      return [];
+    }
+  };
+
+  it("runs the hook with documented arguments and environment on role and VIP changes", async () => {
+    const vip = cluster.vipAddresses[0]!;
+    const owner = (await cluster.holderOf(vip))!;
+    const acquired = await waitFor(
+      async () => hookLines().find((l) => l.startsWith(`${owner} vip-acquired ${vip} vip=${vip}`)),
+      5000,
+    );
+    assert.ok(acquired, `no vip-acquired line for ${owner}:\n${hookLines().join("\n")}`);
+    const coordinator = await waitFor(
+      async () =>
+        hookLines().find((l) =>
+          / role-changed coordinator vip= role=coordinator term=\d+$/.test(l),
+        ),
+      5000,
+    );
+    assert.ok(coordinator, hookLines().join("\n"));
+
+    // The owner's agent dies: the survivors report the failure and the new owner the VIP.
+    killed = owner;
+    process.kill(cluster.agentPid(owner)!, "SIGKILL");
+    const taken = await waitFor(async () => {
+      const holder = await cluster.holderOf(vip);
+      return holder && holder !== owner ? holder : undefined;
+    }, 10_000);
+    assert.ok(taken, allLogs(cluster));
+    const seen = await waitFor(
+      async () => hookLines().find((l) => l.startsWith(`${taken} vip-acquired ${vip}`)),
+      5000,
+    );
+    assert.ok(seen, hookLines().join("\n"));
+  });
+
+  it("SIGHUP reloads a valid config and refuses an invalid one, keeping the agent running", async () => {
+    // A node whose agent was not killed (the supervisor of that one may be in its back-off).
+    const id = cluster.ids.find((n) => n !== killed)!;
+    const original = readFileSync(cluster.configPath, "utf8");
+    // A valid change that reload applies: a new health check.
+    writeFileSync(
+      cluster.configPath,
+      `${original}\nchecks:\n  - { name: always, kind: exec, command: ["true"], interval: 200ms, timeout: 200ms }\n`,
+    );
+    cluster.signal(id, "SIGHUP");
+    const reloaded = await waitFor(
+      async () => (cluster.logs(id).includes("configuration reloaded") ? true : undefined),
+      5000,
+    );
+    assert.ok(reloaded, cluster.logs(id));
+
+    // An invalid file: refused with the problem named, and the agent stays up and serving.
+    writeFileSync(cluster.configPath, `${original}\nnot_a_key: 1\n`);
+    cluster.signal(id, "SIGHUP");
+    const refused = await waitFor(
+      async () => (/reload refused.*not_a_key/s.test(cluster.logs(id)) ? true : undefined),
+      5000,
+    );
+    assert.ok(refused, cluster.logs(id));
+    const status = await cluster.cli(id, ["status", "--json"]);
+    assert.equal(status.code, 0, status.stderr);
+    assert.equal(JSON.parse(status.stdout).node, id);
+
+    // The same through the API, with the token: 422 and a code while the file is invalid.
+    const token = readFileSync(join(cluster.dir, "api.token"), "utf8").trim();
+    const post = () =>
+      cluster.topology.exec(id, "curl", [
+        "-s",
+        "-X",
+        "POST",
+        "-H",
+        `Authorization: Bearer ${token}`,
+        "-w",
+        "\n%{http_code}",
+        "http://127.0.0.1:7480/v1/reload",
+      ]);
+    const [body, code] = (await post()).stdout.trim().split("\n");
+    assert.equal(code, "422", body);
+    assert.equal(JSON.parse(body!).error.code, "RELOAD_FAILED");
+    writeFileSync(cluster.configPath, original);
+    const [, okCode] = (await post()).stdout.trim().split("\n");
+    assert.equal(okCode, "200");
+  });
+});
