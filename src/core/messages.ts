@@ -66,6 +66,18 @@ function isGrants(value: unknown): value is Record<string, readonly [number, num
   );
 }
 
+function isSighting(value: unknown): boolean {
+  return (
+    isObject(value) &&
+    typeof value.coordinator === "string" &&
+    value.coordinator.length < 256 &&
+    isCount(value.term) &&
+    isCount(value.firstAgoMs) &&
+    isCount(value.lastAgoMs) &&
+    value.lastAgoMs <= value.firstAgoMs
+  );
+}
+
 function isAdminCommand(value: unknown): value is AdminCommand {
   if (!isObject(value)) return false;
   switch (value.type) {
@@ -113,7 +125,9 @@ export function parseMessage(
       return isVersion(raw.tableVersion) ? (raw as unknown as Message) : undefined;
     case "pre-vote-response":
     case "vote-response":
-      return typeof raw.granted === "boolean" ? (raw as unknown as Message) : undefined;
+      return typeof raw.granted === "boolean" && (raw.seen === undefined || isSighting(raw.seen))
+        ? (raw as unknown as Message)
+        : undefined;
     case "admin":
       return isAdminCommand(raw.command) ? (raw as unknown as Message) : undefined;
     default:

@@ -26,6 +26,7 @@ import type { PlacementDecision } from "./placement/types.ts";
 import { grantWindowMs, leaseSafeWaitMs, releaseGuardMs } from "./timing.ts";
 import type {
   AdminCommand,
+  CoordinatorSighting,
   CoreConfig,
   CoreEvent,
   Effect,
@@ -93,6 +94,8 @@ interface CoordinatorState {
   resigning: boolean;
   /** Whether the last step could grant leases (a change sends a heartbeat at once). */
   granting: boolean;
+  /** The coordinator before us and how early its leases surely began (from votes). */
+  previousCoordinator: { index: number; anchorMs: number } | undefined;
 }
 
 /** What `floatip status` / `ip list --explain` show about one VIP. */
@@ -146,6 +149,10 @@ export class CoreNode {
   #preVotes: Set<string> | undefined;
   #preVoteStartedMs = Number.NEGATIVE_INFINITY;
   #votes: Set<string> | undefined;
+  /** Sightings reported with the votes of the running election, with their receipt times. */
+  #voteSightings: { receivedMs: number; seen: CoordinatorSighting }[] = [];
+  /** The latest coordinator this node heard: who, term, first and last heartbeat times. */
+  #sighting: { coordinator: string; term: number; firstMs: number; lastMs: number } | undefined;
   #nextHeartbeatMs: number;
   #lastHeartbeatMs = Number.NEGATIVE_INFINITY;
   #lastReannounceMs = Number.NEGATIVE_INFINITY;
@@ -348,7 +355,7 @@ export class CoreNode {
         this.#onPreVoteResponse(from, message.term, message.granted, now);
         return;
       case "vote-response":
-        this.#onVoteResponse(from, message.term, message.granted, now);
+        this.#onVoteResponse(from, message.term, message.granted, message.seen, now);
         return;
       case "admin":
         if (this.#role === "coordinator") this.#applyAdmin(message.command, now);
@@ -406,6 +413,10 @@ export class CoreNode {
       return;
     }
     this.#lastCoordinatorContactMs = now;
+    const sighting = this.#sighting;
+    if (sighting && sighting.coordinator === from && sighting.term === message.term)
+      sighting.lastMs = now;
+    else this.#sighting = { coordinator: from, term: message.term, firstMs: now, lastMs: now };
     this.#electionDeadlineMs = now + this.#randomElectionTimeout();
     if (message.round !== undefined) this.#roundSeen = message.round;
     if (message.table && compareVersions(message.table.version, this.#table.version) > 0) {
@@ -465,11 +476,23 @@ export class CoreNode {
       this.#effects.push({ type: "persist-vote", state: { term: this.#term, votedFor: from } });
       this.#electionDeadlineMs = now + this.#randomElectionTimeout();
     }
+    const seen = granted ? this.#currentSighting(now) : undefined;
     this.#effects.push({
       type: "send",
       to: from,
-      message: { type: "vote-response", term, granted },
+      message: { type: "vote-response", term, granted, ...(seen ? { seen } : {}) },
     });
+  }
+
+  #currentSighting(now: number): CoordinatorSighting | undefined {
+    const s = this.#sighting;
+    if (!s) return undefined;
+    return {
+      coordinator: s.coordinator,
+      term: s.term,
+      firstAgoMs: Math.max(0, now - s.firstMs),
+      lastAgoMs: Math.max(0, now - s.lastMs),
+    };
   }
 
   #onPreVoteResponse(from: string, term: number, granted: boolean, now: number): void {
@@ -478,9 +501,17 @@ export class CoreNode {
     if (this.#preVotes.size >= this.#majority) this.#startElection(now);
   }
 
-  #onVoteResponse(from: string, term: number, granted: boolean, now: number): void {
+  #onVoteResponse(
+    from: string,
+    term: number,
+    granted: boolean,
+    seen: CoordinatorSighting | undefined,
+    now: number,
+  ): void {
     if (this.#role !== "candidate" || term !== this.#term || !this.#votes || !granted) return;
+    if (this.#votes.has(from)) return;
     this.#votes.add(from);
+    if (seen) this.#voteSightings.push({ receivedMs: now, seen });
     if (this.#votes.size >= this.#majority) this.#becomeCoordinator(now);
   }
 
@@ -730,6 +761,8 @@ export class CoreNode {
     this.#setRole("candidate", `pre-vote won for term ${this.#term}`);
     this.#setCoordinator(undefined);
     this.#votes = new Set([this.id]);
+    const own = this.#currentSighting(now);
+    this.#voteSightings = own ? [{ receivedMs: now, seen: own }] : [];
     this.#electionDeadlineMs = now + this.#randomElectionTimeout();
     this.#effects.push({ type: "persist-vote", state: { term: this.#term, votedFor: this.id } });
     this.#effects.push({
@@ -784,6 +817,7 @@ export class CoreNode {
       roundRobinCursor: previous.roundRobinCursor,
       resigning: false,
       granting: false,
+      previousCoordinator: this.#previousCoordinatorAnchor(),
     };
     this.#table = { ...previous, version, members: new Array(nodeCount).fill("healthy") };
     this.#roundSeen = 0;
@@ -1026,8 +1060,49 @@ export class CoreNode {
   /** When every lease `nodeIndex` may hold (from us or an earlier coordinator) has expired. */
   #leaseSafeAt(nodeIndex: number): number {
     const state = this.#coordinatorState!;
-    const anchor = Math.max(state.electedAtMs, state.members[nodeIndex]!.lastGrantAnchorMs ?? 0);
+    const previous = state.previousCoordinator;
+    // Leases an earlier coordinator granted all precede our election; for that coordinator
+    // itself the voters' sightings give a tighter bound (#previousCoordinatorAnchor).
+    const inherited = previous?.index === nodeIndex ? previous.anchorMs : state.electedAtMs;
+    const anchor = Math.max(
+      inherited,
+      state.members[nodeIndex]!.lastGrantAnchorMs ?? Number.NEGATIVE_INFINITY,
+    );
     return anchor + leaseSafeWaitMs(this.#config.timers);
+  }
+
+  /**
+   * Bounds, on our clock, the anchor of every lease the latest earlier coordinator X can
+   * still hold, from the sightings our voters reported:
+   * - X's own leases of its latest term run from rounds a majority acknowledged; that
+   *   majority shares a voter with ours, who heard the round, so they start no later than
+   *   the last time any voter heard X;
+   * - every other lease of X (as a follower, or coordinator of an older term) was granted
+   *   before X's election in that term, which precedes the first time any voter heard X
+   *   as coordinator in it.
+   * A voter's "ago" runs on its clock and was measured before we received it, so each
+   * moment lies at most `receipt - ago × (1-ρ)/(1+ρ)` on ours. Undefined when no voter saw
+   * a coordinator (then `electedAtMs` bounds everything, as for any other node).
+   */
+  #previousCoordinatorAnchor(): { index: number; anchorMs: number } | undefined {
+    const sightings = this.#voteSightings;
+    if (sightings.length === 0) return undefined;
+    const latestTerm = Math.max(...sightings.map((s) => s.seen.term));
+    const latest = sightings.filter((s) => s.seen.term === latestTerm);
+    const coordinator = latest[0]!.seen.coordinator;
+    if (coordinator === this.id || latest.some((s) => s.seen.coordinator !== coordinator))
+      return undefined;
+    const index = this.#config.nodes.findIndex((n) => n.id === coordinator);
+    if (index < 0) return undefined;
+    const rho = this.#config.timers.clockDriftRatio;
+    const k = (1 - rho) / (1 + rho);
+    const lastHeard = Math.max(
+      ...sightings
+        .filter((s) => s.seen.coordinator === coordinator)
+        .map((s) => s.receivedMs - s.seen.lastAgoMs * k),
+    );
+    const firstHeard = Math.min(...latest.map((s) => s.receivedMs - s.seen.firstAgoMs * k));
+    return { index, anchorMs: Math.ceil(Math.max(lastHeard, firstHeard)) };
   }
 
   #nextPendingAssignAt(now: number): number | undefined {
@@ -1056,9 +1131,16 @@ export class CoreNode {
         const member = state.members[i]!;
         if (!member.damper.up) return;
         if (node.id === this.id) {
-          if (this.#mayGrant(now)) {
-            this.#leaseExpiryMs = Math.max(this.#leaseExpiryMs, now + this.#config.timers.leaseMs);
-            member.lastGrantAnchorMs = now;
+          // Our own lease runs from the send time of the newest round a majority
+          // acknowledged: a later coordinator can bound it through its voters (one of them
+          // acknowledged that round), see #previousCoordinatorAnchor.
+          const acknowledgedAt = this.#majorityRoundSentAt();
+          if (acknowledgedAt !== undefined) {
+            this.#leaseExpiryMs = Math.max(
+              this.#leaseExpiryMs,
+              acknowledgedAt + this.#config.timers.leaseMs,
+            );
+            member.lastGrantAnchorMs = Math.max(member.lastGrantAnchorMs ?? 0, acknowledgedAt);
           }
           return;
         }

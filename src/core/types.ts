@@ -112,10 +112,24 @@ export interface VoteRequest {
   readonly tableVersion: TableVersion;
 }
 
+/**
+ * What a voter last saw of a coordinator: who, in which term, and how long ago (on the
+ * voter's clock, at the time it answered) it first and last heard that coordinator's
+ * heartbeats. The new coordinator uses it to bound the old coordinator's own lease.
+ */
+export interface CoordinatorSighting {
+  readonly coordinator: string;
+  readonly term: number;
+  readonly firstAgoMs: number;
+  readonly lastAgoMs: number;
+}
+
 export interface VoteResponse {
   readonly type: "pre-vote-response" | "vote-response";
   readonly term: number;
   readonly granted: boolean;
+  /** Vote responses that grant: the voter's latest coordinator sighting, if any. */
+  readonly seen?: CoordinatorSighting;
 }
 
 export interface AdminMessage {
