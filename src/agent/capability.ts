@@ -25,6 +25,11 @@ export interface CapabilityContext {
   /** This node's state directory (exists; the capability may create files and folders in it). */
   readonly stateDir: string;
   readonly log: Logger;
+  /**
+   * Runs the cluster's notify hook (if configured) as `COMMAND EVENT ARGUMENT` with the
+   * FLOATIP_EVENT/NODE/CLUSTER environment plus `env`; queued, never throws.
+   */
+  readonly notify?: (eventType: string, argument: string, env?: Record<string, string>) => void;
 }
 
 export interface Capability {

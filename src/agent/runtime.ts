@@ -312,6 +312,7 @@ export class Agent implements AgentHandle, ClusterView {
         key: this.#key,
         stateDir: this.#stateDir,
         log: this.#log.child({ capability: section }),
+        notify: (eventType, argument, env) => this.notifyHook(eventType, argument, env),
       });
       await capability.start();
       this.#capabilities.push(capability);
@@ -693,16 +694,31 @@ export class Agent implements AgentHandle, ClusterView {
     }
     if (event.type === "member-failed" || event.type === "member-recovered")
       env.FLOATIP_PEER = argument = event.node;
+    this.notifyHook(event.type, argument, env);
+  }
+
+  /**
+   * Runs the configured notify command with `EVENT ARGUMENT` and the FLOATIP_* environment,
+   * one at a time, under its timeout. Capabilities call it for their own events (for example
+   * `relay-switched`), with extra variables of their own.
+   */
+  notifyHook(eventType: string, argument: string, extraEnv: Record<string, string> = {}): void {
+    const notify = this.#config.notify;
+    if (!notify) return;
+    const env = {
+      ...process.env,
+      FLOATIP_EVENT: eventType,
+      FLOATIP_NODE: this.nodeId,
+      FLOATIP_CLUSTER: this.#config.cluster,
+      ...extraEnv,
+    };
     this.#notifyQueue = this.#notifyQueue.then(async () => {
       try {
-        await run(notify.command, [event.type, argument], {
-          timeoutMs: notify.timeoutMs,
-          env: { ...process.env, ...env },
-        });
+        await run(notify.command, [eventType, argument], { timeoutMs: notify.timeoutMs, env });
       } catch (error) {
         this.#log.log("warn", "notify hook failed", {
           command: notify.command,
-          event: event.type,
+          event: eventType,
           error: describe(error),
         });
       }
