@@ -36,8 +36,16 @@ function manualView(): ClusterView & { hold(addresses: string[]): void } {
   };
 }
 
-function context(view: ClusterView, lines: string[]): CapabilityContext {
+type Notified = { event: string; argument: string; env: Record<string, string> };
+
+function context(view: ClusterView, lines: string[], notified?: Notified[]): CapabilityContext {
   return {
+    ...(notified
+      ? {
+          notify: (event: string, argument: string, env: Record<string, string> = {}) =>
+            notified.push({ event, argument, env }),
+        }
+      : {}),
     config: {
       file: "/etc/floatip/cluster.yaml",
       vips: [{ address: "127.0.0.1" }],
@@ -136,5 +144,57 @@ describe("relay capability", () => {
     assert.equal(missing.json().error.code, "UNKNOWN_RELAY");
     await app.close();
     await capability.stop();
+  });
+
+  it("reports a backend going down and the switch to the notify hook", async () => {
+    const standby = net.createServer((socket) => {
+      socket.on("error", () => undefined); // checks connect and hang up at once
+      socket.end("standby\n");
+    });
+    await new Promise<void>((resolve) => standby.listen(0, "127.0.0.1", () => resolve()));
+    stops.push(() => new Promise((resolve) => standby.close(() => resolve())));
+    const standbyId = `127.0.0.1:${(standby.address() as net.AddressInfo).port}`;
+    const notified: Notified[] = [];
+    const capability = await createCapability(
+      [
+        {
+          name: "hooked",
+          listen: `127.0.0.3:${port}`,
+          // Nothing listens on port 9 of 127.0.0.2: every check of the primary fails.
+          primary: "127.0.0.2:9",
+          standby: [standbyId],
+          check: { kind: "tcp", interval: "50ms", timeout: "50ms", fall: 2, within: "1s", rise: 2 },
+        },
+      ],
+      context(manualView(), [], notified),
+    );
+    stops.push(() => capability.stop());
+    await capability.start();
+    assert.ok(
+      await until(async () => notified.some((n) => n.event === "relay-switched")),
+      JSON.stringify(notified),
+    );
+    await capability.stop();
+    const down = notified.find((n) => n.event === "relay-backend-down");
+    assert.deepEqual(down, {
+      event: "relay-backend-down",
+      argument: "hooked",
+      env: { FLOATIP_RELAY: "hooked", FLOATIP_BACKEND: "127.0.0.2:9" },
+    });
+    const switched = notified.find((n) => n.event === "relay-switched");
+    assert.deepEqual(switched, {
+      event: "relay-switched",
+      argument: "hooked",
+      env: {
+        FLOATIP_RELAY: "hooked",
+        FLOATIP_BACKEND_FROM: "127.0.0.2:9",
+        FLOATIP_BACKEND_TO: standbyId,
+        FLOATIP_REASON: "backend-down",
+      },
+    });
+    assert.ok(
+      notified.indexOf(down!) < notified.indexOf(switched!),
+      "the backend is reported down before the switch",
+    );
   });
 });

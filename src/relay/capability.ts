@@ -13,6 +13,19 @@
  * Starts and stops of one relay run one after the other on a queue, so a quick
  * held -> released -> held never runs two services for one relay.
  *
+ * Notify hook: when the cluster config has `notify:`, the relay runs it (through the agent's
+ * queue, with the usual FLOATIP_EVENT, FLOATIP_NODE and FLOATIP_CLUSTER) as
+ * `COMMAND EVENT RELAY_NAME` on the node where the relay runs:
+ *   relay-switched      new connections go elsewhere now. FLOATIP_RELAY (the relay's name),
+ *                       FLOATIP_BACKEND_FROM (backend left, "" when the relay was rejecting),
+ *                       FLOATIP_BACKEND_TO (backend chosen, "" when every backend is down and
+ *                       the relay rejects), FLOATIP_REASON (backend-down | backend-up | failback).
+ *   relay-backend-down  a backend reached M anomalies in one unit of time. FLOATIP_RELAY,
+ *                       FLOATIP_BACKEND (HOST:PORT).
+ *   relay-backend-up    a backend passed `rise` checks in a row. FLOATIP_RELAY, FLOATIP_BACKEND.
+ * Backends are named HOST:PORT as in the config. A relay placed on a VIP reports only from the
+ * node holding the VIP, so each event is reported once per cluster.
+ *
  * API (registered on the agent's local API):
  *   GET /v1/relays        -> { relays: [RelayAgentStatus, …] }
  *   GET /v1/relays/NAME   -> RelayAgentStatus, or 404 { error: { code: "UNKNOWN_RELAY", … } }
@@ -25,6 +38,7 @@ import {
   type CreateCapability,
 } from "../agent/capability.ts";
 import type { LogLevel } from "../agent/log.ts";
+import type { RelayEvent } from "../core/relay/relay-machine.ts";
 import type { ClusterViewSnapshot } from "../ports/cluster-view.ts";
 import { endpointId, parseRelays, type RelaySpec } from "./config.ts";
 import { RelayService, type RelayStatus } from "./relay-service.ts";
@@ -129,7 +143,11 @@ class RelayCapability implements Capability {
 
   async #startSlot(slot: Slot): Promise<void> {
     const spec = slot.spec;
-    const service = new RelayService({ spec, log: (record) => this.#relayLog(record) });
+    const service = new RelayService({
+      spec,
+      log: (record) => this.#relayLog(record),
+      onEvent: (event) => this.#notifyEvent(spec.name, event),
+    });
     try {
       await service.start();
       slot.service = service;
@@ -167,6 +185,29 @@ class RelayCapability implements Capability {
       relay: slot.spec.name,
       reason: this.#stopped ? "agent stopping" : "listen VIP no longer held here",
     });
+  }
+
+  /** Hands one relay event to the cluster's notify hook (documented in the file header). */
+  #notifyEvent(relay: string, event: RelayEvent): void {
+    const notify = this.#context.notify;
+    if (!notify) return;
+    switch (event.type) {
+      case "switched":
+        notify("relay-switched", relay, {
+          FLOATIP_RELAY: relay,
+          FLOATIP_BACKEND_FROM: event.from ?? "",
+          FLOATIP_BACKEND_TO: event.to ?? "",
+          FLOATIP_REASON: event.reason,
+        });
+        return;
+      case "backend-down":
+      case "backend-up":
+        notify(`relay-${event.type}`, relay, {
+          FLOATIP_RELAY: relay,
+          FLOATIP_BACKEND: event.backend,
+        });
+        return;
+    }
   }
 
   /** Relay records become agent log lines; a lost backend or a switch is worth a warning. */

@@ -56,6 +56,11 @@ export interface RelayServiceOptions {
   readonly log: RelayLog;
   /** Replaces the data plane chosen by `spec.mode` (used by tests of the glue). */
   readonly dataPlane?: RelayDataPlane;
+  /**
+   * Called once per event of the relay machine (backend down/up, switch), in order, right
+   * after the event is logged and before its effects reach the data plane. Must not throw.
+   */
+  readonly onEvent?: (event: RelayEvent) => void;
 }
 
 const eventsKept = 50;
@@ -63,6 +68,7 @@ const eventsKept = 50;
 export class RelayService {
   readonly #spec: RelaySpec;
   readonly #log: RelayLog;
+  readonly #onEvent: ((event: RelayEvent) => void) | undefined;
   readonly #config: RelayMachineConfig;
   readonly #endpoints: Map<string, Endpoint>;
   readonly #dataPlane: RelayDataPlane;
@@ -82,6 +88,7 @@ export class RelayService {
     const spec = options.spec;
     this.#spec = spec;
     this.#log = options.log;
+    this.#onEvent = options.onEvent;
     const backends = [spec.primary, ...spec.standby];
     this.#endpoints = new Map(backends.map((b) => [endpointId(b), b]));
     this.#config = {
@@ -250,6 +257,7 @@ export class RelayService {
       if (this.#events.length > eventsKept) this.#events.shift();
       const { type, atMs: _atMs, ...fields } = record;
       this.#log({ event: type, relay: this.#spec.name, ...fields });
+      this.#onEvent?.(event);
     }
     // The candidate list also changes when a backend other than the active one flips, so the
     // data plane is re-routed whenever it changes, not only on a switch.
