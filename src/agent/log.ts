@@ -32,6 +32,7 @@ export function createLogger(options: {
       const time = new Date().toISOString();
       if (human) {
         const extra = Object.entries({ ...base, ...fields })
+          .filter(([, v]) => v !== undefined)
           .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
           .join(" ");
         write(
