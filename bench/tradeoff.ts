@@ -1,0 +1,301 @@
+/**
+ * The trade-off of floatip's fastest settings: for each heartbeat interval h (the other timers
+ * scaled from it with the ratios of the `fast` profile, see lib/scaled-timers.ts), a 3-node
+ * cluster with 3 VIPs is measured twice:
+ *   failover  the client-observed switch time of the first VIP (fault → first answer from
+ *             another node; prober every 5 ms, 100 ms timeout, fresh connection each time)
+ *             after SIGKILL of the owner's agent (its supervisor survives) and after the
+ *             owner's eth0 goes down; median of `--trials`;
+ *   load      every core saturated by busy loops for `--seconds`, nothing failing, so every
+ *             new holder of a VIP (seen by `ip monitor address`) is a spurious failover.
+ * Shorter intervals switch sooner and flap more under load; the table shows where.
+ * Run: npm run bench:tradeoff -- [--intervals 5,10,20,35,50] [--trials 3] [--seconds 30] [--out FILE]
+ */
+import { isDeepStrictEqual } from "node:util";
+import { loadConfig } from "../src/config/load.ts";
+import type { Timers } from "../src/config/types.ts";
+import { type LiveCluster, startCluster, waitSettled } from "../src/lab/cluster.ts";
+import { positiveInteger, readOptions, sleep } from "./lib/args.ts";
+import { startCpuLoad } from "./lib/cpu-load.ts";
+import { type HolderChange, monitorHolders } from "./lib/holder-monitor.ts";
+import { printHeader } from "./lib/machine.ts";
+import { measureOutage, now, startProber } from "./lib/prober.ts";
+import { writeResult } from "./lib/results.ts";
+import { scaledTimers, timerProblems, timersYaml } from "./lib/scaled-timers.ts";
+import { formatTable, ms, type Summary, summarize } from "./lib/stats.ts";
+
+const usage =
+  "usage: bench/tradeoff.ts [--intervals 5,10,20,35,50] [--trials 3] [--seconds 30] [--out FILE]";
+const options = readOptions(usage, {
+  intervals: { default: "5,10,20,35,50" },
+  trials: { default: "3" },
+  seconds: { default: "30" },
+  out: { default: "" },
+});
+const trials = positiveInteger("trials", options.trials!, usage);
+const seconds = positiveInteger("seconds", options.seconds!, usage);
+const intervals = options
+  .intervals!.split(",")
+  .filter(Boolean)
+  .map((text) => positiveInteger("intervals", text, usage));
+if (intervals.length === 0) {
+  console.error(`--intervals needs at least one heartbeat interval in ms\n${usage}`);
+  process.exit(2);
+}
+// Every set is checked before any namespace exists, so a bad interval costs nothing.
+for (const h of intervals) {
+  const problems = timerProblems(scaledTimers(h));
+  if (problems) {
+    console.error(`timers for heartbeat interval ${h} ms are invalid:\n${problems}\n${usage}`);
+    process.exit(2);
+  }
+}
+
+const faults = ["sigkill", "link-down"] as const;
+type Fault = (typeof faults)[number];
+const switchTimeoutMs = 20_000;
+const settleTimeoutMs = 30_000;
+
+interface Trial {
+  readonly fault: Fault;
+  readonly trial: number;
+  readonly oldOwner: string;
+  readonly newOwner: string | undefined;
+  readonly switchMs: number | undefined;
+  readonly outageMs: number | undefined;
+  readonly failedRequests: number;
+  readonly error?: string;
+}
+
+interface Point {
+  readonly heartbeatIntervalMs: number;
+  readonly timers: Timers;
+  readonly trials: Trial[];
+  readonly switch: Record<Fault, Summary>;
+  readonly outage: Record<Fault, Summary>;
+  readonly load: {
+    readonly seconds: number;
+    readonly holderChanges: number;
+    readonly releases: number;
+    readonly perMinute: number;
+    readonly changes: HolderChange[];
+    readonly error?: string;
+  };
+}
+
+/** Kills the owner's agent (the supervisor removes its VIPs) or takes its link down. */
+async function fault(cluster: LiveCluster, id: string, kind: Fault): Promise<number | undefined> {
+  if (kind === "link-down") {
+    await cluster.topology.setLink(id, "down");
+    return undefined;
+  }
+  const agent = cluster.agentPid(id);
+  if (agent === undefined) throw new Error(`no agent process found for ${id}`);
+  process.kill(agent, "SIGKILL");
+  return agent;
+}
+
+async function restore(cluster: LiveCluster, id: string, kind: Fault, killed?: number) {
+  if (kind === "link-down") return cluster.topology.setLink(id, "up");
+  // The supervisor starts a new agent by itself; wait for it so the next trial has three.
+  for (let i = 0; i < 100; i += 1) {
+    const pid = cluster.agentPid(id);
+    if (pid !== undefined && pid !== killed) return;
+    await sleep(50);
+  }
+}
+
+async function runTrial(cluster: LiveCluster, kind: Fault, trial: number): Promise<Trial> {
+  const vip = cluster.vipAddresses[0]!;
+  const oldOwner = (
+    await waitSettled(cluster, settleTimeoutMs, 1000).catch((error: Error) => {
+      throw new Error(error.message.split("\n")[0]);
+    })
+  ).get(vip)!;
+  const prober = startProber(cluster.topology, {
+    host: "client",
+    vip,
+    intervalMs: 5,
+    timeoutMs: 100,
+    maxMs: 40_000,
+  });
+  let killed: number | undefined;
+  let faulted = false;
+  try {
+    const warm = await prober.until((r) => r.filter((x) => x.who === oldOwner).length >= 20, 5000);
+    if (!warm)
+      throw new Error(`the client got no steady answers from ${oldOwner} before the fault`);
+    const faultAt = now();
+    killed = await fault(cluster, oldOwner, kind);
+    faulted = true;
+    const switched = await prober.until(
+      (r) => measureOutage(r, faultAt, oldOwner).firstNewAnswerAt !== undefined,
+      switchTimeoutMs,
+    );
+    await sleep(100);
+    await prober.stop();
+    const outage = measureOutage(prober.records, faultAt, oldOwner);
+    return {
+      fault: kind,
+      trial,
+      oldOwner,
+      newOwner: outage.newOwner,
+      switchMs: outage.switchMs,
+      outageMs: outage.outageMs,
+      failedRequests: outage.failedRequests,
+      ...(switched ? {} : { error: `no other node answered within ${switchTimeoutMs} ms` }),
+    };
+  } finally {
+    await prober.stop();
+    if (faulted) await restore(cluster, oldOwner, kind, killed);
+    // Let the node rejoin (rise rounds) before the next fault; waitSettled then checks it.
+    await sleep(500);
+  }
+}
+
+async function underLoad(cluster: LiveCluster): Promise<Point["load"]> {
+  try {
+    await waitSettled(cluster, settleTimeoutMs, 1000);
+  } catch (error) {
+    const reason = (error as Error).message.split("\n")[0];
+    return {
+      seconds,
+      holderChanges: 0,
+      releases: 0,
+      perMinute: Number.NaN,
+      changes: [],
+      error: reason ?? "",
+    };
+  }
+  const monitor = await monitorHolders(cluster);
+  const load = startCpuLoad(seconds + 10);
+  let counted: ReturnType<typeof monitor.stop> | undefined;
+  try {
+    await sleep(seconds * 1000);
+  } finally {
+    await load.stop();
+    counted = monitor.stop();
+  }
+  return {
+    seconds,
+    holderChanges: counted.changes.length,
+    releases: counted.releases,
+    perMinute: (counted.changes.length * 60) / seconds,
+    changes: counted.changes,
+  };
+}
+
+async function runPoint(h: number): Promise<Point> {
+  const timers = scaledTimers(h);
+  const cluster = await startCluster({
+    prefix: "fipto-",
+    profile: "fast",
+    vips: [{ host: 200 }, { host: 201 }, { host: 202 }],
+    extraYaml: timersYaml(timers),
+    startAgents: false,
+  });
+  try {
+    // The loader must read back exactly the derived set: a silent fallback would mislabel a row.
+    const loaded = loadConfig(cluster.configPath).timers;
+    if (!isDeepStrictEqual({ ...loaded }, { ...timers })) {
+      throw new Error(`the cluster config does not carry the timers for h = ${h} ms`);
+    }
+    for (const id of cluster.ids) cluster.startAgent(id);
+    const done: Trial[] = [];
+    for (let trial = 1; trial <= trials; trial += 1) {
+      for (const kind of faults) {
+        const result = await runTrial(cluster, kind, trial).catch(
+          (error: Error): Trial => ({
+            fault: kind,
+            trial,
+            oldOwner: "?",
+            newOwner: undefined,
+            switchMs: undefined,
+            outageMs: undefined,
+            failedRequests: 0,
+            error: error.message,
+          }),
+        );
+        done.push(result);
+        console.log(
+          `h ${h} ms trial ${trial} ${kind}: ${result.oldOwner} -> ${result.newOwner ?? "?"} switch ${ms(result.switchMs)} ms, outage ${ms(result.outageMs)} ms${result.error ? ` (${result.error})` : ""}`,
+        );
+      }
+    }
+    const figures = (kind: Fault, key: "switchMs" | "outageMs") =>
+      summarize(
+        done.flatMap((t) =>
+          t.fault === kind && !t.error && t[key] !== undefined ? [t[key] as number] : [],
+        ),
+      );
+    const load = await underLoad(cluster);
+    console.log(
+      `h ${h} ms under load: ${load.error ? load.error : `${load.holderChanges} holder changes in ${seconds} s`}`,
+    );
+    return {
+      heartbeatIntervalMs: h,
+      timers,
+      trials: done,
+      switch: {
+        sigkill: figures("sigkill", "switchMs"),
+        "link-down": figures("link-down", "switchMs"),
+      },
+      outage: {
+        sigkill: figures("sigkill", "outageMs"),
+        "link-down": figures("link-down", "outageMs"),
+      },
+      load,
+    };
+  } finally {
+    await cluster.destroy();
+  }
+}
+
+async function main(): Promise<number> {
+  const machine = printHeader("trade-off: heartbeat interval vs failover vs spurious failovers");
+  console.log(
+    `intervals: ${intervals.join(", ")} ms; ${trials} trial(s) per fault; ${seconds} s of full CPU load per interval`,
+  );
+  console.log(
+    "timers: election 5h, lease 10h, suspect 3h, 2 faults in 20h, probe max(5, h), margin max(2, h/2), garp h",
+  );
+  console.log(
+    "switch = fault → first answer from another node (probe every 5 ms, 100 ms timeout)\n",
+  );
+  const points: Point[] = [];
+  for (const h of intervals) points.push(await runPoint(h));
+  console.log("");
+  const cell = (s: Summary, kind: Fault, p: Point) => {
+    const all = p.trials.filter((t) => t.fault === kind).length;
+    return `${ms(s.medianMs)} (${s.count}/${all})`;
+  };
+  console.log(
+    formatTable(
+      [
+        "interval ms",
+        "election/lease ms",
+        "switch p50 sigkill ms",
+        "switch p50 link-down ms",
+        "spurious/min under load",
+      ],
+      points.map((p) => [
+        String(p.heartbeatIntervalMs),
+        `${p.timers.electionTimeoutMs}/${p.timers.leaseMs}`,
+        cell(p.switch.sigkill, "sigkill", p),
+        cell(p.switch["link-down"], "link-down", p),
+        p.load.error ? "-" : p.load.perMinute.toFixed(1),
+      ]),
+    ),
+  );
+  console.log("(n/m): trials that switched / trials run");
+  const path = writeResult(
+    "tradeoff",
+    { machine, intervals, trials, seconds, points },
+    options.out || undefined,
+  );
+  console.log(`results: ${path}`);
+  const measured = points.some((p) => p.trials.some((t) => !t.error) || !p.load.error);
+  return measured ? 0 : 1;
+}
+
+process.exitCode = await main();
