@@ -133,4 +133,51 @@ describe("userspace proxy data plane (loopback)", () => {
       hold.close();
     }
   });
+
+  it("closes an idle session but keeps one that moves data, and counts it down", async () => {
+    // Echoes what it receives and never closes on its own.
+    const echo = net.createServer((socket) => {
+      socket.on("error", () => undefined);
+      socket.pipe(socket);
+    });
+    await new Promise<void>((resolve) => echo.listen(0, "127.0.0.1", () => resolve()));
+    try {
+      const p = await plane({
+        idleTimeoutMs: 300,
+        backends: new Map([["echo", { host: "127.0.0.1", port: portOf(echo) }]]),
+      });
+      await p.route(["echo"]);
+      const idle = net.connect({ host: "127.0.0.1", port: p.port() });
+      const busy = net.connect({ host: "127.0.0.1", port: p.port() });
+      idle.on("error", () => undefined);
+      busy.on("error", () => undefined);
+      let busyClosed = false;
+      busy.on("close", () => {
+        busyClosed = true;
+      });
+      let echoed = 0;
+      busy.on("data", (d: Buffer) => {
+        echoed += d.length;
+      });
+      const idleClosed = new Promise<boolean>((resolve) => {
+        const limit = setTimeout(() => resolve(false), 10_000);
+        idle.on("close", () => {
+          clearTimeout(limit);
+          resolve(true);
+        });
+      });
+      // The busy client sends a byte every 50 ms, well inside the idle timeout, for 1.5 s.
+      for (let i = 0; i < 30 && !busyClosed; i++) {
+        busy.write("x");
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.equal(await idleClosed, true, "the idle session was not closed");
+      assert.equal(busyClosed, false, "a session moving data was closed as idle");
+      assert.ok(echoed > 0);
+      assert.equal(p.connections().get("echo"), 1);
+      busy.destroy();
+    } finally {
+      echo.close();
+    }
+  });
 });
