@@ -1,0 +1,440 @@
+/**
+ * The storage gateway (S1) inside `floatip agent` on a real Ceph cluster, end to end in network
+ * namespaces: three real agents (each under its supervisor) with a `storage:` section whose
+ * backend is `rbd`, and one single-node Ceph cluster (one mon, one memstore OSD, no auth,
+ * scripts/ceph-test-cluster.sh) running inside the lab's client namespace and listening on the
+ * client's bridge address, so every node's rbd client reaches it over the bridge. The client
+ * reaches the gateway only through the storage VIP. What is really in Ceph is read with the rbd
+ * client itself.
+ *
+ * 1. Duplicate submissions (same request id) and two concurrent creates of one name: one image,
+ *    and a clear error for the loser and for a reused id.
+ * 2. Fifty mixed requests through the VIP, then SIGKILL of the VIP holder's agent (the gateway
+ *    dies with it) while many are still queued or running: every request reaches a final state
+ *    that matches the images in Ceph, and the client fetched every result through the VIP
+ *    without submitting anything again.
+ * 3. nftables in the holder's namespace drops its traffic to the Ceph ports: its rbd health
+ *    check fails, it releases the storage VIP, and the next holder serves the next request.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { run } from "../../src/adapters/exec.ts";
+import {
+  allLogs,
+  type LiveCluster,
+  startCluster,
+  waitFor,
+  waitSettled,
+} from "../../src/lab/cluster.ts";
+import { skipUnlessRoot, subnetFor } from "../../src/lab/topology.ts";
+import { type CephCluster, startCephCluster } from "../ceph/ceph-cluster.ts";
+
+const prefix = "fipsc-";
+const port = 7490;
+const mib = 1024 * 1024;
+const pool = "rbd";
+/** The OSD's ports (Ceph's default `ms bind port min/max`); the mon's port is in the conf. */
+const osdPorts = "6800-7300";
+const cutTable = "floatip_test_ceph_cut";
+
+interface Call {
+  id: string;
+  method: string;
+  path: string;
+  body?: unknown;
+}
+interface RecordJson {
+  id: string;
+  state: {
+    state: string;
+    result?: { sizeBytes?: number; volumes?: unknown[] };
+    error?: { code: string; message: string };
+  };
+}
+interface Answer {
+  id: string;
+  status: number;
+  body: { request?: RecordJson; error?: { code: string; message: string } };
+}
+interface Followed {
+  id: string;
+  record?: RecordJson;
+  /** Failed attempts (connection refused/reset, timeouts) while the VIP moved. */
+  retries: number;
+  /** Every HTTP method the client used for this id (must be GET only). */
+  methods: string[];
+}
+
+/**
+ * The client program, run inside the client namespace. `submit` sends every call once
+ * (concurrently) and prints the answers; `follow` only ever GETs each request's record through
+ * the VIP until it is final, retrying connection errors (the VIP is moving), bounded in time.
+ */
+const clientProgram = `
+const [mode, url, file] = process.argv.slice(2);
+const calls = JSON.parse(require("node:fs").readFileSync(file, "utf8"));
+const request = async (method, path, body) => {
+  const r = await fetch(url + path, {
+    method,
+    headers: body === undefined ? {} : { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(15000),
+  });
+  return { status: r.status, body: await r.json() };
+};
+(async () => {
+  if (mode === "submit") {
+    const out = await Promise.all(calls.map(async (c) => {
+      try { return { id: c.id, ...(await request(c.method, c.path, c.body)) }; }
+      catch (e) { return { id: c.id, status: 0, body: { error: { code: "NETWORK", message: String(e) } } }; }
+    }));
+    process.stdout.write(JSON.stringify(out));
+    return;
+  }
+  const deadline = Date.now() + 90000;
+  const out = [];
+  for (const c of calls) {
+    const entry = { id: c.id, retries: 0, methods: [] };
+    while (Date.now() < deadline) {
+      entry.methods.push("GET");
+      const got = await request("GET", "/v1/requests/" + c.id + "?wait=5s").catch(() => undefined);
+      const state = got?.body?.request?.state?.state;
+      if (got?.status === 200 && (state === "succeeded" || state === "failed")) {
+        entry.record = got.body.request;
+        break;
+      }
+      if (got === undefined || got.status >= 500) {
+        entry.retries += 1;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    out.push(entry);
+  }
+  process.stdout.write(JSON.stringify(out));
+})();
+`;
+
+describe("storage gateway inside the agent on real Ceph", { skip: skipUnlessRoot() }, () => {
+  const work = mkdtempSync(join(tmpdir(), `${prefix}work-`));
+  const cephDir = join(work, "ceph");
+  const cephConf = join(cephDir, "ceph.conf");
+  const programFile = join(work, "client.cjs");
+  const vip = `198.18.${subnetFor(prefix)}.102`;
+  const url = `http://${vip}:${port}`;
+  let cluster: LiveCluster | undefined;
+  let ceph: CephCluster | undefined;
+  /** Set when the Ceph packages cannot be installed here (outside CI): every test skips. */
+  let skipReason: string | undefined;
+
+  const live = () => {
+    assert.ok(cluster, "the cluster started");
+    return cluster;
+  };
+  const client = async <T>(mode: "submit" | "follow", calls: readonly Call[]): Promise<T> => {
+    const file = join(work, `${mode}-${Date.now()}.json`);
+    writeFileSync(file, JSON.stringify(calls));
+    const result = await live().topology.exec(
+      "client",
+      process.execPath,
+      [programFile, mode, url, file],
+      120_000,
+    );
+    return JSON.parse(result.stdout) as T;
+  };
+  /** Runs the rbd client next to the Ceph daemons (in the client namespace) and parses JSON. */
+  const rbd = async <T>(args: readonly string[]): Promise<T> => {
+    const result = await live().topology.exec(
+      "client",
+      "rbd",
+      [...args, "--conf", cephConf, "--format", "json"],
+      15_000,
+    );
+    return JSON.parse(result.stdout || "null") as T;
+  };
+  const images = () => rbd<string[]>(["ls", pool]);
+  const imageSize = async (name: string) =>
+    (await rbd<{ size: number }>(["info", `${pool}/${name}`])).size;
+  const snapshots = async (name: string) =>
+    (await rbd<Array<{ name: string }>>(["snap", "ls", `${pool}/${name}`])).map((s) => s.name);
+  /** Submits through the VIP and follows to the final record (retrying only GETs). */
+  const submitAndFollow = async (calls: readonly Call[]) => {
+    const acks = await client<Answer[]>("submit", calls);
+    for (const ack of acks) {
+      assert.ok([200, 202].includes(ack.status), `${ack.id}: ${JSON.stringify(ack.body)}`);
+    }
+    const followed = await client<Followed[]>("follow", calls);
+    return new Map(followed.map((f) => [f.id, f.record]));
+  };
+
+  before(async () => {
+    writeFileSync(programFile, clientProgram);
+    cluster = await startCluster({
+      prefix,
+      vips: [{ host: 100 }, { host: 102, policy: "hash" }],
+      addressLifetime: "3s",
+      // The agents need Ceph; Ceph needs the client namespace, which startCluster creates.
+      startAgents: false,
+      extraYaml: [
+        "checks:",
+        `  - { name: ceph, kind: rbd, pool: ${pool}, ceph_conf: ${cephConf}, interval: 1s, timeout: 1s, fall: 2, within: 3s, rise: 2 }`,
+        "storage:",
+        `  vip: ${vip}`,
+        `  port: ${port}`,
+        "  peer_port: 7491",
+        `  backend: { kind: rbd, pool: ${pool}, ceph_conf: ${cephConf}, timeout: 5s }`,
+        "  replication_timeout: 1s",
+        "  retry_delay: 200ms",
+      ].join("\n"),
+    });
+    const started = startCephCluster({
+      bind: cluster.topology.host("client").address,
+      netns: cluster.topology.host("client").netns,
+      dir: cephDir,
+    });
+    if (typeof started === "string") {
+      skipReason = started;
+      return;
+    }
+    ceph = started;
+    // Every node reaches Ceph over the bridge before any agent starts.
+    for (const id of cluster.ids) {
+      await cluster.topology.exec(id, "rbd", ["ls", pool, "--conf", cephConf], 15_000);
+    }
+    for (const id of cluster.ids) cluster.startAgent(id);
+    await waitSettled(cluster, 30_000);
+    // The gateway answers through the VIP once the holder's agent has started it.
+    const up = await waitFor(async () => {
+      const r = await cluster!.topology
+        .exec("client", "curl", ["-s", "-m", "1", `${url}/v1/health`], 3000)
+        .catch(() => undefined);
+      return r?.stdout.includes('"ok":true') ? true : undefined;
+    }, 15_000);
+    assert.ok(up, `the storage gateway does not answer on ${url}\n${allLogs(cluster)}`);
+  });
+
+  after(async () => {
+    // Agents first, while Ceph still answers, so no rbd command of theirs is left waiting.
+    try {
+      await cluster?.destroy();
+    } finally {
+      ceph?.stop();
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+
+  it("gives one image for duplicate submissions and a clear error for a conflicting create", async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const dup = {
+      method: "POST",
+      path: "/v1/volumes?request_id=dup-1",
+      body: { name: "d1", sizeBytes: mib },
+    };
+    const race = (id: string) => ({
+      id,
+      method: "POST",
+      path: `/v1/volumes?request_id=${id}&wait=10s`,
+      body: { name: "r1", sizeBytes: 2 * mib },
+    });
+    const acks = await client<Answer[]>("submit", [
+      { id: "dup-1", ...dup },
+      { id: "dup-1", ...dup },
+      race("race-a"),
+      race("race-b"),
+    ]);
+    for (const ack of acks) assert.ok([200, 202].includes(ack.status), JSON.stringify(ack.body));
+    const finals = new Map(
+      (
+        await client<Followed[]>("follow", [
+          { id: "dup-1" },
+          { id: "race-a" },
+          { id: "race-b" },
+        ] as Call[])
+      ).map((f) => [f.id, f.record]),
+    );
+    assert.equal(finals.get("dup-1")?.state.state, "succeeded", JSON.stringify(finals));
+    assert.equal(await imageSize("d1"), mib);
+    const states = ["race-a", "race-b"].map((id) => finals.get(id)?.state);
+    assert.equal(states.filter((s) => s?.state === "succeeded").length, 1, JSON.stringify(states));
+    const loser = states.find((s) => s?.state === "failed");
+    assert.equal(loser?.error?.code, "EXISTS", JSON.stringify(states));
+    assert.equal(await imageSize("r1"), 2 * mib);
+
+    // The same id again: the recorded result, not a second create (which would fail EXISTS).
+    const [again, reused] = await client<Answer[]>("submit", [
+      { id: "dup-1", ...dup },
+      {
+        id: "dup-1",
+        method: "POST",
+        path: "/v1/volumes?request_id=dup-1",
+        body: { name: "d2", sizeBytes: mib },
+      },
+    ]);
+    assert.equal(again?.status, 200);
+    assert.deepEqual(again?.body.request?.state, finals.get("dup-1")?.state);
+    assert.equal(reused?.status, 409);
+    assert.equal(reused?.body.error?.code, "REQUEST_ID_REUSED");
+    assert.deepEqual((await images()).sort(), ["d1", "r1"]);
+  });
+
+  it("finishes every request of a killed holder as Ceph shows, each result fetched through the VIP", async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const c = live();
+    const setup: Call[] = [];
+    for (const p of ["p", "q"]) {
+      for (let i = 0; i < 10; i++) {
+        setup.push({
+          id: `setup-${p}${i}`,
+          method: "POST",
+          path: `/v1/volumes?request_id=setup-${p}${i}`,
+          body: { name: `${p}${i}`, sizeBytes: mib },
+        });
+      }
+    }
+    for (const [id, record] of await submitAndFollow(setup)) {
+      assert.equal(record?.state.state, "succeeded", `${id}: ${JSON.stringify(record)}`);
+    }
+
+    const calls: Call[] = [];
+    const add = (id: string, method: string, path: string, body?: unknown) =>
+      calls.push({ id, method, path: `${path}?request_id=${id}`, ...(body ? { body } : {}) });
+    for (let i = 0; i < 20; i++)
+      add(`m-create-n${i}`, "POST", "/v1/volumes", {
+        name: `n${i}`,
+        sizeBytes: (1 + (i % 4)) * mib,
+      });
+    for (let i = 0; i < 5; i++) add(`m-delete-p${i}`, "DELETE", `/v1/volumes/p${i}`);
+    for (let i = 5; i < 10; i++)
+      add(`m-resize-p${i}`, "POST", `/v1/volumes/p${i}/resize`, { sizeBytes: 8 * mib });
+    for (let i = 0; i < 5; i++)
+      add(`m-snap-q${i}`, "POST", `/v1/volumes/q${i}/snapshots`, { snapshot: "s1" });
+    for (let i = 5; i < 10; i++)
+      add(`m-copy-q${i}`, "POST", `/v1/volumes/q${i}/copy`, { target: `c${i}` });
+    for (let i = 5; i < 10; i++) add(`m-info-q${i}`, "GET", `/v1/volumes/q${i}`);
+    for (let i = 0; i < 5; i++) add(`m-list-${i}`, "GET", "/v1/volumes");
+    assert.equal(calls.length, 50);
+
+    const holder = await c.holderOf(vip);
+    assert.ok(holder, "someone holds the storage VIP");
+    const acks = await client<Answer[]>("submit", calls);
+    for (const ack of acks) {
+      assert.ok([200, 202].includes(ack.status), `${ack.id}: ${JSON.stringify(ack.body)}`);
+    }
+    const pid = c.agentPid(holder);
+    assert.ok(pid, "the holder's supervisor has an agent child");
+    // The client is already long-polling the holder through the VIP when the holder dies.
+    const following = client<Followed[]>("follow", calls);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const listed = await c.topology.exec(
+      "client",
+      "curl",
+      ["-s", "-m", "2", `${url}/v1/requests?limit=500`],
+      5000,
+    );
+    process.kill(pid, "SIGKILL");
+    const known = (JSON.parse(listed.stdout) as { requests: RecordJson[] }).requests;
+    const unfinishedAtKill = known.filter(
+      (r) => r.id.startsWith("m-") && !["succeeded", "failed"].includes(r.state.state),
+    ).length;
+    const followed = await following;
+    const newHolder = await c.holderOf(vip);
+    assert.ok(
+      unfinishedAtKill > 10,
+      `the holder should die with work queued (${unfinishedAtKill})`,
+    );
+    const retries = followed.reduce((sum, f) => sum + f.retries, 0);
+    t.diagnostic(
+      `holder ${holder} killed with ${unfinishedAtKill}/50 unfinished; VIP now on ${newHolder}; client retried ${retries} GETs`,
+    );
+    const finals = new Map(followed.map((f) => [f.id, f.record]));
+    assert.ok(retries > 0, "the client's long-poll on the dead holder was cut off and retried");
+    for (const f of followed) {
+      assert.ok(
+        f.methods.every((m) => m === "GET"),
+        "the client never submitted again",
+      );
+      assert.equal(
+        f.record?.state.state,
+        "succeeded",
+        `${f.id}: ${JSON.stringify(f.record)} (holder ${holder} killed, now ${newHolder}, ${retries} retries)\n${allLogs(c)}`,
+      );
+    }
+    // What is really in Ceph matches every result.
+    const names = new Set(await images());
+    for (let i = 0; i < 20; i++) assert.equal(await imageSize(`n${i}`), (1 + (i % 4)) * mib);
+    for (let i = 0; i < 5; i++) assert.equal(names.has(`p${i}`), false, `p${i} deleted`);
+    for (let i = 5; i < 10; i++) assert.equal(await imageSize(`p${i}`), 8 * mib);
+    for (let i = 0; i < 5; i++) assert.deepEqual(await snapshots(`q${i}`), ["s1"], `q${i}@s1`);
+    for (let i = 5; i < 10; i++) {
+      assert.equal(await imageSize(`c${i}`), mib);
+      assert.equal(finals.get(`m-info-q${i}`)?.state.result?.sizeBytes, mib);
+    }
+    for (let i = 0; i < 5; i++)
+      assert.ok(Array.isArray(finals.get(`m-list-${i}`)?.state.result?.volumes));
+    // Nothing else: no half-made copy left under a temporary name, no image created twice.
+    const expected = ["d1", "r1"];
+    for (let i = 0; i < 20; i++) expected.push(`n${i}`);
+    for (let i = 5; i < 10; i++) expected.push(`p${i}`, `c${i}`);
+    for (let i = 0; i < 10; i++) expected.push(`q${i}`);
+    assert.deepEqual([...names].sort(), expected.sort());
+  });
+
+  it("moves the storage VIP away from a node cut off from Ceph", async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const c = live();
+    assert.ok(ceph, "Ceph started");
+    await waitSettled(c, 30_000);
+    const cut = await c.holderOf(vip);
+    assert.ok(cut, "someone holds the storage VIP");
+    const netns = c.topology.host(cut).netns;
+    const nft = (lines: readonly string[]) =>
+      run("nft", ["-f", "-"], { timeoutMs: 5000, netns, input: `${lines.join("\n")}\n` });
+    // Only the node's own connections to the Ceph daemons: the VIP's answers to the client
+    // (also in the client namespace) leave from the VIP and stay untouched.
+    await nft([
+      `table inet ${cutTable} {`,
+      "  chain output {",
+      "    type filter hook output priority 0; policy accept;",
+      `    ip saddr ${c.topology.host(cut).address} ip daddr ${ceph.monAddress} tcp dport { ${ceph.monPort}, ${osdPorts} } drop`,
+      "  }",
+      "}",
+    ]);
+    try {
+      // The cut is real: the node's own rbd client no longer reaches the cluster.
+      const probe = await run("rbd", ["ls", pool, "--conf", cephConf], {
+        timeoutMs: 3000,
+        netns,
+      }).catch((error: { code?: string }) => error.code);
+      assert.equal(probe, "EXEC_TIMEOUT", `rbd from ${cut} still reaches Ceph`);
+      const next = await waitFor(async () => {
+        const holder = await c.holderOf(vip);
+        return holder && holder !== cut ? holder : undefined;
+      }, 20_000);
+      assert.ok(next, `${cut} kept the storage VIP though cut off from Ceph\n${allLogs(c)}`);
+      assert.deepEqual(await c.heldVips(cut), [], `${cut} released its VIPs`);
+      const finals = await submitAndFollow([
+        {
+          id: "after-cut",
+          method: "POST",
+          path: "/v1/volumes?request_id=after-cut",
+          body: { name: "h1", sizeBytes: mib },
+        },
+      ]);
+      assert.equal(
+        finals.get("after-cut")?.state.state,
+        "succeeded",
+        JSON.stringify(finals.get("after-cut")),
+      );
+      assert.equal(await imageSize("h1"), mib);
+      assert.equal(
+        await c.holderOf(vip),
+        next,
+        "the request was served while the new holder kept the VIP",
+      );
+    } finally {
+      await nft([`delete table inet ${cutTable}`]);
+    }
+  });
+});
