@@ -501,11 +501,28 @@ describe("relay, nat data plane (nftables DNAT), in network namespaces", {
     await lab.killBackend("standby");
     await lab.waitActive("web", null);
     await lab.waitActive("raw", null);
-    // The kernel answers the SYN itself with a reset: the client sees "connection refused".
-    const [http] = await lab.client(80, { timeoutMs: 3000 });
-    assert.equal(http?.outcome, "refused");
-    const [tcp] = await lab.client(81, { protocol: "tcp", timeoutMs: 3000 });
-    assert.equal(tcp?.outcome, "refused");
+    // Something listens on the relay's own ports, answering like a backend would: without the
+    // reject rule a client would reach it, so only the rule can produce the reset below.
+    const local = lab.topology.spawn(
+      "relay",
+      node,
+      [
+        "-e",
+        `for (const port of [80, 81]) require("node:net").createServer((s) => s.end("relay-local\\n")).listen(port, "${lab.address("relay")}", () => console.log("listening " + port));`,
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    try {
+      await waitForLine(local, /^listening 81$/, 5000);
+      // The kernel answers the SYN itself with a reset: the client sees "connection refused".
+      const [http] = await lab.client(80, { timeoutMs: 3000 });
+      assert.equal(http?.outcome, "refused", JSON.stringify(http));
+      const [tcp] = await lab.client(81, { protocol: "tcp", timeoutMs: 3000 });
+      assert.equal(tcp?.outcome, "refused", JSON.stringify(tcp));
+    } finally {
+      local.kill("SIGKILL");
+      await exited(local);
+    }
     const { stdout } = await lab.topology.exec("relay", "nft", [
       "list",
       "set",
