@@ -349,6 +349,14 @@ describe("storage gateway inside the agent on real Ceph", { skip: skipUnlessRoot
       `holder ${holder} killed with ${unfinishedAtKill}/50 unfinished; VIP now on ${newHolder}; client retried ${retries} GETs`,
     );
     const finals = new Map(followed.map((f) => [f.id, f.record]));
+    assert.ok(newHolder && newHolder !== holder, `the storage VIP moved (now ${newHolder})`);
+    // The new holder re-drove the dead holder's unfinished requests against Ceph itself.
+    const reDriven = c
+      .logs(newHolder)
+      .split("\n")
+      .filter((line) => / executed .*\bid=m-.*\breDrive=true\b/.test(line)).length;
+    t.diagnostic(`${newHolder} re-drove ${reDriven} requests`);
+    assert.ok(reDriven > 0, `${newHolder} executed none of the unfinished requests`);
     assert.ok(retries > 0, "the client's long-poll on the dead holder was cut off and retried");
     for (const f of followed) {
       assert.ok(
