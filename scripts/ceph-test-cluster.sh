@@ -83,15 +83,15 @@ start() {
     echo "$dir exists; stop it first" >&2
     exit 2
   fi
+  if [[ -n $netns ]] && ! ip netns exec "$netns" true 2>/dev/null; then
+    echo "network namespace $netns does not exist" >&2
+    exit 2
+  fi
   mkdir -p "$dir"/{run,log,mon,osd}
   dir=$(cd "$dir" && pwd)
   local port=${CEPH_TEST_MON_PORT:-$((20000 + RANDOM % 20000))}
   local fsid network=$bind/32
   if [[ $bind == 127.0.0.1 ]]; then network=127.0.0.0/8; fi
-  if [[ -n $netns ]] && ! ip netns exec "$netns" true; then
-    echo "network namespace $netns does not exist" >&2
-    exit 2
-  fi
   fsid=$(cat /proc/sys/kernel/random/uuid)
   cat >"$dir/ceph.conf" <<EOF
 [global]
