@@ -446,23 +446,19 @@ export class Agent implements AgentHandle, ClusterView {
       };
     });
     const outcomes = await applyAddressBatch(operations);
-    batch.forEach(({ vip, op }, i) => {
+    const nowMs = monotonicMs();
+    const inputs = batch.map(({ vip, op }, i): Exclude<Input, { type: "batch" }> => {
       const failure = outcomes[i];
-      const nowMs = monotonicMs();
       if (op === "add") {
-        this.#step(
-          failure
-            ? { type: "address-add-failed", nowMs, vip, reason: failure.message }
-            : { type: "address-added", nowMs, vip },
-        );
-      } else {
-        this.#step(
-          failure
-            ? { type: "address-remove-failed", nowMs, vip, reason: failure.message }
-            : { type: "address-removed", nowMs, vip },
-        );
+        return failure
+          ? { type: "address-add-failed", nowMs, vip, reason: failure.message }
+          : { type: "address-added", nowMs, vip };
       }
+      return failure
+        ? { type: "address-remove-failed", nowMs, vip, reason: failure.message }
+        : { type: "address-removed", nowMs, vip };
     });
+    this.#step({ type: "batch", nowMs, inputs });
   }
 
   async #probe(vips: readonly number[]): Promise<void> {
@@ -482,16 +478,18 @@ export class Agent implements AgentHandle, ClusterView {
           const by = `probe failed: ${describe(error)}`;
           results = group.map(() => ({ occupied: true, mac: by }));
         }
-        group.forEach((vip, i) => {
+        const nowMs = monotonicMs();
+        const inputs = group.map((vip, i): Exclude<Input, { type: "batch" }> => {
           const result = results[i] ?? { occupied: true, mac: "probe returned no result" };
-          this.#step({
+          return {
             type: "probe-result",
-            nowMs: monotonicMs(),
+            nowMs,
             vip,
             occupied: result.occupied,
             ...(result.mac ? { by: result.mac } : {}),
-          });
+          };
         });
+        this.#step({ type: "batch", nowMs, inputs });
       }),
     );
   }

@@ -202,6 +202,18 @@ export class CoreNode {
     this.#events = [];
     this.#heartbeatNow = false;
     const now = input.nowMs;
+    if (input.type === "batch") {
+      // Many outcomes at once (a thousand probes or address changes): apply each, then
+      // decide once, so the cost is linear in the batch instead of quadratic.
+      for (const item of input.inputs) this.#apply(item, Math.max(now, item.nowMs));
+    } else {
+      this.#apply(input, now);
+    }
+    this.#advance(now);
+    return { effects: this.#effects, events: this.#events, wakeAtMs: this.#wakeAt(now) };
+  }
+
+  #apply(input: Exclude<Input, { type: "batch" }>, now: number): void {
     switch (input.type) {
       case "tick":
         break;
@@ -250,8 +262,6 @@ export class CoreNode {
         throw new Error(`unknown input ${JSON.stringify(unknown)}`);
       }
     }
-    this.#advance(now);
-    return { effects: this.#effects, events: this.#events, wakeAtMs: this.#wakeAt(now) };
   }
 
   get role(): Role {

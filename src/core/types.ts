@@ -177,7 +177,13 @@ export type Input =
       readonly vip: number;
     }
   | { readonly type: "admin"; readonly nowMs: number; readonly command: AdminCommand }
-  | { readonly type: "shutdown"; readonly nowMs: number };
+  | { readonly type: "shutdown"; readonly nowMs: number }
+  | {
+      /** Several outcomes delivered together (probe results, address changes): one decision. */
+      readonly type: "batch";
+      readonly nowMs: number;
+      readonly inputs: readonly Exclude<Input, { type: "batch" }>[];
+    };
 
 export type Effect =
   | { readonly type: "persist-vote"; readonly state: PersistentState }
