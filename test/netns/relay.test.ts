@@ -339,8 +339,20 @@ describe("relay, proxy data plane, in network namespaces", { skip: skipUnlessRoo
     await sleep(500);
     await lab.killBackend("primary");
     const results = await loop;
+    // A request the primary had already accepted when it was killed is cut off with it
+    // ("empty" or "reset"): replaying it elsewhere could run it twice, so the relay does not.
+    // Every other request, and every new connection after the kill, must be answered.
     const failures = results.filter((r) => r.outcome !== "ok");
-    assert.deepEqual(failures, [], "every request was answered");
+    const cutInFlight = failures.filter((r) => r.outcome === "empty" || r.outcome === "reset");
+    assert.ok(
+      cutInFlight.length <= 1,
+      `more than the one in-flight request failed: ${JSON.stringify(failures)}`,
+    );
+    assert.deepEqual(
+      failures.filter((r) => !cutInFlight.includes(r)),
+      [],
+      "no refused, timed-out or 5xx request while the standby was healthy",
+    );
     const seen = bodies(results);
     assert.ok(seen.includes("primary") && seen.at(-1) === "standby", `answers: ${seen.join(",")}`);
     // The first answer after the kill came from the standby at once, not after a client wait.
