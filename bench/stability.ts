@@ -7,10 +7,10 @@
  * `ip monitor address` in each node namespace, so even short flaps are seen.
  * Run: npm run bench:stability -- [--seconds 120] [--profiles lan,fast] [--out FILE]
  */
-import type { ChildProcess } from "node:child_process";
 import { type LiveCluster, startCluster } from "../src/lab/cluster.ts";
 import { positiveInteger, readOptions, sleep } from "./lib/args.ts";
 import { startCpuLoad } from "./lib/cpu-load.ts";
+import { type HolderCount, monitorHolders } from "./lib/holder-monitor.ts";
 import { printHeader } from "./lib/machine.ts";
 import { now } from "./lib/prober.ts";
 import { writeResult } from "./lib/results.ts";
@@ -87,46 +87,16 @@ async function runProfile(profile: "lan" | "fast"): Promise<Run> {
         break;
       }
     }
-    const held = new Map<string, boolean>();
-    for (const id of cluster.ids) {
-      for (const vip of await cluster.heldVips(id)) held.set(`${id} ${vip}`, true);
-    }
-    const changes: Run["changes"] = [];
-    let releases = 0;
-    const startedAt = now();
-    const monitors: ChildProcess[] = cluster.ids.map((id) => {
-      const child = cluster.topology.spawn(id, "ip", ["-o", "monitor", "address", "dev", "eth0"]);
-      let buffer = "";
-      child.stdout?.setEncoding("utf8");
-      child.stdout?.on("data", (chunk: string) => {
-        buffer += chunk;
-        const lines = buffer.split("\n");
-        buffer = lines.pop() ?? "";
-        for (const line of lines) {
-          const vip = cluster.vipAddresses.find((v) => line.includes(` ${v}/`));
-          if (!vip) continue;
-          const key = `${id} ${vip}`;
-          const deleted = line.startsWith("Deleted");
-          // Lifetime renewals repeat "new address" messages: only a change of state counts.
-          if (deleted && held.get(key)) {
-            releases += 1;
-            held.set(key, false);
-          } else if (!deleted && !held.get(key)) {
-            changes.push({ atMs: Math.round(now() - startedAt), node: id, vip });
-            held.set(key, true);
-          }
-        }
-      });
-      return child;
-    });
+    const monitor = await monitorHolders(cluster);
     const load = startCpuLoad(seconds + 10);
+    let count: HolderCount;
     try {
       await sleep(seconds * 1000);
     } finally {
       await load.stop();
-      for (const m of monitors)
-        if (m.pid !== undefined && m.exitCode === null) process.kill(m.pid, "SIGTERM");
+      count = monitor.stop();
     }
+    const { changes, releases } = count;
     return { profile, seconds, netem, holderChanges: changes.length, releases, changes };
   } finally {
     await cluster.destroy();
