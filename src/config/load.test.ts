@@ -300,15 +300,15 @@ describe("timer overrides", () => {
   });
 
   it("reports a broken cross-field rule at the timer key", () => {
-    // lease_ms must exceed the lan profile's election timeout (100 ms).
-    const problems = problemsOf(variant((c) => (c.timers = { lease_ms: 100 })));
+    // lease_ms must exceed the lan profile's election timeout (150 ms).
+    const problems = problemsOf(variant((c) => (c.timers = { lease_ms: 150 })));
     assert.deepEqual(paths(problems), ["timers.lease_ms"]);
     assert.match(problems[0]!.message, /election/);
   });
 
   it("names the field to change even when another field was overridden", () => {
-    // A 100 ms heartbeat against lan's 100 ms suspicion and election timeout.
-    const problems = problemsOf(variant((c) => (c.timers = { heartbeat_interval_ms: 100 })));
+    // A 150 ms heartbeat against lan's 150 ms suspicion and election timeout.
+    const problems = problemsOf(variant((c) => (c.timers = { heartbeat_interval_ms: 150 })));
     assert.deepEqual(paths(problems), ["timers.suspect_after_ms", "timers.election_timeout_ms"]);
   });
 });
