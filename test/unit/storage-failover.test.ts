@@ -115,9 +115,27 @@ describe("storage gateway failover (three processes on loopback)", () => {
 
   before(async () => {
     writeFileSync(path.join(dir, "key"), randomBytes(32));
+    // A port found free can be taken by a test running in parallel before the gateway binds
+    // it: start again on new ports then (bounded).
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await startAll();
+        return;
+      } catch (error) {
+        for (const n of nodes) {
+          if (n.child && n.child.exitCode === null && n.child.signalCode === null)
+            n.child.kill("SIGKILL");
+        }
+        if (attempt >= 3 || !/EADDRINUSE/.test(String(error))) throw error;
+      }
+    }
+  });
+
+  async function startAll(): Promise<void> {
     for (const n of nodes) {
       n.apiPort = await freePort();
       n.peerPort = await freePort();
+      n.output = "";
     }
     writeView("a", []);
     for (const n of nodes) {
@@ -139,7 +157,7 @@ describe("storage gateway failover (three processes on loopback)", () => {
       writeFileSync(file, JSON.stringify(config));
       await startNode(n, file);
     }
-  });
+  }
 
   after(() => {
     for (const n of nodes) {
