@@ -28,88 +28,17 @@ import {
   waitSettled,
 } from "../../src/lab/cluster.ts";
 import { skipUnlessRoot, subnetFor } from "../../src/lab/topology.ts";
+import {
+  type Answer,
+  type Call,
+  type Followed,
+  type RecordJson,
+  storageClientProgram,
+} from "./storage-client.ts";
 
 const prefix = "fipsa-";
 const port = 7490;
 const mib = 1024 * 1024;
-
-interface Call {
-  id: string;
-  method: string;
-  path: string;
-  body?: unknown;
-}
-interface RecordJson {
-  id: string;
-  state: {
-    state: string;
-    result?: { sizeBytes?: number; volumes?: unknown[] };
-    error?: { code: string; message: string };
-  };
-}
-interface Answer {
-  id: string;
-  status: number;
-  body: { request?: RecordJson; error?: { code: string; message: string } };
-}
-interface Followed {
-  id: string;
-  record?: RecordJson;
-  /** Failed attempts (connection refused/reset, timeouts) while the VIP moved. */
-  retries: number;
-  /** Every HTTP method the client used for this id (must be GET only). */
-  methods: string[];
-}
-
-/**
- * The client program, run inside the client namespace. `submit` sends every call once
- * (concurrently, bounded) and prints the answers; `follow` only ever GETs each request's record
- * through the VIP until it is final, retrying connection errors (the VIP is moving), bounded
- * in time.
- */
-const clientProgram = `
-const [mode, url, file] = process.argv.slice(2);
-const calls = JSON.parse(require("node:fs").readFileSync(file, "utf8"));
-const request = async (method, path, body) => {
-  const r = await fetch(url + path, {
-    method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(15000),
-  });
-  return { status: r.status, body: await r.json() };
-};
-(async () => {
-  if (mode === "submit") {
-    const out = await Promise.all(calls.map(async (c) => {
-      try { return { id: c.id, ...(await request(c.method, c.path, c.body)) }; }
-      catch (e) { return { id: c.id, status: 0, body: { error: { code: "NETWORK", message: String(e) } } }; }
-    }));
-    process.stdout.write(JSON.stringify(out));
-    return;
-  }
-  const deadline = Date.now() + 60000;
-  const out = [];
-  for (const c of calls) {
-    const entry = { id: c.id, retries: 0, methods: [] };
-    while (Date.now() < deadline) {
-      entry.methods.push("GET");
-      const got = await request("GET", "/v1/requests/" + c.id + "?wait=5s").catch(() => undefined);
-      const state = got?.body?.request?.state?.state;
-      if (got?.status === 200 && (state === "succeeded" || state === "failed")) {
-        entry.record = got.body.request;
-        break;
-      }
-      if (got === undefined || got.status >= 500) {
-        entry.retries += 1;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
-    out.push(entry);
-  }
-  process.stdout.write(JSON.stringify(out));
-})();
-`;
 
 describe("storage gateway inside the agent", { skip: skipUnlessRoot() }, () => {
   const work = mkdtempSync(join(tmpdir(), `${prefix}work-`));
@@ -147,7 +76,7 @@ describe("storage gateway inside the agent", { skip: skipUnlessRoot() }, () => {
   };
 
   before(async () => {
-    writeFileSync(programFile, clientProgram);
+    writeFileSync(programFile, storageClientProgram(60_000));
     writeFileSync(flagFile, "");
     // Healthy unless one of this node's own eth0 addresses is listed in the flag file.
     const check = ["sh", "-c", `! ip -o -4 address show dev eth0 | grep -qF -f ${flagFile}`];

@@ -31,6 +31,13 @@ import {
 } from "../../src/lab/cluster.ts";
 import { skipUnlessRoot, subnetFor } from "../../src/lab/topology.ts";
 import { type CephCluster, startCephCluster } from "../ceph/ceph-cluster.ts";
+import {
+  type Answer,
+  type Call,
+  type Followed,
+  type RecordJson,
+  storageClientProgram,
+} from "./storage-client.ts";
 
 const prefix = "fipsc-";
 const port = 7490;
@@ -39,83 +46,6 @@ const pool = "rbd";
 /** The OSD's ports (Ceph's default `ms bind port min/max`); the mon's port is in the conf. */
 const osdPorts = "6800-7300";
 const cutTable = "floatip_test_ceph_cut";
-
-interface Call {
-  id: string;
-  method: string;
-  path: string;
-  body?: unknown;
-}
-interface RecordJson {
-  id: string;
-  state: {
-    state: string;
-    result?: { sizeBytes?: number; volumes?: unknown[] };
-    error?: { code: string; message: string };
-  };
-}
-interface Answer {
-  id: string;
-  status: number;
-  body: { request?: RecordJson; error?: { code: string; message: string } };
-}
-interface Followed {
-  id: string;
-  record?: RecordJson;
-  /** Failed attempts (connection refused/reset, timeouts) while the VIP moved. */
-  retries: number;
-  /** Every HTTP method the client used for this id (must be GET only). */
-  methods: string[];
-}
-
-/**
- * The client program, run inside the client namespace. `submit` sends every call once
- * (concurrently) and prints the answers; `follow` only ever GETs each request's record through
- * the VIP until it is final, retrying connection errors (the VIP is moving), bounded in time.
- */
-const clientProgram = `
-const [mode, url, file] = process.argv.slice(2);
-const calls = JSON.parse(require("node:fs").readFileSync(file, "utf8"));
-const request = async (method, path, body) => {
-  const r = await fetch(url + path, {
-    method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(15000),
-  });
-  return { status: r.status, body: await r.json() };
-};
-(async () => {
-  if (mode === "submit") {
-    const out = await Promise.all(calls.map(async (c) => {
-      try { return { id: c.id, ...(await request(c.method, c.path, c.body)) }; }
-      catch (e) { return { id: c.id, status: 0, body: { error: { code: "NETWORK", message: String(e) } } }; }
-    }));
-    process.stdout.write(JSON.stringify(out));
-    return;
-  }
-  const deadline = Date.now() + 90000;
-  const out = [];
-  for (const c of calls) {
-    const entry = { id: c.id, retries: 0, methods: [] };
-    while (Date.now() < deadline) {
-      entry.methods.push("GET");
-      const got = await request("GET", "/v1/requests/" + c.id + "?wait=5s").catch(() => undefined);
-      const state = got?.body?.request?.state?.state;
-      if (got?.status === 200 && (state === "succeeded" || state === "failed")) {
-        entry.record = got.body.request;
-        break;
-      }
-      if (got === undefined || got.status >= 500) {
-        entry.retries += 1;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
-    out.push(entry);
-  }
-  process.stdout.write(JSON.stringify(out));
-})();
-`;
 
 describe("storage gateway inside the agent on real Ceph", { skip: skipUnlessRoot() }, () => {
   const work = mkdtempSync(join(tmpdir(), `${prefix}work-`));
@@ -170,7 +100,7 @@ describe("storage gateway inside the agent on real Ceph", { skip: skipUnlessRoot
   };
 
   before(async () => {
-    writeFileSync(programFile, clientProgram);
+    writeFileSync(programFile, storageClientProgram(90_000));
     cluster = await startCluster({
       prefix,
       vips: [{ host: 100 }, { host: 102, policy: "hash" }],
