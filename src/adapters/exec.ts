@@ -44,6 +44,12 @@ export interface ExecOptions {
   /** Exit codes that count as success (default: 0 only). */
   readonly okExitCodes?: readonly number[];
   readonly env?: NodeJS.ProcessEnv;
+  /**
+   * The command is killed (SIGKILL) the moment this process dies, whatever killed it
+   * (`setpriv --pdeathsig`): for work done on behalf of a VIP this node may stop holding,
+   * such as the storage gateway's `rbd` calls, which must not go on after their gateway.
+   */
+  readonly dieWithParent?: boolean;
 }
 
 export interface ExecResult {
@@ -60,9 +66,10 @@ export function run(
   args: readonly string[],
   options: ExecOptions,
 ): Promise<ExecResult> {
-  const argv = options.netns
-    ? ["ip", "netns", "exec", options.netns, file, ...args]
+  const command0 = options.dieWithParent
+    ? ["setpriv", "--pdeathsig", "KILL", "--", file, ...args]
     : [file, ...args];
+  const argv = options.netns ? ["ip", "netns", "exec", options.netns, ...command0] : command0;
   const command = argv.join(" ");
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), {

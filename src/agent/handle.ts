@@ -5,6 +5,7 @@
 import type { NodeStatus } from "../core/node.ts";
 import type { AdminCommand, CoreEvent } from "../core/types.ts";
 import type { HealthReport } from "../health/check-runner.ts";
+import type { LoopLagSnapshot } from "./loop-monitor.ts";
 
 export interface AgentEventRecord {
   /** Monotonically increasing id (for `?since=`). */
@@ -23,12 +24,25 @@ export interface AgentStatus extends NodeStatus {
   readonly health: HealthReport;
   /** Wall-clock time since when each VIP has had its current owner, as this node saw it. */
   readonly vipSince: Readonly<Record<string, string>>;
+  /** The control plane's event-loop lag and stalls. */
+  readonly loop?: LoopLagSnapshot;
   /** Status of each capability the node runs (relays, storage, traffic), by name. */
   readonly capabilities?: Readonly<Record<string, unknown>>;
+  /** Since this agent process started (counters reset with it, as Prometheus expects). */
+  readonly counters?: {
+    /** Coordinators this node saw elected (its own elections included). */
+    readonly elections: number;
+    readonly vipsAcquired: number;
+    readonly vipsReleased: number;
+    /** Members this node, as coordinator, declared failed. */
+    readonly memberFailures: number;
+  };
   readonly transport: {
     readonly sent: number;
     readonly received: number;
     readonly dropped: Readonly<Record<string, number>>;
+    /** Datagrams the kernel dropped before the agent read them (receive buffer full). */
+    readonly kernelDrops?: number | undefined;
   };
 }
 
@@ -36,16 +50,25 @@ export type AdminResult =
   | { readonly ok: true; readonly forwardedTo: string | undefined }
   | {
       readonly ok: false;
-      readonly code: "NO_COORDINATOR" | "UNKNOWN_NODE" | "UNKNOWN_VIP";
+      readonly code:
+        | "NO_COORDINATOR"
+        | "UNKNOWN_NODE"
+        | "UNKNOWN_VIP"
+        | "NODE_NOT_ELIGIBLE"
+        | "LAST_ELIGIBLE_NODE";
       readonly message: string;
     };
 
+/**
+ * Answers may come at once (in the control plane itself, in tests) or over the channel from
+ * the services process, where the API runs: callers await each.
+ */
 export interface AgentHandle {
-  status(): AgentStatus;
+  status(): AgentStatus | Promise<AgentStatus>;
   /** Applies (coordinator) or forwards (follower) an administrative command. */
-  admin(command: AdminCommand): AdminResult;
+  admin(command: AdminCommand): AdminResult | Promise<AdminResult>;
   /** Recent events, oldest first, with id greater than `sinceId`. */
-  events(sinceId: number): readonly AgentEventRecord[];
+  events(sinceId: number): readonly AgentEventRecord[] | Promise<readonly AgentEventRecord[]>;
   /** Re-reads and validates the config; keeps running on the old one on error. */
   reload(): Promise<{ ok: true } | { ok: false; message: string }>;
 }

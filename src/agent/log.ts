@@ -11,6 +11,13 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
 }
 
+/** Whether logs are human lines (FLOATIP_LOG_FORMAT=human, or standard error is a terminal). */
+export function humanLogFormat(): boolean {
+  return process.env.FLOATIP_LOG_FORMAT
+    ? process.env.FLOATIP_LOG_FORMAT === "human"
+    : process.stderr.isTTY === true;
+}
+
 export function createLogger(options: {
   base?: Record<string, unknown>;
   level?: LogLevel;
@@ -19,11 +26,7 @@ export function createLogger(options: {
 }): Logger {
   const minimum =
     rank[options.level ?? ((process.env.FLOATIP_LOG_LEVEL as LogLevel) || "info")] ?? 20;
-  const human =
-    options.human ??
-    (process.env.FLOATIP_LOG_FORMAT
-      ? process.env.FLOATIP_LOG_FORMAT === "human"
-      : process.stderr.isTTY);
+  const human = options.human ?? humanLogFormat();
   const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
   const base = options.base ?? {};
   return {

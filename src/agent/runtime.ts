@@ -11,6 +11,7 @@
  * drops the VIPs of an agent that dies), re-announces held VIPs periodically, runs the health
  * checks, notify hooks and the local API, and hands over cleanly on SIGTERM.
  */
+
 import { randomInt } from "node:crypto";
 import {
   closeSync,
@@ -30,8 +31,12 @@ import {
   removeAddress,
 } from "../adapters/linux/address.ts";
 import { announceBurst, probeOccupiedMany } from "../adapters/linux/arp.ts";
+import { listAddressesNetlink, renewAddressLifetime } from "../adapters/linux/netlink.ts";
+import { inheritedStateLock, lockNodeState } from "../adapters/linux/state-lock.ts";
+import { supervisorVipsEnv, writeVipManifest } from "../adapters/linux/supervisor.ts";
 import { loadClusterKey } from "../cluster/key.ts";
 import { UdpTransport } from "../cluster/udp-transport.ts";
+import { configFingerprint } from "../config/fingerprint.ts";
 import { loadConfig } from "../config/load.ts";
 import type { ClusterConfig, VipSpec } from "../config/types.ts";
 import { CoreNode } from "../core/node.ts";
@@ -40,9 +45,9 @@ import type { AdminCommand, CoreEvent, Effect, Input, PersistentState } from "..
 import { CheckRunner, type HealthReport } from "../health/check-runner.ts";
 import type { ClusterView, ClusterViewSnapshot } from "../ports/cluster-view.ts";
 import { registerRbdProbe } from "../storage/rbd-probe.ts";
-import { type Capability, type CreateCapability, capabilityModules } from "./capability.ts";
 import type { AdminResult, AgentEventRecord, AgentHandle, AgentStatus } from "./handle.ts";
 import type { Logger } from "./log.ts";
+import { type LoopLagSnapshot, LoopMonitor } from "./loop-monitor.ts";
 
 export interface AgentOptions {
   readonly configPath: string;
@@ -65,11 +70,17 @@ export class Agent implements AgentHandle, ClusterView {
   readonly #transport: UdpTransport;
   readonly #incarnation: number;
   readonly #key: Buffer;
-  #capabilities: Capability[] = [];
   readonly #startedAt = new Date().toISOString();
   #checks: CheckRunner;
   #health: HealthReport = { healthy: true, checks: [] };
   #wakeTimer: NodeJS.Timeout | undefined;
+  /** When the wake timer is due (monotonic ms): its lateness is the loop's own lag. */
+  #wakeDueMs = 0;
+  /** Hops left while the datagrams queued during a stall are read (see #afterStall). */
+  #draining = false;
+  readonly #loop: LoopMonitor;
+  #stallLogMs = Number.NEGATIVE_INFINITY;
+  #stallsUnlogged = 0;
   #renewTimer: NodeJS.Timeout | undefined;
   #refreshTimer: NodeJS.Timeout | undefined;
   /** Effects collected during one turn of the event loop, performed together (see #flush). */
@@ -84,10 +95,14 @@ export class Agent implements AgentHandle, ClusterView {
   };
   #flushScheduled = false;
   #viewScheduled = false;
+  /** The table version of the last view published. */
+  #publishedTable: readonly [number, number] = [0, 0];
   /** The address batch in flight: batches (and renewals) run one after the other, in order. */
   #addressBatch: Promise<void> = Promise.resolve();
   #events: AgentEventRecord[] = [];
   #eventId = 0;
+  /** Counters for /metrics, from the core's events since this process started. */
+  readonly #counters = { elections: 0, vipsAcquired: 0, vipsReleased: 0, memberFailures: 0 };
   #vipSince: Record<string, string> = {};
   #lastOwners = new Map<string, string | undefined>();
   #listeners = new Set<(view: ClusterViewSnapshot) => void>();
@@ -111,9 +126,17 @@ export class Agent implements AgentHandle, ClusterView {
     }
     const stateDir = join(config.stateDir, this.nodeId);
     mkdirSync(stateDir, { recursive: true });
+    // One agent per node and machine, before any state or address is touched (throws
+    // STATE_LOCKED with the other instance's PID). Under a supervisor, the supervisor holds
+    // the lock and this process inherited it.
+    if (!inheritedStateLock(stateDir)) this.#lockFd = lockNodeState(this.nodeId, stateDir, false);
     const persisted = this.#readState(stateDir);
     this.#incarnation = Math.max(Date.now(), (persisted.incarnation ?? 0) + 1);
     this.#writeState(stateDir, { ...persisted, incarnation: this.#incarnation });
+    // The supervisor removes what this list names when this process dies: the VIPs of the
+    // configuration read now, which a restart may have changed.
+    const supervisorVips = process.env[supervisorVipsEnv];
+    if (supervisorVips) writeVipManifest(supervisorVips, config, this.nodeId);
     this.#core = new CoreNode({
       id: this.nodeId,
       config: {
@@ -125,6 +148,7 @@ export class Agent implements AgentHandle, ClusterView {
           failback: v.failback,
         })),
         timers: config.timers,
+        fingerprint: configFingerprint(config),
       },
       random: new SeededRandom(randomInt(2 ** 31)),
       incarnation: this.#incarnation,
@@ -144,9 +168,12 @@ export class Agent implements AgentHandle, ClusterView {
       log: (level, msg, fields) => this.#log.log(level, msg, fields),
     });
     this.#checks = this.#createChecks();
+    this.#loop = new LoopMonitor(config.timers.heartbeatIntervalMs);
   }
 
   readonly #stateDir: string;
+  /** The node's state lock when this process took it itself (`--no-supervisor`). */
+  #lockFd: number | undefined;
 
   // ---------------------------------------------------------------- lifecycle
 
@@ -164,12 +191,12 @@ export class Agent implements AgentHandle, ClusterView {
     const refreshMs = this.#config.timers.garpRefreshMs;
     if (refreshMs > 0)
       this.#refreshTimer = setInterval(() => void this.#refreshAnnouncements(), refreshMs);
-    await this.#startCapabilities();
     this.#log.log("info", "agent started", {
       node: this.nodeId,
       cluster: this.#config.cluster,
       profile: this.#config.profile,
       incarnation: this.#incarnation,
+      receiveBufferBytes: this.#transport.receiveBufferBytes(),
     });
   }
 
@@ -177,7 +204,6 @@ export class Agent implements AgentHandle, ClusterView {
   async shutdown(graceMs = 3000): Promise<void> {
     if (this.#stopped) return;
     this.#log.log("info", "shutting down: handing VIPs over");
-    await this.#stopCapabilities();
     this.#step({ type: "shutdown", nowMs: monotonicMs() });
     const deadline = monotonicMs() + graceMs;
     while (!this.#core.drainedForShutdown && monotonicMs() < deadline) {
@@ -190,7 +216,6 @@ export class Agent implements AgentHandle, ClusterView {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    await this.#stopCapabilities();
     clearTimeout(this.#wakeTimer);
     clearInterval(this.#renewTimer);
     clearInterval(this.#refreshTimer);
@@ -199,6 +224,9 @@ export class Agent implements AgentHandle, ClusterView {
     await this.#addressBatch;
     await this.#removeStaleVips("stopping: removing any VIP still configured");
     await this.#notifyQueue;
+    // Our own lock (not one inherited from a supervisor) goes once nothing is left to remove.
+    if (this.#lockFd !== undefined) closeSync(this.#lockFd);
+    this.#lockFd = undefined;
     this.#log.log("info", "agent stopped");
   }
 
@@ -215,11 +243,14 @@ export class Agent implements AgentHandle, ClusterView {
       startedAt: this.#startedAt,
       health: this.#health,
       vipSince: { ...this.#vipSince },
+      loop: this.#loop.snapshot(),
       transport: {
         sent: transport.sent,
         received: transport.received,
         dropped: { ...transport.dropped },
+        kernelDrops: this.#transport.kernelDrops(),
       },
+      counters: { ...this.#counters },
     };
   }
 
@@ -247,6 +278,8 @@ export class Agent implements AgentHandle, ClusterView {
         message: "no coordinator is elected right now; try again shortly",
       };
     }
+    const refused = refusal(command, this.#core.status(monotonicMs(), { explain: false }).members);
+    if (refused) return refused;
     this.#step({ type: "admin", nowMs: monotonicMs(), command });
     return { ok: true, forwardedTo: coordinator === this.nodeId ? undefined : coordinator };
   }
@@ -288,51 +321,9 @@ export class Agent implements AgentHandle, ClusterView {
     return this.#config;
   }
 
-  /** API plugins of the running capabilities (registered on the local API by the command). */
-  get apiPlugins() {
-    return this.#capabilities.flatMap((c) => (c.apiPlugin ? [c.apiPlugin] : []));
-  }
-
-  /** Status of each running capability, by name. */
-  capabilityStatus(): Record<string, unknown> {
-    return Object.fromEntries(
-      this.#capabilities.map((c) => [c.name, c.status?.() ?? { running: true }]),
-    );
-  }
-
-  async #startCapabilities(): Promise<void> {
-    for (const [section, modulePath] of Object.entries(capabilityModules)) {
-      const raw = (this.#config as unknown as Record<string, unknown>)[section];
-      if (raw === undefined) continue;
-      const module = (await import(modulePath)) as { createCapability: CreateCapability };
-      const capability = await module.createCapability(raw, {
-        config: this.#config,
-        nodeId: this.nodeId,
-        view: this,
-        key: this.#key,
-        stateDir: this.#stateDir,
-        log: this.#log.child({ capability: section }),
-        notify: (eventType, argument, env) => this.notifyHook(eventType, argument, env),
-      });
-      await capability.start();
-      this.#capabilities.push(capability);
-      this.#log.log("info", "capability started", { capability: capability.name });
-    }
-  }
-
-  async #stopCapabilities(): Promise<void> {
-    const running = this.#capabilities.reverse();
-    this.#capabilities = [];
-    for (const capability of running) {
-      try {
-        await capability.stop();
-      } catch (error) {
-        this.#log.log("error", "a capability failed to stop", {
-          capability: capability.name,
-          error: describe(error),
-        });
-      }
-    }
+  /** What the services process needs: the cluster key, the state directory, the incarnation. */
+  get serviceContext(): { key: Buffer; stateDir: string; incarnation: number } {
+    return { key: this.#key, stateDir: this.#stateDir, incarnation: this.#incarnation };
   }
 
   // ---------------------------------------------------------------- ClusterView
@@ -363,13 +354,116 @@ export class Agent implements AgentHandle, ClusterView {
 
   #step(input: Input): void {
     if (this.#stopped) return;
+    if (input.type !== "tick" && input.type !== "stall") this.#catchStall(input.nowMs);
     const output = this.#core.step(input);
     for (const event of output.events) this.#onEvent(event);
     for (const effect of output.effects) this.#perform(effect);
+    if (!this.#draining) this.#armWake(output.wakeAtMs);
+    // Republish on events, and on a newer table without one: a follower adopts the
+    // coordinator's table (a member recovered, a VIP moved between other nodes) silently,
+    // and a services process with stale members would, for one, replicate storage requests
+    // to too few peers.
+    const version = this.#core.tableVersion;
+    const newTable =
+      version[0] !== this.#publishedTable[0] || version[1] !== this.#publishedTable[1];
+    if (newTable || output.events.some((e) => e.type !== "message-dropped")) {
+      this.#publishedTable = version;
+      this.#publishView();
+    }
+  }
+
+  #armWake(dueMs: number): void {
+    // Most datagrams leave the next wake where it was (the next heartbeat): keep that timer
+    // instead of allocating a new one per datagram.
+    if (dueMs === this.#wakeDueMs && this.#wakeTimer !== undefined) return;
     clearTimeout(this.#wakeTimer);
-    const delay = Math.max(0, output.wakeAtMs - monotonicMs());
-    this.#wakeTimer = setTimeout(() => this.#step({ type: "tick", nowMs: monotonicMs() }), delay);
-    if (output.events.some((e) => e.type !== "message-dropped")) this.#publishView();
+    this.#wakeDueMs = dueMs;
+    this.#wakeTimer = setTimeout(() => this.#onWake(), Math.max(0, dueMs - monotonicMs()));
+  }
+
+  /**
+   * The wake timer fired. After a stall, timers run before the poll phase that reads the
+   * datagrams which queued up meanwhile, so a plain tick now would judge peers by a silence
+   * that was ours. Instead: tell the core first (it shifts its failure detection past the
+   * stall and, if the lease ran out, releases before it sends anything), then read what
+   * queued up, and only then tick.
+   */
+  #onWake(): void {
+    this.#wakeTimer = undefined;
+    const nowMs = monotonicMs();
+    const lateMs = nowMs - this.#wakeDueMs;
+    if (!this.#loop.record(lateMs)) {
+      this.#step({ type: "tick", nowMs });
+      return;
+    }
+    this.#logStall(lateMs);
+    this.#step({ type: "stall", nowMs, stalledMs: lateMs });
+    this.#afterStall();
+  }
+
+  /**
+   * A stall noticed by an input instead of the wake timer. A process stopped inside
+   * `epoll_wait` resumes in libuv's poll phase: the datagrams that queued up meanwhile are
+   * handled before the overdue timer runs, and a holder whose lease ran out would answer
+   * them (a heartbeat out) before it released. So every input first checks the wake timer:
+   * overdue by the stall threshold means this process was paused, and the stall goes to the
+   * core before the input does, exactly as if the timer had fired first.
+   */
+  #catchStall(nowMs: number): void {
+    if (this.#wakeTimer === undefined || this.#draining) return;
+    const lateMs = nowMs - this.#wakeDueMs;
+    if (lateMs < this.#loop.stallThresholdMs) return;
+    clearTimeout(this.#wakeTimer);
+    this.#wakeTimer = undefined;
+    this.#loop.record(lateMs);
+    this.#logStall(lateMs);
+    this.#afterStall(); // draining from here on: the tick comes after the queued datagrams
+    this.#step({ type: "stall", nowMs, stalledMs: lateMs });
+  }
+
+  /**
+   * Reads the datagrams queued during a stall before the next tick: libuv reads a bounded
+   * number per socket per loop turn, so hop through turns (setImmediate runs after the poll
+   * phase) while datagrams keep arriving, at most 32 turns.
+   */
+  #afterStall(): void {
+    this.#draining = true;
+    let hops = 0;
+    let seen = -1;
+    const hop = () => {
+      const stats = this.#transport.stats();
+      const count = stats.received + Object.values(stats.dropped).reduce((a, b) => a + b, 0);
+      if (count !== seen && hops < 32 && !this.#stopped) {
+        seen = count;
+        hops += 1;
+        setImmediate(hop);
+        return;
+      }
+      this.#draining = false;
+      this.#step({ type: "tick", nowMs: monotonicMs() });
+    };
+    setImmediate(hop);
+  }
+
+  /** One warning per stall, at most one a second (with the count of the rest). */
+  #logStall(lateMs: number): void {
+    const nowMs = monotonicMs();
+    if (nowMs - this.#stallLogMs < 1000) {
+      this.#stallsUnlogged += 1;
+      return;
+    }
+    this.#log.log("warn", "control plane stalled (process pause detected)", {
+      stalledMs: lateMs,
+      thresholdMs: this.#loop.stallThresholdMs,
+      ...(this.#stallsUnlogged > 0 ? { stallsNotLogged: this.#stallsUnlogged } : {}),
+    });
+    this.#stallLogMs = nowMs;
+    this.#stallsUnlogged = 0;
+  }
+
+  /** The control plane's own lag histogram and stall count. */
+  loopLag(): LoopLagSnapshot {
+    return this.#loop.snapshot();
   }
 
   #perform(effect: Effect): void {
@@ -536,10 +630,16 @@ export class Agent implements AgentHandle, ClusterView {
     });
   }
 
+  /**
+   * One netlink dump and one netlink request per VIP, in this process: renewals run every
+   * third of the address lifetime on every node, so they must not spawn `ip` (a fork of the
+   * whole agent each time). Netlink calls on a local socket take microseconds and carry a
+   * receive timeout, so they cannot hang.
+   */
   async #renewOn(iface: string, vips: readonly number[]): Promise<void> {
     let present: Set<string>;
     try {
-      present = new Set((await listAddresses(iface)).map((a) => a.ip));
+      present = new Set(listAddressesNetlink(iface).map((a) => a.ip));
     } catch (error) {
       this.#log.log("warn", "cannot list addresses to renew lifetimes", {
         interface: iface,
@@ -547,32 +647,27 @@ export class Agent implements AgentHandle, ClusterView {
       });
       return;
     }
-    const renew = vips.filter((vip) => present.has(this.#config.vips[vip]!.address));
     for (const vip of vips) {
-      if (renew.includes(vip)) continue;
-      this.#log.log("warn", "a held VIP vanished from its interface", {
-        vip: this.#config.vips[vip]!.address,
-      });
-      this.#step({ type: "address-lost", nowMs: monotonicMs(), vip });
-    }
-    const outcomes = await applyAddressBatch(
-      renew.map((vip) => {
-        const spec = this.#config.vips[vip]!;
-        return {
-          op: "change",
-          iface,
-          ip: spec.address,
-          prefix: spec.prefixLength,
-          validLftSec: this.#config.addressLifetimeSec,
-        };
-      }),
-    );
-    outcomes.forEach((failure, i) => {
-      if (failure) {
-        const vip = this.#config.vips[renew[i]!]!.address;
-        this.#log.log("warn", "renewing a VIP lifetime failed", { vip, error: failure.message });
+      const spec = this.#config.vips[vip]!;
+      if (!present.has(spec.address)) {
+        this.#log.log("warn", "a held VIP vanished from its interface", { vip: spec.address });
+        this.#step({ type: "address-lost", nowMs: monotonicMs(), vip });
+        continue;
       }
-    });
+      try {
+        renewAddressLifetime(
+          iface,
+          spec.address,
+          spec.prefixLength,
+          this.#config.addressLifetimeSec,
+        );
+      } catch (error) {
+        this.#log.log("warn", "renewing a VIP lifetime failed", {
+          vip: spec.address,
+          error: describe(error),
+        });
+      }
+    }
   }
 
   async #refreshAnnouncements(): Promise<void> {
@@ -620,6 +715,14 @@ export class Agent implements AgentHandle, ClusterView {
       this.#log.log("debug", "peer message dropped", { from: event.from, reason: event.reason });
       return;
     }
+    // Stalls are logged (rate-limited) and counted where they are measured; only one that
+    // cost the lease is an event of its own.
+    if (event.type === "stall-detected" && !event.leaseExpired) return;
+    if (event.type === "coordinator-changed" && event.coordinator !== undefined)
+      this.#counters.elections += 1;
+    else if (event.type === "vip-acquired") this.#counters.vipsAcquired += 1;
+    else if (event.type === "vip-released") this.#counters.vipsReleased += 1;
+    else if (event.type === "member-failed") this.#counters.memberFailures += 1;
     const record: AgentEventRecord = {
       id: ++this.#eventId,
       at: new Date().toISOString(),
@@ -630,7 +733,11 @@ export class Agent implements AgentHandle, ClusterView {
     if (this.#events.length > eventHistory) this.#events.shift();
     const { type, ...fields } = event;
     const level =
-      type === "vip-conflict" || type === "address-failed" || type === "member-failed"
+      type === "vip-conflict" ||
+      type === "address-failed" ||
+      type === "member-failed" ||
+      type === "stall-detected" ||
+      type === "config-mismatch"
         ? "warn"
         : "info";
     this.#log.log(level, type, fields as Record<string, unknown>);
@@ -679,10 +786,13 @@ export class Agent implements AgentHandle, ClusterView {
       "member-recovered",
     ]);
     if (!notify || !wanted.has(event.type)) return;
+    // Role and term on every event: the node's role and term as the event happened.
     const env: Record<string, string> = {
       FLOATIP_EVENT: event.type,
       FLOATIP_NODE: this.nodeId,
       FLOATIP_CLUSTER: this.#config.cluster,
+      FLOATIP_ROLE: this.#core.role,
+      FLOATIP_TERM: String(this.#core.term),
     };
     let argument = "";
     if ("vip" in event) env.FLOATIP_VIP = argument = event.vip;
@@ -778,4 +888,44 @@ export class Agent implements AgentHandle, ClusterView {
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Administrative commands that cannot do what they say, refused at once from this node's view
+ * of the coordinator's table (the coordinator checks again on its own state): a move to a node
+ * that may hold nothing, and draining the last node that may hold anything (unless forced).
+ */
+function refusal(
+  command: AdminCommand,
+  members: readonly { id: string; state: string }[],
+): AdminResult | undefined {
+  const state = (id: string) => members.find((m) => m.id === id)?.state;
+  if (command.type === "move") {
+    const target = state(command.node);
+    if (target === "drained") {
+      return {
+        ok: false,
+        code: "NODE_NOT_ELIGIBLE",
+        message: `${command.node} is drained: a VIP moved there would have no holder; enable it first (floatip node enable ${command.node})`,
+      };
+    }
+    if (target === "failed") {
+      return {
+        ok: false,
+        code: "NODE_NOT_ELIGIBLE",
+        message: `${command.node} is failed in the coordinator's table: a VIP moved there would have no holder; see floatip status for why`,
+      };
+    }
+  }
+  if (command.type === "drain" && !command.force && state(command.node) === "healthy") {
+    const others = members.filter((m) => m.id !== command.node && m.state === "healthy");
+    if (others.length === 0) {
+      return {
+        ok: false,
+        code: "LAST_ELIGIBLE_NODE",
+        message: `${command.node} is the last node that may hold VIPs: draining it leaves every VIP without a holder; add --force to do it anyway`,
+      };
+    }
+  }
+  return undefined;
 }

@@ -4,7 +4,9 @@
  * the API and the CLI be exercised (tests, documentation examples) without a running cluster;
  * the agent runtime is the real implementation.
  */
+
 import type { AdminResult, AgentEventRecord, AgentHandle, AgentStatus } from "../agent/handle.ts";
+import type { LoopLagSnapshot } from "../agent/loop-monitor.ts";
 import type { VipStatus } from "../core/node.ts";
 import type { AdminCommand, CoreEvent, MemberStateCode, Role } from "../core/types.ts";
 import type { CheckStatus } from "../health/check-runner.ts";
@@ -32,6 +34,9 @@ export class InMemoryAgentHandle implements AgentHandle {
   #reloadError: string | undefined;
   reloads = 0;
   transport = { sent: 0, received: 0, dropped: {} as Record<string, number> };
+  counters: AgentStatus["counters"];
+  /** The control plane's loop lag, when a test sets it (see LoopMonitor). */
+  loop: LoopLagSnapshot | undefined;
 
   constructor(options: InMemoryHandleOptions) {
     this.#options = options;
@@ -104,11 +109,14 @@ export class InMemoryAgentHandle implements AgentHandle {
       quorum: coordinator !== undefined,
       leaseValid: coordinator !== undefined,
       tableVersion: [this.#options.term ?? 3, 5],
+      config: { fingerprint: "0123456789abcdef", matchesCoordinator: true },
       members: [...this.#members].map(([id, m]) => ({ id, state: m.state, heard: m.heard })),
       vips,
       health: { healthy: checks.every((c) => c.up), checks },
       vipSince: Object.fromEntries(this.#options.vips.map((v) => [v, "2030-01-01T00:00:01.000Z"])),
       transport: this.transport,
+      ...(this.counters ? { counters: this.counters } : {}),
+      ...(this.loop ? { loop: this.loop } : {}),
     };
   }
 

@@ -5,6 +5,9 @@
  * member state), so alerts never see a series vanish.
  */
 import type { AgentStatus } from "../agent/handle.ts";
+import { lagBucketsMs } from "../agent/loop-monitor.ts";
+import { WIRE_VERSION } from "../cluster/codec.ts";
+import { floatipVersion } from "../version.ts";
 
 const roles = ["follower", "candidate", "coordinator"] as const;
 const memberStates = ["healthy", "failed", "drained", "unknown"] as const;
@@ -24,7 +27,7 @@ function labels(pairs: Record<string, string>): string {
 class Exposition {
   readonly #lines: string[] = [];
 
-  family(name: string, type: "gauge" | "counter", help: string): void {
+  family(name: string, type: "gauge" | "counter" | "histogram", help: string): void {
     this.#lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
   }
 
@@ -58,6 +61,17 @@ export function renderMetrics(status: AgentStatus): string {
     "1 while this node's lease from the coordinator is valid.",
   );
   out.sample("floatip_lease_valid", flag(status.leaseValid), node);
+  if (status.config !== undefined) {
+    out.family(
+      "floatip_config_matches_coordinator",
+      "gauge",
+      "1 when this node's cluster-wide configuration has the coordinator's fingerprint (else it holds no VIPs).",
+    );
+    out.sample("floatip_config_matches_coordinator", flag(status.config.matchesCoordinator), {
+      ...node,
+      fingerprint: status.config.fingerprint,
+    });
+  }
 
   out.family("floatip_vip_held", "gauge", "1 when this node has the VIP configured and announced.");
   for (const vip of status.vips)
@@ -80,6 +94,35 @@ export function renderMetrics(status: AgentStatus): string {
     out.sample("floatip_members", count, { ...node, state });
   }
 
+  if (status.counters) {
+    const c = status.counters;
+    const counters: [string, number, string][] = [
+      ["floatip_elections_total", c.elections, "Coordinators this node saw elected."],
+      ["floatip_vip_acquired_total", c.vipsAcquired, "VIPs this node added and announced."],
+      ["floatip_vip_released_total", c.vipsReleased, "VIPs this node removed."],
+      [
+        "floatip_member_failures_total",
+        c.memberFailures,
+        "Members this node, as coordinator, declared failed (each one starts a failover).",
+      ],
+    ];
+    for (const [name, value, help] of counters) {
+      out.family(name, "counter", help);
+      out.sample(name, value, node);
+    }
+  }
+  out.family(
+    "floatip_build_info",
+    "gauge",
+    "Always 1: the floatip version, wire format and Node.js version of this agent.",
+  );
+  out.sample("floatip_build_info", 1, {
+    ...node,
+    version: floatipVersion,
+    wire: String(WIRE_VERSION),
+    nodejs: process.version,
+  });
+
   out.family("floatip_transport_sent_total", "counter", "Heartbeat and control datagrams sent.");
   out.sample("floatip_transport_sent_total", status.transport.sent, node);
   out.family("floatip_transport_received_total", "counter", "Datagrams received and accepted.");
@@ -87,6 +130,38 @@ export function renderMetrics(status: AgentStatus): string {
   out.family("floatip_transport_dropped_total", "counter", "Datagrams dropped, by reason.");
   for (const [reason, count] of Object.entries(status.transport.dropped)) {
     out.sample("floatip_transport_dropped_total", count, { ...node, reason });
+  }
+  if (status.transport.kernelDrops !== undefined) {
+    out.family(
+      "floatip_transport_kernel_drops_total",
+      "counter",
+      "Datagrams the kernel dropped for the heartbeat socket before the agent read them (receive buffer full).",
+    );
+    out.sample("floatip_transport_kernel_drops_total", status.transport.kernelDrops, node);
+  }
+
+  if (status.loop) {
+    const loop = status.loop;
+    out.family(
+      "floatip_loop_lag_seconds",
+      "histogram",
+      "How late the control plane's wake timer ran (its event-loop lag).",
+    );
+    lagBucketsMs.forEach((bound, i) => {
+      out.sample("floatip_loop_lag_seconds_bucket", loop.buckets[i] ?? 0, {
+        ...node,
+        le: String(bound / 1000),
+      });
+    });
+    out.sample("floatip_loop_lag_seconds_bucket", loop.count, { ...node, le: "+Inf" });
+    out.sample("floatip_loop_lag_seconds_sum", loop.sumMs / 1000, node);
+    out.sample("floatip_loop_lag_seconds_count", loop.count, node);
+    out.family(
+      "floatip_stalls_total",
+      "counter",
+      "Wakes of the control plane later than the stall threshold (process pauses).",
+    );
+    out.sample("floatip_stalls_total", loop.stalls, node);
   }
 
   out.family("floatip_health_check_up", "gauge", "Damped verdict of each health check (1 = up).");

@@ -267,6 +267,14 @@ export const openApiDocument = {
           quorum: { type: "boolean" },
           leaseValid: { type: "boolean" },
           tableVersion: { type: "array", items: { type: "integer" } },
+          config: {
+            type: "object",
+            properties: {
+              fingerprint: { type: "string" },
+              coordinator: { type: "string" },
+              matchesCoordinator: { type: "boolean" },
+            },
+          },
           health: { type: "object" },
           vipSince: { type: "object", additionalProperties: { type: "string" } },
           transport: { type: "object" },

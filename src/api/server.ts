@@ -81,10 +81,18 @@ export function parseWaitMs(text: string): number | undefined {
   return Number(match[1]) * factor;
 }
 
+/** API paths that belong to a capability, and the config section that enables it. */
+const capabilitySections = [
+  { prefix: "/v1/relays", key: "relays", what: "relay" },
+  { prefix: "/v1/traffic", key: "traffic", what: "traffic statistics" },
+];
+
 const adminErrorStatus: Record<Extract<AdminResult, { ok: false }>["code"], number> = {
   NO_COORDINATOR: 409,
   UNKNOWN_NODE: 404,
   UNKNOWN_VIP: 404,
+  NODE_NOT_ELIGIBLE: 409,
+  LAST_ELIGIBLE_NODE: 409,
 };
 
 function answerAdmin(reply: FastifyReply, result: AdminResult): FastifyReply {
@@ -123,14 +131,27 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
     if (status >= 400 && status < 500) return sendError(reply, 400, "BAD_REQUEST", error.message);
     return sendError(reply, 500, "INTERNAL", error.message);
   });
-  app.setNotFoundHandler((request, reply) =>
-    sendError(
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split("?")[0] ?? "";
+    // Capability routes exist only when the capability runs: say which section is missing.
+    const section = capabilitySections.find(
+      (c) => path === c.prefix || path.startsWith(`${c.prefix}/`),
+    );
+    if (section) {
+      return sendError(
+        reply,
+        404,
+        "SECTION_NOT_CONFIGURED",
+        `this cluster has no ${section.key}: section, so this agent runs no ${section.what}; add the section to the cluster config and restart the agents`,
+      );
+    }
+    return sendError(
       reply,
       404,
       "NOT_FOUND",
-      `no route ${request.method} ${request.url.split("?")[0]}; see GET /v1/openapi.json`,
-    ),
-  );
+      `no route ${request.method} ${path}; see GET /v1/openapi.json`,
+    );
+  });
   app.addHook("preClose", async () => {
     for (const wake of waiters) wake();
   });
@@ -160,7 +181,7 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
 
   app.get("/healthz", async (_request, reply) => {
     try {
-      const status = handle.status();
+      const status = await handle.status();
       return sendJson(reply, 200, { ok: true, node: status.node, role: status.role });
     } catch (error) {
       return sendError(
@@ -173,22 +194,24 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
   });
 
   app.get("/metrics", async (_request, reply) =>
-    reply.type("text/plain; version=0.0.4; charset=utf-8").send(renderMetrics(handle.status())),
+    reply
+      .type("text/plain; version=0.0.4; charset=utf-8")
+      .send(renderMetrics(await handle.status())),
   );
 
   app.get("/v1/openapi.json", async (_request, reply) => sendJson(reply, 200, openApiDocument));
 
   app.get("/v1/status", async (_request, reply) => {
-    const status = handle.status();
+    const status = await handle.status();
     return sendJson(reply, 200, { ...status, vips: vipsOf(status) });
   });
 
   app.get("/v1/vips", async (_request, reply) =>
-    sendJson(reply, 200, { vips: vipsOf(handle.status()) }),
+    sendJson(reply, 200, { vips: vipsOf(await handle.status()) }),
   );
 
   app.get("/v1/members", async (_request, reply) =>
-    sendJson(reply, 200, { members: handle.status().members }),
+    sendJson(reply, 200, { members: (await handle.status()).members }),
   );
 
   app.get<{ Querystring: { since?: string; wait?: string } }>(
@@ -211,7 +234,7 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
           return sendError(reply, 400, "BAD_REQUEST", "wait: expected a duration like 5s or 500ms");
         waitMs = Math.min(parsed, maxEventWaitMs);
       }
-      let events = handle.events(since);
+      let events = await handle.events(since);
       if (events.length === 0 && waitMs > 0) events = await waitForEvents(since, waitMs);
       const last = events.length > 0 ? events[events.length - 1]!.id : since;
       return sendJson(reply, 200, { events, last });
@@ -220,7 +243,7 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
 
   /** Polls the handle until an event arrives, the wait ends, or the server closes. */
   function waitForEvents(since: number, waitMs: number) {
-    return new Promise<ReturnType<AgentHandle["events"]>>((resolve) => {
+    return new Promise<Awaited<ReturnType<AgentHandle["events"]>>>((resolve) => {
       const deadline = Date.now() + waitMs;
       let timer: NodeJS.Timeout | undefined;
       const finish = () => {
@@ -228,8 +251,10 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
         waiters.delete(finish);
         resolve(handle.events(since));
       };
-      const poll = () => {
-        if (handle.events(since).length > 0 || Date.now() >= deadline) return finish();
+      const poll = async () => {
+        const events = await handle.events(since);
+        if (!waiters.has(finish)) return;
+        if (events.length > 0 || Date.now() >= deadline) return finish();
         timer = setTimeout(poll, Math.min(pollMs, Math.max(1, deadline - Date.now())));
       };
       waiters.add(finish);
@@ -237,8 +262,8 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
     });
   }
 
-  const admin = (reply: FastifyReply, command: AdminCommand) =>
-    answerAdmin(reply, handle.admin(command));
+  const admin = async (reply: FastifyReply, command: AdminCommand) =>
+    answerAdmin(reply, await handle.admin(command));
 
   app.post<{ Params: { address: string }; Body: unknown }>(
     "/v1/vips/:address/move",
@@ -268,10 +293,15 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
       admin(reply, { type: "unpin", vip: vipFromPath(request.params.address) }),
   );
 
-  app.post<{ Params: { id: string } }>(
+  app.post<{ Params: { id: string }; Querystring: { force?: string } }>(
     "/v1/nodes/:id/disable",
     { onRequest: requireToken },
-    async (request, reply) => admin(reply, { type: "drain", node: request.params.id }),
+    async (request, reply) =>
+      admin(reply, {
+        type: "drain",
+        node: request.params.id,
+        ...(request.query.force === "true" || request.query.force === "1" ? { force: true } : {}),
+      }),
   );
 
   app.post<{ Params: { id: string } }>(

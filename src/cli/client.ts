@@ -22,7 +22,8 @@ export type CliErrorCode =
   | "BAD_RESPONSE"
   | "CONFIG"
   | "TOKEN_FILE"
-  | "API_ERROR";
+  | "API_ERROR"
+  | "NOT_IN_EFFECT";
 
 const exitCodes: Record<CliErrorCode, number> = {
   USAGE: 2,
@@ -32,6 +33,7 @@ const exitCodes: Record<CliErrorCode, number> = {
   CONFIG: 1,
   TOKEN_FILE: 1,
   API_ERROR: 1,
+  NOT_IN_EFFECT: 4,
 };
 
 export class CliError extends Error {
@@ -320,4 +322,38 @@ export function table(rows: readonly (readonly string[])[]): string {
         .trimEnd(),
     )
     .join("\n");
+}
+
+/** How long `--wait` waits for an accepted change to show in the agent's status. */
+export const waitTimeoutMs = 15_000;
+
+/**
+ * `--wait`: polls the agent's status until `check` says the change is in effect (returns
+ * undefined), or fails after `waitTimeoutMs` with the last reason `check` gave (exit 4).
+ */
+export async function waitInEffect<T>(
+  client: ApiClient,
+  what: string,
+  check: (status: T) => string | undefined,
+  timeoutMs = waitTimeoutMs,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let reason = "no answer yet";
+  for (;;) {
+    try {
+      const pending = check(await client.get<T>("/v1/status"));
+      if (pending === undefined) return;
+      reason = pending;
+    } catch (error) {
+      if (!(error instanceof CliError) || error.code === "USAGE") throw error;
+      reason = error.message;
+    }
+    if (Date.now() >= deadline) {
+      throw new CliError(
+        "NOT_IN_EFFECT",
+        `${what}: accepted, but not in effect after ${timeoutMs / 1000} s: ${reason}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }

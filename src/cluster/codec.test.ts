@@ -19,6 +19,7 @@ const header: DatagramHeader = {
   to: "node-b",
   incarnation: 1_717_171_717_171,
   seq: 42,
+  echo: 1_717_171_717_999,
 };
 const payload = { type: "heartbeat", term: 3, hears: ["node-b", "node-c"], health: { ok: true } };
 
@@ -31,6 +32,7 @@ function craft(fields: {
   to?: Buffer | string;
   incarnation?: bigint;
   seq?: bigint;
+  echo?: bigint;
   body?: Buffer | string;
   bodyLength?: number;
   macKey?: Buffer;
@@ -50,12 +52,13 @@ function craft(fields: {
   length.writeUInt32BE(fields.bodyLength ?? body.length);
   const signed = Buffer.concat([
     Buffer.from(fields.magic ?? "FIP", "latin1"),
-    Buffer.from([fields.version ?? 1]),
+    Buffer.from([fields.version ?? 2]),
     name(fields.cluster ?? header.cluster),
     name(fields.from ?? header.from),
     name(fields.to ?? header.to),
     u64(fields.incarnation ?? BigInt(header.incarnation)),
     u64(fields.seq ?? BigInt(header.seq)),
+    u64(fields.echo ?? BigInt(header.echo)),
     length,
     body,
   ]);
@@ -86,6 +89,7 @@ describe("codec", () => {
       to: "узел",
       incarnation: COUNTER_MAX,
       seq: 1,
+      echo: 0,
     };
     const result = decodeDatagram(key, "grappe-été", encodeDatagram(key, edge, null));
     assert.ok(result.ok);
@@ -113,7 +117,8 @@ describe("codec", () => {
       ["truncated", craft({ bodyLength: 1_000_000 })],
       ["bad-magic", craft({ magic: "FIQ" })],
       ["bad-magic", Buffer.from("garbage that is not a datagram")],
-      ["bad-version", craft({ version: 2 })],
+      ["bad-version", craft({ version: 1 })],
+      ["bad-version", craft({ version: 3 })],
       ["bad-version", craft({ version: 0 })],
       ["foreign-cluster", craft({ cluster: "staging" })],
       ["foreign-cluster", craft({}), "prod2"],
@@ -131,6 +136,7 @@ describe("codec", () => {
       ["malformed", craft({ incarnation: 0n })],
       ["malformed", craft({ incarnation: BigInt(COUNTER_MAX) + 1n })],
       ["malformed", craft({ seq: 2n ** 64n - 1n })],
+      ["malformed", craft({ echo: BigInt(COUNTER_MAX) + 1n })],
       ["too-large", Buffer.alloc(DATAGRAM_BYTES_MAX + 1)],
       ["too-large", craft({ body: JSON.stringify("x".repeat(DATAGRAM_BYTES_MAX)) })],
     ];
@@ -163,6 +169,10 @@ describe("codec", () => {
     );
     assert.equal(
       code(() => encodeDatagram(key, { ...header, incarnation: COUNTER_MAX * 2 }, 1)),
+      "INVALID_HEADER",
+    );
+    assert.equal(
+      code(() => encodeDatagram(key, { ...header, echo: -1 }, 1)),
       "INVALID_HEADER",
     );
     assert.equal(
@@ -208,6 +218,7 @@ describe("codec fuzzing", () => {
     to: names,
     incarnation: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
     seq: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+    echo: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
   });
   const payloads = fc.jsonValue({ maxDepth: 3 });
 

@@ -1,38 +1,46 @@
 /**
  * Wire format of the cluster transport (heartbeats, election messages).
  *
- * Layout, version 1 (all integers big-endian):
+ * Layout, version 2 (all integers big-endian):
  *
  *   "FIP"            3 bytes   magic
- *   version          u8        = 1
+ *   version          u8        = 2
  *   cluster length   u8        then that many UTF-8 bytes (1..255)
  *   sender length    u8        then that many UTF-8 bytes (1..255)
  *   recipient length u8        then that many UTF-8 bytes (1..255)
  *   incarnation      u64       1..2^53, chosen once per process start
  *   seq              u64       1..2^53, per-incarnation counter
+ *   echo             u64       0..2^53, the recipient's incarnation as the sender last heard it
+ *                              (0: not heard yet)
  *   payload length   u32       then that many bytes of UTF-8 JSON
  *   mac              32 bytes  HMAC-SHA256(key, every byte before it)
  *
  * The recipient is authenticated so that a unicast message (a vote granted to one candidate)
  * cannot be captured and replayed to another node, whose replay window has never seen that
- * sequence number.
+ * sequence number. The echo ties a datagram to the recipient's current process: a datagram
+ * recorded before the recipient restarted carries its old incarnation, and the transport
+ * delivers nothing that does not echo the current one (the replay window alone lives in
+ * memory, so a restarted recipient would otherwise accept every recorded datagram once).
+ *
+ * Version 1 (no echo) is refused as "bad-version": nodes of both versions cannot form one
+ * cluster, so a wire change is an upgrade of all nodes, not a rolling one.
  *
  * The codec is pure: no sockets, no clocks. Replay protection lives in `replay-guard.ts`
  * and sender checks in the transport, which both add their own drop reasons.
  */
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { createHmac, createSecretKey, type KeyObject, timingSafeEqual } from "node:crypto";
 
 /** Largest datagram we send or accept: below the 65,507-byte UDP limit, with room to spare. */
 export const DATAGRAM_BYTES_MAX = 60 * 1024;
-export const WIRE_VERSION = 1;
+export const WIRE_VERSION = 2;
 export const MAC_BYTES = 32;
 /** Incarnations and sequence numbers must stay exact as JavaScript numbers. */
 export const COUNTER_MAX = 2 ** 53;
 
 const MAGIC = Buffer.from("FIP", "latin1");
 const NAME_BYTES_MAX = 255;
-/** magic + version + 3 name lengths + 2 counters + payload length. */
-const FIXED_BYTES = MAGIC.length + 1 + 3 + 8 + 8 + 4;
+/** magic + version + 3 name lengths + 3 counters + payload length. */
+const FIXED_BYTES = MAGIC.length + 1 + 3 + 8 + 8 + 8 + 4;
 
 export interface DatagramHeader {
   readonly cluster: string;
@@ -41,12 +49,16 @@ export interface DatagramHeader {
   readonly to: string;
   readonly incarnation: number;
   readonly seq: number;
+  /** The recipient's incarnation as the sender knows it; 0 when it has not heard it yet. */
+  readonly echo: number;
 }
 
 /**
  * Why an incoming datagram was dropped. The codec produces the format reasons; the replay
- * guard produces "replay" and "stale-incarnation"; the transport produces "unknown-sender"
- * and "misdirected".
+ * guard produces "replay" and "stale-incarnation"; the transport produces "non-member" (the
+ * source address is no configured node's, checked before any parsing), "unknown-sender",
+ * "misdirected" and "not-fresh" (authentic, but it does not echo the receiver's current
+ * incarnation: recorded before a restart, or sent before the sender heard this process).
  */
 export type DropReason =
   | "truncated"
@@ -58,8 +70,10 @@ export type DropReason =
   | "too-large"
   | "replay"
   | "stale-incarnation"
+  | "non-member"
   | "unknown-sender"
-  | "misdirected";
+  | "misdirected"
+  | "not-fresh";
 
 export const DROP_REASONS: readonly DropReason[] = [
   "truncated",
@@ -71,8 +85,10 @@ export const DROP_REASONS: readonly DropReason[] = [
   "too-large",
   "replay",
   "stale-incarnation",
+  "non-member",
   "unknown-sender",
   "misdirected",
+  "not-fresh",
 ];
 
 export type DecodeResult =
@@ -106,8 +122,16 @@ function nameBytes(field: string, value: string): Buffer {
   return bytes;
 }
 
+/** Key objects by key buffer: a raw key would be imported again on every datagram. */
+const keyObjects = new WeakMap<Buffer, KeyObject>();
+
 function mac(key: Buffer, body: Buffer): Buffer {
-  return createHmac("sha256", key).update(body).digest();
+  let keyObject = keyObjects.get(key);
+  if (keyObject === undefined) {
+    keyObject = createSecretKey(key);
+    keyObjects.set(key, keyObject);
+  }
+  return createHmac("sha256", keyObject).update(body).digest();
 }
 
 /**
@@ -123,6 +147,12 @@ export function encodeDatagram(key: Buffer, header: DatagramHeader, payload: unk
     throw new CodecError(
       "INVALID_HEADER",
       `header.incarnation and header.seq must be integers in 1..2^53, got ${header.incarnation} and ${header.seq}`,
+    );
+  }
+  if (header.echo !== 0 && !isCounter(header.echo)) {
+    throw new CodecError(
+      "INVALID_HEADER",
+      `header.echo must be 0 or an integer in 1..2^53, got ${header.echo}`,
     );
   }
   let json: string | undefined;
@@ -151,6 +181,7 @@ export function encodeDatagram(key: Buffer, header: DatagramHeader, payload: unk
   }
   at = out.writeBigUInt64BE(BigInt(header.incarnation), at);
   at = out.writeBigUInt64BE(BigInt(header.seq), at);
+  at = out.writeBigUInt64BE(BigInt(header.echo), at);
   at = out.writeUInt32BE(body.length, at);
   at += body.copy(out, at);
   mac(key, out.subarray(0, at)).copy(out, at);
@@ -225,12 +256,14 @@ function decodeUnsafe(key: Buffer, cluster: string, datagram: Buffer): DecodeRes
   const toBytes = reader.name();
   const incarnation = reader.take(8)?.readBigUInt64BE(0);
   const seq = reader.take(8)?.readBigUInt64BE(0);
+  const echo = reader.take(8)?.readBigUInt64BE(0);
   const bodyLength = reader.take(4)?.readUInt32BE(0);
   if (
     fromBytes === undefined ||
     toBytes === undefined ||
     incarnation === undefined ||
     seq === undefined ||
+    echo === undefined ||
     bodyLength === undefined
   ) {
     return drop("truncated");
@@ -242,7 +275,7 @@ function decodeUnsafe(key: Buffer, cluster: string, datagram: Buffer): DecodeRes
   if (reader.at !== datagram.length) return drop("malformed");
   if (!timingSafeEqual(mac(key, datagram.subarray(0, bodyEnd)), received)) return drop("bad-mac");
 
-  return parseAuthenticated(cluster, fromBytes, toBytes, incarnation, seq, body);
+  return parseAuthenticated(cluster, fromBytes, toBytes, incarnation, seq, echo, body);
 }
 
 /** Validates fields of a datagram whose MAC matched: only a buggy or newer peer fails here. */
@@ -252,6 +285,7 @@ function parseAuthenticated(
   toBytes: Buffer,
   incarnation: bigint,
   seq: bigint,
+  echo: bigint,
   body: Buffer,
 ): DecodeResult {
   const from = decodeText(fromBytes);
@@ -267,7 +301,8 @@ function parseAuthenticated(
     incarnation < 1n ||
     incarnation > limit ||
     seq < 1n ||
-    seq > limit
+    seq > limit ||
+    echo > limit
   ) {
     return drop("malformed");
   }
@@ -279,7 +314,14 @@ function parseAuthenticated(
   }
   return {
     ok: true,
-    header: { cluster, from, to, incarnation: Number(incarnation), seq: Number(seq) },
+    header: {
+      cluster,
+      from,
+      to,
+      incarnation: Number(incarnation),
+      seq: Number(seq),
+      echo: Number(echo),
+    },
     payload,
   };
 }

@@ -1,10 +1,17 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { createSocket, type Socket } from "node:dgram";
 import { once } from "node:events";
 import { afterEach, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { DROP_REASONS, type DropReason, encodeDatagram } from "./codec.ts";
-import { type PeerAddress, UdpTransport, type UdpTransportOptions } from "./udp-transport.ts";
+import {
+  kernelDropsFrom,
+  type PeerAddress,
+  type TransportStats,
+  UdpTransport,
+  type UdpTransportOptions,
+} from "./udp-transport.ts";
 
 const key = Buffer.alloc(32, 0x5a);
 const cluster = "test-cluster";
@@ -14,9 +21,11 @@ interface Node {
   readonly transport: UdpTransport;
   readonly inbox: Array<{ from: string; payload: unknown }>;
   readonly logs: Array<{ level: string; msg: string; fields: Record<string, unknown> }>;
+  base?: TransportStats;
 }
 
 const cleanup: Array<() => Promise<void> | void> = [];
+let nextIncarnation = 1_000;
 afterEach(async () => {
   for (const step of cleanup.splice(0).reverse()) await step();
 });
@@ -30,7 +39,7 @@ async function startNode(id: string, extra: Partial<UdpTransportOptions> = {}): 
     key,
     bind: { address: "127.0.0.1", port: 0 },
     peers: new Map(),
-    incarnation: 1_000,
+    incarnation: nextIncarnation++,
     onMessage: (from, payload) => inbox.push({ from, payload }),
     log: (level, msg, fields) => logs.push({ level, msg, fields }),
     ...extra,
@@ -40,14 +49,44 @@ async function startNode(id: string, extra: Partial<UdpTransportOptions> = {}): 
   return { id, transport, inbox, logs };
 }
 
-/** Starts nodes on ephemeral ports, then gives every node the full peer table. */
+/**
+ * Starts nodes on ephemeral ports, gives every node the full peer table and lets each learn
+ * the others' incarnations (one hello each way, dropped as not-fresh), so that what the test
+ * sends next is delivered. Counters and logs start at zero after the handshake.
+ */
 async function startCluster(ids: string[]): Promise<Map<string, Node>> {
   const nodes = new Map<string, Node>();
   for (const id of ids) nodes.set(id, await startNode(id));
   const peers = new Map<string, PeerAddress>();
   for (const [id, node] of nodes) peers.set(id, node.transport.boundAddress());
   for (const node of nodes.values()) node.transport.updatePeers(peers);
+  for (const node of nodes.values()) node.transport.broadcast({ type: "hello" });
+  for (const node of nodes.values()) {
+    await waitFor(
+      `${node.id} heard every peer`,
+      () => node.transport.stats().dropped["not-fresh"] === ids.length - 1,
+    );
+  }
+  for (const node of nodes.values()) {
+    node.base = node.transport.stats();
+    node.logs.length = 0;
+  }
   return nodes;
+}
+
+/** A node's transport counters since the handshake of `startCluster` (or since start). */
+function statsOf(node: Node): TransportStats {
+  const now = node.transport.stats();
+  const base = node.base;
+  if (base === undefined) return now;
+  const dropped = { ...now.dropped };
+  for (const reason of DROP_REASONS) dropped[reason] -= base.dropped[reason];
+  return {
+    sent: now.sent - base.sent,
+    received: now.received - base.received,
+    dropped,
+    sendErrors: now.sendErrors - base.sendErrors,
+  };
 }
 
 async function rawSocket(address = "127.0.0.1"): Promise<Socket> {
@@ -73,7 +112,7 @@ async function waitFor(what: string, condition: () => boolean, timeoutMs = 5_000
 }
 
 function totalDropped(node: Node): number {
-  return Object.values(node.transport.stats().dropped).reduce((a, b) => a + b, 0);
+  return Object.values(statsOf(node).dropped).reduce((a, b) => a + b, 0);
 }
 
 function get(nodes: Map<string, Node>, id: string): Node {
@@ -104,8 +143,8 @@ describe("UDP transport", () => {
         { from: "b", payload: { type: "vote", granted: true } },
       ],
     );
-    await waitFor("send callbacks", () => a.transport.stats().sent === 2);
-    assert.equal(c.transport.stats().received, 2);
+    await waitFor("send callbacks", () => statsOf(a).sent === 2);
+    assert.equal(statsOf(c).received, 2);
     for (const node of [a, b, c]) assert.equal(totalDropped(node), 0);
   });
 
@@ -138,7 +177,7 @@ describe("UDP transport", () => {
     // The same bytes sent to c: addressed to b, so a vote cannot be redirected.
     await sendRaw(spy, datagram, addressOf("c"));
 
-    const header = { cluster, from: "a", to: "b", incarnation: 1_000, seq: 500 };
+    const header = { cluster, from: "a", to: "b", incarnation: 1_000, seq: 500, echo: 0 };
     await sendRaw(spy, Buffer.from("definitely not a floatip datagram"), addressOf("b"));
     await sendRaw(spy, Buffer.from("FIP"), addressOf("b"));
     await sendRaw(spy, Buffer.alloc(0), addressOf("b"));
@@ -169,12 +208,13 @@ describe("UDP transport", () => {
       truncated: 2,
       "foreign-cluster": 1,
       "bad-mac": 1,
-      "unknown-sender": 2,
+      "unknown-sender": 1,
+      "non-member": 1,
     };
     for (const reason of DROP_REASONS) {
-      assert.equal(b.transport.stats().dropped[reason], expectedAtB[reason] ?? 0, reason);
+      assert.equal(statsOf(b).dropped[reason], expectedAtB[reason] ?? 0, reason);
     }
-    assert.equal(c.transport.stats().dropped.misdirected, 1);
+    assert.equal(statsOf(c).dropped.misdirected, 1);
     assert.deepEqual(b.inbox, [{ from: "a", payload: { type: "vote", granted: true, term: 7 } }]);
     assert.deepEqual(c.inbox, []);
 
@@ -207,11 +247,108 @@ describe("UDP transport", () => {
     restarted.transport.updatePeers(peersOfA);
 
     b.transport.updatePeers(new Map([["a", restarted.transport.boundAddress()]]));
+    b.transport.send("a", { type: "hello" });
+    await waitFor("a learns b", () => statsOf(restarted).dropped["not-fresh"] === 1);
     restarted.transport.send("b", { from: "new" });
     await waitFor("new incarnation delivered", () => b.inbox.length === 1);
     old.transport.send("b", { from: "old" });
-    await waitFor("stale drop", () => b.transport.stats().dropped["stale-incarnation"] === 1);
+    await waitFor("stale drop", () => statsOf(b).dropped["stale-incarnation"] === 1);
     assert.deepEqual(b.inbox, [{ from: "a", payload: { from: "new" } }]);
+  });
+
+  it("delivers only what echoes this process's incarnation: a recording replayed after a restart delivers nothing", async () => {
+    const nodes = await startCluster(["a", "b"]);
+    const [a, b] = [get(nodes, "a"), get(nodes, "b")];
+    const spy = await rawSocket();
+    const captured: Buffer[] = [];
+    spy.on("message", (bytes) => captured.push(bytes));
+    // a's heartbeats for b pass through the spy, which records and forwards them.
+    a.transport.updatePeers(
+      new Map([
+        ["a", a.transport.boundAddress()],
+        ["b", { address: "127.0.0.1", port: spy.address().port }],
+      ]),
+    );
+    for (let i = 0; i < 5; i += 1) a.transport.send("b", { type: "heartbeat", n: i });
+    await waitFor("recording", () => captured.length === 5);
+    for (const datagram of captured) await sendRaw(spy, datagram, b.transport.boundAddress());
+    await waitFor("live delivery", () => b.inbox.length === 5);
+
+    // b restarts on the same port (a new process: new incarnation, empty replay window), and
+    // the recording is played to it again.
+    const port = b.transport.boundAddress().port;
+    await b.transport.close();
+    const restarted = await startNode("b", {
+      bind: { address: "127.0.0.1", port },
+      peers: new Map([["a", a.transport.boundAddress()]]),
+    });
+    for (const datagram of captured) await sendRaw(spy, datagram, { address: "127.0.0.1", port });
+    await waitFor("replay dropped", () => statsOf(restarted).dropped["not-fresh"] === 5);
+    assert.deepEqual(restarted.inbox, [], "nothing recorded before the restart is delivered");
+    assert.equal(statsOf(restarted).received, 0);
+
+    // The live peer learns the new incarnation from the restarted node's first datagram (which
+    // is delivered: the dropped recording did teach b a's current incarnation, harmlessly).
+    a.transport.updatePeers(
+      new Map([
+        ["a", a.transport.boundAddress()],
+        ["b", { address: "127.0.0.1", port }],
+      ]),
+    );
+    restarted.transport.send("a", { type: "heartbeat", hello: true });
+    await waitFor("a heard the new b", () => a.inbox.length === 1);
+    a.transport.send("b", { type: "heartbeat", live: true });
+    await waitFor("fresh delivery", () => restarted.inbox.length === 1);
+    assert.deepEqual(restarted.inbox, [{ from: "a", payload: { type: "heartbeat", live: true } }]);
+  });
+
+  it("drops datagrams from a source that is no configured node before parsing them", async () => {
+    const nodes = await startCluster(["a", "b"]);
+    const b = get(nodes, "b");
+    const outsider = await rawSocket("127.0.0.3");
+    // Valid-looking, well-formed, correctly signed even: the source alone decides.
+    const datagram = encodeDatagram(
+      key,
+      { cluster, from: "a", to: "b", incarnation: 99_999, seq: 1, echo: 0 },
+      { type: "heartbeat" },
+    );
+    for (let i = 0; i < 20; i += 1) await sendRaw(outsider, datagram, b.transport.boundAddress());
+    await sendRaw(outsider, Buffer.from("junk"), b.transport.boundAddress());
+    await waitFor("21 drops", () => statsOf(b).dropped["non-member"] === 21);
+    assert.equal(totalDropped(b), 21, "no other reason: nothing was parsed");
+    assert.equal(b.logs.filter((l) => l.fields.reason === "non-member").length, 1);
+  });
+
+  it("asks for a large receive buffer and reports the kernel's drops for its socket", async () => {
+    const b = await startNode("b", { peers: new Map([["x", { address: "127.0.0.1", port: 9 }]]) });
+    const address = b.transport.boundAddress();
+    assert.ok((b.transport.receiveBufferBytes() ?? 0) >= 200 * 1024);
+    assert.equal(b.transport.kernelDrops(), 0);
+    // While this process is blocked (execFileSync), a child overfills the socket's buffer.
+    const sender = [
+      "const s = require('node:dgram').createSocket('udp4');",
+      "const b = Buffer.alloc(1200, 1); let n = 0;",
+      `const go = () => { for (let i = 0; i < 500 && n < 20000; i += 1, n += 1) s.send(b, ${address.port}, '127.0.0.1'); if (n < 20000) setImmediate(go); else setTimeout(() => s.close(), 200); };`,
+      "go();",
+    ].join("\n");
+    execFileSync(process.execPath, ["-e", sender], { timeout: 20_000 });
+    const drops = b.transport.kernelDrops() ?? 0;
+    assert.ok(drops > 0, `the kernel dropped ${drops} datagrams`);
+    await waitFor("reading the backlog", () => statsOf(b).dropped["bad-magic"] > 0);
+  });
+
+  it("finds its socket's drop counter in /proc/net/udp text", () => {
+    const text = [
+      "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops",
+      "  101: 0100007F:1F90 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 5555 2 0000000000000000 3",
+      "  102: 011212C6:1D4C 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 7777 2 0000000000000000 42",
+      "  103: 00000000:1D4D 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 8888 2 0000000000000000 7",
+    ].join("\n");
+    assert.equal(kernelDropsFrom(text, "198.18.18.1", 7500), 42);
+    assert.equal(kernelDropsFrom(text, "127.0.0.1", 8080), 3);
+    assert.equal(kernelDropsFrom(text, "198.18.18.2", 7500), undefined, "another address");
+    assert.equal(kernelDropsFrom(text, "198.18.18.1", 7501), 7, "a wildcard bind");
+    assert.equal(kernelDropsFrom("", "198.18.18.1", 7500), undefined);
   });
 
   it("never throws from send: unknown peers, oversized payloads and a closed socket are counted", async () => {
@@ -221,34 +358,38 @@ describe("UDP transport", () => {
     a.transport.send("a", { x: 1 });
     a.transport.send("b", "x".repeat(100_000));
     a.transport.send("b", { n: 1n });
-    assert.equal(a.transport.stats().sendErrors, 4);
+    assert.equal(statsOf(a).sendErrors, 4);
     assert.equal(a.logs.filter((l) => l.msg === "datagram not sent").length, 1);
     await a.transport.close();
     a.transport.send("b", { x: 1 });
     a.transport.broadcast({ x: 1 });
-    assert.equal(a.transport.stats().sendErrors, 6);
+    assert.equal(statsOf(a).sendErrors, 6);
   });
 
   it("logs at most one line per reason per 10 s, with the count since the last line", async () => {
     let nowMs = 0;
-    const b = await startNode("b", { nowMs: () => nowMs });
+    // A configured peer on the loopback address, so the garbage passes the source check.
+    const b = await startNode("b", {
+      nowMs: () => nowMs,
+      peers: new Map([["x", { address: "127.0.0.1", port: 9 }]]),
+    });
     const spy = await rawSocket();
     const garbage = Buffer.from("garbage");
     const badMagicLines = () => b.logs.filter((l) => l.fields.reason === "bad-magic");
 
     for (let i = 0; i < 5; i += 1) await sendRaw(spy, garbage, b.transport.boundAddress());
-    await waitFor("5 drops", () => b.transport.stats().dropped["bad-magic"] === 5);
+    await waitFor("5 drops", () => statsOf(b).dropped["bad-magic"] === 5);
     assert.equal(badMagicLines().length, 1);
     assert.equal(badMagicLines()[0]?.fields.count, 1);
 
     nowMs = 9_999;
     await sendRaw(spy, garbage, b.transport.boundAddress());
-    await waitFor("6 drops", () => b.transport.stats().dropped["bad-magic"] === 6);
+    await waitFor("6 drops", () => statsOf(b).dropped["bad-magic"] === 6);
     assert.equal(badMagicLines().length, 1);
 
     nowMs = 10_000;
     await sendRaw(spy, garbage, b.transport.boundAddress());
-    await waitFor("7 drops", () => b.transport.stats().dropped["bad-magic"] === 7);
+    await waitFor("7 drops", () => statsOf(b).dropped["bad-magic"] === 7);
     assert.equal(badMagicLines().length, 2);
     assert.equal(badMagicLines()[1]?.fields.count, 6);
   });

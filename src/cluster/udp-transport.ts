@@ -5,12 +5,23 @@
  * through `onMessage`; it validates payload shape itself. Delivery is best effort, like UDP:
  * nothing is retried, and `send` never throws (failures are counted and logged).
  *
- * Every received datagram passes, in order: decode + MAC (codec), sender known and source
- * address matching its configured address, addressed to this node, replay window. Only then
- * is `onMessage` called, synchronously from the socket's event. An exception thrown by
+ * Every received datagram passes, in order: source address is a configured node's (before
+ * any parsing or crypto, so a flood from elsewhere costs one set lookup per datagram), decode
+ * + MAC (codec), sender known and source address matching its configured address, addressed
+ * to this node, replay window, freshness (it echoes this process's incarnation). Only then is
+ * `onMessage` called, synchronously from the socket's event. An exception thrown by
  * `onMessage` is a core bug and is not caught here.
+ *
+ * Freshness: every datagram carries the recipient's incarnation as the sender last learned it
+ * from an authenticated datagram of the recipient. One that echoes anything else (0 before
+ * the sender heard from us; an earlier incarnation of ours, e.g. recorded before this process
+ * started) teaches us the sender's incarnation but is not delivered. So after a restart, a
+ * peer's first datagram is dropped as "not-fresh" and its next ones, sent after it heard our
+ * first heartbeat, are delivered; a recording of a dead node's heartbeats replayed to a
+ * restarted node delivers nothing.
  */
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
+import { readFileSync } from "node:fs";
 import { isIPv6 } from "node:net";
 import {
   CodecError,
@@ -54,6 +65,13 @@ export interface TransportStats {
   readonly sendErrors: number;
 }
 
+/**
+ * Receive buffer asked of the kernel: a stall of a second at `lan` rates, or a few tables of a
+ * thousand VIPs (up to 60 KB each), must fit. The kernel caps it at net.core.rmem_max; the
+ * effective size is in `receiveBufferBytes()` and the start log line.
+ */
+export const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
+
 /** At most one log line per drop reason (and for send errors) per interval. */
 export const DROP_LOG_INTERVAL_MS = 10_000;
 
@@ -74,6 +92,10 @@ export class UdpTransport {
   readonly #guard = new ReplayGuard();
   readonly #nowMs: () => number;
   #peers: ReadonlyMap<string, PeerAddress>;
+  /** Source addresses of configured nodes, as the socket reports them (both IPv4 forms). */
+  #memberSources = new Set<string>();
+  /** Each peer's incarnation as learned from its authenticated datagrams: what we echo. */
+  readonly #peerIncarnations = new Map<string, number>();
   #socket: Socket | undefined;
   #closed = false;
   #seq = 0;
@@ -89,6 +111,7 @@ export class UdpTransport {
   constructor(options: UdpTransportOptions) {
     this.#options = options;
     this.#peers = options.peers;
+    this.#memberSources = memberSources(options.peers, options.selfId);
     this.#nowMs = options.nowMs ?? Date.now;
   }
 
@@ -109,6 +132,12 @@ export class UdpTransport {
       socket.once("error", onError);
       socket.bind(port, address, () => {
         socket.off("error", onError);
+        try {
+          socket.setRecvBufferSize(RECEIVE_BUFFER_BYTES);
+        } catch {
+          // Refused (unprivileged, a tight rmem_max): the kernel's default stays; the effective
+          // size is reported either way.
+        }
         // After binding, socket errors (ICMP unreachable on some kernels) must not crash.
         socket.on("error", (error) => this.#sendFailed("socket", error));
         socket.on("message", (datagram, remote) => this.#receive(datagram, remote));
@@ -140,6 +169,27 @@ export class UdpTransport {
     }
   }
 
+  /** The socket's effective receive buffer in bytes (as the kernel reports it). */
+  receiveBufferBytes(): number | undefined {
+    try {
+      return this.#socket?.getRecvBufferSize();
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Datagrams the kernel dropped for this socket (receive buffer full, or memory), from
+   * /proc/net/udp(6) of the socket's network namespace; undefined when it cannot be read.
+   * Reads a file: call it for status and metrics, not per datagram.
+   */
+  kernelDrops(): number | undefined {
+    const socket = this.#socket;
+    if (socket === undefined) return undefined;
+    const { address, port } = socket.address();
+    return readKernelDrops(address, port);
+  }
+
   stats(): TransportStats {
     return {
       sent: this.#sent,
@@ -155,9 +205,13 @@ export class UdpTransport {
    */
   updatePeers(peers: ReadonlyMap<string, PeerAddress>): void {
     for (const id of this.#peers.keys()) {
-      if (!peers.has(id)) this.#guard.forget(id);
+      if (!peers.has(id)) {
+        this.#guard.forget(id);
+        this.#peerIncarnations.delete(id);
+      }
     }
     this.#peers = peers;
+    this.#memberSources = memberSources(peers, this.#options.selfId);
   }
 
   close(): Promise<void> {
@@ -185,6 +239,7 @@ export class UdpTransport {
           to,
           incarnation: this.#options.incarnation,
           seq: this.#seq + 1,
+          echo: this.#peerIncarnations.get(to) ?? 0,
         },
         payload,
       );
@@ -195,22 +250,26 @@ export class UdpTransport {
     }
     this.#seq += 1;
     try {
-      socket.send(datagram, peer.port, peer.address, (error) => {
-        if (error) this.#sendFailed(to, error);
-        else this.#sent += 1;
-      });
+      // No completion callback on the heartbeat path (it costs a closure and a tick per
+      // datagram): a failed send surfaces as the socket's 'error' event (#sendFailed).
+      socket.send(datagram, peer.port, peer.address);
+      this.#sent += 1;
     } catch (error) {
       this.#sendFailed(to, error);
     }
   }
 
   #receive(datagram: Buffer, remote: RemoteInfo): void {
+    if (!this.#memberSources.has(remote.address)) {
+      this.#drop("non-member", remote);
+      return;
+    }
     const decoded = decodeDatagram(this.#options.key, this.#options.cluster, datagram);
     if (!decoded.ok) {
       this.#drop(decoded.reason, remote);
       return;
     }
-    const { from, to, incarnation, seq } = decoded.header;
+    const { from, to, incarnation, seq, echo } = decoded.header;
     const peer = this.#peers.get(from);
     if (
       peer === undefined ||
@@ -227,6 +286,11 @@ export class UdpTransport {
     const verdict = this.#guard.check(from, incarnation, seq);
     if (verdict !== undefined) {
       this.#drop(verdict, remote, from);
+      return;
+    }
+    this.#peerIncarnations.set(from, incarnation);
+    if (echo !== this.#options.incarnation) {
+      this.#drop("not-fresh", remote, from);
       return;
     }
     this.#received += 1;
@@ -276,4 +340,56 @@ export class UdpTransport {
       gate.sinceLast = 0;
     }
   }
+}
+
+/** The source addresses a configured peer's datagrams can show: as configured and v4-mapped. */
+function memberSources(peers: ReadonlyMap<string, PeerAddress>, selfId: string): Set<string> {
+  const sources = new Set<string>();
+  for (const [id, peer] of peers) {
+    if (id === selfId) continue;
+    const address = normaliseAddress(peer.address);
+    sources.add(address);
+    if (!isIPv6(address)) sources.add(`::ffff:${address}`);
+  }
+  return sources;
+}
+
+/**
+ * The `drops` column of this socket's line in /proc/net/udp or /proc/net/udp6 (local address
+ * and port in the kernel's hex, little-endian per 32-bit word for the address).
+ */
+export function readKernelDrops(address: string, port: number): number | undefined {
+  const file = isIPv6(address) ? "/proc/net/udp6" : "/proc/net/udp";
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch {
+    return undefined;
+  }
+  return kernelDropsFrom(text, address, port);
+}
+
+/** Parses /proc/net/udp(6) text; exported for tests. */
+export function kernelDropsFrom(text: string, address: string, port: number): number | undefined {
+  const portHex = port.toString(16).toUpperCase().padStart(4, "0");
+  const wanted = isIPv6(address) ? undefined : procIPv4(address);
+  for (const line of text.split("\n").slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length < 13) continue;
+    const [localAddress, localPort] = (fields[1] ?? "").split(":");
+    if (localPort !== portHex) continue;
+    // IPv6 sockets: the port identifies ours (one agent per node and network namespace).
+    if (wanted !== undefined && localAddress !== wanted && localAddress !== "00000000") continue;
+    const drops = Number(fields[12]);
+    return Number.isFinite(drops) ? drops : undefined;
+  }
+  return undefined;
+}
+
+function procIPv4(address: string): string {
+  return address
+    .split(".")
+    .reverse()
+    .map((octet) => Number(octet).toString(16).toUpperCase().padStart(2, "0"))
+    .join("");
 }

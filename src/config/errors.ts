@@ -22,9 +22,14 @@ export interface ConfigProblem {
 }
 
 /** Renders a problem as `FILE: path: message — fix: fix` (the path part is left out when empty). */
+/** `file:line:column: path: message — fix: …` (line and column when known, as compilers do). */
 export function formatProblem(problem: ConfigProblem): string {
   const where = problem.path === "" ? "" : `${problem.path}: `;
-  return `${problem.file}: ${where}${problem.message} — fix: ${problem.fix}`;
+  const at =
+    problem.line === undefined
+      ? ""
+      : `:${problem.line}${problem.column === undefined ? "" : `:${problem.column}`}`;
+  return `${problem.file}${at}: ${where}${problem.message} — fix: ${problem.fix}`;
 }
 
 export class ConfigError extends Error {

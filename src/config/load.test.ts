@@ -159,6 +159,12 @@ describe("defaults", () => {
     assert.equal(config.notify, undefined);
     assert.equal(config.stateDir, "/var/lib/floatip");
     assert.equal(config.addressLifetimeSec, 3);
+    assert.deepEqual(config.realtime, {
+      policy: "rr",
+      priority: 10,
+      lockMemory: true,
+      required: false,
+    });
   });
 
   it("defaults failback to immediate when a preferred node is set", () => {
@@ -439,6 +445,18 @@ describe("validation rules, one problem at the right path", () => {
     ["api listen without port", (c) => (c.api = { listen: "127.0.0.1" }), "api.listen"],
     ["api unknown key", (c) => (c.api = { port: 80 }), "api.port"],
     ["notify without command", (c) => (c.notify = { timeout: "1s" }), "notify.command"],
+    ["realtime unknown policy", (c) => (c.realtime = { policy: "rt" }), "realtime.policy"],
+    ["realtime priority too high", (c) => (c.realtime = { priority: 100 }), "realtime.priority"],
+    [
+      "realtime lock_memory not a boolean",
+      (c) => (c.realtime = { lock_memory: "yes" }),
+      "realtime.lock_memory",
+    ],
+    [
+      "realtime required while off",
+      (c) => (c.realtime = { policy: "off", required: true }),
+      "realtime.required",
+    ],
     [
       "address lifetime not whole seconds",
       (c) => (c.address_lifetime = "1500ms"),
@@ -497,12 +515,14 @@ describe("reporting", () => {
     );
     const lines = error.message.split("\n");
     assert.ok(
-      lines.includes(
-        '/etc/floatip/cluster.yaml: vips[0].preferred: node "n9" is not defined — fix: use one of n1, n2, n3',
+      lines.some((l) =>
+        /^\/etc\/floatip\/cluster\.yaml:\d+:\d+: vips\[0\]\.preferred: node "n9" is not defined — fix: use one of n1, n2, n3$/.test(
+          l,
+        ),
       ),
       error.message,
     );
-    assert.equal(lines.filter((l) => l.startsWith("/etc/floatip/cluster.yaml: ")).length, 5);
+    assert.equal(lines.filter((l) => l.startsWith("/etc/floatip/cluster.yaml:")).length, 5);
   });
 
   it("suggests the key a near miss meant", () => {

@@ -23,6 +23,9 @@
  *                            plus the kind's own fields }
  *   api: { listen = 127.0.0.1:7480, token_file }   no token file = mutating calls refused
  *   notify: { command, timeout = 5s }              optional
+ *   realtime: { policy = rr, priority = 10, lock_memory = true, required = false }
+ *                            the control plane's thread under SCHED_RR/SCHED_FIFO with locked
+ *                            memory where the process may (root, CAP_SYS_NICE); policy: off
  *   state_dir: /var/lib/floatip
  *   address_lifetime: 3s     kernel valid_lft of VIPs, whole seconds, longer than lease_ms
  *   relays, storage, traffic passed through untouched (validated by their own modules)
@@ -51,6 +54,7 @@ import type {
   NotifySpec,
   PlacementPolicy,
   ProfileName,
+  RealtimeSpec,
   Timers,
   VipSpec,
 } from "./types.ts";
@@ -501,6 +505,7 @@ const rootKeys = [
   "checks",
   "api",
   "notify",
+  "realtime",
   "state_dir",
   "address_lifetime",
   "relays",
@@ -514,6 +519,7 @@ const optionalSections = [
   "checks",
   "api",
   "notify",
+  "realtime",
   "relays",
   "storage",
   "traffic",
@@ -543,6 +549,7 @@ function readRoot(ctx: Context, raw: unknown, options: LoadOptions): ClusterConf
   const checks = readChecks(ctx, root.checks);
   const api = readApi(ctx, root.api);
   const notify = root.notify === undefined ? undefined : readNotify(ctx, root.notify);
+  const realtime = readRealtime(ctx, root.realtime);
   const stateDir = str(ctx, root, "state_dir", [], { example: defaultStateDir }) ?? defaultStateDir;
   const addressLifetimeSec = readAddressLifetime(ctx, root, timers);
   if (options.nodeId !== undefined && nodes.ids.length > 0 && !nodes.ids.includes(options.nodeId)) {
@@ -561,6 +568,7 @@ function readRoot(ctx: Context, raw: unknown, options: LoadOptions): ClusterConf
     !vips ||
     !checks ||
     !api ||
+    !realtime ||
     addressLifetimeSec === undefined
   ) {
     return undefined;
@@ -576,6 +584,7 @@ function readRoot(ctx: Context, raw: unknown, options: LoadOptions): ClusterConf
     checks,
     api,
     ...(notify ? { notify } : {}),
+    realtime,
     stateDir: ctx.resolvePath(stateDir),
     addressLifetimeSec,
     ...(root.relays !== undefined ? { relays: root.relays } : {}),
@@ -1140,6 +1149,59 @@ function readApi(ctx: Context, raw: unknown): ApiSpec | undefined {
     port: parsedPort,
     ...(tokenFile !== undefined ? { tokenFile: ctx.resolvePath(tokenFile) } : {}),
   };
+}
+
+function readRealtime(ctx: Context, raw: unknown): RealtimeSpec | undefined {
+  const at = ["realtime"];
+  const obj =
+    raw === undefined
+      ? {}
+      : mapping(
+          ctx,
+          raw,
+          at,
+          ["policy", "priority", "lock_memory", "required"],
+          "realtime: { policy: rr, priority: 10 }",
+        );
+  if (!obj) return undefined;
+  const policy = oneOf(ctx, obj, "policy", at, ["rr", "fifo", "off"] as const, "rr");
+  const priority = int(ctx, obj, "priority", at, { min: 1, max: 99, fallback: 10 });
+  const lockMemory = bool(ctx, obj, "lock_memory", at, true);
+  const required = bool(ctx, obj, "required", at, false);
+  if (policy === "off" && required === true) {
+    ctx.add(
+      [...at, "required"],
+      "is true while policy is off",
+      "set policy: rr (or fifo), or remove required",
+    );
+    return undefined;
+  }
+  if (
+    policy === undefined ||
+    priority === undefined ||
+    lockMemory === undefined ||
+    required === undefined
+  )
+    return undefined;
+  return { policy, priority, lockMemory, required };
+}
+
+function bool(
+  ctx: Context,
+  obj: Obj,
+  key: string,
+  at: readonly Segment[],
+  fallback: boolean,
+): boolean | undefined {
+  const value = obj[key];
+  if (value === undefined) return fallback;
+  if (typeof value === "boolean") return value;
+  ctx.add(
+    [...at, key],
+    `must be true or false, got ${describe(value)}`,
+    `write ${key}: ${fallback}`,
+  );
+  return undefined;
 }
 
 function readNotify(ctx: Context, raw: unknown): NotifySpec | undefined {

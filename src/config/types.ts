@@ -108,6 +108,21 @@ export interface NotifySpec {
   readonly timeoutMs: number;
 }
 
+/**
+ * Realtime scheduling of the control plane's thread (like keepalived's VRRP process and
+ * Corosync): a policy that busy normal processes cannot pre-empt, locked memory so that it
+ * never waits for a page-in. Applied by the agent at start; where the process may not,
+ * it logs why and runs at normal priority, unless `required`.
+ */
+export interface RealtimeSpec {
+  readonly policy: "rr" | "fifo" | "off";
+  /** 1..99 (Corosync and keepalived run their heartbeat threads in this range too). */
+  readonly priority: number;
+  readonly lockMemory: boolean;
+  /** Refuse to start without it (instead of a warning and normal priority). */
+  readonly required: boolean;
+}
+
 export interface ClusterConfig {
   /** Absolute path of the file this was loaded from (for messages). */
   readonly file: string;
@@ -120,6 +135,7 @@ export interface ClusterConfig {
   readonly checks: readonly HealthCheckSpec[];
   readonly api: ApiSpec;
   readonly notify?: NotifySpec;
+  readonly realtime: RealtimeSpec;
   /** Directory for the agent's persistent state (vote record, journals, samples). */
   readonly stateDir: string;
   /** Kernel address lifetime for VIPs, renewed while the agent is healthy (seconds). */

@@ -86,6 +86,10 @@ function isAdminCommand(value: unknown): value is AdminCommand {
     case "unpin":
       return typeof value.vip === "string";
     case "drain":
+      return (
+        typeof value.node === "string" &&
+        (value.force === undefined || typeof value.force === "boolean")
+      );
     case "undrain":
       return typeof value.node === "string";
     default:
@@ -93,31 +97,53 @@ function isAdminCommand(value: unknown): value is AdminCommand {
   }
 }
 
-/** Returns the message if it has exactly a known shape for this cluster, else undefined. */
+/** The fields of a heartbeat that mean the same whatever the sender's configuration. */
+function isHeartbeatBase(raw: Shape): boolean {
+  return (
+    roles.has(raw.role as string) &&
+    isCount(raw.incarnation) &&
+    isCount(raw.seq) &&
+    typeof raw.healthy === "boolean" &&
+    typeof raw.leaving === "boolean" &&
+    typeof raw.quorum === "boolean" &&
+    isStringList(raw.hears) &&
+    isVersion(raw.tableVersion) &&
+    isCount(raw.roundSeen) &&
+    (raw.round === undefined || isCount(raw.round)) &&
+    (raw.resign === undefined || typeof raw.resign === "boolean")
+  );
+}
+
+/**
+ * Returns the message if it has exactly a known shape for this cluster, else undefined.
+ *
+ * A heartbeat whose `config` fingerprint differs from `fingerprint` comes from a node with
+ * another cluster configuration: its VIP and node indexes mean something else here. It is
+ * still a heartbeat (liveness, term, role), so it is returned without what is indexed —
+ * `holding` and `conflicts` empty, no `table` — and those fields are not checked against
+ * this node's counts.
+ */
 export function parseMessage(
   raw: unknown,
   nodeCount: number,
   vipCount: number,
+  fingerprint = "",
 ): Message | undefined {
   if (!isObject(raw) || !isCount(raw.term)) return undefined;
   switch (raw.type) {
     case "heartbeat": {
+      if (raw.config !== undefined && (typeof raw.config !== "string" || raw.config.length > 64))
+        return undefined;
+      if (!isHeartbeatBase(raw)) return undefined;
+      if ((raw.config ?? "") !== fingerprint) {
+        const { table: _table, grants: _grants, ...rest } = raw;
+        return { ...rest, holding: [], conflicts: [] } as unknown as Message;
+      }
       const ok =
-        roles.has(raw.role as string) &&
-        isCount(raw.incarnation) &&
-        isCount(raw.seq) &&
-        typeof raw.healthy === "boolean" &&
-        typeof raw.leaving === "boolean" &&
-        typeof raw.quorum === "boolean" &&
-        isStringList(raw.hears) &&
         isIndexList(raw.holding, vipCount) &&
         isIndexList(raw.conflicts, vipCount) &&
-        isVersion(raw.tableVersion) &&
-        isCount(raw.roundSeen) &&
-        (raw.round === undefined || isCount(raw.round)) &&
         (raw.table === undefined || isTable(raw.table, nodeCount, vipCount)) &&
-        (raw.grants === undefined || isGrants(raw.grants)) &&
-        (raw.resign === undefined || typeof raw.resign === "boolean");
+        (raw.grants === undefined || isGrants(raw.grants));
       return ok ? (raw as unknown as Message) : undefined;
     }
     case "pre-vote-request":

@@ -66,6 +66,15 @@ interface PeerInfo {
   /** Term and round of the latest coordinator heartbeat this peer acknowledged. */
   roundSeenTerm: number;
   roundSeen: number;
+  /** The peer's configuration fingerprint ("" when it sends none). */
+  config: string;
+  /**
+   * Coordinator only: receipt of the peer's latest heartbeat that acknowledged one of our
+   * rounds sent within an election timeout. A peer whose heartbeats arrive but whose
+   * acknowledgements lag (long delays, or it does not hear us) would never hold what we
+   * assign it: it is judged like a peer not heard, one heartbeat later.
+   */
+  lastTimelyAckMs: number;
 }
 
 interface MemberRecord {
@@ -118,6 +127,15 @@ export interface NodeStatus {
   readonly quorum: boolean;
   readonly leaseValid: boolean;
   readonly tableVersion: TableVersion;
+  /**
+   * This node's configuration fingerprint, the coordinator's when it differs, and whether
+   * they match (a node whose configuration differs holds no VIP).
+   */
+  readonly config: {
+    readonly fingerprint: string;
+    readonly coordinator?: string;
+    readonly matchesCoordinator: boolean;
+  };
   readonly members: readonly { id: string; state: MemberStateCode | "unknown"; heard: boolean }[];
   readonly vips: readonly VipStatus[];
 }
@@ -139,6 +157,10 @@ export class CoreNode {
   readonly #index: number;
   readonly #majority: number;
   readonly #bootMs: number;
+  /** CoreConfig.fingerprint, "" when absent. */
+  readonly #fingerprint: string;
+  /** Set while the coordinator we follow has another configuration fingerprint than ours. */
+  #configMismatch: { coordinator: string; theirs: string } | undefined;
 
   #role: Role = "follower";
   #term: number;
@@ -171,6 +193,19 @@ export class CoreNode {
   #effects: Effect[] = [];
   #events: CoreEvent[] = [];
   #heartbeatNow = false;
+  /** The end of this node's latest own stall (check-quorum gives the majority time after it). */
+  #stallEndedMs = Number.NEGATIVE_INFINITY;
+  /**
+   * From a stall until the next tick: release if need be, but evaluate no timer yet. The
+   * runtime delivers the datagrams that queued up meanwhile in between, so what this node
+   * says next (its heartbeat's acknowledgement, a vote) reflects all of them.
+   */
+  #stallStep = false;
+  /**
+   * After a stall that outlived the lease: send nothing until the VIPs held then are removed
+   * (or until this bound, if removal keeps failing).
+   */
+  #silentAfterStall: { untilMs: number; vips: Set<number> } | undefined;
 
   constructor(options: {
     id: string;
@@ -182,6 +217,7 @@ export class CoreNode {
   }) {
     this.id = options.id;
     this.#config = options.config;
+    this.#fingerprint = options.config.fingerprint ?? "";
     this.#random = options.random;
     this.#incarnation = options.incarnation;
     this.#index = options.config.nodes.findIndex((n) => n.id === options.id);
@@ -210,12 +246,62 @@ export class CoreNode {
       this.#apply(input, now);
     }
     this.#advance(now);
+    if (this.#silentAfterStall) this.#keepSilentAfterStall(now);
     return { effects: this.#effects, events: this.#events, wakeAtMs: this.#wakeAt(now) };
+  }
+
+  /**
+   * A process pause (see the `stall` input). Peers' silence during it is not theirs: their
+   * last-heard times, the coordinator contact and the election deadline move forward by the
+   * stall, so no fault is counted, no election started and no member failed for a window in
+   * which this node could not listen; the datagrams that queued up meanwhile come next. The
+   * lease is not moved: it is real time, and a node whose lease ran out while it was paused
+   * releases before it does anything else.
+   */
+  #onStall(stalledMs: number, now: number): void {
+    this.#stallStep = true;
+    this.#stallEndedMs = now;
+    for (const peer of this.#peers.values()) {
+      peer.lastHeardMs = Math.min(now, peer.lastHeardMs + stalledMs);
+      peer.lastTimelyAckMs = Math.min(now, peer.lastTimelyAckMs + stalledMs);
+    }
+    if (Number.isFinite(this.#lastCoordinatorContactMs)) {
+      this.#lastCoordinatorContactMs = Math.min(now, this.#lastCoordinatorContactMs + stalledMs);
+    }
+    this.#electionDeadlineMs += stalledMs;
+    const held = [...this.#vips]
+      .filter(([, local]) => local.state !== "conflict")
+      .map(([vip]) => vip);
+    // Only a lease that covered something matters: one that ran out with nothing held is news
+    // to nobody.
+    const leaseExpired =
+      held.length > 0 && now >= this.#leaseExpiryMs - releaseGuardMs(this.#config.timers);
+    if (leaseExpired) {
+      this.#silentAfterStall = { untilMs: now + this.#config.timers.leaseMs, vips: new Set(held) };
+    }
+    this.#events.push({ type: "stall-detected", stalledMs, leaseExpired });
+  }
+
+  /** Drops this step's datagrams while a post-stall release is still under way. */
+  #keepSilentAfterStall(now: number): void {
+    const silent = this.#silentAfterStall!;
+    for (const vip of silent.vips) if (!this.#vips.has(vip)) silent.vips.delete(vip);
+    if (silent.vips.size === 0 || now >= silent.untilMs) {
+      this.#silentAfterStall = undefined;
+      this.#heartbeatNow = true;
+      this.#nextHeartbeatMs = Math.min(this.#nextHeartbeatMs, now);
+      return;
+    }
+    this.#effects = this.#effects.filter((e) => e.type !== "send" && e.type !== "broadcast");
   }
 
   #apply(input: Exclude<Input, { type: "batch" }>, now: number): void {
     switch (input.type) {
       case "tick":
+        this.#stallStep = false;
+        break;
+      case "stall":
+        this.#onStall(input.stalledMs, now);
         break;
       case "message":
         this.#onMessage(input.from, input.message, now);
@@ -287,6 +373,15 @@ export class CoreNode {
   }
 
   /**
+   * The version of the VIP table this node follows. A follower adopts the coordinator's
+   * newer tables without an event of its own, so whoever mirrors members or owners (the
+   * services process's view) must watch this too.
+   */
+  get tableVersion(): TableVersion {
+    return this.#table.version;
+  }
+
+  /**
    * Owner per VIP (table order) and this node's local state per VIP: cheap, unlike
    * `status()`, for publishing views after every step.
    */
@@ -315,6 +410,12 @@ export class CoreNode {
       quorum: this.#hearsMajority(nowMs),
       leaseValid: nowMs < this.#leaseExpiryMs - releaseGuardMs(this.#config.timers),
       tableVersion: this.#table.version,
+      config: {
+        fingerprint: this.#fingerprint,
+        ...(this.#configMismatch
+          ? { coordinator: this.#configMismatch.theirs, matchesCoordinator: false }
+          : { matchesCoordinator: true }),
+      },
       members: nodes.map((n, i) => ({
         id: n.id,
         state: this.#table.version[0] === 0 ? "unknown" : (this.#table.members[i] ?? "unknown"),
@@ -346,7 +447,12 @@ export class CoreNode {
       this.#events.push({ type: "message-dropped", from, reason: "unknown-sender" });
       return;
     }
-    const message = parseMessage(raw, this.#config.nodes.length, this.#config.vips.length);
+    const message = parseMessage(
+      raw,
+      this.#config.nodes.length,
+      this.#config.vips.length,
+      this.#fingerprint,
+    );
     if (!message) {
       this.#events.push({ type: "message-dropped", from, reason: "malformed" });
       return;
@@ -388,8 +494,17 @@ export class CoreNode {
       // may still map our VIPs to an old owner's MAC, so announce every held VIP again.
       this.#reannounce(now);
     }
+    const state = this.#coordinatorState;
+    const ackedSentAt =
+      state && message.term === this.#term ? state.roundSentAtMs.get(message.roundSeen) : undefined;
+    // A peer's first heartbeat (of an incarnation) starts a fresh window.
+    const timely =
+      (ackedSentAt !== undefined && now - ackedSentAt < this.#config.timers.electionTimeoutMs) ||
+      previous === undefined ||
+      message.incarnation !== previous.incarnation;
     this.#peers.set(from, {
       lastHeardMs: now,
+      lastTimelyAckMs: timely ? now : previous.lastTimelyAckMs,
       incarnation: message.incarnation,
       seq: message.seq,
       healthy: message.healthy,
@@ -401,6 +516,7 @@ export class CoreNode {
       tableVersion: message.tableVersion,
       roundSeenTerm: message.term,
       roundSeen: message.roundSeen,
+      config: message.config ?? "",
     });
 
     if (message.term > this.#term) {
@@ -429,6 +545,8 @@ export class CoreNode {
     else this.#sighting = { coordinator: from, term: message.term, firstMs: now, lastMs: now };
     this.#electionDeadlineMs = now + this.#randomElectionTimeout();
     if (message.round !== undefined) this.#roundSeen = message.round;
+    this.#noteCoordinatorConfig(from, message.config ?? "");
+    // (A coordinator with another configuration sends no table here: parseMessage drops it.)
     if (message.table && compareVersions(message.table.version, this.#table.version) > 0) {
       this.#table = message.table;
     }
@@ -457,8 +575,9 @@ export class CoreNode {
       const fromIndex = this.#config.nodes.findIndex((n) => n.id === from);
       granted = fromIndex < this.#index;
     }
+    // A pre-vote grant changes no timer (only a real vote does): a requester that can send
+    // but never hears the answers would otherwise hold every election off for good.
     if (granted) this.#preVotes = undefined;
-    if (granted) this.#electionDeadlineMs = now + this.#randomElectionTimeout();
     this.#effects.push({
       type: "send",
       to: from,
@@ -608,6 +727,11 @@ export class CoreNode {
   // ---------------------------------------------------------------- the step's core
 
   #advance(now: number): void {
+    if (this.#stallStep) {
+      // Release what the lease no longer covers; timers wait for the queued datagrams.
+      this.#reconcileLocal(now);
+      return;
+    }
     if (this.#role === "coordinator") this.#advanceCoordinator(now);
     if (this.#role !== "coordinator" && now >= this.#electionDeadlineMs && !this.#leaving) {
       this.#startPreVote(now);
@@ -635,6 +759,7 @@ export class CoreNode {
         wake = Math.min(wake, local.retryAtMs);
       }
     }
+    if (this.#silentAfterStall) wake = Math.min(wake, this.#silentAfterStall.untilMs);
     const pendingAt = this.#coordinatorState ? this.#nextPendingAssignAt(now) : undefined;
     if (pendingAt !== undefined) wake = Math.min(wake, pendingAt);
     return Math.max(wake, now + 1);
@@ -678,8 +803,30 @@ export class CoreNode {
     }
   }
 
+  /** Follows whether the coordinator's configuration fingerprint is ours; events on changes. */
+  #noteCoordinatorConfig(coordinator: string, theirs: string): void {
+    const mismatch = theirs !== this.#fingerprint;
+    const was = this.#configMismatch;
+    if (
+      mismatch &&
+      (was === undefined || was.coordinator !== coordinator || was.theirs !== theirs)
+    ) {
+      this.#configMismatch = { coordinator, theirs };
+      this.#events.push({
+        type: "config-mismatch",
+        coordinator,
+        own: this.#fingerprint,
+        theirs,
+      });
+    } else if (!mismatch && was !== undefined) {
+      this.#configMismatch = undefined;
+      this.#events.push({ type: "config-matched", coordinator });
+    }
+  }
+
   #mayHold(now: number): boolean {
     return (
+      this.#configMismatch === undefined &&
       this.#healthy &&
       !this.#leaving &&
       now < this.#leaseExpiryMs - releaseGuardMs(this.#config.timers) &&
@@ -689,6 +836,9 @@ export class CoreNode {
 
   #whyNotHolding(now: number): string {
     if (this.#leaving) return "shutting down";
+    if (this.#configMismatch !== undefined) {
+      return `configuration differs from the coordinator's (${this.#configMismatch.coordinator})`;
+    }
     if (!this.#healthy) return "own health checks failed";
     if (!this.#hearsMajority(now)) return "does not hear a majority of the nodes";
     return "lease expired";
@@ -732,6 +882,7 @@ export class CoreNode {
       conflicts,
       tableVersion: this.#table.version,
       roundSeen: this.#roundSeen,
+      ...(this.#fingerprint === "" ? {} : { config: this.#fingerprint }),
       ...this.#coordinatorFields(now),
     };
     this.#effects.push({ type: "broadcast", message });
@@ -739,11 +890,17 @@ export class CoreNode {
 
   // ---------------------------------------------------------------- election
 
+  /**
+   * A node that restarted forgot what it acknowledged before: the coordinator it heard (the
+   * sighting a new coordinator bounds that coordinator's own lease with) and the table it
+   * applied. It abstains until every lease that may rest on those acknowledgements has surely
+   * ended: grants within the grant window of its last acknowledgement, then a lease.
+   */
   #mayVote(now: number): boolean {
     const t = this.#config.timers;
     return (
       now - this.#lastCoordinatorContactMs >= t.electionTimeoutMs &&
-      now - this.#bootMs >= t.electionTimeoutMs &&
+      now - this.#bootMs >= grantWindowMs(t) + leaseSafeWaitMs(t) &&
       this.#role !== "coordinator"
     );
   }
@@ -767,6 +924,7 @@ export class CoreNode {
   #startElection(now: number): void {
     this.#preVotes = undefined;
     this.#term += 1;
+    this.#roundSeen = 0;
     this.#votedFor = this.id;
     this.#setRole("candidate", `pre-vote won for term ${this.#term}`);
     this.#setCoordinator(undefined);
@@ -785,6 +943,7 @@ export class CoreNode {
   #adoptTerm(term: number, now: number, reason: string): void {
     this.#term = term;
     this.#votedFor = undefined;
+    this.#roundSeen = 0; // rounds are per coordinator: an older one's must not ack the new one's
     this.#effects.push({ type: "persist-vote", state: { term, votedFor: undefined } });
     this.#setCoordinator(undefined);
     if (this.#role !== "follower") this.#becomeFollower(now, reason);
@@ -804,6 +963,8 @@ export class CoreNode {
     this.#votes = undefined;
     this.#setRole("coordinator", `won the election for term ${this.#term}`);
     this.#setCoordinator(this.id);
+    // The coordinator's configuration is the reference: our own.
+    this.#noteCoordinatorConfig(this.id, this.#fingerprint);
     const previous = this.#table;
     const members: MemberRecord[] = this.#config.nodes.map(() => ({
       damper: initialDamperState(true),
@@ -812,6 +973,8 @@ export class CoreNode {
       failReason: "",
     }));
     const version: TableVersion = [this.#term, 1];
+    // Peers get a suspicion window from our election to acknowledge a round of ours.
+    for (const peer of this.#peers.values()) peer.lastTimelyAckMs = now;
     this.#coordinatorState = {
       electedAtMs: now,
       round: 0,
@@ -885,6 +1048,9 @@ export class CoreNode {
   #checkQuorum(now: number): boolean {
     const state = this.#coordinatorState!;
     if (now - state.electedAtMs < this.#config.timers.electionTimeoutMs) return true;
+    // After our own stall the majority gets one election timeout to acknowledge a new round:
+    // its silence was ours. Grants still need a recently acknowledged round (#mayGrant).
+    if (now - this.#stallEndedMs < this.#config.timers.electionTimeoutMs) return true;
     const acknowledgedAt = this.#majorityRoundSentAt();
     return (
       acknowledgedAt !== undefined && now - acknowledgedAt < this.#config.timers.electionTimeoutMs
@@ -930,6 +1096,11 @@ export class CoreNode {
         if (!heard) {
           ok = false;
           reason = "not heard";
+        } else if (peer.config !== this.#fingerprint) {
+          // Its node and VIP indexes mean something else: it must hold nothing of ours.
+          ok = false;
+          immediate = true;
+          reason = `configuration differs from the coordinator's (fingerprint ${peer.config || "none"}, coordinator ${this.#fingerprint || "none"})`;
         } else if (!peer.healthy || peer.leaving) {
           // The node damped its own checks already and has released its VIPs itself.
           ok = false;
@@ -938,6 +1109,9 @@ export class CoreNode {
         } else if (!peer.quorum) {
           ok = false;
           reason = "does not hear a majority";
+        } else if (now - peer.lastTimelyAckMs > t.suspectAfterMs + t.heartbeatIntervalMs) {
+          ok = false;
+          reason = "acknowledges none of our rounds in time";
         } else {
           ok = true;
           reason = "";
@@ -1206,6 +1380,24 @@ export class CoreNode {
     }
     if ("vip" in command && vipIndex < 0) {
       reject(`VIP ${command.vip} is not configured`);
+      return;
+    }
+    // The same refusals as the agent's admin() (which answers the operator at once from its
+    // own view): here they are decided on the coordinator's current state.
+    const eligible = (i: number) => state.members[i]!.damper.up && !state.drained.has(i);
+    if (command.type === "move" && !eligible(nodeIndex)) {
+      reject(
+        `${command.node} is ${state.drained.has(nodeIndex) ? "drained" : "failed"}: a VIP pinned there would have no holder`,
+      );
+      return;
+    }
+    if (
+      command.type === "drain" &&
+      !command.force &&
+      eligible(nodeIndex) &&
+      !this.#config.nodes.some((_, i) => i !== nodeIndex && eligible(i))
+    ) {
+      reject(`${command.node} is the last eligible node; draining it needs force`);
       return;
     }
     switch (command.type) {

@@ -24,6 +24,13 @@ export interface CoreConfig {
   readonly nodes: readonly CoreNodeSpec[];
   readonly vips: readonly PlacementVip[];
   readonly timers: Timers;
+  /**
+   * Fingerprint of the cluster-wide part of the configuration (nodes, VIPs in order, timers),
+   * sent in every heartbeat. Tables index nodes and VIPs by configuration order, so a node
+   * whose fingerprint differs from the coordinator's holds nothing, and the coordinator
+   * counts it failed, until they match. Absent: "" (the simulator's nodes all agree).
+   */
+  readonly fingerprint?: string;
 }
 
 /** Injected source of chance: uniform in [0, 1). Seeded in the simulator. */
@@ -40,7 +47,12 @@ export interface PersistentState {
 export type AdminCommand =
   | { readonly type: "move"; readonly vip: string; readonly node: string }
   | { readonly type: "unpin"; readonly vip: string }
-  | { readonly type: "drain"; readonly node: string }
+  | {
+      readonly type: "drain";
+      readonly node: string;
+      /** Drain even the last eligible node (every VIP is then left without a holder). */
+      readonly force?: boolean;
+    }
   | { readonly type: "undrain"; readonly node: string };
 
 /** Table version: ordered by term, then version within the term. */
@@ -89,6 +101,8 @@ export interface HeartbeatMessage {
   readonly tableVersion: TableVersion;
   /** Latest coordinator round received in `term` (check-quorum acknowledgement). */
   readonly roundSeen: number;
+  /** Fingerprint of the sender's cluster-wide configuration (CoreConfig.fingerprint). */
+  readonly config?: string;
   /** Coordinator only: heartbeat round number within the term. */
   readonly round?: number;
   /** Coordinator only: the VIP table. */
@@ -142,6 +156,15 @@ export type Message = HeartbeatMessage | PreVoteRequest | VoteRequest | VoteResp
 
 export type Input =
   | { readonly type: "tick"; readonly nowMs: number }
+  /**
+   * The runtime was not scheduled for `stalledMs` (a process pause: GC, SIGSTOP, an
+   * overloaded machine, a blocked event loop), measured as the lateness of its own timer.
+   * Deliver it first on waking, before any datagram that queued up meanwhile and before the
+   * next `tick`: the core then counts no faults against peers for the window it could not
+   * listen in, and if its lease ran out meanwhile it releases its VIPs and sends nothing
+   * until they are gone (corosync's "process pause detected").
+   */
+  | { readonly type: "stall"; readonly nowMs: number; readonly stalledMs: number }
   | {
       readonly type: "message";
       readonly nowMs: number;
@@ -220,7 +243,17 @@ export type CoreEvent =
   | { readonly type: "vip-conflict"; readonly vip: string; readonly by: string | undefined }
   | { readonly type: "address-failed"; readonly vip: string; readonly reason: string }
   | { readonly type: "holding-suspended"; readonly reason: string }
+  /** The coordinator's configuration fingerprint differs from this node's (or matches again). */
+  | {
+      readonly type: "config-mismatch";
+      readonly coordinator: string;
+      readonly own: string;
+      readonly theirs: string;
+    }
+  | { readonly type: "config-matched"; readonly coordinator: string }
   | { readonly type: "holding-resumed" }
+  /** This node was paused for `stalledMs`; `leaseExpired`: its lease ran out meanwhile. */
+  | { readonly type: "stall-detected"; readonly stalledMs: number; readonly leaseExpired: boolean }
   | { readonly type: "admin-applied"; readonly command: AdminCommand }
   | { readonly type: "admin-rejected"; readonly command: AdminCommand; readonly reason: string }
   | { readonly type: "message-dropped"; readonly from: string; readonly reason: string };

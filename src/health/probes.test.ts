@@ -5,7 +5,7 @@ import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { run } from "../adapters/exec.ts";
 import type { CheckCommon } from "../config/types.ts";
-import { probe, registerProbeKind } from "./probes.ts";
+import { cpuPressureStallUs, probe, registerProbeKind, starvationNote } from "./probes.ts";
 
 const common: CheckCommon = {
   name: "test",
@@ -354,5 +354,22 @@ describe("probes inside a network namespace", () => {
     } finally {
       await close(hostServer);
     }
+  });
+});
+
+describe("starvation note on a timed-out probe", () => {
+  it("names the share of the probe's time spent waiting for a CPU, from a quarter up", () => {
+    // 400 ms of the 500 ms probe waited for a CPU.
+    assert.match(starvationNote(1_000_000, 1_400_000, 500), /waited for a CPU 80 %.*busy/);
+    assert.equal(starvationNote(1_000_000, 1_100_000, 500), "", "20 % is ordinary");
+    assert.match(starvationNote(0, 10_000_000, 500), / 100 % /, "capped at 100 %");
+    assert.equal(starvationNote(undefined, 5, 500), "", "no PSI, no note");
+  });
+
+  it("reads the kernel's CPU pressure total where PSI exists", () => {
+    const first = cpuPressureStallUs();
+    if (first === undefined) return; // kernels without PSI: the note is simply left out
+    const second = cpuPressureStallUs();
+    assert.ok(second !== undefined && second >= first, `${first} then ${second}`);
   });
 });

@@ -8,12 +8,15 @@
  * latency): a probe that cannot finish in time is an ordinary "not ok" result, never a hang.
  * Callers decide what a failure means; flap damping lives in the runner, not here.
  */
+
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import http from "node:http";
 import https from "node:https";
 import net from "node:net";
 import { fileURLToPath } from "node:url";
 import { ExecError, run } from "../adapters/exec.ts";
+import { siblingModule } from "../adapters/module-path.ts";
 import type { HealthCheckSpec } from "../config/types.ts";
 
 export interface ProbeResult {
@@ -52,11 +55,15 @@ export function registerProbeKind(kind: string, fn: ProbeFn): void {
 
 export async function probe(spec: ProbeSpec, options: ProbeOptions = {}): Promise<ProbeResult> {
   const startedMs = performance.now();
-  const finish = (outcome: Outcome): ProbeResult => ({
-    ok: outcome.ok,
-    detail: outcome.detail,
-    durationMs: performance.now() - startedMs,
-  });
+  const pressureAtStartUs = cpuPressureStallUs();
+  const finish = (outcome: Outcome): ProbeResult => {
+    const durationMs = performance.now() - startedMs;
+    let detail = outcome.detail;
+    if (!outcome.ok && detail.startsWith("timed out")) {
+      detail += starvationNote(pressureAtStartUs, cpuPressureStallUs(), durationMs);
+    }
+    return { ok: outcome.ok, detail, durationMs };
+  };
   if (!(Number.isFinite(spec.timeoutMs) && spec.timeoutMs > 0)) {
     return finish({ ok: false, detail: `invalid timeoutMs ${spec.timeoutMs}` });
   }
@@ -88,6 +95,36 @@ export async function probe(spec: ProbeSpec, options: ProbeOptions = {}): Promis
     // Anything still running (a socket, a plug-in) is told to give up.
     controller.abort();
   }
+}
+
+/**
+ * Microseconds during which some runnable task waited for a CPU, machine-wide (Linux PSI,
+ * `/proc/pressure/cpu`, "some" total); undefined where the kernel has no PSI.
+ */
+export function cpuPressureStallUs(): number | undefined {
+  try {
+    const match = /^some .*total=(\d+)/m.exec(readFileSync("/proc/pressure/cpu", "utf8"));
+    return match ? Number(match[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What a timed-out probe adds to its detail when the machine was starved of CPU while it ran:
+ * the share of the probe's time that runnable tasks spent waiting for a CPU. A timeout under
+ * heavy pressure usually means the timeout is too tight for a busy machine, not that the
+ * service hung; the operator reads that in the log line instead of guessing.
+ */
+export function starvationNote(
+  startUs: number | undefined,
+  endUs: number | undefined,
+  durationMs: number,
+): string {
+  if (startUs === undefined || endUs === undefined || durationMs <= 0) return "";
+  const share = Math.min(1, (endUs - startUs) / 1000 / durationMs);
+  if (share < 0.25) return "";
+  return ` (tasks waited for a CPU ${Math.round(share * 100)} % of that time: the machine was busy; consider a longer timeout)`;
 }
 
 function runKind(spec: ProbeSpec, signal: AbortSignal, netns?: string): Promise<Outcome> {
@@ -264,7 +301,7 @@ function lastLine(text: string): string {
 
 // ---- probes from inside a network namespace --------------------------------------------------
 
-const helperPath = fileURLToPath(new URL("./probe-in-netns.ts", import.meta.url));
+const helperPath = fileURLToPath(siblingModule(import.meta.url, "probe-in-netns"));
 
 /**
  * A process cannot open a socket in another namespace without switching threads into it, so a

@@ -4,15 +4,14 @@
  * directory, one real agent process per node (with its supervisor unless told otherwise)
  * and a tiny HTTP service per node that answers with the node's name.
  */
-import type { ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { run } from "../adapters/exec.ts";
+import { ensureBuilt } from "./build.ts";
 import { createTopology, type Topology } from "./topology.ts";
-
-const root = join(import.meta.dirname, "..", ".."); // src/lab -> repository root
-const main = join(root, "src", "cli", "main.ts");
 
 export interface ClusterVip {
   readonly host: number; // last octet in the topology subnet
@@ -43,7 +42,8 @@ export interface LiveCluster {
   readonly ids: readonly string[];
   readonly vipAddresses: readonly string[];
   readonly agents: Map<string, ChildProcess>;
-  startAgent(id: string): ChildProcess;
+  /** Starts `id`'s agent, with the cluster's config or another file (a rolling change). */
+  startAgent(id: string, config?: string): ChildProcess;
   /** Sends a signal to the process started for `id` (the supervisor when there is one). */
   signal(id: string, signal: NodeJS.Signals): void;
   /** PID of the agent process itself (the supervisor's child, or the process started). */
@@ -70,6 +70,8 @@ export interface LiveCluster {
 export async function startCluster(options: ClusterOptions): Promise<LiveCluster> {
   const count = options.nodes ?? 3;
   const ids = Array.from({ length: count }, (_, i) => `n${i + 1}`);
+  // The compiled agent, as it ships (built now if a source changed since the last build).
+  const main = await ensureBuilt();
   const topology = await createTopology({ prefix: options.prefix, hosts: [...ids, "client"] });
   const dir = mkdtempSync(join(tmpdir(), `${options.prefix}-`));
   const subnet = topology.subnet;
@@ -116,8 +118,8 @@ export async function startCluster(options: ClusterOptions): Promise<LiveCluster
     ids,
     vipAddresses,
     agents,
-    startAgent(id) {
-      const args = [main, "agent", "--config", configPath, "--node", id];
+    startAgent(id, config = configPath) {
+      const args = [main, "agent", "--config", config, "--node", id];
       if (options.noSupervisor) args.push("--no-supervisor");
       const child = topology.spawn(id, process.execPath, args, {
         stdio: ["ignore", "pipe", "pipe"],
@@ -160,10 +162,23 @@ export async function startCluster(options: ClusterOptions): Promise<LiveCluster
       return holders[0];
     },
     async holders() {
-      const held = await Promise.all(ids.map((id) => cluster.heldVips(id)));
-      return new Map(
-        vipAddresses.map((vip) => [vip, ids.filter((_, i) => held[i]!.includes(vip))]),
-      );
+      // One shell reads every namespace in turn, a few milliseconds apart. Parallel `ip netns
+      // exec` processes were scheduled up to ~100 ms apart on a busy machine: longer than a
+      // handover's gap (removal, probe, add), so one sample could see the old and the new
+      // owner both holding a VIP that was never held twice.
+      const script = ids
+        .map((id) => `echo "@@ ${id}"; ip -n ${topology.host(id).netns} -o address show dev eth0`)
+        .join("; ");
+      const { stdout } = await run("bash", ["-c", script], { timeoutMs: 5000 });
+      const held = new Map<string, Set<string>>(ids.map((id) => [id, new Set()]));
+      let current: string | undefined;
+      for (const line of stdout.split("\n")) {
+        const marker = /^@@ (\S+)$/.exec(line);
+        if (marker) current = marker[1];
+        const address = /\sinet6?\s+([0-9a-f.:]+)\//.exec(line)?.[1];
+        if (current !== undefined && address !== undefined) held.get(current)?.add(address);
+      }
+      return new Map(vipAddresses.map((vip) => [vip, ids.filter((id) => held.get(id)!.has(vip))]));
     },
     async ask(vip, timeoutMs = 300) {
       try {
@@ -203,13 +218,21 @@ export interface HolderReport {
   readonly samples: number;
   /** One line per sample in which two namespaces held the same VIP. */
   readonly doubles: readonly string[];
+  /** One line per sample in which a VIP had no holder. */
+  readonly unheld: readonly string[];
   /** Every node seen holding each VIP, in order of first sighting. */
   readonly seen: ReadonlyMap<string, readonly string[]>;
 }
 
 /**
- * Samples `cluster.holders()` in the background until `stop()` (bounded by `maxSamples`), so a
- * test can show that at no sampled instant two namespaces held one VIP during a fault.
+ * Samples which namespaces hold each VIP in the background until `stop()`, so a test can show
+ * that at no sampled instant two namespaces held one VIP during a fault.
+ *
+ * The sampling loop is one long-lived shell (every namespace read in turn, a few milliseconds
+ * apart, then `everyMs` of sleep), bounded by `maxSamples` and `maxMs` so it ends by itself.
+ * It runs at realtime priority 5 when it may: above the CPU hogs of a loaded test machine, so
+ * samples stay frequent where the test's own event loop would be starved, and below the
+ * control plane's 10, so the sampler cannot delay what it watches.
  */
 export function watchHolders(
   cluster: LiveCluster,
@@ -218,37 +241,84 @@ export function watchHolders(
   maxMs = 60_000,
 ): { stop(): Promise<HolderReport> } {
   const doubles: string[] = [];
+  const unheld: string[] = [];
   const seen = new Map<string, string[]>();
   const startedAt = Date.now();
   let samples = 0;
-  let failures = 0;
-  let running = true;
-  const loop = (async () => {
-    // Bounded in count and in time, so a test that failed before stop() cannot leave it running.
-    while (running && samples < maxSamples && Date.now() - startedAt < maxMs) {
-      const sample = await cluster.holders().catch(() => undefined);
-      failures = sample ? 0 : failures + 1;
-      if (failures >= 5) break; // the namespaces are gone: the cluster was destroyed
-      if (sample) {
-        samples += 1;
-        for (const [vip, holders] of sample) {
-          if (holders.length > 1)
-            doubles.push(`+${Date.now() - startedAt} ms: ${vip} held by ${holders.join(" and ")}`);
-          const list = seen.get(vip) ?? [];
-          for (const h of holders) if (!list.includes(h)) list.push(h);
-          seen.set(vip, list);
-        }
-      }
-      await new Promise((resolve) => setTimeout(resolve, everyMs));
+  const reads = cluster.ids
+    .map(
+      (id) => `echo "@@ ${id}"; ip -n ${cluster.topology.host(id).netns} -o address show dev eth0`,
+    )
+    .join("; ");
+  const script = [
+    `end=$((SECONDS + ${Math.ceil(maxMs / 1000)})); n=0`,
+    `while [ "$n" -lt ${maxSamples} ] && [ "$SECONDS" -lt "$end" ]; do`,
+    `  echo "@@@ $(date +%s%3N)"; ${reads}; echo "@@@ end"`,
+    `  n=$((n + 1)); sleep ${(everyMs / 1000).toFixed(3)}`,
+    "done",
+  ].join("\n");
+  // Realtime needs root (CAP_SYS_NICE); otherwise the shell runs at normal priority.
+  const child =
+    process.getuid?.() === 0
+      ? spawn("chrt", ["-r", "5", "bash", "-c", script], { stdio: ["ignore", "pipe", "ignore"] })
+      : spawn("bash", ["-c", script], { stdio: ["ignore", "pipe", "ignore"] });
+  let rest = "";
+  let atMs = 0;
+  let current: string | undefined;
+  let held = new Map<string, Set<string>>();
+  const onLine = (line: string) => {
+    const stamp = /^@@@ (\d+)$/.exec(line);
+    if (stamp) {
+      atMs = Number(stamp[1]);
+      current = undefined;
+      held = new Map(cluster.ids.map((id) => [id, new Set<string>()]));
+      return;
     }
-  })();
+    if (line === "@@@ end") {
+      samples += 1;
+      for (const vip of cluster.vipAddresses) {
+        const holders = cluster.ids.filter((id) => held.get(id)?.has(vip));
+        if (holders.length > 1) {
+          doubles.push(`+${atMs - startedAt} ms: ${vip} held by ${holders.join(" and ")}`);
+        }
+        if (holders.length === 0) unheld.push(`+${atMs - startedAt} ms: ${vip} held by no node`);
+        const list = seen.get(vip) ?? [];
+        for (const h of holders) if (!list.includes(h)) list.push(h);
+        seen.set(vip, list);
+      }
+      return;
+    }
+    const marker = /^@@ (\S+)$/.exec(line);
+    if (marker) current = marker[1];
+    const address = /\sinet6?\s+([0-9a-f.:]+)\//.exec(line)?.[1];
+    if (current !== undefined && address !== undefined) held.get(current)?.add(address);
+  };
+  child.stdout?.on("data", (chunk: Buffer) => {
+    rest += chunk.toString();
+    const lines = rest.split("\n");
+    rest = lines.pop() ?? "";
+    for (const line of lines) onLine(line);
+  });
+  const exited = new Promise<void>((resolve) => {
+    child.on("exit", () => resolve());
+    child.on("error", () => resolve());
+  });
   return {
     async stop() {
-      running = false;
-      await loop;
-      return { samples, doubles, seen };
+      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+        child.kill("SIGTERM");
+      }
+      await exited;
+      return { samples, doubles, unheld, seen };
     },
   };
+}
+
+/** Resolves when `child` has exited (at once if it already has). */
+export function processExited(child: ChildProcess): Promise<void> {
+  return child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve()
+    : new Promise<void>((resolve) => child.once("exit", () => resolve()));
 }
 
 /** Every node's log, one section per node, for assertion messages. */

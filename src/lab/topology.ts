@@ -179,7 +179,18 @@ function makeTopology(state: TopologyState, hosts: TopologyHost[], subnet: strin
     args: readonly string[],
     timeoutMs = commandTimeoutMs,
   ) => run(cmd, args, { timeoutMs, netns: host(name).netns });
-  const renderDrops = async (name: string) => {
+  // One nft run at a time per namespace, each writing the set as it is when it runs: cuts
+  // made in parallel (a whole partition at once) can then never leave an older set in force.
+  const rendering = new Map<string, Promise<void>>();
+  const renderDrops = (name: string): Promise<void> => {
+    const next = (rendering.get(name) ?? Promise.resolve()).then(() => writeDrops(name));
+    rendering.set(
+      name,
+      next.catch(() => {}),
+    );
+    return next;
+  };
+  const writeDrops = async (name: string) => {
     const macs = [...(blocked.get(name) ?? [])];
     const lines = ["table netdev floatip_harness", "delete table netdev floatip_harness"];
     if (macs.length > 0) {

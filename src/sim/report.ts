@@ -18,6 +18,8 @@ export function runSwarm(options: {
   timers: Timers;
   nodes?: number;
   faultPhaseMs?: number;
+  /** Sees every run's result (fault coverage, measurements). */
+  onResult?: (result: SwarmRunResult) => void;
 }): SwarmSummary {
   const failed: SwarmRunResult[] = [];
   const ownerFailoverMs: number[] = [];
@@ -29,6 +31,7 @@ export function runSwarm(options: {
       ...(options.nodes ? { nodes: options.nodes } : {}),
       ...(options.faultPhaseMs ? { faultPhaseMs: options.faultPhaseMs } : {}),
     });
+    options.onResult?.(result);
     if (result.violations.length > 0) failed.push(result);
     if (result.failoverMs !== undefined) {
       (result.crashedCoordinator ? coordinatorFailoverMs : ownerFailoverMs).push(result.failoverMs);

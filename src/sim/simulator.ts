@@ -1,12 +1,20 @@
 /**
- * Deterministic simulator: N cores on a virtual clock over a simulated network with delay,
- * loss, duplication, reordering, symmetric and one-way partitions, machine crashes and
+ * Deterministic simulator: N cores on a virtual clock over a simulated network with delay
+ * (per link, up to and beyond the election timeout), loss, duplication, very late copies and
+ * replays of old datagrams, reordering, symmetric and one-way partitions, machine crashes and
  * restarts (new incarnation, persisted vote kept), agent kills that leave addresses behind
- * until a supervisor removes them, per-node clock drift, health flaps, failing `ip` calls and
- * foreign hosts squatting on a VIP. Same seed, same run, bit for bit.
+ * until a supervisor removes them, process pauses of any length (also in the middle of a
+ * vote write), per-node clock drift, wall-clock jumps, kernel address lifetimes, health
+ * flaps, failing `ip` calls and foreign hosts squatting on a VIP. Same seed, same run, bit
+ * for bit.
  *
- * Invariants are checked after every event (see `checkSafety`); a violation stops the run
- * and carries the seed and the trace so that `floatip sim --seed S --trace` replays it.
+ * Time: every node has a monotonic clock (`local = offset + rate × real`), the only time its
+ * core is ever given, and a wall clock that may jump; the simulated agent reads the wall
+ * clock only for its incarnation number at start (`wallClockIncarnations`), as the agent does.
+ *
+ * Invariants are checked after every event by the checkers in `checkers/`, which recompute
+ * what they check from what happened here and never read a core's fields; a violation stops
+ * the run and carries the seed and the trace so that `floatip sim --seed S --trace` replays it.
  */
 import type { Timers } from "../config/types.ts";
 import { CoreNode } from "../core/node.ts";
@@ -21,13 +29,14 @@ import type {
   Message,
   PersistentState,
 } from "../core/types.ts";
+import { type Checker, createCheckers, type ViolationKind, type World } from "./checkers/index.ts";
 
 export interface SimOptions {
   readonly seed: number;
   readonly nodes: readonly { id: string; weight: number }[];
   readonly vips: readonly PlacementVip[];
   readonly timers: Timers;
-  /** One-way network delay range in ms (real time). */
+  /** One-way network delay range in ms (real time), unless a link has its own. */
   readonly delayMs?: readonly [number, number];
   readonly lossRatio?: number;
   readonly duplicateRatio?: number;
@@ -37,22 +46,31 @@ export interface SimOptions {
   readonly addFailureRatio?: number;
   /** Apply clock drift (each node's rate within ±clockDriftRatio/2 of real time). */
   readonly drift?: boolean;
+  /** Clock rate per node (local ms per real ms), overriding the drawn ones. */
+  readonly clockRates?: readonly number[];
   /** Test the checkers: real drift bound, overriding the one the core is told (timers). */
   readonly actualDriftRatio?: number;
   /** False: occupancy probes never see other hosts (lost ARP), so leases alone keep safety. */
   readonly probeSeesOthers?: boolean;
+  /**
+   * Kernel lifetime (`valid_lft`) of an added VIP in ms, renewed every third of it while the
+   * agent runs, is not paused and its lease is valid, as the agent does. Undefined: forever.
+   */
+  readonly addressLifetimeMs?: number;
+  /** Incarnation numbers from the node's wall clock (never below the last one + 1). */
+  readonly wallClockIncarnations?: boolean;
+  /**
+   * Configuration fingerprint per node id (CoreConfig.fingerprint), for nodes whose
+   * cluster-wide configuration differs from the others'; absent nodes have none ("").
+   */
+  readonly fingerprints?: Readonly<Record<string, string>>;
   /** Keep a readable trace (costs memory; on for scenarios and replays). */
   readonly trace?: boolean;
 }
 
 export interface Violation {
   readonly atMs: number;
-  readonly kind:
-    | "two-holders"
-    | "holder-without-lease"
-    | "two-coordinators"
-    | "liveness"
-    | "stability";
+  readonly kind: ViolationKind;
   readonly detail: string;
 }
 
@@ -66,12 +84,36 @@ interface SimNode {
   agentUp: boolean;
   incarnation: number;
   persisted: PersistentState | undefined;
-  /** Clock: local = offset + rate × real. */
+  /** Monotonic clock: local = offset + rate × real. */
   rate: number;
   offset: number;
+  /** Wall clock: wallEpochMs + real + wallOffsetMs (jumps move the offset). */
+  wallOffsetMs: number;
   addresses: Set<number>;
+  /** Real time each address's kernel lifetime ends (with `addressLifetimeMs`). */
+  addressExpiryMs: Map<number, number>;
+  /** Probes and adds the agent has asked for whose outcome it has not consumed yet. */
+  probing: Set<number>;
+  adding: Set<number>;
   healthy: boolean;
   wakeEvent: number;
+  /**
+   * The agent process is paused (SIGSTOP, a long GC, a busy loop) until `pausedUntil` (real
+   * time): from the pause until its wake event has run, even at the instant it is due.
+   */
+  paused: boolean;
+  pausedUntil: number;
+  pauseToken: number;
+  pauseStartLocal: number;
+  wokeAtMs: number;
+  /** Inputs that arrived during the pause, delivered in order when it ends. */
+  pausedInputs: Input[];
+  /** Effects of a step that stalled in its vote write: performed first on waking. */
+  deferredEffects: Effect[];
+  /** Armed: the next vote write stalls for this long. */
+  voteWritePauseMs: number | undefined;
+  /** Messages this node sent: real time and type (to check what a woken node says first). */
+  readonly sent: { atMs: number; type: string }[];
 }
 
 interface QueueEntry {
@@ -79,6 +121,17 @@ interface QueueEntry {
   seq: number;
   run: () => void;
 }
+
+interface Datagram {
+  readonly from: string;
+  readonly to: string;
+  readonly message: Message;
+}
+
+/** Wall-clock reading at real time 0 (2027-01-15). */
+const wallEpochMs = 1_800_000_000_000;
+/** Datagrams kept for `replayOld`. */
+const datagramHistory = 4096;
 
 export class Simulator {
   readonly options: SimOptions;
@@ -96,15 +149,23 @@ export class Simulator {
   #seq = 0;
   #blocked = new Set<string>();
   #foreign = new Set<number>();
-  #coordinators = new Map<number, string>();
   #lossRatio: number;
+  #duplicateRatio: number;
+  #linkDelay = new Map<string, readonly [number, number]>();
+  #allDelay: readonly [number, number] | undefined;
+  #late: { ratio: number; rangeMs: readonly [number, number] } | undefined;
+  #history: Datagram[] = [];
+  #historyNext = 0;
   #lastActionAt = new Map<string, number>();
+  readonly #byId = new Map<string, SimNode>();
   readonly #config: CoreConfig;
+  readonly #checkers: Checker[];
 
   constructor(options: SimOptions) {
     this.options = options;
     this.random = new SeededRandom(options.seed);
     this.#lossRatio = options.lossRatio ?? 0;
+    this.#duplicateRatio = options.duplicateRatio ?? 0;
     this.#config = { nodes: options.nodes, vips: options.vips, timers: options.timers };
     const drift = (options.actualDriftRatio ?? options.timers.clockDriftRatio) / 2;
     this.nodes = options.nodes.map((n, index) => ({
@@ -115,15 +176,32 @@ export class Simulator {
       agentUp: false,
       incarnation: 0,
       persisted: undefined,
-      rate: options.drift === false ? 1 : 1 - drift + this.random.next() * 2 * drift,
+      rate:
+        options.clockRates?.[index] ??
+        (options.drift === false ? 1 : 1 - drift + this.random.next() * 2 * drift),
       offset: this.random.int(0, 1_000_000),
+      wallOffsetMs: 0,
       addresses: new Set(),
+      addressExpiryMs: new Map(),
+      probing: new Set(),
+      adding: new Set(),
       healthy: true,
       wakeEvent: 0,
+      paused: false,
+      pausedUntil: 0,
+      pauseToken: 0,
+      pauseStartLocal: 0,
+      wokeAtMs: Number.NEGATIVE_INFINITY,
+      pausedInputs: [],
+      deferredEffects: [],
+      voteWritePauseMs: undefined,
+      sent: [],
     }));
+    for (const node of this.nodes) this.#byId.set(node.id, node);
     options.vips.forEach((_, vip) => {
       this.holderHistory.set(vip, [[0, undefined]]);
     });
+    this.#checkers = createCheckers(this.#world(), (kind, detail) => this.#violate(kind, detail));
   }
 
   // ---------------------------------------------------------------- control
@@ -142,17 +220,23 @@ export class Simulator {
     // The agent's start-up removes VIPs a previous incarnation left behind, before the core runs.
     for (const vip of [...node.addresses]) this.#removeAddress(node, vip);
     node.agentUp = true;
-    node.incarnation += 1;
+    node.incarnation = this.options.wallClockIncarnations
+      ? Math.max(this.wallNowMs(id), node.incarnation + 1)
+      : node.incarnation + 1;
+    this.#resetProcess(node);
     const random = new SeededRandom(this.random.int(0, 2 ** 31));
+    for (const checker of this.#checkers) checker.onBoot?.(id);
+    const fingerprint = this.options.fingerprints?.[id];
     node.core = new CoreNode({
       id,
-      config: this.#config,
+      config: fingerprint === undefined ? this.#config : { ...this.#config, fingerprint },
       random,
       incarnation: node.incarnation,
       nowMs: this.#local(node),
       ...(node.persisted ? { persisted: node.persisted } : {}),
     });
     this.log(`${id} boots (incarnation ${node.incarnation})`);
+    if (this.options.addressLifetimeMs !== undefined) this.#scheduleRenewal(node);
     this.#deliver(node, { type: "health", nowMs: this.#local(node), healthy: node.healthy });
   }
 
@@ -162,15 +246,25 @@ export class Simulator {
     node.machineUp = false;
     node.agentUp = false;
     node.core = undefined;
+    this.#resetProcess(node);
     for (const vip of [...node.addresses]) this.#removeAddress(node, vip);
     this.log(`${id} crashes`);
   }
 
-  /** SIGKILL of the agent: addresses stay until the supervisor removes them. */
-  killAgent(id: string, supervisorDelayMs: number): void {
+  /**
+   * SIGKILL of the agent: addresses stay until the supervisor removes them after
+   * `supervisorDelayMs`, or (undefined: the supervisor died too) until their kernel lifetime
+   * runs out.
+   */
+  killAgent(id: string, supervisorDelayMs: number | undefined): void {
     const node = this.#node(id);
     node.agentUp = false;
     node.core = undefined;
+    this.#resetProcess(node);
+    if (supervisorDelayMs === undefined) {
+      this.log(`${id} agent and supervisor killed`);
+      return;
+    }
     this.log(`${id} agent killed (supervisor cleans up in ${supervisorDelayMs} ms)`);
     this.at(this.nowMs + supervisorDelayMs, () => {
       if (node.agentUp) return;
@@ -178,9 +272,69 @@ export class Simulator {
     });
   }
 
+  /**
+   * Pauses the agent process for `durationMs` of real time (SIGSTOP then SIGCONT): nothing it
+   * would do happens, its addresses stay configured, datagrams queue up. On waking it does
+   * what the agent runtime does: finishes the step it was in (a stalled vote write), reports
+   * the stall (its own timer's lateness) first, then delivers the queued datagrams and
+   * outcomes, then ticks. Pausing a paused agent extends the pause.
+   */
+  pause(id: string, durationMs: number): void {
+    const node = this.#node(id);
+    if (!node.agentUp) return;
+    this.log(`${id} paused for ${durationMs} ms`);
+    this.#beginPause(node, durationMs);
+  }
+
+  /** Ends a pause now (SIGCONT before the planned end). */
+  resume(id: string): void {
+    const node = this.#node(id);
+    if (!node.agentUp || !node.paused) return;
+    node.pauseToken += 1;
+    this.#wake(node);
+  }
+
+  /** The next vote the node writes stalls for `durationMs` after it is durable (undefined: not). */
+  pauseInNextVoteWrite(id: string, durationMs: number | undefined): void {
+    const node = this.#node(id);
+    node.voteWritePauseMs = durationMs;
+    if (durationMs !== undefined)
+      this.log(`${id} will stall ${durationMs} ms in its next vote write`);
+  }
+
+  isPaused(id: string): boolean {
+    return this.#node(id).paused;
+  }
+
+  /** Whether the node's agent process runs (a shutting-down agent still does). */
+  agentRunning(id: string): boolean {
+    return this.#node(id).agentUp;
+  }
+
+  /** Whether the machine has a VIP configured, or its agent is probing or adding one. */
+  holdsOrAcquires(id: string): boolean {
+    const node = this.#node(id);
+    return node.addresses.size > 0 || node.probing.size > 0 || node.adding.size > 0;
+  }
+
+  /** The node's wall clock (real-time clock), which may jump. */
+  wallNowMs(id: string): number {
+    return wallEpochMs + this.nowMs + this.#node(id).wallOffsetMs;
+  }
+
+  /** Steps the node's wall clock by `deltaMs` (NTP step, an operator, a bad RTC). */
+  jumpWallClock(id: string, deltaMs: number): void {
+    this.#node(id).wallOffsetMs += deltaMs;
+    this.log(`${id} wall clock jumps ${deltaMs > 0 ? "+" : ""}${deltaMs} ms`);
+  }
+
   /** Drops traffic from `from` to `to` (one way). */
   block(from: string, to: string): void {
     this.#blocked.add(`${from}>${to}`);
+  }
+
+  unblock(from: string, to: string): void {
+    this.#blocked.delete(`${from}>${to}`);
   }
 
   partition(groups: readonly (readonly string[])[]): void {
@@ -193,6 +347,7 @@ export class Simulator {
     this.log(`partition ${groups.map((g) => g.join(" ")).join(" | ")}`);
   }
 
+  /** Removes every block (delays, loss and duplication are separate faults). */
   heal(): void {
     this.#blocked.clear();
     this.log("network healed");
@@ -200,6 +355,47 @@ export class Simulator {
 
   setLoss(ratio: number): void {
     this.#lossRatio = ratio;
+  }
+
+  setDuplicates(ratio: number): void {
+    this.#duplicateRatio = ratio;
+  }
+
+  /**
+   * One-way delay range for datagrams from `from` to `to` (either undefined: every node),
+   * or back to the default with `range` undefined.
+   */
+  setDelay(range: readonly [number, number] | undefined, from?: string, to?: string): void {
+    if (from === undefined && to === undefined) {
+      this.#allDelay = range;
+      if (range === undefined) this.#linkDelay.clear();
+    } else {
+      for (const a of from === undefined ? this.nodes.map((n) => n.id) : [from]) {
+        for (const b of to === undefined ? this.nodes.map((n) => n.id) : [to]) {
+          if (a === b) continue;
+          if (range) this.#linkDelay.set(`${a}>${b}`, range);
+          else this.#linkDelay.delete(`${a}>${b}`);
+        }
+      }
+    }
+    const what = range ? `${range[0]}-${range[1]} ms` : "normal";
+    this.log(`delay ${from ?? "*"} -> ${to ?? "*"}: ${what}`);
+  }
+
+  /** A share of datagrams also arrives a second time, `rangeMs` later (a stuck queue). */
+  setLateCopies(ratio: number, rangeMs: readonly [number, number] = [500, 5000]): void {
+    this.#late = ratio > 0 ? { ratio, rangeMs } : undefined;
+  }
+
+  /** Delivers `count` datagrams sent earlier (up to a few thousand back) once more, now. */
+  replayOld(count: number): void {
+    const kept = this.#history.length;
+    if (kept === 0) return;
+    this.log(`replaying ${count} old datagrams`);
+    for (let i = 0; i < count; i += 1) {
+      const datagram = this.#history[this.random.int(0, kept)]!;
+      this.at(this.nowMs + 1, () => this.#arrive(datagram.from, datagram.to, datagram.message));
+    }
   }
 
   setHealth(id: string, healthy: boolean): void {
@@ -283,13 +479,38 @@ export class Simulator {
   // ---------------------------------------------------------------- internals
 
   #node(id: string): SimNode {
-    const node = this.nodes.find((n) => n.id === id);
+    const node = this.#byId.get(id);
     if (!node) throw new Error(`no node ${id} in the simulation`);
     return node;
   }
 
+  /** What the checkers may see: this simulator's bookkeeping, never a core's fields. */
+  #world(): World {
+    return {
+      timers: this.options.timers,
+      nodeIds: this.nodes.map((n) => n.id),
+      vipAddresses: this.options.vips.map((v) => v.address),
+      nowMs: () => this.nowMs,
+      localAtMs: (id, realMs) => this.#localAt(this.#node(id), realMs),
+      incarnation: (id) => this.#node(id).incarnation,
+      machineUp: (id) => this.#node(id).machineUp,
+      agentUp: (id) => this.#node(id).agentUp,
+      paused: (id) => this.#node(id).paused,
+      wokeAtMs: (id) => this.#node(id).wokeAtMs,
+      addresses: (id) => this.#node(id).addresses,
+      acquiring: (id, vip) => {
+        const node = this.#node(id);
+        return node.agentUp && (node.probing.has(vip) || node.adding.has(vip));
+      },
+    };
+  }
+
   #local(node: SimNode): number {
-    return Math.floor(node.offset + node.rate * this.nowMs);
+    return this.#localAt(node, this.nowMs);
+  }
+
+  #localAt(node: SimNode, realMs: number): number {
+    return Math.floor(node.offset + node.rate * realMs);
   }
 
   /** Real time at which `node`'s clock shows `localMs`. */
@@ -297,12 +518,82 @@ export class Simulator {
     return Math.ceil((localMs - node.offset) / node.rate);
   }
 
+  /** A new or dead agent process: nothing paused, queued, deferred or in flight. */
+  #resetProcess(node: SimNode): void {
+    node.paused = false;
+    node.pausedUntil = 0;
+    node.pauseToken += 1;
+    node.pausedInputs = [];
+    node.deferredEffects = [];
+    node.probing.clear();
+    node.adding.clear();
+  }
+
+  #beginPause(node: SimNode, durationMs: number): void {
+    const until = this.nowMs + durationMs;
+    if (node.paused) {
+      if (until <= node.pausedUntil) return;
+    } else {
+      node.pauseStartLocal = this.#local(node);
+      node.pausedInputs = [];
+    }
+    node.paused = true;
+    node.pausedUntil = until;
+    node.pauseToken += 1;
+    const token = node.pauseToken;
+    const incarnation = node.incarnation;
+    this.at(until, () => {
+      if (node.pauseToken !== token || node.incarnation !== incarnation || !node.agentUp) return;
+      this.#wake(node);
+    });
+  }
+
+  #wake(node: SimNode): void {
+    node.paused = false;
+    node.pausedUntil = 0;
+    node.wokeAtMs = this.nowMs;
+    const deferred = node.deferredEffects;
+    const queued = node.pausedInputs;
+    node.deferredEffects = [];
+    node.pausedInputs = [];
+    this.log(`${node.id} wakes`);
+    for (const effect of deferred) this.#perform(node, effect);
+    const stalledMs = this.#local(node) - node.pauseStartLocal;
+    this.#deliver(node, { type: "stall", nowMs: this.#local(node), stalledMs });
+    for (const input of queued) this.#deliver(node, { ...input, nowMs: this.#local(node) });
+    this.#deliver(node, { type: "tick", nowMs: this.#local(node) });
+  }
+
   #deliver(node: SimNode, input: Input): void {
     const core = node.core;
     if (!core || !node.agentUp) return;
+    if (node.paused) {
+      if (input.type !== "tick") node.pausedInputs.push(input);
+      return;
+    }
+    if (input.type === "message") {
+      for (const checker of this.#checkers) {
+        checker.onDeliver?.(node.id, input.from, input.message as Message);
+      }
+    } else if (input.type === "probe-result") {
+      node.probing.delete(input.vip);
+    }
     const output = core.step(input);
     for (const event of output.events) this.#onEvent(node, event);
-    for (const effect of output.effects) this.#perform(node, effect);
+    const effects = output.effects;
+    for (let i = 0; i < effects.length; i += 1) {
+      const effect = effects[i]!;
+      this.#perform(node, effect);
+      if (effect.type === "persist-vote" && node.voteWritePauseMs !== undefined) {
+        // The vote is durable; the process stalls before the datagrams that follow it.
+        const pauseMs = node.voteWritePauseMs;
+        node.voteWritePauseMs = undefined;
+        this.log(`${node.id} stalls ${pauseMs} ms in a vote write`);
+        this.#beginPause(node, pauseMs);
+        node.deferredEffects = effects.slice(i + 1);
+        break;
+      }
+    }
     const incarnation = node.incarnation;
     const wakeReal = Math.max(this.#realAt(node, output.wakeAtMs), this.nowMs + 1);
     node.wakeEvent = this.at(wakeReal, () => {
@@ -314,13 +605,6 @@ export class Simulator {
   }
 
   #onEvent(node: SimNode, event: CoreEvent): void {
-    if (event.type === "role-changed" && event.role === "coordinator") {
-      const existing = this.#coordinators.get(event.term);
-      if (existing !== undefined && existing !== node.id) {
-        this.#violate("two-coordinators", `term ${event.term}: ${existing} and ${node.id}`);
-      }
-      this.#coordinators.set(event.term, node.id);
-    }
     if (this.options.trace && event.type !== "message-dropped") {
       this.log(`${node.id} ${describeEvent(event)}`);
     }
@@ -335,13 +619,19 @@ export class Simulator {
         node.persisted = effect.state;
         return;
       case "send":
+        node.sent.push({ atMs: this.nowMs, type: effect.message.type });
+        for (const checker of this.#checkers) checker.onSend?.(node.id, effect.to, effect.message);
         this.#send(node, effect.to, effect.message);
         return;
       case "broadcast":
+        node.sent.push({ atMs: this.nowMs, type: effect.message.type });
+        for (const checker of this.#checkers) checker.onSend?.(node.id, undefined, effect.message);
         for (const peer of this.nodes) if (peer !== node) this.#send(node, peer.id, effect.message);
         return;
       case "probe-address": {
         const vip = effect.vip;
+        for (const checker of this.#checkers) checker.onProbeStart?.(node.id, vip);
+        node.probing.add(vip);
         const probeReal = Math.ceil(t.probeTimeoutMs / node.rate);
         this.at(this.nowMs + probeReal, () => {
           if (!sameAgent()) return;
@@ -364,8 +654,10 @@ export class Simulator {
       case "add-address": {
         const vip = effect.vip;
         const fails = this.random.chance(this.options.addFailureRatio ?? 0);
+        node.adding.add(vip);
         this.at(this.#actionAt(node, vip), () => {
           if (!sameAgent()) return;
+          node.adding.delete(vip);
           if (fails) {
             this.#deliver(node, {
               type: "address-add-failed",
@@ -404,22 +696,30 @@ export class Simulator {
   #send(from: SimNode, to: string, message: Message): void {
     if (this.#blocked.has(`${from.id}>${to}`)) return;
     if (this.random.chance(this.#lossRatio)) return;
-    const copies = this.random.chance(this.options.duplicateRatio ?? 0) ? 2 : 1;
-    const [low, high] = this.options.delayMs ?? [1, 3];
+    const copies = this.random.chance(this.#duplicateRatio) ? 2 : 1;
+    const [low, high] = this.#linkDelay.get(`${from.id}>${to}`) ??
+      this.#allDelay ??
+      this.options.delayMs ?? [1, 3];
     for (let i = 0; i < copies; i += 1) {
       const delay = low + this.random.next() * (high - low);
-      this.at(this.nowMs + Math.max(1, Math.round(delay)), () => {
-        const target = this.#node(to);
-        if (!target.machineUp || this.#blocked.has(`${from.id}>${to}`)) return;
-        this.delivered += 1;
-        this.#deliver(target, {
-          type: "message",
-          nowMs: this.#local(target),
-          from: from.id,
-          message,
-        });
-      });
+      this.at(this.nowMs + Math.max(1, Math.round(delay)), () =>
+        this.#arrive(from.id, to, message),
+      );
     }
+    const late = this.#late;
+    if (late && this.random.chance(late.ratio)) {
+      const lateMs = this.random.int(late.rangeMs[0], late.rangeMs[1] + 1);
+      this.at(this.nowMs + lateMs, () => this.#arrive(from.id, to, message));
+    }
+    this.#history[this.#historyNext] = { from: from.id, to, message };
+    this.#historyNext = (this.#historyNext + 1) % datagramHistory;
+  }
+
+  #arrive(from: string, to: string, message: Message): void {
+    const target = this.#node(to);
+    if (!target.machineUp || this.#blocked.has(`${from}>${to}`)) return;
+    this.delivered += 1;
+    this.#deliver(target, { type: "message", nowMs: this.#local(target), from, message });
   }
 
   /**
@@ -439,12 +739,50 @@ export class Simulator {
 
   #addAddress(node: SimNode, vip: number): void {
     node.addresses.add(vip);
+    const lifetime = this.options.addressLifetimeMs;
+    if (lifetime !== undefined) this.#expireAt(node, vip, this.nowMs + lifetime);
     this.#recordHolder(vip);
   }
 
   #removeAddress(node: SimNode, vip: number): void {
+    node.addressExpiryMs.delete(vip);
     if (!node.addresses.delete(vip)) return;
     this.#recordHolder(vip);
+  }
+
+  /** The kernel drops the address at `atMs` unless a renewal moves the expiry first. */
+  #expireAt(node: SimNode, vip: number, atMs: number): void {
+    node.addressExpiryMs.set(vip, atMs);
+    this.at(atMs, () => {
+      if (node.addressExpiryMs.get(vip) !== atMs || !node.addresses.has(vip)) return;
+      this.log(`${node.id} loses ${this.options.vips[vip]?.address}: kernel lifetime ran out`);
+      this.#removeAddress(node, vip);
+    });
+  }
+
+  /**
+   * The agent's lifetime renewal: every third of the lifetime, while its lease is valid, the
+   * held VIPs get a fresh lifetime; a held VIP the kernel already dropped is reported lost.
+   * A paused agent renews nothing.
+   */
+  #scheduleRenewal(node: SimNode): void {
+    const lifetime = this.options.addressLifetimeMs!;
+    const periodMs = Math.max(250, Math.floor(lifetime / 3));
+    const incarnation = node.incarnation;
+    const renew = () => {
+      if (node.incarnation !== incarnation || !node.agentUp) return;
+      this.at(this.nowMs + periodMs, renew);
+      const core = node.core;
+      if (!core || node.paused) return;
+      const nowLocal = this.#local(node);
+      if (!core.status(nowLocal, { explain: false }).leaseValid) return;
+      core.ownership().local.forEach((state, vip) => {
+        if (state !== "held") return;
+        if (node.addresses.has(vip)) this.#expireAt(node, vip, this.nowMs + lifetime);
+        else this.#deliver(node, { type: "address-lost", nowMs: nowLocal, vip });
+      });
+    };
+    this.at(this.nowMs + periodMs, renew);
   }
 
   #recordHolder(vip: number): void {
@@ -455,22 +793,10 @@ export class Simulator {
   }
 
   #checkSafety(): void {
-    this.options.vips.forEach((vip, index) => {
-      const holders = this.holders(index);
-      if (holders.length > 1) {
-        this.#violate("two-holders", `${vip.address} held by ${holders.join(" and ")}`);
-      }
-    });
-    for (const node of this.nodes) {
-      if (!node.core || !node.agentUp || node.addresses.size === 0) continue;
-      if (this.#local(node) >= node.core.leaseExpiryMs()) {
-        const held = [...node.addresses].map((v) => this.options.vips[v]?.address).join(" ");
-        this.#violate("holder-without-lease", `${node.id} holds ${held} after its lease expired`);
-      }
-    }
+    for (const checker of this.#checkers) checker.check?.();
   }
 
-  #violate(kind: Violation["kind"], detail: string): void {
+  #violate(kind: ViolationKind, detail: string): void {
     if (this.violations.some((v) => v.kind === kind && v.detail === detail)) return;
     this.violations.push({ atMs: this.nowMs, kind, detail });
     this.log(`VIOLATION ${kind}: ${detail}`);
@@ -539,6 +865,12 @@ export function describeEvent(event: CoreEvent): string {
       return `stops holding VIPs: ${event.reason}`;
     case "holding-resumed":
       return "may hold VIPs again";
+    case "config-mismatch":
+      return `finds ${event.coordinator}'s configuration differs (${event.theirs} vs ${event.own})`;
+    case "config-matched":
+      return `finds ${event.coordinator}'s configuration matches again`;
+    case "stall-detected":
+      return `was paused for ${event.stalledMs} ms${event.leaseExpired ? " beyond its lease" : ""}`;
     case "admin-applied":
       return `applies ${JSON.stringify(event.command)}`;
     case "admin-rejected":

@@ -152,18 +152,33 @@ export class Dispatcher {
   }
 
   /** Records received from a peer (replication endpoint). */
-  receive(records: readonly RequestRecord[]): RequestRecord[] {
-    const merged = records.map((record) => this.#apply(record));
+  receive(records: readonly RequestRecord[]): { records: RequestRecord[]; conflicts: string[] } {
+    const writes = this.#o.journal.applyMany(records);
+    const merged: RequestRecord[] = [];
+    const conflicts: string[] = [];
+    writes.forEach((write, i) => {
+      if (write === undefined) {
+        conflicts.push(records[i]!.id);
+        return;
+      }
+      this.#wake(write);
+      merged.push(write.record);
+    });
     this.#kick();
-    return merged;
+    return { records: merged, conflicts };
   }
 
   #apply(record: RequestRecord): RequestRecord {
     const write = this.#o.journal.apply(record);
-    if (write.changed && isFinal(write.record.state)) {
-      for (const waiter of [...(this.#waiters.get(record.id) ?? [])]) waiter(write.record);
-    }
+    this.#wake(write);
     return write.record;
+  }
+
+  /** Hands a record that just became final to those waiting for it. */
+  #wake(write: { changed: boolean; record: RequestRecord }): void {
+    if (write.changed && isFinal(write.record.state)) {
+      for (const waiter of [...(this.#waiters.get(write.record.id) ?? [])]) waiter(write.record);
+    }
   }
 
   #healthyPeers(view: ClusterViewSnapshot = this.#o.view.current()): Peer[] {
@@ -198,7 +213,17 @@ export class Dispatcher {
       this.#o.log("takeover", { node: this.#o.nodeId, term: view.term });
       this.#attemptsHere.clear();
       this.#notBeforeMs.clear();
-      this.#takeover = this.#pullAll(view).then(() => this.#kick());
+      // A pull that fails in an unforeseen way must not wedge every later drain (each one
+      // waits for the takeover first): log it and re-drive what the journal has.
+      this.#takeover = this.#pullAll(view)
+        .catch((error: unknown) => {
+          this.#o.log("pull_failed", { error: (error as Error).message ?? String(error) });
+        })
+        .then(() => {
+          const unfinished = this.#o.journal.unfinished().length;
+          this.#o.log("takeover_ready", { node: this.#o.nodeId, unfinished });
+          this.#kick();
+        });
     } else {
       this.#kick();
     }

@@ -92,19 +92,39 @@ export class Journal {
 
   /** Merges a record (from this node's dispatcher or from a peer) into the stored one. */
   apply(record: RequestRecord): JournalWrite {
-    return this.#transaction(() => {
-      const existing = this.#existing(record);
-      if (!existing) {
-        this.#write(record, undefined);
-        return { changed: true, record };
-      }
-      const merged = merge(existing, record);
-      if (canonicalJson(merged) === canonicalJson(existing)) {
-        return { changed: false, record: existing };
-      }
-      this.#write(merged, existing);
-      return { changed: true, record: merged };
-    });
+    return this.#transaction(() => this.#merge(record));
+  }
+
+  #merge(record: RequestRecord): JournalWrite {
+    const existing = this.#existing(record);
+    if (!existing) {
+      this.#write(record, undefined);
+      return { changed: true, record };
+    }
+    const merged = merge(existing, record);
+    if (canonicalJson(merged) === canonicalJson(existing)) {
+      return { changed: false, record: existing };
+    }
+    this.#write(merged, existing);
+    return { changed: true, record: merged };
+  }
+
+  /**
+   * Merges many records in one transaction (one fsync): what a peer's batched push carries.
+   * A record whose id was used for another operation is skipped (undefined in its place);
+   * the others are still written.
+   */
+  applyMany(records: readonly RequestRecord[]): (JournalWrite | undefined)[] {
+    return this.#transaction(() =>
+      records.map((record) => {
+        try {
+          return this.#merge(record);
+        } catch (error) {
+          if (error instanceof StorageError && error.code === "REQUEST_ID_REUSED") return undefined;
+          throw error;
+        }
+      }),
+    );
   }
 
   /** Requests that have no final state, oldest first (the order of re-drives). */

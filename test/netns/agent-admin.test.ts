@@ -7,6 +7,8 @@
  * 2. `floatip ip move VIP n3` (with the API token; refused without it) pins the VIP to n3.
  * 3. `floatip node disable n3` drains n3 (it holds nothing); `enable` makes it eligible again,
  *    which shows as the pinned VIP going back to it.
+ * 4. What cannot be done is refused with the reason (a move to a drained node; draining the
+ *    last eligible node without --force), and `--wait` returns once the change is in effect.
  * A background sampler checks every namespace's addresses during each step.
  */
 import assert from "node:assert/strict";
@@ -150,5 +152,56 @@ describe("agent: failback and administrative commands", { skip: skipUnlessRoot()
     );
     assert.equal(await waitFor(() => cluster.ask(moved, 1000), 3000), "n3");
     noDoubles(await back.stop());
+  });
+
+  it("refuses what it cannot do, and --wait returns once the change is in effect", async () => {
+    await waitSettled(cluster);
+    const watch = watchHolders(cluster);
+    const cli = (id: string, ...args: string[]) => cluster.cli(id, [...args, ...token]);
+
+    // Drain n2 and wait for it: when the command returns, n2 owns nothing in the table.
+    const drained = await cli("n1", "node", "disable", "n2", "--wait");
+    assert.equal(drained.code, 0, `${drained.stderr}${drained.stdout}`);
+    assert.match(drained.stdout, /disable n2: in effect/);
+    const view = JSON.parse((await cli("n1", "status", "--json")).stdout) as Status & {
+      vips: { address: string; owner: string | null }[];
+    };
+    assert.equal(view.members.find((m) => m.id === "n2")?.state, "drained");
+    assert.deepEqual(
+      view.vips.filter((v) => v.owner === "n2"),
+      [],
+      "no VIP is n2's once --wait returned",
+    );
+
+    // A move to the drained node: refused at once, with the reason and the way out.
+    const vip = cluster.vipAddresses[1]!;
+    const toDrained = await cli("n3", "ip", "move", vip, "n2");
+    assert.equal(toDrained.code, 1, toDrained.stdout);
+    assert.match(toDrained.stderr, /n2 is drained: .*floatip node enable n2/);
+    assert.match(toDrained.stderr, /NODE_NOT_ELIGIBLE/);
+
+    // Draining n1 leaves n3; draining n3 then would leave nothing: refused without --force.
+    assert.equal((await cli("n3", "node", "disable", "n1", "--wait")).code, 0);
+    const last = await cli("n1", "node", "disable", "n3");
+    assert.equal(last.code, 1, last.stdout);
+    assert.match(last.stderr, /n3 is the last node that may hold VIPs: .*add --force/);
+    for (const address of cluster.vipAddresses) {
+      const holder = await heldBy(address, (id) => id === "n3");
+      assert.ok(holder, `${address} is on n3, the only eligible node, and stays there`);
+    }
+
+    // A move that can happen: --wait returns when the table has it on n3.
+    const move = await cli("n1", "ip", "move", vip, "n3", "--wait");
+    assert.equal(move.code, 0, `${move.stderr}${move.stdout}`);
+    assert.match(move.stdout, /in effect/);
+
+    for (const id of ["n1", "n2"]) {
+      const enabled = await cli("n3", "node", "enable", id, "--wait");
+      assert.equal(enabled.code, 0, `${enabled.stderr}${enabled.stdout}`);
+      assert.match(enabled.stdout, new RegExp(`enable ${id}: in effect`));
+    }
+    await cli("n1", "ip", "unpin", vip);
+    noDoubles(await watch.stop());
+    await waitSettled(cluster);
   });
 });

@@ -62,6 +62,8 @@ describe("agent: notify hooks and reload", { skip: skipUnlessRoot() }, () => {
       5000,
     );
     assert.ok(acquired, `no vip-acquired line for ${owner}:\n${hookLines().join("\n")}`);
+    // Role and term are set on every event, not only on role changes.
+    assert.match(acquired, / role=(follower|coordinator) term=[1-9]\d*$/, acquired);
     const coordinator = await waitFor(
       async () =>
         hookLines().find((l) =>
@@ -84,6 +86,22 @@ describe("agent: notify hooks and reload", { skip: skipUnlessRoot() }, () => {
       5000,
     );
     assert.ok(seen, hookLines().join("\n"));
+    const failed = await waitFor(
+      async () => hookLines().find((l) => l.includes(` member-failed ${owner} `)),
+      5000,
+    );
+    assert.ok(failed, hookLines().join("\n"));
+    assert.match(failed, / role=coordinator term=[1-9]\d*$/, "the coordinator reports failures");
+
+    // The same story in /metrics, as a Prometheus scrape sees it.
+    const metrics = async (id: string) =>
+      (await cluster.topology.exec(id, "curl", ["-s", "http://127.0.0.1:7480/metrics"])).stdout;
+    assert.match(await metrics(taken), /^floatip_vip_acquired_total\{[^}]*\} [1-9]\d*$/m);
+    const reporter = failed.split(" ")[0]!;
+    const scraped = await metrics(reporter);
+    assert.match(scraped, /^floatip_member_failures_total\{[^}]*\} [1-9]\d*$/m);
+    assert.match(scraped, /^floatip_elections_total\{[^}]*\} [1-9]\d*$/m);
+    assert.match(scraped, /^floatip_build_info\{[^}]*wire="2"[^}]*\} 1$/m);
   });
 
   it("SIGHUP reloads a valid config and refuses an invalid one, keeping the agent running", async () => {
@@ -93,7 +111,7 @@ describe("agent: notify hooks and reload", { skip: skipUnlessRoot() }, () => {
     // A valid change that reload applies: a new health check.
     writeFileSync(
       cluster.configPath,
-      `${original}\nchecks:\n  - { name: always, kind: exec, command: ["true"], interval: 200ms, timeout: 200ms }\n`,
+      `${original}\nchecks:\n  - { name: always, kind: exec, command: ["true"], interval: 1s, timeout: 1s }\n`,
     );
     cluster.signal(id, "SIGHUP");
     const reloaded = await waitFor(

@@ -11,6 +11,8 @@
  *    claiming the address while the dead node's kernel still answers for it.
  */
 import assert from "node:assert/strict";
+import { readlinkSync } from "node:fs";
+import { basename } from "node:path";
 import { after, describe, it } from "node:test";
 import {
   allLogs,
@@ -60,6 +62,10 @@ describe("agent killed with SIGKILL", { skip: skipUnlessRoot() }, () => {
       const staying = [...before].filter(([, o]) => o !== owner);
 
       const watch = watchHolders(cluster);
+      const supervisor = cluster.agents.get(owner)?.pid;
+      assert.ok(supervisor, "the owner's supervisor runs");
+      // `floatip agent` checked the configuration and became the C supervisor (execve).
+      assert.equal(basename(readlinkSync(`/proc/${supervisor}/exe`)), "floatip-supervisor");
       const pid = cluster.agentPid(owner);
       assert.ok(pid, "the supervisor has an agent child");
       process.kill(pid, "SIGKILL");
@@ -99,6 +105,13 @@ describe("agent killed with SIGKILL", { skip: skipUnlessRoot() }, () => {
         [],
         `${owner} holds nothing after its agent died`,
       );
+      // The supervisor's own lines reach the same log as the agent's (standard error is
+      // inherited through the execve and the fork).
+      assert.match(
+        cluster.logs(owner),
+        /ERROR the agent died; removing its VIPs at once .*signal=SIGKILL/,
+      );
+      assert.match(cluster.logs(owner), /INFO {2}agent started node=/);
       for (const [vip, o] of staying)
         assert.equal(await cluster.holderOf(vip), o, `${vip} stayed on live ${o}`);
       const report = await watch.stop();
@@ -120,7 +133,10 @@ describe("agent killed with SIGKILL", { skip: skipUnlessRoot() }, () => {
       const watch = watchHolders(cluster);
       const pid = cluster.agentPid(owner);
       assert.ok(pid, "the supervisor has an agent child");
-      // Back to back, so the supervisor has no chance to remove the VIPs itself.
+      // The supervisor is stopped first, so that it cannot remove the VIPs when its agent
+      // dies (back to back was not enough: on a busy machine the C supervisor, on the other
+      // CPU, reaped the agent and removed the VIPs between the two kills), then both die.
+      cluster.signal(owner, "SIGSTOP");
       process.kill(pid, "SIGKILL");
       cluster.signal(owner, "SIGKILL");
       const killedAt = Date.now();

@@ -72,7 +72,9 @@ describe("benchmarks (smoke)", { skip: skipUnlessRoot(), concurrency: 1 }, () =>
     const { code, output } = await runBench(
       "garp.ts",
       ["--vips", "50", "--profile", "lan", "--out", join(out, "garp.json")],
-      40_000,
+      // Settling 50 VIPs on n1 took 32 s beside stress-ng --cpu 8 (the whole smoke run took
+      // 41 s there): a budget for a loaded machine, not a speed claim.
+      90_000,
     );
     assert.equal(code, 0, output);
     assert.match(output, /vips\s+all held elsewhere ms/);

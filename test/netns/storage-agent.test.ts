@@ -78,7 +78,9 @@ describe("storage gateway inside the agent", { skip: skipUnlessRoot() }, () => {
   before(async () => {
     writeFileSync(programFile, storageClientProgram(60_000));
     writeFileSync(flagFile, "");
-    // Healthy unless one of this node's own eth0 addresses is listed in the flag file.
+    // Healthy unless one of this node's own eth0 addresses is listed in the flag file. The
+    // timeout leaves room for a busy machine (with 250 ms a healthy node's check timed out
+    // beside stress-ng, "tasks waited for a CPU 99 % of that time", and its VIP moved).
     const check = ["sh", "-c", `! ip -o -4 address show dev eth0 | grep -qF -f ${flagFile}`];
     cluster = await startCluster({
       prefix,
@@ -86,7 +88,7 @@ describe("storage gateway inside the agent", { skip: skipUnlessRoot() }, () => {
       addressLifetime: "3s",
       extraYaml: [
         "checks:",
-        `  - { name: flag, kind: exec, command: ${JSON.stringify(check)}, interval: 250ms, timeout: 250ms, fall: 2, within: 1s, rise: 2 }`,
+        `  - { name: flag, kind: exec, command: ${JSON.stringify(check)}, interval: 1s, timeout: 1s, fall: 2, within: 3s, rise: 2 }`,
         "storage:",
         `  vip: ${vip}`,
         `  port: ${port}`,
@@ -207,7 +209,10 @@ describe("storage gateway inside the agent", { skip: skipUnlessRoot() }, () => {
     assert.ok(holder, "someone holds the storage VIP");
     const acks = await client<Answer[]>("submit", calls);
     for (const ack of acks) {
-      assert.ok([200, 202].includes(ack.status), `${ack.id}: ${JSON.stringify(ack.body)}`);
+      assert.ok(
+        [200, 202].includes(ack.status),
+        `${ack.id}: ${JSON.stringify(ack.body)}\n${allLogs(c)}`,
+      );
     }
     const pid = c.agentPid(holder);
     assert.ok(pid, "the holder's supervisor has an agent child");
@@ -221,12 +226,18 @@ describe("storage gateway inside the agent", { skip: skipUnlessRoot() }, () => {
       5000,
     );
     process.kill(pid, "SIGKILL");
+    // Who takes the VIP over, seen now: by the end of the follow the killed node may have
+    // come back and taken it back (failback), which is no failure.
+    const takenOver = waitFor(async () => {
+      const h = await c.holderOf(vip).catch(() => undefined);
+      return h !== undefined && h !== holder ? h : undefined;
+    }, 30_000);
     const known = (JSON.parse(listed.stdout) as { requests: RecordJson[] }).requests;
     const unfinishedAtKill = known.filter(
       (r) => r.id.startsWith("m-") && !["succeeded", "failed"].includes(r.state.state),
     ).length;
     const followed = await following;
-    const newHolder = await c.holderOf(vip);
+    const newHolder = await takenOver;
     assert.ok(
       unfinishedAtKill > 10,
       `the holder should die with work queued (${unfinishedAtKill})`,

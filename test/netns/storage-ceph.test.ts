@@ -264,12 +264,18 @@ describe("storage gateway inside the agent on real Ceph", { skip: skipUnlessRoot
       5000,
     );
     process.kill(pid, "SIGKILL");
+    // Who takes the VIP over, seen now: by the end of the follow the killed node may have
+    // come back and taken it back (failback), which is no failure.
+    const takenOver = waitFor(async () => {
+      const h = await c.holderOf(vip).catch(() => undefined);
+      return h !== undefined && h !== holder ? h : undefined;
+    }, 30_000);
     const known = (JSON.parse(listed.stdout) as { requests: RecordJson[] }).requests;
     const unfinishedAtKill = known.filter(
       (r) => r.id.startsWith("m-") && !["succeeded", "failed"].includes(r.state.state),
     ).length;
     const followed = await following;
-    const newHolder = await c.holderOf(vip);
+    const newHolder = await takenOver;
     assert.ok(
       unfinishedAtKill > 10,
       `the holder should die with work queued (${unfinishedAtKill})`,
@@ -280,13 +286,22 @@ describe("storage gateway inside the agent on real Ceph", { skip: skipUnlessRoot
     );
     const finals = new Map(followed.map((f) => [f.id, f.record]));
     assert.ok(newHolder && newHolder !== holder, `the storage VIP moved (now ${newHolder})`);
-    // The new holder re-drove the dead holder's unfinished requests against Ceph itself.
-    const reDriven = c
-      .logs(newHolder)
-      .split("\n")
-      .filter((line) => / executed .*\bid=m-.*\breDrive=true\b/.test(line)).length;
-    t.diagnostic(`${newHolder} re-drove ${reDriven} requests`);
-    assert.ok(reDriven > 0, `${newHolder} executed none of the unfinished requests`);
+    // A node that took the VIP over re-drove the dead holder's unfinished requests against
+    // Ceph itself (a re-drive, not the dead holder finishing them: its records say
+    // reDrive=false). Usually the final holder; when the killed node's restarted agent got
+    // the VIP back for a while first, it may be that one.
+    const reDrivenBy = c.ids.map(
+      (id) =>
+        c
+          .logs(id)
+          .split("\n")
+          .filter((line) => / executed .*\bid=m-.*\breDrive=true\b/.test(line)).length,
+    );
+    const reDriven = reDrivenBy.reduce((a, b) => a + b, 0);
+    t.diagnostic(
+      `re-driven: ${c.ids.map((id, i) => `${id} ${reDrivenBy[i]}`).join(", ")} (final holder ${newHolder})`,
+    );
+    assert.ok(reDriven > 0, `no node re-drove the unfinished requests\n${allLogs(c)}`);
     assert.ok(retries > 0, "the client's long-poll on the dead holder was cut off and retried");
     for (const f of followed) {
       assert.ok(

@@ -1,25 +1,39 @@
 /**
- * The swarm: at least 300 seeds over 3-, 5- and 7-node clusters with random faults. Fails on
- * any safety, liveness or stability violation and prints the seed to replay.
+ * The swarm: 300 seeds over 3-, 5- and 7-node clusters with every fault class (safety phase),
+ * then persistent faults on a minority and a final heal (liveness phases). Fails on any
+ * invariant, liveness or stability violation and prints the seed to replay.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { profiles } from "../../src/config/profiles.ts";
 import { formatSummary, runSwarm } from "../../src/sim/report.ts";
 import { Simulator } from "../../src/sim/simulator.ts";
-import { percentile, runSwarmSeed } from "../../src/sim/swarm.ts";
+import {
+  minorityFaults,
+  percentile,
+  runSwarmSeed,
+  type SwarmRunResult,
+  safetyFaultKinds,
+} from "../../src/sim/swarm.ts";
 
 describe("swarm simulation", () => {
-  for (const nodes of [3, 5, 7]) {
-    it(`100 seeds on ${nodes} nodes: no violation`, () => {
+  it("100 seeds each on 3, 5 and 7 nodes: no violation, every fault class drawn", () => {
+    const seen = new Map<string, number>();
+    const count = (result: SwarmRunResult) => {
+      for (const kind of result.faultKinds) seen.set(kind, (seen.get(kind) ?? 0) + 1);
+    };
+    for (const nodes of [3, 5, 7]) {
       const seeds = Array.from({ length: 100 }, (_, i) => nodes * 1000 + i);
-      const summary = runSwarm({ seeds, timers: profiles.lan, nodes });
+      const summary = runSwarm({ seeds, timers: profiles.lan, nodes, onResult: count });
       assert.equal(summary.failed.length, 0, formatSummary(summary));
       // Owner-crash failover in virtual time (deterministic, not a timed test): the lan
       // profile promises under 500 ms at p99 when the crashed owner was not the coordinator.
       assert.ok(percentile(summary.ownerFailoverMs, 99) < 500, formatSummary(summary));
-    });
-  }
+    }
+    const expected = [...safetyFaultKinds, ...minorityFaults.map((f) => `minority ${f}`)];
+    const rare = expected.filter((kind) => (seen.get(kind) ?? 0) < 10);
+    assert.deepEqual(rare, [], `fault classes drawn: ${JSON.stringify(Object.fromEntries(seen))}`);
+  });
 
   it("replays a seed bit for bit", () => {
     const a = runSwarmSeed({ seed: 4242, timers: profiles.lan, trace: true });
@@ -74,7 +88,8 @@ describe("swarm simulation", () => {
 describe("swarm with a blind occupancy probe (leases alone)", () => {
   it("100 seeds (lan) and 50 seeds (fast): no two holders when the probe sees nobody", () => {
     // The occupancy probe is the last of the layers; with it blinded, the leases must keep
-    // safety on their own (a killed agent's addresses go with its supervisor at once).
+    // safety on their own (a killed agent's addresses go with its supervisor at once, and
+    // only nodes that hold nothing are paused: leases do not cover a holder's own pause).
     for (const [profile, count] of [
       ["lan", 100],
       ["fast", 50],

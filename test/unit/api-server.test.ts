@@ -3,12 +3,14 @@
  * route, the bearer-token rules, error shapes and codes, the Prometheus text and the OpenAPI
  * document.
  */
+
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, beforeEach, describe, it } from "node:test";
 import type { FastifyInstance } from "fastify";
+import { LoopMonitor } from "../../src/agent/loop-monitor.ts";
 import { ApiSetupError } from "../../src/api/errors.ts";
 import { InMemoryAgentHandle } from "../../src/api/in-memory-handle.ts";
 import { createApiServer, reloadApiToken } from "../../src/api/server.ts";
@@ -193,6 +195,22 @@ describe("errors", () => {
     const app = serve(makeHandle());
     assertError(await app.inject("/v1/nothing"), 404, "NOT_FOUND");
     assertError(await app.inject({ method: "PUT", url: "/v1/status" }), 404, "NOT_FOUND");
+  });
+
+  it("a capability route of a section that is not configured says which section is missing", async () => {
+    const app = serve(makeHandle());
+    for (const [url, section] of [
+      ["/v1/relays", "relays"],
+      ["/v1/relays/web", "relays"],
+      ["/v1/traffic", "traffic"],
+      ["/v1/traffic/n1?step=1s", "traffic"],
+    ] as const) {
+      const response = await app.inject(url);
+      assertError(response, 404, "SECTION_NOT_CONFIGURED");
+      const { message } = (response.json() as { error: { message: string } }).error;
+      assert.match(message, new RegExp(`this cluster has no ${section}: section`), url);
+    }
+    assertError(await app.inject("/v1/relaysx"), 404, "NOT_FOUND");
   });
 
   it("bad JSON is 400 BAD_REQUEST", async () => {
@@ -430,7 +448,16 @@ describe("GET /metrics", () => {
   it("serves Prometheus text with role, term, VIPs, members, transport and checks", async () => {
     const handle = makeHandle();
     handle.setMember("n3", "failed", false);
-    handle.transport = { sent: 120, received: 98, dropped: { "bad-mac": 4, replay: 1 } };
+    handle.transport = {
+      sent: 120,
+      received: 98,
+      dropped: { "bad-mac": 4, replay: 1 },
+      kernelDrops: 7,
+    } as typeof handle.transport;
+    handle.counters = { elections: 2, vipsAcquired: 5, vipsReleased: 3, memberFailures: 1 };
+    const monitor = new LoopMonitor(50);
+    for (const lateMs of [0, 3, 40, 2000]) monitor.record(lateMs);
+    handle.loop = monitor.snapshot();
     const response = await serve(handle).inject("/metrics");
     assert.equal(response.statusCode, 200);
     assert.match(String(response.headers["content-type"]), /^text\/plain; version=0\.0\.4/);
@@ -452,12 +479,35 @@ describe("GET /metrics", () => {
     has(`floatip_health_check_up{${l},check="web",kind="tcp"} 1`);
     has(`floatip_health_check_up{${l},check="up\\"link",kind="link"} 0`);
     has("# TYPE floatip_transport_sent_total counter");
+    has("# TYPE floatip_loop_lag_seconds histogram");
+    has(`floatip_loop_lag_seconds_bucket{${l},le="0.001"} 1`);
+    has(`floatip_loop_lag_seconds_bucket{${l},le="0.05"} 3`);
+    has(`floatip_loop_lag_seconds_bucket{${l},le="2.5"} 4`);
+    has(`floatip_loop_lag_seconds_bucket{${l},le="+Inf"} 4`);
+    has(`floatip_loop_lag_seconds_sum{${l}} 2.043`);
+    has(`floatip_loop_lag_seconds_count{${l}} 4`);
+    has(`floatip_stalls_total{${l}} 2`);
+    has(`floatip_transport_kernel_drops_total{${l}} 7`);
+    has(`floatip_elections_total{${l}} 2`);
+    has(`floatip_vip_acquired_total{${l}} 5`);
+    has(`floatip_vip_released_total{${l}} 3`);
+    has(`floatip_member_failures_total{${l}} 1`);
+    has(`floatip_config_matches_coordinator{${l},fingerprint="0123456789abcdef"} 1`);
+    assert.ok(
+      lines.some((x) =>
+        new RegExp(
+          `^floatip_build_info\\{${l},version="\\d+\\.\\d+\\.\\d+",wire="2",nodejs="v\\d+\\.\\d+\\.\\d+"\\} 1$`,
+        ).test(x),
+      ),
+      response.body,
+    );
     // Every sample line is `name{labels} value` and belongs to a family declared with TYPE.
     const typed = new Set(lines.filter((x) => x.startsWith("# TYPE ")).map((x) => x.split(" ")[2]));
     for (const line of lines.filter((x) => x !== "" && !x.startsWith("#"))) {
       const match = /^([a-z_]+)(\{[^}]*\})? (-?\d+(\.\d+)?|NaN)$/.exec(line);
       assert.ok(match, `malformed sample line: ${line}`);
-      assert.ok(typed.has(match[1]), `no TYPE for ${match[1]}`);
+      const family = match[1]!.replace(/_(bucket|sum|count)$/, "");
+      assert.ok(typed.has(match[1]) || typed.has(family), `no TYPE for ${match[1]}`);
     }
     assert.ok(response.body.endsWith("\n"));
   });

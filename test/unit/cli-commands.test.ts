@@ -455,6 +455,24 @@ describe("floatip node", () => {
     assert.match(stderr, /NO_COORDINATOR/);
   });
 
+  it("relay list and traffic on a cluster without those sections name the missing section", async () => {
+    const api = await startServer(handle);
+    for (const args of [
+      ["relay", "list"],
+      ["relay", "show", "web"],
+      ["traffic", "n1"],
+    ]) {
+      const { code, stdout, stderr } = await floatip([...args, "--api", api]);
+      assert.equal(code, 1, `${args.join(" ")}: ${stdout}${stderr}`);
+      assert.match(
+        stderr,
+        /SECTION_NOT_CONFIGURED: this cluster has no (relays|traffic): section/,
+        args.join(" "),
+      );
+      assert.doesNotMatch(stderr, /is not iterable|no route/);
+    }
+  });
+
   it("a closed port: exit 3", async () => {
     const port = await closedPort();
     const { code, stderr } = await floatip([

@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, describe, it } from "node:test";
@@ -23,8 +24,26 @@ function floatip(...args: string[]) {
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
+// The example, with the files it names made to exist here: the check reads them.
 const good = join(dir, "good.yaml");
-copyFileSync(join(root, "examples/cluster.yaml"), good);
+const keyFile = join(dir, "cluster.key");
+const tokenFile = join(dir, "api.token");
+writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
+writeFileSync(tokenFile, "s3cret-token\n", { mode: 0o600 });
+const hook = join(dir, "notify.sh");
+writeFileSync(hook, "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+const example = readFileSync(join(root, "examples/cluster.yaml"), "utf8");
+writeFileSync(
+  good,
+  example
+    .replace("key_file: /etc/floatip/cluster.key", `key_file: ${keyFile}`)
+    .replace("token_file: /etc/floatip/api.token", `token_file: ${tokenFile}`)
+    .replace("command: /usr/local/bin/floatip-notify", `command: ${hook}`)
+    .replace('command: ["/usr/local/bin/check", "--quick"]', `command: ["${hook}", "--quick"]`),
+);
+
+/** A line without its `:line:column` (asserted on its own where it matters). */
+const unplaced = (line: string) => line.replace(/^(\S+?):\d+:\d+: /, "$1: ");
 
 const bad = join(dir, "bad.yaml");
 writeFileSync(
@@ -55,7 +74,12 @@ describe("floatip config check", () => {
   it("prints every problem of an invalid file with path and fix, exit 1", () => {
     const { code, stdout } = floatip("config", "check", bad);
     assert.equal(code, 1);
-    const lines = stdout.trimEnd().split("\n");
+    const placed = stdout.trimEnd().split("\n");
+    const lines = placed.map(unplaced);
+    assert.ok(
+      placed.some((l) => l.startsWith(`${bad}:11:`) && l.includes("vips[1].preferred")),
+      `the text names line and column like --json\n${stdout}`,
+    );
     const expected = [
       `${bad}: vips[1].preferred: node "n9" is not defined — fix: use one of n1, n2, n3`,
       `${bad}: nodes[1].wieght: unknown key "wieght" — fix: did you mean "weight"?`,
@@ -74,7 +98,7 @@ describe("floatip config check", () => {
   it("prints a JSON report with --json", () => {
     const ok = floatip("config", "check", good, "--json");
     assert.equal(ok.code, 0);
-    assert.deepEqual(JSON.parse(ok.stdout), { ok: true, problems: [] });
+    assert.deepEqual(JSON.parse(ok.stdout), { ok: true, problems: [], warnings: [] });
 
     const failed = floatip("config", "check", "--json", bad);
     assert.equal(failed.code, 1);
@@ -91,11 +115,122 @@ describe("floatip config check", () => {
     assert.equal(preferred?.line, 11);
   });
 
-  it("checks --node against the configured nodes", () => {
-    assert.equal(floatip("config", "check", good, "--node", "n2").code, 0);
+  it("checks --node against the configured nodes, and that node's address and interfaces here", () => {
     const { code, stdout } = floatip("config", "check", good, "--node", "n7");
     assert.equal(code, 1);
     assert.match(stdout, /node "n7" \(chosen with --node\) is not defined/);
+    // This machine is not n2: its address is on no interface here, and eth1 (a VIP's
+    // interface override in the example) is no interface of this machine either.
+    const elsewhere = floatip("config", "check", good, "--node", "n2");
+    assert.equal(elsewhere.code, 1, elsewhere.stdout);
+    assert.match(
+      elsewhere.stdout,
+      /nodes\[1\]\.address: 198\.18\.0\.12 is not configured on any interface of this machine/,
+    );
+    assert.match(elsewhere.stdout, /vips\[1\]\.interface: interface eth1 does not exist/);
+    // A node on the loopback interface is one this machine can be.
+    const local = join(dir, "local.yaml");
+    writeFileSync(
+      local,
+      [
+        "cluster: local",
+        `key_file: ${keyFile}`,
+        "nodes:",
+        "  - { id: n1, address: 127.0.0.1, interface: lo }",
+        "  - { id: n2, address: 127.0.0.2, interface: lo }",
+        "  - { id: n3, address: 127.0.0.3, interface: lo }",
+        "vips:",
+        "  - { address: 127.0.0.100/8 }",
+        "",
+      ].join("\n"),
+    );
+    const here = floatip("config", "check", local, "--node", "n1");
+    assert.equal(here.code, 0, here.stdout);
+    assert.equal(here.stdout, `${local}: ok (3 nodes, 1 VIP, profile lan)\n`);
+  });
+
+  it("reads the files the config names, as the agent will", () => {
+    const variant = (name: string, edit: (text: string) => string) => {
+      const path = join(dir, `${name}.yaml`);
+      writeFileSync(path, edit(readFileSync(good, "utf8")));
+      return floatip("config", "check", path);
+    };
+    const short = join(dir, "short.key");
+    writeFileSync(short, randomBytes(16), { mode: 0o600 });
+    const emptyToken = join(dir, "empty.token");
+    writeFileSync(emptyToken, "\n", { mode: 0o600 });
+    const notExecutable = join(dir, "hook.txt");
+    writeFileSync(notExecutable, "#!/bin/sh\n", { mode: 0o644 });
+    const cases: [string, (t: string) => string, RegExp][] = [
+      [
+        "nokey",
+        (t) => t.replace(keyFile, join(dir, "absent.key")),
+        /:\d+:\d+: key_file: cluster key file .*absent\.key does not exist — fix: create one/,
+      ],
+      [
+        "shortkey",
+        (t) => t.replace(keyFile, short),
+        /key_file: cluster key file .* holds 16 bytes of key material/,
+      ],
+      [
+        "notoken",
+        (t) => t.replace(tokenFile, join(dir, "absent.token")),
+        /api\.token_file: cannot read the API token file .*absent\.token \(ENOENT\)/,
+      ],
+      [
+        "emptytoken",
+        (t) => t.replace(tokenFile, emptyToken),
+        /api\.token_file: the API token file .* is empty/,
+      ],
+      [
+        "nohook",
+        (t) => t.replace(`command: ${hook}`, "command: /nonexistent/hook"),
+        /notify\.command: \/nonexistent\/hook does not exist/,
+      ],
+      [
+        "noexec",
+        (t) => t.replace(`command: ${hook}`, `command: ${notExecutable}`),
+        /notify\.command: .*hook\.txt is not executable/,
+      ],
+      [
+        "nocheck",
+        (t) => t.replace(`["${hook}", "--quick"]`, '["no-such-check-command"]'),
+        /checks\[3\]\.command: no-such-check-command is not on PATH/,
+      ],
+    ];
+    for (const [name, edit, expected] of cases) {
+      const { code, stdout } = variant(name, edit);
+      assert.equal(code, 1, `${name}: exit 1\n${stdout}`);
+      assert.match(stdout, expected, name);
+      assert.match(stdout, /: 1 problem\n$/, `${name}: exactly that problem`);
+    }
+  });
+
+  it("warns, and still exits 0, for a two-node cluster and a VIP outside every node's subnet", () => {
+    const path = join(dir, "two.yaml");
+    writeFileSync(
+      path,
+      readFileSync(good, "utf8")
+        .replace(/^ {2}- \{ id: n3.*\n/m, "")
+        .replace("198.18.0.100/24", "198.19.5.100/24"),
+    );
+    const { code, stdout } = floatip("config", "check", path);
+    assert.equal(code, 0, stdout);
+    assert.match(stdout, /^warning: .*:\d+:\d+: nodes: two nodes: a majority of two is both/m);
+    assert.match(
+      stdout,
+      /^warning: .*vips\[0\]\.address: no node has an address in 198\.19\.5\.100\/24/m,
+    );
+    assert.match(stdout, /: ok \(2 nodes, 2 VIPs, profile lan, 2 warnings\)\n$/);
+    const json = JSON.parse(floatip("config", "check", path, "--json").stdout) as {
+      ok: boolean;
+      warnings: { path: string }[];
+    };
+    assert.equal(json.ok, true);
+    assert.deepEqual(
+      json.warnings.map((w) => w.path),
+      ["nodes", "vips[0].address"],
+    );
   });
 
   it("reports a missing file, exit 1", () => {

@@ -8,8 +8,7 @@
  * Sockets live in the network namespace of this process, so run the agent inside its
  * namespace (`ip netns exec`).
  */
-import { createRequire } from "node:module";
-import { fileURLToPath } from "node:url";
+import { addonLoadMessage, loadNativeAddon } from "./native-addon.ts";
 
 export type ArpErrorCode =
   /** The addon is not built: run scripts/setup.sh. */
@@ -51,22 +50,11 @@ interface ArpAddon {
   ): Promise<Array<ProbeResult & { ip: string }>>;
 }
 
-const addonPath = fileURLToPath(
-  new URL("../../../native/build/Release/floatip_arp.node", import.meta.url),
-);
-let addon: ArpAddon | undefined;
-
 function load(): ArpAddon {
-  if (addon) return addon;
   try {
-    addon = createRequire(import.meta.url)(addonPath) as ArpAddon;
-    return addon;
+    return loadNativeAddon<ArpAddon>(["interfaceMac", "announce", "probe"]);
   } catch (cause) {
-    throw new ArpError(
-      "ARP_ADDON_MISSING",
-      `cannot load the native ARP addon ${addonPath}: run scripts/setup.sh to build it`,
-      { cause },
-    );
+    throw new ArpError("ARP_ADDON_MISSING", addonLoadMessage("ARP", cause), { cause });
   }
 }
 

@@ -4,14 +4,19 @@
  */
 
 import { checkCapabilitySections } from "../../agent/capability-check.ts";
-import { ConfigError, formatProblem } from "../../config/errors.ts";
+import { deepCheck } from "../../config/deep-check.ts";
+import { ConfigError, type ConfigProblem, formatProblem } from "../../config/errors.ts";
 import { loadConfig } from "../../config/load.ts";
 
-const usage =
+export const usage =
   "usage: floatip config check FILE [--node ID] [--json]\n" +
   "  Validates FILE and prints every problem with its key path and a fix.\n" +
-  "  --node ID  also check that ID is one of the configured nodes\n" +
-  "  --json     print { ok, problems: [{ file, path, message, fix, line?, column? }] }\n" +
+  "  Also reads what it names as the agent will: the key file, the API token file, the\n" +
+  "  notify and exec check commands; warns for a two-node cluster and a VIP outside every\n" +
+  "  node's subnet.\n" +
+  "  --node ID  also check that ID is one of the configured nodes, and, run on that node,\n" +
+  "             that its interfaces exist and its address is configured here\n" +
+  "  --json     print { ok, problems: [{ file, path, message, fix, line?, column? }], warnings }\n" +
   "  Exit status: 0 valid, 1 invalid, 2 usage error.\n";
 
 interface CheckArgs {
@@ -62,24 +67,32 @@ function check({ file, nodeId, json }: CheckArgs): number {
   try {
     const config = loadConfig(file, nodeId !== undefined ? { nodeId } : {});
     const capabilityProblems = checkCapabilitySections(config, nodeId).map((p) => ({ file, ...p }));
-    if (capabilityProblems.length > 0) {
+    // What the file names, read as the agent will read it (key, token, commands, this node).
+    const deep = deepCheck(config, { file, ...(nodeId !== undefined ? { nodeId } : {}) });
+    const problems = [...capabilityProblems, ...deep.errors];
+    const warnings = deep.warnings;
+    if (problems.length > 0) {
       if (json) {
         process.stdout.write(
-          `${JSON.stringify({ ok: false, code: "CONFIG_INVALID", problems: capabilityProblems })}\n`,
+          `${JSON.stringify({ ok: false, code: "CONFIG_INVALID", problems, warnings })}\n`,
         );
       } else {
-        const lines = capabilityProblems.map(formatProblem);
-        const count = plural(capabilityProblems.length, "problem", "problems");
+        const lines = [...problems.map(formatProblem), ...warnings.map(formatWarning)];
+        const count = plural(problems.length, "problem", "problems");
         process.stdout.write(`${lines.join("\n")}\n${file}: ${count}\n`);
       }
       return 1;
     }
     if (json) {
-      process.stdout.write(`${JSON.stringify({ ok: true, problems: [] })}\n`);
+      process.stdout.write(`${JSON.stringify({ ok: true, problems: [], warnings })}\n`);
     } else {
       const nodes = plural(config.nodes.length, "node", "nodes");
       const vips = plural(config.vips.length, "VIP", "VIPs");
-      process.stdout.write(`${file}: ok (${nodes}, ${vips}, profile ${config.profile})\n`);
+      const notes =
+        warnings.length === 0 ? "" : `, ${plural(warnings.length, "warning", "warnings")}`;
+      const lines = warnings.map(formatWarning);
+      lines.push(`${file}: ok (${nodes}, ${vips}, profile ${config.profile}${notes})`);
+      process.stdout.write(`${lines.join("\n")}\n`);
     }
     return 0;
   } catch (error) {
@@ -95,6 +108,10 @@ function check({ file, nodeId, json }: CheckArgs): number {
     }
     return 1;
   }
+}
+
+function formatWarning(problem: ConfigProblem): string {
+  return `warning: ${formatProblem(problem)}`;
 }
 
 function plural(count: number, one: string, many: string): string {

@@ -14,7 +14,7 @@ import { rmSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { type LiveCluster, startCluster } from "../../lab/cluster.ts";
 
-const usage = "usage: floatip demo [--script] [--duration SECONDS] [--prefix NAME]\n";
+export const usage = "usage: floatip demo [--script] [--duration SECONDS] [--prefix NAME]\n";
 const rootMessage =
   "floatip demo creates network namespaces and needs root: sudo bash scripts/demo.sh\n";
 const vipHosts = [100, 101, 102] as const;

@@ -5,12 +5,22 @@
  *   ip move VIP --clear | ip unpin VIP   remove the pin; the placement policy decides again
  * Address options as for `floatip status`; changes need the API token (`--token-file`).
  */
-import { ApiClient, CliError, parseCommonFlags, resolveTarget, runCli, table } from "../client.ts";
-import { conflictText, shortTime, type VipView } from "./status.ts";
+import {
+  ApiClient,
+  CliError,
+  parseCommonFlags,
+  resolveTarget,
+  runCli,
+  table,
+  waitInEffect,
+} from "../client.ts";
+import { conflictText, type StatusView, shortTime, type VipView } from "./status.ts";
 
-const usage = `usage:
+export const usage = `usage:
   floatip ip list [--explain] [--json]
-  floatip ip move VIP NODE [--json]
+  floatip ip move VIP NODE [--wait] [--json]
+                                       --wait: until the coordinator's table has it there
+                                       (at most 15 s; exit 4 with the reason otherwise)
   floatip ip unpin VIP [--json]        (also: floatip ip move VIP --clear)
 options: --api HOST:PORT | --config FILE, --token-file FILE
 `;
@@ -39,7 +49,7 @@ const vipPath = (vip: string) => `/v1/vips/${encodeURIComponent(vip)}`;
 
 export async function run(args: string[]): Promise<number> {
   return runCli("ip", usage, async () => {
-    const flags = parseCommonFlags(args, ["--explain", "--clear"]);
+    const flags = parseCommonFlags(args, ["--explain", "--clear", "--wait"]);
     const [sub, ...rest] = flags.positional;
     const expect = (count: number, shape: string) => {
       if (rest.length !== count) throw new CliError("USAGE", `ip ${sub} takes ${shape}`);
@@ -75,6 +85,15 @@ export async function run(args: string[]): Promise<number> {
           await client.change<Accepted>("POST", `${vipPath(vip)}/move`, { node }),
           `move ${vip} to ${node}`,
         );
+        if (flags.switches.has("--wait")) {
+          const address = vip.split("/")[0];
+          await waitInEffect<StatusView>(client, `move ${vip} to ${node}`, (status) => {
+            const entry = status.vips.find((v) => v.address === address);
+            if (entry?.owner === node) return undefined;
+            return entry?.explain || `owner is ${entry?.owner ?? "nobody"}`;
+          });
+          if (!flags.json) process.stdout.write(`move ${vip} to ${node}: in effect\n`);
+        }
         return 0;
       }
       case "unpin": {

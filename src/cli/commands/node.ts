@@ -4,18 +4,29 @@
  * to the coordinator) and need the API token (`--token-file`, FLOATIP_TOKEN_FILE or the
  * config's api.token_file).
  */
-import { ApiClient, CliError, parseCommonFlags, resolveTarget, runCli } from "../client.ts";
+import {
+  ApiClient,
+  CliError,
+  parseCommonFlags,
+  resolveTarget,
+  runCli,
+  waitInEffect,
+} from "../client.ts";
 import { acceptedText } from "./ip.ts";
+import type { StatusView } from "./status.ts";
 
-const usage = `usage:
-  floatip node disable NODE [--json]   drain NODE: its VIPs move away
-  floatip node enable NODE [--json]    take NODE back
+export const usage = `usage:
+  floatip node disable NODE [--force] [--wait] [--json]   drain NODE: its VIPs move away
+  floatip node enable NODE [--wait] [--json]              take NODE back
+  --force  drain even the last node that may hold VIPs (leaves every VIP without a holder)
+  --wait   return once the coordinator's table shows the change (at most 15 s; exit 4 and
+           the reason otherwise)
 options: --api HOST:PORT | --config FILE, --token-file FILE
 `;
 
 export async function run(args: string[]): Promise<number> {
   return runCli("node", usage, async () => {
-    const flags = parseCommonFlags(args);
+    const flags = parseCommonFlags(args, ["--force", "--wait"]);
     const [sub, node, ...extra] = flags.positional;
     if (sub !== "disable" && sub !== "enable") {
       throw new CliError(
@@ -25,14 +36,27 @@ export async function run(args: string[]): Promise<number> {
     }
     if (node === undefined || extra.length > 0)
       throw new CliError("USAGE", `node ${sub} takes exactly one NODE`);
+    if (flags.switches.has("--force") && sub !== "disable")
+      throw new CliError("USAGE", "--force is for node disable only");
     const client = new ApiClient(resolveTarget(flags));
+    const force = flags.switches.has("--force") ? "?force=true" : "";
     const answer = await client.change<{ accepted: boolean; forwardedTo: string | null }>(
       "POST",
-      `/v1/nodes/${encodeURIComponent(node)}/${sub}`,
+      `/v1/nodes/${encodeURIComponent(node)}/${sub}${force}`,
     );
     process.stdout.write(
       flags.json ? `${JSON.stringify(answer)}\n` : acceptedText(`${sub} ${node}`, answer),
     );
+    if (flags.switches.has("--wait")) {
+      await waitInEffect<StatusView>(client, `${sub} ${node}`, (status) => {
+        const state = status.members.find((m) => m.id === node)?.state;
+        if (sub === "enable") return state === "healthy" ? undefined : `${node} is ${state}`;
+        if (state !== "drained") return `${node} is ${state}`;
+        const kept = status.vips.filter((v) => v.owner === node).map((v) => v.address);
+        return kept.length === 0 ? undefined : `${node} still owns ${kept.join(", ")}`;
+      });
+      if (!flags.json) process.stdout.write(`${sub} ${node}: in effect\n`);
+    }
     return 0;
   });
 }

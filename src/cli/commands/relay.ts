@@ -23,7 +23,7 @@ import {
   runCli,
 } from "../client.ts";
 
-const usage = `usage:
+export const usage = `usage:
   floatip relay run --config FILE [--status HOST:PORT|off]
   floatip relay list [--json] [--api HOST:PORT | --config FILE | --status HOST:PORT]
   floatip relay show NAME [--json] [--api HOST:PORT | --config FILE | --status HOST:PORT]
@@ -157,7 +157,12 @@ async function fetchRelays(
     try {
       return { status: 200, body: await client.get(`/v1${path}`), flags };
     } catch (error) {
-      if (error instanceof CliError && error.code === "API_ERROR" && error.status === 404)
+      if (
+        error instanceof CliError &&
+        error.code === "API_ERROR" &&
+        error.status === 404 &&
+        error.apiCode !== "SECTION_NOT_CONFIGURED"
+      )
         return {
           status: 404,
           body: { error: { code: error.apiCode, message: error.message } },
@@ -203,7 +208,11 @@ function activeText(r: ShownRelay): string {
 
 async function list(args: readonly string[]): Promise<number> {
   const { body, flags } = await fetchRelays(args, "/relays");
-  const relays = (body as { relays: ShownRelay[] }).relays;
+  const relays = (body as { relays?: ShownRelay[] }).relays;
+  if (!Array.isArray(relays)) {
+    const error = (body as { error?: { message?: string } }).error;
+    throw new CliError("BAD_RESPONSE", error?.message ?? "the answer lists no relays");
+  }
   if (flags.json) {
     process.stdout.write(`${JSON.stringify(relays, null, 2)}\n`);
     return 0;

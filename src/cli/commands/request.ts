@@ -4,12 +4,14 @@
  */
 import { callApi, follow, parseCommon, report, UsageError } from "./volume.ts";
 
+export const usage = "usage: floatip request show ID [--wait] [--json] [--url URL]\n";
+
 export async function run(args: string[]): Promise<number> {
   try {
     const options = parseCommon(args);
     const [sub, id, ...extra] = options.rest;
     if (sub !== "show" || id === undefined || extra.length > 0) {
-      throw new UsageError("usage: floatip request show ID [--wait] [--json] [--url URL]");
+      throw new UsageError(usage.trimEnd());
     }
     const answer = await callApi(options.url, "GET", `/v1/requests/${encodeURIComponent(id)}`);
     const final =

@@ -10,6 +10,12 @@ import type { ProfileName } from "../../config/types.ts";
 import { formatSummary, runSwarm } from "../../sim/report.ts";
 import { runSwarmSeed } from "../../sim/swarm.ts";
 
+export const usage = `usage:
+  floatip sim --seeds N [--nodes K] [--profile fast|lan|wan] [--first S]   run a swarm of N seeds
+  floatip sim --seed S [--nodes K] [--profile P] [--trace]                 replay one seed
+  Exit status: 0 no invariant violated, 1 a violation (the seeds are printed), 2 usage error.
+`;
+
 export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,

@@ -6,7 +6,7 @@
  */
 import { ApiClient, CliError, parseCommonFlags, resolveTarget, runCli, table } from "../client.ts";
 
-const usage = "usage: floatip status [--json] [--api HOST:PORT | --config FILE]\n";
+export const usage = "usage: floatip status [--json] [--api HOST:PORT | --config FILE]\n";
 
 /** The status as it arrives over JSON (undefined fields come as null). */
 export interface StatusView {
@@ -22,6 +22,8 @@ export interface StatusView {
   quorum: boolean;
   leaseValid: boolean;
   tableVersion: [number, number];
+  /** Absent from agents older than the configuration fingerprint. */
+  config?: { fingerprint: string; coordinator?: string; matchesCoordinator: boolean };
   health: {
     healthy: boolean;
     checks: { name: string; kind: string; up: boolean; lastDetail: string }[];
@@ -62,6 +64,13 @@ function healthText(status: StatusView): string {
     : "UNHEALTHY (leaving or self-check failed)";
 }
 
+function configText(status: StatusView): string {
+  const config = status.config;
+  if (config === undefined) return "-";
+  if (config.matchesCoordinator) return `fingerprint ${config.fingerprint || "-"}`;
+  return `fingerprint ${config.fingerprint}: DIFFERS from the coordinator's ${config.coordinator ?? "?"} (holds no VIPs until they match)`;
+}
+
 export function renderStatus(status: StatusView): string {
   const coordinator = status.coordinator ?? "none (election in progress or no quorum)";
   const summary = table([
@@ -77,6 +86,7 @@ export function renderStatus(status: StatusView): string {
     ["quorum", status.quorum ? "yes (hears a majority)" : "NO (hears no majority: holds no VIPs)"],
     ["lease", status.leaseValid ? "valid" : "NOT VALID (holds no VIPs)"],
     ["table", status.tableVersion.join(".")],
+    ["config", configText(status)],
   ]);
   const members = table([
     ["ID", "STATE", "HEARD"],

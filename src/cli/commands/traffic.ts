@@ -15,7 +15,7 @@
 import { parseArgs } from "node:util";
 import { ApiClient, CliError, resolveTarget, runCli } from "../client.ts";
 
-const usage = `usage:
+export const usage = `usage:
   floatip traffic NODE [--from T] [--to T] [--step D] [--iface IF] [--json] [--api HOST:PORT | --config FILE | --url URL]
   floatip traffic --table [--json] [--api HOST:PORT | --config FILE | --url URL]
 `;

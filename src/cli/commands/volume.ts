@@ -17,7 +17,7 @@ export const defaultStorageUrl = "http://127.0.0.1:7480";
 const waitSliceSeconds = 10;
 const waitTotalMs = 10 * 60_000;
 
-const usage = `usage: floatip volume <create NAME --size SIZE | rm NAME | ls | info NAME |
+export const usage = `usage: floatip volume <create NAME --size SIZE | rm NAME | ls | info NAME |
   resize NAME --size SIZE | cp NAME TARGET | clone NAME SNAPSHOT TARGET |
   snap create NAME SNAPSHOT | snap ls NAME | snap rm NAME SNAPSHOT |
   serve --config FILE> [--wait] [--json] [--url http://VIP:PORT] [--request-id ID]

@@ -59,6 +59,9 @@ export class RbdBackend implements StorageBackend {
     try {
       const result = await run(this.#options.rbdPath ?? "rbd", [...args, ...common], {
         timeoutMs: this.#options.timeoutMs,
+        // A gateway killed with its agent must not leave an rbd call running beside the
+        // new holder's re-drive of the same request (and holding the image's lock).
+        dieWithParent: true,
       });
       return result.stdout;
     } catch (error) {

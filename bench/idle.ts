@@ -1,0 +1,353 @@
+/**
+ * Idle cost, floatip against keepalived: CPU (% of one core) and memory per node of a 3-node
+ * namespace cluster doing nothing but keeping its VIPs, with 10 and with 1,000 VIPs (in
+ * 198.19.0.0/16 on eth0), over `--seconds` after the VIPs have settled.
+ *   lan            floatip, default profile (round-robin placement); per node the supervisor,
+ *                  the agent and every process they started
+ *   keepalived-1s  keepalived, VRRPv2, advert_int 1, one VRRP instance per node with the VIPs
+ *                  spread over the instances (lib/keepalived-vips.ts); per node the keepalived
+ *                  parent and its VRRP child
+ *   node-floor     not an HA agent: one bare Node.js process per node that sends a 200-byte
+ *                  UDP datagram to each of the two others every 50 ms (`lan`'s heartbeat
+ *                  pattern) and reads theirs, nothing else. What Node.js itself costs at that
+ *                  wake-up rate, measured beside floatip (no VIPs; run once, with the first
+ *                  --vips count).
+ * CPU and memory come from /proc (lib/proc-usage.ts): CPU = utime + stime + cutime + cstime
+ * summed over the node's process tree, end minus start; RSS = VmRSS summed over the tree (PSS
+ * also shown: RSS counts shared pages once per process), sampled every second.
+ * Run: npm run bench:idle -- [--seconds 30] [--vips 10,1000] [--contenders lan,keepalived-1s,node-floor]
+ *        [--prefix fipid-] [--out FILE]
+ */
+import { rmSync } from "node:fs";
+import { startCluster } from "../src/lab/cluster.ts";
+import { createTopology, type Topology } from "../src/lab/topology.ts";
+import { positiveInteger, readOptions, sleep } from "./lib/args.ts";
+import { waitOneHolderEach } from "./lib/holder-timeline.ts";
+import { ensureKeepalived } from "./lib/keepalived.ts";
+import { spreadVips, startKeepalivedVips } from "./lib/keepalived-vips.ts";
+import { printHeader } from "./lib/machine.ts";
+import { atExit, installCleanup, parentMap } from "./lib/owned.ts";
+import { cpuPercent, treeMemory, treeTimes } from "./lib/proc-usage.ts";
+import { writeResult } from "./lib/results.ts";
+import { formatTable } from "./lib/stats.ts";
+
+const contenderNames = ["lan", "keepalived-1s", "node-floor"] as const;
+type ContenderName = (typeof contenderNames)[number];
+
+const usage =
+  "usage: bench/idle.ts [--seconds 30] [--vips 10,1000] [--contenders lan,keepalived-1s,node-floor] [--prefix fipid-] [--out FILE]";
+const options = readOptions(usage, {
+  seconds: { default: "30" },
+  vips: { default: "10,1000" },
+  contenders: { default: contenderNames.join(",") },
+  prefix: { default: "fipid-" },
+  out: { default: "" },
+});
+const seconds = positiveInteger("seconds", options.seconds!, usage);
+const vipCounts = options
+  .vips!.split(",")
+  .filter(Boolean)
+  .map((v) => positiveInteger("vips", v, usage));
+if (vipCounts.some((n) => n > 10_000)) {
+  console.error(`--vips: at most 10000\n${usage}`);
+  process.exit(2);
+}
+const contenders = options.contenders!.split(",").filter(Boolean) as ContenderName[];
+for (const c of contenders) {
+  if (!contenderNames.includes(c)) {
+    console.error(`unknown contender ${JSON.stringify(c)}\n${usage}`);
+    process.exit(2);
+  }
+}
+const prefix = options.prefix!;
+if (!/^[a-z0-9][a-z0-9-]{1,12}$/.test(prefix)) {
+  console.error(`--prefix must be 2-13 lower-case letters, digits or '-'\n${usage}`);
+  process.exit(2);
+}
+
+const ids = ["n1", "n2", "n3"] as const;
+const warmupMs = 5000;
+const progress = (text: string) =>
+  console.error(`[${new Date().toISOString().slice(11, 19)}] ${text}`);
+
+/** The i-th VIP: 198.19.<1 + i / 250>.<1 + i % 250>, never a network or broadcast address. */
+const vipAt = (i: number) => `198.19.${1 + Math.floor(i / 250)}.${1 + (i % 250)}`;
+
+interface NodeUsage {
+  readonly node: string;
+  readonly cpuPercent: number;
+  readonly rssMbMean: number;
+  readonly rssMbMax: number;
+  readonly pssMbMean: number;
+  readonly processes: number;
+  readonly processNames: string[];
+}
+
+interface Run {
+  readonly contender: ContenderName;
+  readonly vips: number;
+  readonly outcome: "ok" | "error" | "n/a";
+  readonly reason?: string;
+  readonly settleMs?: number;
+  readonly windowMs?: number;
+  readonly nodes?: NodeUsage[];
+  readonly vipsHeldAtEnd?: number;
+}
+
+interface Started {
+  readonly topology: Topology;
+  root(id: string): number | undefined;
+  destroy(): Promise<void>;
+}
+
+async function startFloatip(vips: readonly string[]): Promise<Started> {
+  // The cluster helper writes `vips:` last before extraYaml, so these lines extend that list.
+  const extraYaml = vips.map((v) => `  - { address: ${v}/16 }`).join("\n");
+  const cluster = await startCluster({ prefix, profile: "lan", vips: [], extraYaml });
+  // The cluster's directory (config, key, state) goes with destroy(), or at exit on SIGINT.
+  const forgetDir = atExit(() => rmSync(cluster.dir, { recursive: true, force: true }));
+  return {
+    topology: cluster.topology,
+    root: (id) => cluster.agents.get(id)?.pid,
+    async destroy() {
+      try {
+        await cluster.destroy();
+      } finally {
+        forgetDir();
+      }
+    },
+  };
+}
+
+async function startKeepalived(binary: string, vips: readonly string[]): Promise<Started> {
+  const topology = await createTopology({ prefix, hosts: [...ids, "client"] });
+  try {
+    const group = startKeepalivedVips(
+      binary,
+      topology,
+      ids,
+      spreadVips(
+        vips.map((v) => `${v}/16`),
+        ids.length,
+      ),
+      "1s",
+    );
+    return {
+      topology,
+      root: (id) => group.pid(id),
+      async destroy() {
+        try {
+          await topology.destroy();
+        } finally {
+          group.cleanup();
+        }
+      },
+    };
+  } catch (error) {
+    await topology.destroy();
+    throw error;
+  }
+}
+
+/** The `node-floor` contender: Node.js at `lan`'s datagram rate, and nothing else. */
+async function startNodeFloor(): Promise<Started> {
+  const topology = await createTopology({ prefix, hosts: [...ids, "client"] });
+  const addresses = ids.map((id) => topology.host(id).address);
+  const children = new Map<string, number | undefined>();
+  for (const id of ids) {
+    const self = topology.host(id).address;
+    const others = addresses.filter((a) => a !== self);
+    const script = [
+      'const socket = require("node:dgram").createSocket("udp4");',
+      "const datagram = Buffer.alloc(200);",
+      "let received = 0;",
+      "socket.on('message', () => { received += 1; });",
+      `socket.bind(7946, ${JSON.stringify(self)}, () => setInterval(() => {`,
+      `  for (const peer of ${JSON.stringify(others)}) socket.send(datagram, 7946, peer);`,
+      "}, 50));",
+      // Bounded: it ends by itself even if nobody stops it.
+      `setTimeout(() => process.exit(0), ${(seconds + 120) * 1000});`,
+    ].join("\n");
+    const child = topology.spawn(id, process.execPath, ["-e", script], { stdio: "ignore" });
+    children.set(id, child.pid);
+  }
+  return { topology, root: (id) => children.get(id), destroy: () => topology.destroy() };
+}
+
+async function measure(
+  contender: ContenderName,
+  count: number,
+  keepalived: string | undefined,
+): Promise<Run> {
+  const vips = Array.from({ length: count }, (_, i) => vipAt(i));
+  const startedAt = Date.now();
+  let started: Started | undefined;
+  try {
+    started =
+      contender === "lan"
+        ? await startFloatip(vips)
+        : contender === "node-floor"
+          ? await startNodeFloor()
+          : await startKeepalived(keepalived!, vips);
+    const s = started;
+    if (contender !== "node-floor") {
+      await waitOneHolderEach(s.topology, ids, vips, count > 100 ? 120_000 : 40_000, 3000);
+    }
+    const settleMs = Date.now() - startedAt;
+    progress(`${contender}, ${count} VIPs: settled after ${settleMs} ms; measuring ${seconds} s`);
+    await sleep(warmupMs);
+    const roots = ids.map((id) => {
+      const pid = s.root(id);
+      if (pid === undefined) throw new Error(`no process for ${id}`);
+      return pid;
+    });
+    const windowStart = Date.now();
+    let parents = parentMap();
+    const first = roots.map((r) => treeTimes(r, parents));
+    const samples: Array<Array<{ rssKb: number; pssKb: number }>> = roots.map(() => []);
+    for (let i = 0; i < seconds && i < 100_000; i += 1) {
+      await sleep(1000);
+      parents = parentMap();
+      roots.forEach((r, k) => {
+        samples[k]!.push(treeMemory(r, parents));
+      });
+    }
+    parents = parentMap();
+    const last = roots.map((r) => treeTimes(r, parents));
+    const windowMs = Date.now() - windowStart;
+    const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+    const nodes = ids.map((node, k) => ({
+      node,
+      cpuPercent: cpuPercent(first[k]!, last[k]!),
+      rssMbMean: mean(samples[k]!.map((x) => x.rssKb)) / 1024,
+      rssMbMax: Math.max(0, ...samples[k]!.map((x) => x.rssKb)) / 1024,
+      pssMbMean: mean(samples[k]!.map((x) => x.pssKb)) / 1024,
+      processes: last[k]!.processes,
+      processNames: last[k]!.names,
+    }));
+    const held = await Promise.all(
+      ids.map((id) => s.topology.addresses(id).catch(() => [] as string[])),
+    );
+    const holderCount = new Map<string, number>();
+    for (const list of held) {
+      for (const a of list) {
+        const ip = a.split("/")[0]!;
+        holderCount.set(ip, (holderCount.get(ip) ?? 0) + 1);
+      }
+    }
+    const vipsHeldAtEnd = vips.filter((v) => holderCount.get(v) === 1).length;
+    if (contender === "node-floor") {
+      return { contender, vips: 0, outcome: "ok", settleMs, windowMs, nodes, vipsHeldAtEnd: 0 };
+    }
+    return { contender, vips: count, outcome: "ok", settleMs, windowMs, nodes, vipsHeldAtEnd };
+  } catch (error) {
+    return {
+      contender,
+      vips: count,
+      outcome: "error",
+      reason: (error as Error).message.split("\n")[0]!,
+    };
+  } finally {
+    if (started) await started.destroy().catch((e: Error) => progress(`cleanup: ${e.message}`));
+  }
+}
+
+async function main(): Promise<number> {
+  installCleanup();
+  const machine = printHeader("idle cost per node: floatip vs keepalived");
+  console.log(
+    `${seconds} s idle after settling (+${warmupMs / 1000} s), 3 nodes, VIPs: ${vipCounts.join(", ")}; contenders: ${contenders.join(", ")}\n`,
+  );
+  let keepalived: string | undefined;
+  if (contenders.includes("keepalived-1s")) {
+    keepalived = await ensureKeepalived();
+    if (!keepalived) console.log("note: keepalived unavailable; its rows are n/a\n");
+  }
+  const runs: Run[] = [];
+  for (const count of vipCounts) {
+    for (const contender of contenders) {
+      if (contender === "node-floor" && count !== vipCounts[0]) continue; // no VIPs: once
+      if (contender === "keepalived-1s" && !keepalived) {
+        runs.push({ contender, vips: count, outcome: "n/a", reason: "keepalived unavailable" });
+        continue;
+      }
+      progress(`${contender}, ${count} VIPs: starting`);
+      const result = await measure(contender, count, keepalived);
+      runs.push(result);
+      if (result.outcome !== "ok") progress(`${contender}, ${count} VIPs: ${result.reason}`);
+    }
+  }
+  const rows: string[][] = [];
+  for (const r of runs) {
+    if (r.outcome !== "ok") {
+      rows.push([
+        r.contender,
+        String(r.vips),
+        "-",
+        "-",
+        "-",
+        "-",
+        "-",
+        "-",
+        `${r.outcome}: ${r.reason}`,
+      ]);
+      continue;
+    }
+    for (const n of r.nodes!) {
+      rows.push([
+        r.contender,
+        String(r.vips),
+        n.node,
+        n.cpuPercent.toFixed(2),
+        n.rssMbMean.toFixed(1),
+        n.rssMbMax.toFixed(1),
+        n.pssMbMean.toFixed(1),
+        String(n.processes),
+        n === r.nodes![0] && r.contender !== "node-floor"
+          ? `${r.vipsHeldAtEnd}/${r.vips} VIPs held once at the end`
+          : "",
+      ]);
+    }
+    const nodes = r.nodes!;
+    const avg = (f: (n: NodeUsage) => number) => nodes.reduce((s, n) => s + f(n), 0) / nodes.length;
+    rows.push([
+      r.contender,
+      String(r.vips),
+      "mean",
+      avg((n) => n.cpuPercent).toFixed(2),
+      avg((n) => n.rssMbMean).toFixed(1),
+      avg((n) => n.rssMbMax).toFixed(1),
+      avg((n) => n.pssMbMean).toFixed(1),
+      avg((n) => n.processes).toFixed(1),
+      "",
+    ]);
+  }
+  console.log(
+    formatTable(
+      [
+        "contender",
+        "vips",
+        "node",
+        "cpu %",
+        "rss MB",
+        "rss max MB",
+        "pss MB",
+        "processes",
+        "notes",
+      ],
+      rows,
+    ),
+  );
+  console.log(
+    "\ncpu % = % of one core, whole process tree of the node (children included); rss = VmRSS summed over the tree (shared pages counted per process), pss = proportional share.",
+  );
+  const path = writeResult(
+    "idle",
+    { machine, seconds, warmupMs, vipCounts, contenders, runs },
+    options.out || undefined,
+  );
+  console.log(`results: ${path}`);
+  return runs.some((r) => r.outcome === "error") ? 1 : 0;
+}
+
+process.exitCode = await main();

@@ -1,0 +1,56 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { configFingerprint } from "./fingerprint.ts";
+import { profiles } from "./profiles.ts";
+import type { ClusterConfig } from "./types.ts";
+
+type Part = Pick<ClusterConfig, "cluster" | "nodes" | "vips" | "timers">;
+
+const base: Part = {
+  cluster: "prod",
+  nodes: [
+    { id: "n1", address: "198.18.0.1", port: 7946, interface: "eth0", weight: 1 },
+    { id: "n2", address: "198.18.0.2", port: 7946, interface: "eth0", weight: 1 },
+  ],
+  vips: [
+    {
+      address: "198.18.0.100",
+      prefixLength: 24,
+      policy: "round-robin",
+      failback: { mode: "never" },
+    },
+    { address: "198.18.0.101", prefixLength: 24, policy: "hash", failback: { mode: "never" } },
+  ],
+  timers: profiles.lan,
+};
+
+describe("configuration fingerprint", () => {
+  it("is 16 hex digits, the same for the same cluster-wide part", () => {
+    const fingerprint = configFingerprint(base);
+    assert.match(fingerprint, /^[0-9a-f]{16}$/);
+    assert.equal(configFingerprint(structuredClone(base)), fingerprint);
+  });
+
+  it("ignores what may differ per node: interfaces", () => {
+    const other = {
+      ...base,
+      nodes: base.nodes.map((n) => ({ ...n, interface: "bond0" })),
+      vips: base.vips.map((v) => ({ ...v, interface: "bond0" })),
+    };
+    assert.equal(configFingerprint(other), configFingerprint(base));
+  });
+
+  it("changes with VIP order, a VIP's policy, a node's weight, the timers or the cluster name", () => {
+    const variants: Part[] = [
+      { ...base, vips: [...base.vips].reverse() },
+      { ...base, vips: [{ ...base.vips[0]!, policy: "weighted" }, base.vips[1]!] },
+      { ...base, nodes: [{ ...base.nodes[0]!, weight: 5 }, base.nodes[1]!] },
+      { ...base, timers: profiles.wan },
+      { ...base, cluster: "staging" },
+      { ...base, vips: base.vips.slice(0, 1) },
+    ];
+    const seen = new Set([configFingerprint(base)]);
+    for (const variant of variants) seen.add(configFingerprint(variant));
+    assert.equal(seen.size, variants.length + 1, "every variant has its own fingerprint");
+  });
+});

@@ -1,0 +1,385 @@
+/**
+ * Property checks: targeted, deterministic runs of the simulator (a few seeds each) with one
+ * claim each, plus the timer arithmetic checked against every pair of clock rates the
+ * drift bound allows. Each returns a description of what went wrong, or undefined; an
+ * invariant violation during the run counts as a failure too. The swarm explores, these
+ * pin the claims the README makes about stalls, check-quorum and lagging members.
+ *
+ * Used by `test/sim/properties.test.ts` and by the mutation suite (`scripts/mutants.ts`),
+ * which runs them against mutated copies of the core.
+ */
+import { profiles } from "../config/profiles.ts";
+import type { Timers } from "../config/types.ts";
+import { SeededRandom } from "../core/prng.ts";
+import { grantWindowMs, leaseSafeWaitMs, releaseGuardMs } from "../core/timing.ts";
+import { Simulator } from "./simulator.ts";
+import { persistentFaultBoundMs } from "./swarm.ts";
+
+export interface Property {
+  /** Short name for tables. */
+  readonly id: string;
+  readonly name: string;
+  /** Undefined when the property holds, else what went wrong. */
+  check(): string | undefined;
+}
+
+const seeds = [1, 2, 3, 4, 5];
+
+/**
+ * Three nodes of weight 1 and three round-robin VIPs without failback, booted and settled
+ * (2 s): the small cluster the properties and the stall tests pause and cut.
+ */
+export function threeNodeCluster(seed: number, timers: Timers): Simulator {
+  const sim = new Simulator({
+    seed,
+    nodes: [
+      { id: "n1", weight: 1 },
+      { id: "n2", weight: 1 },
+      { id: "n3", weight: 1 },
+    ],
+    vips: ["198.18.0.100", "198.18.0.101", "198.18.0.102"].map((address) => ({
+      address,
+      policy: "round-robin" as const,
+      failback: { mode: "never" as const },
+    })),
+    timers,
+    trace: true,
+  });
+  sim.bootAll();
+  sim.runUntil(2000);
+  return sim;
+}
+
+const cluster = threeNodeCluster;
+
+function coordinatorOf(sim: Simulator): string | undefined {
+  return sim.nodes.find((n) => sim.core(n.id)?.role === "coordinator")?.id;
+}
+
+/** Holder changes of every VIP after `fromMs` (each entry is a move or a gap). */
+export function holderChanges(sim: Simulator, fromMs: number): number {
+  let changes = 0;
+  for (const history of sim.holderHistory.values()) {
+    changes += history.filter(([at]) => at > fromMs).length;
+  }
+  return changes;
+}
+
+function violations(sim: Simulator, seed: number): string | undefined {
+  const v = sim.violations[0];
+  return v ? `seed ${seed}: invariant ${v.kind}: ${v.detail}` : undefined;
+}
+
+/** Runs `body` for each seed; the first failure wins. */
+function forSeeds(body: (seed: number) => string | undefined): string | undefined {
+  for (const seed of seeds) {
+    const failure = body(seed);
+    if (failure) return failure;
+  }
+  return undefined;
+}
+
+const timers = profiles.lan;
+/** A coordinator pause no follower can notice: an election timeout less a heartbeat and a delay. */
+const shortPauseMs = timers.electionTimeoutMs - timers.heartbeatIntervalMs - 5;
+
+export const properties: readonly Property[] = [
+  {
+    id: "short-coordinator-pause",
+    name: "a coordinator paused for less than an election timeout minus a heartbeat keeps its term and every VIP",
+    check: () =>
+      forSeeds((seed) => {
+        const sim = cluster(seed, timers);
+        const coordinator = coordinatorOf(sim);
+        if (!coordinator) return `seed ${seed}: no coordinator after boot`;
+        const term = sim.core(coordinator)!.term;
+        const start = sim.nowMs;
+        for (let i = 0; i < 5; i += 1) {
+          // Followers may have heard it last a heartbeat interval (plus a delay) before the
+          // pause: only a pause shorter than the election timeout by that much is invisible.
+          sim.pause(coordinator, shortPauseMs);
+          sim.runUntil(sim.nowMs + 1000);
+        }
+        const failure = violations(sim, seed);
+        if (failure) return failure;
+        if (coordinatorOf(sim) !== coordinator || sim.core(coordinator)!.term !== term) {
+          return `seed ${seed}: ${coordinator} lost its term ${term} to short pauses`;
+        }
+        const moves = holderChanges(sim, start);
+        return moves > 0 ? `seed ${seed}: ${moves} holder changes after short pauses` : undefined;
+      }),
+  },
+  {
+    id: "holder-pause-within-lease",
+    name: "a holder paused beyond an election timeout but within its lease keeps its VIPs",
+    check: () =>
+      forSeeds((seed) => {
+        const sim = cluster(seed, timers);
+        const coordinator = coordinatorOf(sim);
+        const holder = sim.nodes.find((n) => n.id !== coordinator && n.addresses.size > 0)?.id;
+        if (!holder) return `seed ${seed}: no follower holds a VIP after boot`;
+        const start = sim.nowMs;
+        for (let i = 0; i < 5; i += 1) {
+          sim.pause(holder, timers.electionTimeoutMs + 50);
+          sim.runUntil(sim.nowMs + 1000);
+        }
+        const failure = violations(sim, seed);
+        if (failure) return failure;
+        const moves = holderChanges(sim, start);
+        return moves > 0 ? `seed ${seed}: ${moves} holder changes after pauses` : undefined;
+      }),
+  },
+  {
+    id: "holder-pause-beyond-lease",
+    name: "a holder paused beyond its lease releases on waking before it sends anything",
+    check: () =>
+      forSeeds((seed) => {
+        const sim = cluster(seed, timers);
+        const coordinator = coordinatorOf(sim);
+        const paused = sim.nodes.find((n) => n.id !== coordinator && n.addresses.size > 0);
+        if (!paused) return `seed ${seed}: no follower holds a VIP after boot`;
+        const wakeAt = sim.nowMs + timers.leaseMs * 3;
+        sim.pause(paused.id, timers.leaseMs * 3);
+        sim.runUntil(wakeAt + 2000);
+        const failure = violations(sim, seed);
+        if (failure) return failure;
+        const firstSend = paused.sent.find((s) => s.atMs >= wakeAt);
+        if (!firstSend) return `seed ${seed}: ${paused.id} never speaks again`;
+        for (const [vip, history] of sim.holderHistory) {
+          const heldAtWake = history.filter(([at]) => at <= wakeAt).at(-1)?.[1] === paused.id;
+          if (!heldAtWake) continue;
+          const released = history.find(([at, holder]) => at >= wakeAt && holder !== paused.id);
+          if (!released || released[0] > firstSend.atMs) {
+            return `seed ${seed}: VIP ${vip} not released before ${paused.id}'s first datagram at ${firstSend.atMs}`;
+          }
+        }
+        for (const vip of sim.holderHistory.keys()) {
+          if (!sim.holder(vip)) return `seed ${seed}: VIP ${vip} not held again`;
+        }
+        return undefined;
+      }),
+  },
+  {
+    id: "deaf-coordinator",
+    name: "a coordinator that hears nobody is replaced and every VIP is held by the others",
+    check: () =>
+      forSeeds((seed) => {
+        const sim = cluster(seed, timers);
+        const deaf = coordinatorOf(sim);
+        if (!deaf) return `seed ${seed}: no coordinator after boot`;
+        for (const other of sim.nodes) if (other.id !== deaf) sim.block(other.id, deaf);
+        const bound = persistentFaultBoundMs(timers, "deaf");
+        sim.runUntil(sim.nowMs + bound);
+        const failure = violations(sim, seed);
+        if (failure) return failure;
+        for (const vip of sim.holderHistory.keys()) {
+          const holder = sim.holder(vip);
+          if (!holder || holder === deaf) {
+            return `seed ${seed}: VIP ${vip} held by ${holder ?? "nobody"} ${bound} ms after ${deaf} went deaf`;
+          }
+        }
+        return undefined;
+      }),
+  },
+  {
+    id: "slow-member",
+    name: "a node whose datagrams take longer than an election timeout is given no VIP",
+    check: () =>
+      forSeeds((seed) => {
+        const sim = cluster(seed, timers);
+        const coordinator = coordinatorOf(sim);
+        const slow = sim.nodes.find((n) => n.id !== coordinator && n.addresses.size > 0)?.id;
+        if (!slow) return `seed ${seed}: no follower holds a VIP after boot`;
+        const et = timers.electionTimeoutMs;
+        sim.setDelay([et, 3 * et], slow, undefined);
+        sim.setDelay([et, 3 * et], undefined, slow);
+        const bound = persistentFaultBoundMs(timers, "slow");
+        const end = sim.nowMs + bound + 2000;
+        while (sim.nowMs < end) {
+          sim.runUntil(sim.nowMs + 100);
+          const failure = violations(sim, seed);
+          if (failure) return failure;
+          if (sim.nowMs < end - 2000) continue;
+          for (const vip of sim.holderHistory.keys()) {
+            const holder = sim.holder(vip);
+            if (!holder || holder === slow) {
+              return `seed ${seed}: VIP ${vip} held by ${holder ?? "nobody"} at ${sim.nowMs} with ${slow} slow since ${end - bound - 2000}`;
+            }
+          }
+        }
+        return undefined;
+      }),
+  },
+  {
+    id: "coordinator-stall-grace",
+    name: "a coordinator whose pause no follower noticed keeps its term",
+    check: () => {
+      // Paused 40 ms after its latest heartbeat, for 120 ms: its last acknowledged round is
+      // older than an election timeout when it wakes, though no follower's election timer
+      // may have run out. Check-quorum must give the majority time to acknowledge a new
+      // round. A seed where a follower did campaign says nothing either way.
+      let conclusive = 0;
+      for (let seed = 1; seed <= 10; seed += 1) {
+        const sim = cluster(seed, timers);
+        const coordinator = coordinatorOf(sim);
+        if (!coordinator) return `seed ${seed}: no coordinator after boot`;
+        const term = sim.core(coordinator)!.term;
+        const node = sim.nodes.find((n) => n.id === coordinator)!;
+        const lastHeartbeat = node.sent.filter((s) => s.type === "heartbeat").at(-1)!.atMs;
+        sim.runUntil(lastHeartbeat + 40);
+        const from = sim.trace.length;
+        sim.pause(coordinator, 120);
+        sim.runUntil(sim.nowMs + 1000);
+        const failure = violations(sim, seed);
+        if (failure) return failure;
+        if (sim.trace.slice(from).some((line) => line.includes("becomes candidate"))) continue;
+        conclusive += 1;
+        if (coordinatorOf(sim) !== coordinator || sim.core(coordinator)!.term !== term) {
+          return `seed ${seed}: ${coordinator} stepped down after its own pause, though no follower campaigned`;
+        }
+      }
+      return conclusive === 0 ? "no seed was conclusive" : undefined;
+    },
+  },
+  {
+    id: "inherited-lease",
+    name: "a new coordinator waits out a lease the previous one granted to a node it never heard",
+    check: () => {
+      // Seven nodes, `wan` timers (an election and a failure detection end well within a
+      // lease). The holder's datagrams reach only the coordinator, which keeps granting it.
+      // Three far nodes stop hearing the coordinator 300 ms before it crashes (too short for
+      // it to fail them, so their table stays current). A far node that wins the next
+      // election heard the holder seconds ago and the old coordinator 300 ms before the
+      // crash: the grants it makes from that stale knowledge are anchored too early to cover
+      // the holder's lease, and from its election on the holder does not hear it. The holder
+      // still hears a majority and keeps its VIPs until the old lease ends; only the new
+      // coordinator's wait from its own election keeps it from handing them over earlier.
+      // A seed where another node wins (it heard the old coordinator until the crash, which
+      // delays every handover) says nothing either way.
+      const wan = profiles.wan;
+      let conclusive = 0;
+      for (let seed = 1; seed <= 10; seed += 1) {
+        const sim = new Simulator({
+          seed,
+          nodes: ["n1", "n2", "n3", "n4", "n5", "n6", "n7"].map((id) => ({ id, weight: 1 })),
+          vips: ["198.18.0.100", "198.18.0.101", "198.18.0.102"].map((address) => ({
+            address,
+            policy: "round-robin" as const,
+            failback: { mode: "never" as const },
+          })),
+          timers: wan,
+          trace: true,
+        });
+        sim.bootAll();
+        sim.runUntil(6000);
+        const old = coordinatorOf(sim);
+        const holder = sim.nodes.find((n) => n.id !== old && n.addresses.size > 0)?.id;
+        if (!old || !holder) return `seed ${seed}: no coordinator or holder after boot`;
+        const others = sim.nodes.map((n) => n.id).filter((id) => id !== old && id !== holder);
+        const far = others.slice(2);
+        for (const id of others) sim.block(holder, id);
+        sim.runUntil(sim.nowMs + 2700);
+        for (const id of far) sim.block(old, id);
+        sim.runUntil(sim.nowMs + 300);
+        sim.crash(old);
+        let next: string | undefined;
+        const end = sim.nowMs + 3 * wan.leaseMs;
+        while (sim.nowMs < end && sim.violations.length === 0) {
+          sim.runUntil(sim.nowMs + 1);
+          const now = coordinatorOf(sim);
+          if (next === undefined && now !== undefined) {
+            next = now;
+            sim.block(next, holder);
+          }
+        }
+        const failure = violations(sim, seed);
+        if (failure) return failure;
+        if (next === undefined) return `seed ${seed}: no coordinator elected after the crash`;
+        for (const vip of sim.holderHistory.keys()) {
+          const now = sim.holder(vip);
+          if (!now || now === holder) return `seed ${seed}: VIP ${vip} held by ${now ?? "nobody"}`;
+        }
+        if (far.includes(next)) conclusive += 1;
+      }
+      return conclusive === 0 ? "no seed was conclusive (a far node never won)" : undefined;
+    },
+  },
+  {
+    id: "restarted-voter",
+    name: "a restarted node grants no vote within an election timeout of hearing a coordinator",
+    check: () => {
+      // The coordinator and one follower are cut apart, so that follower campaigns; the
+      // other follower, which hears the coordinator, restarts right then. Its new
+      // incarnation remembers no coordinator: only the rule against voting within an
+      // election timeout of starting keeps it from electing the campaigner at once.
+      for (let seed = 1; seed <= 10; seed += 1) {
+        const sim = cluster(seed, timers);
+        const coordinator = coordinatorOf(sim);
+        if (!coordinator) return `seed ${seed}: no coordinator after boot`;
+        const [restarted, campaigner] = sim.nodes
+          .map((n) => n.id)
+          .filter((id) => id !== coordinator);
+        sim.block(coordinator, campaigner!);
+        sim.block(campaigner!, coordinator);
+        sim.runUntil(sim.nowMs + 400);
+        sim.killAgent(restarted!, 0);
+        sim.at(sim.nowMs + 10, () => sim.boot(restarted!));
+        sim.runUntil(sim.nowMs + 1600);
+        const failure = violations(sim, seed);
+        if (failure) return failure;
+      }
+      return undefined;
+    },
+  },
+  {
+    id: "timing",
+    name: "lease and grant timing hold for every pair of clock rates within the drift bound",
+    check: () => timingFailure(),
+  },
+];
+
+/**
+ * The README's timing claims for the worst pairs of clocks (rates 1 ± ρ of real time, the
+ * extremes of what `clockDriftRatio` promises), for the profiles and for random timers:
+ * - a lease of `leaseMs` on the holder's clock from its send ends before the coordinator's
+ *   `leaseSafeWaitMs` from its later receipt runs out, with the margin to spare;
+ * - a grant `grantWindowMs` after a round (coordinator's clock) precedes the earliest vote of
+ *   a node that heard that round (an election timeout on its clock);
+ * - the release guard leaves at least two margins for the removal.
+ */
+function timingFailure(): string | undefined {
+  const random = new SeededRandom(42);
+  const cases: Timers[] = [profiles.fast, profiles.lan, profiles.wan];
+  for (let i = 0; i < 200; i += 1) {
+    const base = profiles.lan;
+    cases.push({
+      ...base,
+      leaseMs: random.int(50, 10_000),
+      electionTimeoutMs: random.int(30, 5000),
+      leaseMarginMs: random.int(1, 100),
+      clockDriftRatio: random.int(1, 50) / 1000,
+    });
+  }
+  for (const t of cases) {
+    const rho = t.clockDriftRatio;
+    const rates = [1 - rho, 1, 1 + rho];
+    for (const holder of rates) {
+      for (const coordinator of rates) {
+        const leaseEnds = t.leaseMs / holder;
+        const waitEnds = (leaseSafeWaitMs(t) - t.leaseMarginMs) / coordinator;
+        if (leaseEnds > waitEnds + 1e-9) {
+          return `lease ${t.leaseMs} ms at rate ${holder} outlives the coordinator's wait at rate ${coordinator} (ρ ${rho})`;
+        }
+        const grantBy = (grantWindowMs(t) + t.leaseMarginMs) / coordinator;
+        const voteFrom = t.electionTimeoutMs / holder;
+        if (grantWindowMs(t) > 0 && grantBy > voteFrom + 1e-9) {
+          return `a grant ${grantWindowMs(t)} ms after a round at rate ${coordinator} may follow a vote at rate ${holder} (ρ ${rho})`;
+        }
+      }
+    }
+    if (releaseGuardMs(t) < 2 * t.leaseMarginMs) {
+      return `release guard ${releaseGuardMs(t)} ms is below two margins of ${t.leaseMarginMs} ms`;
+    }
+  }
+  return undefined;
+}

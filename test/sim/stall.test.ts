@@ -1,0 +1,105 @@
+/**
+ * Stall rules (DESIGN: "Stalls are faults too"): a node that was paused (SIGSTOP, a long GC,
+ * an overloaded machine) counts no faults against its peers for the window it could not
+ * listen in, reads what queued up before it acts on timers, and — if its own pause outlived
+ * its lease — releases its VIPs before it sends anything. The simulator pauses a node the
+ * way the kernel does: nothing it would do happens, its addresses stay, datagrams queue.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { profiles } from "../../src/config/profiles.ts";
+import { threeNodeCluster } from "../../src/sim/properties.ts";
+import type { Simulator } from "../../src/sim/simulator.ts";
+
+const timers = profiles.lan;
+
+const cluster = (seed: number): Simulator => threeNodeCluster(seed, timers);
+
+/** Holder changes of every VIP after `fromMs` (each entry is a move or a gap). */
+function holderChanges(sim: Simulator, fromMs: number): number {
+  let changes = 0;
+  for (const history of sim.holderHistory.values()) {
+    changes += history.filter(([at]) => at > fromMs).length;
+  }
+  return changes;
+}
+
+function coordinatorOf(sim: Simulator): string {
+  const coordinator = sim.nodes.find((n) => sim.core(n.id)?.role === "coordinator");
+  assert.ok(coordinator, "a coordinator is elected");
+  return coordinator.id;
+}
+
+describe("stall rules", () => {
+  it("a coordinator paused for less than an election timeout minus a heartbeat keeps its term and every VIP stays", () => {
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const sim = cluster(seed);
+      const coordinator = coordinatorOf(sim);
+      const term = sim.core(coordinator)!.term;
+      const start = sim.nowMs;
+      for (let i = 0; i < 5; i += 1) {
+        // Followers may have heard it last a heartbeat interval (plus a delay) before the
+        // pause, so only this much is surely shorter than their election timeout.
+        sim.pause(coordinator, timers.electionTimeoutMs - timers.heartbeatIntervalMs - 5);
+        sim.runUntil(sim.nowMs + 1000);
+      }
+      assert.deepEqual(sim.violations, [], sim.trace.join("\n"));
+      assert.equal(coordinatorOf(sim), coordinator, `seed ${seed}: same coordinator`);
+      assert.equal(sim.core(coordinator)!.term, term, `seed ${seed}: no new term`);
+      assert.equal(holderChanges(sim, start), 0, `seed ${seed}: no VIP moved or went unheld`);
+    }
+  });
+
+  it("a holder paused beyond the election timeout but within its lease keeps its VIPs", () => {
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const sim = cluster(seed);
+      const coordinator = coordinatorOf(sim);
+      const follower = sim.nodes.find((n) => n.id !== coordinator && n.addresses.size > 0)!.id;
+      const start = sim.nowMs;
+      for (let i = 0; i < 5; i += 1) {
+        sim.pause(follower, timers.electionTimeoutMs + 50);
+        sim.runUntil(sim.nowMs + 1000);
+      }
+      assert.deepEqual(sim.violations, [], sim.trace.join("\n"));
+      assert.equal(holderChanges(sim, start), 0, `seed ${seed}: no VIP moved or went unheld`);
+      assert.ok(
+        sim.trace.some((line) => line.includes(`${follower} was paused for`)),
+        "the core reported the stall",
+      );
+    }
+  });
+
+  it("a holder paused beyond its lease releases on waking before it sends anything", () => {
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const sim = cluster(seed);
+      const coordinator = coordinatorOf(sim);
+      const paused = sim.nodes.find((n) => n.id !== coordinator && n.addresses.size > 0)!;
+      const pauseMs = timers.leaseMs * 3;
+      const wakeAt = sim.nowMs + pauseMs;
+      sim.pause(paused.id, pauseMs);
+      sim.runUntil(wakeAt + 2000);
+      assert.deepEqual(sim.violations, [], sim.trace.join("\n"));
+      const firstSend = paused.sent.find((s) => s.atMs >= wakeAt);
+      assert.ok(firstSend, "it speaks again after waking");
+      for (const [vip, history] of sim.holderHistory) {
+        const released = history.find(([at, holder]) => at >= wakeAt && holder !== paused.id);
+        const heldAtWake = history.filter(([at]) => at <= wakeAt).at(-1)?.[1] === paused.id;
+        if (!heldAtWake) continue;
+        assert.ok(released, `seed ${seed}: VIP ${vip} released after waking`);
+        assert.ok(
+          released[0] <= firstSend.atMs,
+          `seed ${seed}: VIP ${vip} released at ${released[0]} before the first datagram at ${firstSend.atMs}`,
+        );
+      }
+      assert.ok(
+        sim.trace.some(
+          (line) =>
+            line.includes(`${paused.id} was paused for`) && line.includes("beyond its lease"),
+        ),
+        "the core reported that the stall outlived its lease",
+      );
+      // Every VIP is held again, once each.
+      for (const vip of sim.holderHistory.keys()) assert.ok(sim.holder(vip), `VIP ${vip} held`);
+    }
+  });
+});
