@@ -460,20 +460,35 @@ static void probe_execute(napi_env env, void* data) {
   }
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof buffer_bytes);
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-  start = monotonic_ms();
-  deadline = start + job->timeout_ms;
-  /* A second round halfway through covers one lost probe or reply. */
-  resend_at = start + job->timeout_ms / 2;
   if (send_probes(job, fd, &destination, mac) != 0) {
     close(fd);
     job->failed = true;
     return;
   }
+  /* The window opens once every probe is out: a slow send (a thousand VIPs, a starved
+   * thread) does not eat into the time the last address has to answer. */
+  start = monotonic_ms();
+  deadline = start + job->timeout_ms;
+  /* A second round halfway through covers one lost probe or reply. */
+  resend_at = start + job->timeout_ms / 2;
   for (;;) {
+    /* The clock is read BEFORE the queue is drained, and the probe ends only on a drain that
+     * began at or after the deadline: a thread that was off the CPU past the deadline (a
+     * loaded machine; the thread pool runs at normal priority) still reads every answer that
+     * arrived in time, instead of reporting an address free whose owner did answer. */
     int64_t now = monotonic_ms();
     int64_t wait_until;
     struct pollfd waiter = {fd, POLLIN, 0};
     uint32_t i, free_count = 0;
+    for (;;) {
+      uint8_t frame[128];
+      struct sockaddr_ll from;
+      socklen_t from_length = sizeof from;
+      ssize_t length = recvfrom(fd, frame, sizeof frame, MSG_TRUNC, (struct sockaddr*)&from,
+                                &from_length);
+      if (length < 0) break; /* EAGAIN: drained */
+      inspect_frame(job, frame, length, &from, mac);
+    }
     for (i = 0; i < job->count; i++) free_count += job->occupied[i] ? 0 : 1;
     if (free_count == 0 || now >= deadline) break;
     if (!resent && now >= resend_at) {
@@ -485,16 +500,7 @@ static void probe_execute(napi_env env, void* data) {
       }
     }
     wait_until = resent ? deadline : resend_at;
-    if (poll(&waiter, 1, (int)(wait_until - now)) <= 0) continue;
-    for (;;) {
-      uint8_t frame[128];
-      struct sockaddr_ll from;
-      socklen_t from_length = sizeof from;
-      ssize_t length = recvfrom(fd, frame, sizeof frame, MSG_TRUNC, (struct sockaddr*)&from,
-                                &from_length);
-      if (length < 0) break; /* EAGAIN: drained */
-      inspect_frame(job, frame, length, &from, mac);
-    }
+    poll(&waiter, 1, (int)(wait_until - now));
   }
   close(fd);
 }
