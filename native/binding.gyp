@@ -18,6 +18,12 @@
       "type": "executable",
       "sources": ["floatip_udpflood.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]
+    },
+    {
+      "target_name": "floatip-arpwatch",
+      "type": "executable",
+      "sources": ["floatip_arpwatch.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]
     }
   ]
 }

@@ -19,7 +19,7 @@
  * ran (at most 0.5 s), at least 0.1 s; more than 5 deaths in a minute and it gives up (exit 1).
  *
  * Logs go to standard error in the agent's formats: one JSON object per line, or the short
- * human line ("HH:MM:SS.mmm LEVEL message key=value ...").
+ * human line ("HH:MM:SS.uuuuuu LEVEL message key=value ...", microseconds).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -85,17 +85,17 @@ static void log_line(const char* level, const char* message, const struct field*
   if (human) {
     char upper[8] = {0};
     for (size_t i = 0; i < 5 && level[i] != '\0'; i++) upper[i] = (char)(level[i] - 32);
-    snprintf(line, sizeof line, "%02d:%02d:%02d.%03d %-5s %s node=%s", tm.tm_hour, tm.tm_min,
-             tm.tm_sec, (int)(tv.tv_usec / 1000), upper, message, node_id);
+    snprintf(line, sizeof line, "%02d:%02d:%02d.%06d %-5s %s node=%s", tm.tm_hour, tm.tm_min,
+             tm.tm_sec, (int)tv.tv_usec, upper, message, node_id);
     for (size_t i = 0; i < count; i++) {
       size_t n = strlen(line);
       snprintf(line + n, sizeof line - n, " %s=%s", fields[i].key, fields[i].value);
     }
   } else {
     snprintf(line, sizeof line,
-             "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\",\"level\":\"%s\",\"msg\":",
+             "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%06dZ\",\"level\":\"%s\",\"msg\":",
              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (int)(tv.tv_usec / 1000), level);
+             (int)tv.tv_usec, level);
     json_string(line, sizeof line, message);
     strncat(line, ",\"node\":", sizeof line - strlen(line) - 1);
     json_string(line, sizeof line, node_id);

@@ -4,10 +4,10 @@
  * only the VRRP subsystem. Installed from the Debian package when missing.
  */
 import type { ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { run } from "../../src/adapters/exec.ts";
+import { ensureDebianPackage } from "../../src/lab/debian.ts";
 import type { Topology } from "../../src/lab/topology.ts";
 
 export type KeepalivedVariant = "default" | "fastest";
@@ -15,28 +15,8 @@ export type KeepalivedVariant = "default" | "fastest";
 const binaryCandidates = ["/usr/sbin/keepalived", "/usr/local/sbin/keepalived"];
 
 /** Path of the keepalived binary, installing the Debian package first if needed; undefined if impossible. */
-export async function ensureKeepalived(): Promise<string | undefined> {
-  const found = () => binaryCandidates.find((p) => existsSync(p));
-  if (found()) return found();
-  try {
-    await run("apt-get", ["install", "-y", "keepalived"], {
-      timeoutMs: 180_000,
-      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-    });
-  } catch {
-    try {
-      await run("apt-get", ["update"], { timeoutMs: 180_000 });
-      await run("apt-get", ["install", "-y", "keepalived"], {
-        timeoutMs: 180_000,
-        env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-      });
-    } catch (error) {
-      console.error(
-        `keepalived is not installed and could not be installed: ${(error as Error).message}`,
-      );
-    }
-  }
-  return found();
+export function ensureKeepalived(): Promise<string | undefined> {
+  return ensureDebianPackage("keepalived", binaryCandidates);
 }
 
 export interface KeepalivedCluster {

@@ -28,6 +28,7 @@ import { fileURLToPath } from "node:url";
 import { run } from "../../src/adapters/exec.ts";
 import { encodeDatagram } from "../../src/cluster/codec.ts";
 import type { LiveCluster } from "../../src/lab/cluster.ts";
+import { ensureDebianPackage } from "../../src/lab/debian.ts";
 import type { Topology } from "../../src/lab/topology.ts";
 import { sleep } from "./args.ts";
 import { startCpuLoad } from "./cpu-load.ts";
@@ -56,26 +57,8 @@ export interface RunningLoad {
 const stressNgPath = "/usr/bin/stress-ng";
 
 /** Path of stress-ng, installing the Debian package first if needed; undefined if impossible. */
-export async function ensureStressNg(): Promise<string | undefined> {
-  if (existsSync(stressNgPath)) return stressNgPath;
-  const install = () =>
-    run("apt-get", ["install", "-y", "stress-ng"], {
-      timeoutMs: 180_000,
-      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-    });
-  try {
-    await install();
-  } catch {
-    try {
-      await run("apt-get", ["update"], { timeoutMs: 180_000 });
-      await install();
-    } catch (error) {
-      console.error(
-        `stress-ng is not installed and could not be installed: ${(error as Error).message}`,
-      );
-    }
-  }
-  return existsSync(stressNgPath) ? stressNgPath : undefined;
+export function ensureStressNg(): Promise<string | undefined> {
+  return ensureDebianPackage("stress-ng", [stressNgPath]);
 }
 
 /** Collects a child's output (bounded) and resolves its exit. */

@@ -5,33 +5,20 @@
  * topology and is started through `topology.spawn`, so `topology.destroy()` ends it by PID.
  */
 import type { ChildProcess } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { run } from "../../src/adapters/exec.ts";
+import { ensureDebianPackage } from "../../src/lab/debian.ts";
 import type { Topology } from "../../src/lab/topology.ts";
 
 const tools = { wrk: "/usr/bin/wrk", haproxy: "/usr/sbin/haproxy" } as const;
 
 /** Installs wrk and HAProxy from the Debian packages when missing; returns what is missing after. */
 export async function ensureRelayTools(): Promise<string[]> {
-  const missing = () => Object.entries(tools).filter(([, path]) => !existsSync(path));
-  if (missing().length === 0) return [];
-  const install = () =>
-    run("apt-get", ["install", "-y", "wrk", "haproxy"], {
-      timeoutMs: 300_000,
-      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-    });
-  try {
-    await install();
-  } catch {
-    try {
-      await run("apt-get", ["update"], { timeoutMs: 300_000 });
-      await install();
-    } catch (error) {
-      console.error(`cannot install wrk and haproxy: ${(error as Error).message}`);
-    }
+  const missing: string[] = [];
+  for (const [name, path] of Object.entries(tools)) {
+    if (!(await ensureDebianPackage(name, [path]))) missing.push(name);
   }
-  return missing().map(([name]) => name);
+  return missing;
 }
 
 /** A process started in a namespace, with a promise of its exit. */

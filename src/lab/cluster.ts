@@ -33,6 +33,8 @@ export interface ClusterOptions {
   readonly addressLifetime?: string;
   /** Start the agents at once (default); false leaves it to `startAgent(id)`. */
   readonly startAgents?: boolean;
+  /** Extra environment for a node's agent (and its supervisor), e.g. a preloaded library. */
+  readonly agentEnv?: (id: string) => Readonly<Record<string, string>> | undefined;
 }
 
 export interface LiveCluster {
@@ -123,7 +125,7 @@ export async function startCluster(options: ClusterOptions): Promise<LiveCluster
       if (options.noSupervisor) args.push("--no-supervisor");
       const child = topology.spawn(id, process.execPath, args, {
         stdio: ["ignore", "pipe", "pipe"],
-        env: { ...process.env, FLOATIP_LOG_FORMAT: "human" },
+        env: { ...process.env, FLOATIP_LOG_FORMAT: "human", ...options.agentEnv?.(id) },
       });
       const lines = logs.get(id) ?? [];
       logs.set(id, lines);

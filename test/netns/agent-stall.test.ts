@@ -23,7 +23,6 @@ import { readFileSync } from "node:fs";
 import { after, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { monitorHolders } from "../../bench/lib/holder-monitor.ts";
-import { run } from "../../src/adapters/exec.ts";
 import {
   allLogs,
   type LiveCluster,
@@ -32,28 +31,11 @@ import {
   waitSettled,
   watchHolders,
 } from "../../src/lab/cluster.ts";
+import { coordinatorOf, maxTerm, pauseProcess } from "../../src/lab/faults.ts";
 import { skipUnlessRoot } from "../../src/lab/topology.ts";
 
 const vips = [{ host: 100 }, { host: 101 }, { host: 102 }];
 const lan = { heartbeatMs: 50, electionTimeoutMs: 150, leaseMs: 400 };
-
-/** The highest term any agent logged. */
-function maxTerm(cluster: LiveCluster): number {
-  let term = 0;
-  for (const match of allLogs(cluster).matchAll(/coordinator-changed node=\S+ term=(\d+)/g)) {
-    term = Math.max(term, Number(match[1]));
-  }
-  return term;
-}
-
-function coordinatorOf(cluster: LiveCluster): string {
-  const lines = [
-    ...allLogs(cluster).matchAll(/coordinator-changed node=\S+ term=\d+ coordinator=(n\d)/g),
-  ];
-  const last = lines.at(-1)?.[1];
-  assert.ok(last, "a coordinator was elected");
-  return last;
-}
 
 /**
  * PID of the services process: the agent's only child that runs the services worker (.js
@@ -90,43 +72,9 @@ function running(pid: number): boolean {
   }
 }
 
-/**
- * SIGSTOP for `ms`, then SIGCONT (always); returns how long the process was really stopped.
- * The stop and the continue are sent by a small shell run at realtime priority 30 (above the
- * control plane's 10): on a loaded machine the test's own event loop wakes late, and a pause
- * meant to stay below the detection time would overrun it. The test process still sends a
- * SIGCONT of its own afterwards, so nothing stays stopped if the shell fails.
- */
+/** SIGSTOP for `ms`, then SIGCONT; how long the process was really stopped. */
 async function pause(pid: number, ms: number): Promise<number> {
-  return (await pauseAt(pid, ms)).stoppedMs;
-}
-
-/** `pause`, with the wall-clock instants (ms since the epoch) of the stop and the continue. */
-async function pauseAt(
-  pid: number,
-  ms: number,
-): Promise<{ stoppedMs: number; stoppedAt: number; resumedAt: number }> {
-  const script =
-    't0=$(date +%s%N); kill -STOP "$1" || exit 1; sleep "$2"; kill -CONT "$1"; ' +
-    't1=$(date +%s%N); echo "$t0" "$t1"';
-  try {
-    const result = await run(
-      "chrt",
-      ["-r", "30", "bash", "-c", script, "pause", String(pid), (ms / 1000).toFixed(3)],
-      { timeoutMs: ms + 10_000 },
-    );
-    // Nanoseconds since the epoch, to fractional milliseconds (no rounding below the sleep).
-    const [stoppedAt, resumedAt] = result.stdout
-      .trim()
-      .split(" ")
-      .map((ns) => (/^\d+$/.test(ns) ? Number(BigInt(ns) / 1000n) / 1000 : Number.NaN));
-    if (Number.isFinite(stoppedAt) && Number.isFinite(resumedAt)) {
-      return { stoppedMs: resumedAt! - stoppedAt!, stoppedAt: stoppedAt!, resumedAt: resumedAt! };
-    }
-    throw new Error(`pause helper printed ${JSON.stringify(result.stdout)}`);
-  } finally {
-    process.kill(pid, "SIGCONT");
-  }
+  return (await pauseProcess(pid, ms)).stoppedMs;
 }
 
 describe("stalls of the agent's processes", { skip: skipUnlessRoot() }, () => {
@@ -274,7 +222,7 @@ describe("stalls of the agent's processes", { skip: skipUnlessRoot() }, () => {
         stoppedMs,
         stoppedAt: pausedAt,
         resumedAt: wokeAt,
-      } = await pauseAt(cluster.agentPid(holder)!, 1500);
+      } = await pauseProcess(cluster.agentPid(holder)!, 1500);
       await sleep(3000);
       const report = await watch.stop();
       capture.process.kill("SIGTERM");
