@@ -1,17 +1,21 @@
 /**
  * `floatip sim`: the deterministic fault-injecting simulator.
- *   floatip sim --seeds N [--nodes K] [--profile lan] [--first S]   run a swarm
+ *   floatip sim --seeds N [--nodes K] [--profile lan] [--first S] [--jobs J]   run a swarm
  *   floatip sim --seed S [--nodes K] [--trace]                      replay one seed
  * Exits 1 when any invariant was violated.
  */
+import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import { profiles } from "../../config/profiles.ts";
 import type { ProfileName } from "../../config/types.ts";
+import { runSwarmParallel } from "../../sim/parallel.ts";
 import { formatSummary, runSwarm } from "../../sim/report.ts";
 import { runSwarmSeed } from "../../sim/swarm.ts";
 
 export const usage = `usage:
-  floatip sim --seeds N [--nodes K] [--profile fast|lan|wan] [--first S]   run a swarm of N seeds
+  floatip sim --seeds N [--nodes K] [--profile fast|lan|wan] [--first S] [--jobs J]
+                                                        run a swarm of N seeds on J worker
+                                                        threads (default: one per CPU)
   floatip sim --seed S [--nodes K] [--profile P] [--trace]                 replay one seed
   Exit status: 0 no invariant violated, 1 a violation (the seeds are printed), 2 usage error.
 `;
@@ -26,6 +30,7 @@ export async function run(args: string[]): Promise<number> {
       nodes: { type: "string" },
       profile: { type: "string", default: "lan" },
       trace: { type: "boolean", default: false },
+      jobs: { type: "string" },
     },
     strict: true,
   });
@@ -67,11 +72,39 @@ export async function run(args: string[]): Promise<number> {
     process.stderr.write("floatip sim: --seeds takes a positive whole number\n");
     return 2;
   }
+  const jobs = values.jobs === undefined ? availableParallelism() : Number(values.jobs);
+  if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) {
+    process.stderr.write("floatip sim: --jobs takes a whole number from 1 to 64\n");
+    return 2;
+  }
   const seeds = Array.from({ length: count }, (_, i) => first + i);
   process.stdout.write(
-    `profile ${profile}: ${count} seeds from ${first}${nodes ? `, ${nodes} nodes` : ", 3/5/7 nodes"}\n`,
+    `profile ${profile}: ${count} seeds from ${first}${nodes ? `, ${nodes} nodes` : ", 3/5/7 nodes"}, ${jobs} job${jobs === 1 ? "" : "s"}\n`,
   );
-  const summary = runSwarm({ seeds, timers, ...(nodes ? { nodes } : {}) });
+  const startedAt = performance.now();
+  let lastProgressAt = startedAt;
+  const swarm = { seeds, timers, ...(nodes ? { nodes } : {}) };
+  const summary =
+    jobs === 1
+      ? runSwarm(swarm)
+      : await runSwarmParallel({
+          ...swarm,
+          jobs,
+          onProgress: (done) => {
+            const now = performance.now();
+            if (now - lastProgressAt < 10_000) return;
+            lastProgressAt = now;
+            const rate = done / ((now - startedAt) / 1000);
+            const left = Math.round((count - done) / rate);
+            process.stderr.write(
+              `sim: ${done}/${count} seeds, ${rate.toFixed(1)} seeds/s, about ${Math.floor(left / 60)} min ${left % 60} s left\n`,
+            );
+          },
+        });
+  const seconds = (performance.now() - startedAt) / 1000;
   process.stdout.write(`${formatSummary(summary)}\n`);
+  process.stdout.write(
+    `${count} seeds in ${seconds.toFixed(1)} s (${(count / seconds).toFixed(1)} seeds/s, ${jobs} job${jobs === 1 ? "" : "s"})\n`,
+  );
   return summary.failed.length > 0 ? 1 : 0;
 }
