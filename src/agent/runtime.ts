@@ -97,6 +97,8 @@ export class Agent implements AgentHandle, ClusterView {
   #viewScheduled = false;
   /** The table version of the last view published. */
   #publishedTable: readonly [number, number] = [0, 0];
+  /** keepalived-style hooks: after FAULT or STOP, releases are not reported as BACKUP. */
+  #keepalivedQuiet = false;
   /** The address batch in flight: batches (and renewals) run one after the other, in order. */
   #addressBatch: Promise<void> = Promise.resolve();
   #events: AgentEventRecord[] = [];
@@ -204,6 +206,13 @@ export class Agent implements AgentHandle, ClusterView {
   async shutdown(graceMs = 3000): Promise<void> {
     if (this.#stopped) return;
     this.#log.log("info", "shutting down: handing VIPs over");
+    if (this.#config.notify?.style === "keepalived") {
+      this.#keepalivedQuiet = true;
+      this.#notifyKeepalived(
+        this.#config.vips.map((v) => v.address),
+        "STOP",
+      );
+    }
     this.#step({ type: "shutdown", nowMs: monotonicMs() });
     const deadline = monotonicMs() + graceMs;
     while (!this.#core.drainedForShutdown && monotonicMs() < deadline) {
@@ -777,6 +786,14 @@ export class Agent implements AgentHandle, ClusterView {
    */
   #notify(event: CoreEvent): void {
     const notify = this.#config.notify;
+    if (notify?.style === "keepalived") {
+      if (event.type === "vip-acquired") this.#notifyKeepalived([event.vip], "MASTER");
+      // A fault or a stop already said why the node let its VIPs go.
+      if (event.type === "vip-released" && !this.#keepalivedQuiet) {
+        this.#notifyKeepalived([event.vip], "BACKUP");
+      }
+      return;
+    }
     const wanted = new Set([
       "role-changed",
       "vip-acquired",
@@ -820,13 +837,37 @@ export class Agent implements AgentHandle, ClusterView {
       FLOATIP_CLUSTER: this.#config.cluster,
       ...extraEnv,
     };
+    if (notify.style === "keepalived") return; // capability events have no keepalived form
+    this.#runHook([eventType, argument], env);
+  }
+
+  /**
+   * keepalived's notify call, per VIP as per VRRP instance: `INSTANCE NAME STATE PRIORITY`,
+   * NAME the VIP's address, PRIORITY this node's weight.
+   */
+  #notifyKeepalived(vips: readonly string[], state: "MASTER" | "BACKUP" | "FAULT" | "STOP"): void {
+    const priority = String(this.#self().weight);
+    for (const vip of vips) {
+      this.#runHook(["INSTANCE", vip, state, priority], {
+        ...process.env,
+        FLOATIP_NODE: this.nodeId,
+        FLOATIP_CLUSTER: this.#config.cluster,
+        FLOATIP_VIP: vip,
+      });
+    }
+  }
+
+  /** Runs the notify command with `args`, one call at a time, under its timeout. */
+  #runHook(args: readonly string[], env: NodeJS.ProcessEnv): void {
+    const notify = this.#config.notify;
+    if (!notify) return;
     this.#notifyQueue = this.#notifyQueue.then(async () => {
       try {
-        await run(notify.command, [eventType, argument], { timeoutMs: notify.timeoutMs, env });
+        await run(notify.command, args, { timeoutMs: notify.timeoutMs, env });
       } catch (error) {
         this.#log.log("warn", "notify hook failed", {
           command: notify.command,
-          event: eventType,
+          event: args.join(" "),
           error: describe(error),
         });
       }
@@ -847,6 +888,14 @@ export class Agent implements AgentHandle, ClusterView {
             checks: report.checks.filter((c) => !c.up).map((c) => `${c.name}: ${c.lastDetail}`),
           },
         );
+        if (this.#config.notify?.style === "keepalived") {
+          // keepalived: every instance goes FAULT, and back to BACKUP once the checks pass.
+          this.#keepalivedQuiet = !report.healthy;
+          this.#notifyKeepalived(
+            this.#config.vips.map((v) => v.address),
+            report.healthy ? "BACKUP" : "FAULT",
+          );
+        }
         this.#step({ type: "health", nowMs: monotonicMs(), healthy: report.healthy });
       },
     });

@@ -120,7 +120,11 @@ describe("loadConfig on examples/cluster.yaml", () => {
       port: 7480,
       tokenFile: "/etc/floatip/api.token",
     });
-    assert.deepEqual(config.notify, { command: "/usr/local/bin/floatip-notify", timeoutMs: 5000 });
+    assert.deepEqual(config.notify, {
+      command: "/usr/local/bin/floatip-notify",
+      timeoutMs: 5000,
+      style: "floatip",
+    });
     assert.equal(config.stateDir, "/var/lib/floatip");
     assert.equal(config.addressLifetimeSec, 3);
     assert.equal(config.relays, undefined);
@@ -275,7 +279,7 @@ describe("durations", () => {
             within: "1m",
           },
         ];
-        c.notify = { command: "/bin/true", timeout: "2m" };
+        c.notify = { command: "/bin/true", timeout: "2m", style: "keepalived" };
       }),
     );
     assert.deepEqual(config.vips[0]!.failback, { mode: "after", afterMs: 30000 });
@@ -283,6 +287,7 @@ describe("durations", () => {
     const check = config.checks[0]!;
     assert.deepEqual([check.intervalMs, check.timeoutMs, check.fallWindowMs], [2000, 1000, 60000]);
     assert.equal(config.notify?.timeoutMs, 120000);
+    assert.equal(config.notify?.style, "keepalived");
   });
 
   it("rejects a bare number where the unit is not in the key name", () => {
@@ -445,6 +450,11 @@ describe("validation rules, one problem at the right path", () => {
     ["api listen without port", (c) => (c.api = { listen: "127.0.0.1" }), "api.listen"],
     ["api unknown key", (c) => (c.api = { port: 80 }), "api.port"],
     ["notify without command", (c) => (c.notify = { timeout: "1s" }), "notify.command"],
+    [
+      "notify style unknown",
+      (c) => (c.notify = { command: "/bin/true", style: "vrrp" }),
+      "notify.style",
+    ],
     ["realtime unknown policy", (c) => (c.realtime = { policy: "rt" }), "realtime.policy"],
     ["realtime priority too high", (c) => (c.realtime = { priority: 100 }), "realtime.priority"],
     [

@@ -22,7 +22,7 @@
  *                            timeout = interval / 2, fall = 3, within = 10 × interval, rise = 2,
  *                            plus the kind's own fields }
  *   api: { listen = 127.0.0.1:7480, token_file }   no token file = mutating calls refused
- *   notify: { command, timeout = 5s }              optional
+ *   notify: { command, timeout = 5s, style = floatip|keepalived }   optional
  *   realtime: { policy = rr, priority = 10, lock_memory = true, required = false }
  *                            the control plane's thread under SCHED_RR/SCHED_FIFO with locked
  *                            memory where the process may (root, CAP_SYS_NICE); policy: off
@@ -1209,10 +1209,19 @@ function readNotify(ctx: Context, raw: unknown): NotifySpec | undefined {
     ctx,
     raw,
     ["notify"],
-    ["command", "timeout"],
+    ["command", "timeout", "style"],
     "notify: { command: /usr/local/bin/floatip-notify }",
   );
   if (!obj) return undefined;
+  const style = obj.style ?? "floatip";
+  if (style !== "floatip" && style !== "keepalived") {
+    ctx.add(
+      ["notify", "style"],
+      `must be floatip or keepalived, got ${describe(style)}`,
+      "write style: keepalived to call the script as keepalived's notify (INSTANCE NAME STATE PRIORITY), or leave it out",
+    );
+    return undefined;
+  }
   const command = str(ctx, obj, "command", ["notify"], {
     required: true,
     example: "/usr/local/bin/floatip-notify",
@@ -1222,7 +1231,9 @@ function readNotify(ctx: Context, raw: unknown): NotifySpec | undefined {
     fallback: 5000,
     example: "5s",
   });
-  return command === undefined || timeoutMs === undefined ? undefined : { command, timeoutMs };
+  return command === undefined || timeoutMs === undefined
+    ? undefined
+    : { command, timeoutMs, style };
 }
 
 function readAddressLifetime(

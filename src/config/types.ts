@@ -106,6 +106,13 @@ export interface NotifySpec {
   /** Executable run on role and VIP changes (arguments documented in the README). */
   readonly command: string;
   readonly timeoutMs: number;
+  /**
+   * `floatip`: `COMMAND EVENT ARGUMENT` for every event. `keepalived`: the script is called
+   * as keepalived calls its `notify` script, `COMMAND INSTANCE NAME STATE PRIORITY` (NAME the
+   * VIP's address, STATE MASTER, BACKUP, FAULT or STOP, PRIORITY the node's weight), so
+   * existing keepalived scripts run unchanged.
+   */
+  readonly style: "floatip" | "keepalived";
 }
 
 /**
