@@ -19,7 +19,8 @@
  * ran (at most 0.5 s), at least 0.1 s; more than 5 deaths in a minute and it gives up (exit 1).
  *
  * Logs go to standard error in the agent's formats: one JSON object per line, or the short
- * human line ("HH:MM:SS.uuuuuu LEVEL message key=value ...", microseconds).
+ * human line ("HH:MM:SS.uuuuuu LEVEL message key=value ...", microseconds), each prefixed
+ * with its syslog priority ("<4>") when standard error is the journal (JOURNAL_STREAM).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -36,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -43,6 +45,26 @@
 
 static const char* node_id = "";
 static bool human = false;
+/* Standard error is the journal (JOURNAL_STREAM): lines start with their syslog priority. */
+static bool journal = false;
+
+/* Whether JOURNAL_STREAM ("DEVICE:INODE") names the stream on standard error. */
+static bool journal_stream(void) {
+  const char* value = getenv("JOURNAL_STREAM");
+  unsigned long long device, inode;
+  struct stat st;
+  if (value == NULL || sscanf(value, "%llu:%llu", &device, &inode) != 2) return false;
+  if (fstat(STDERR_FILENO, &st) != 0) return false;
+  return (unsigned long long)st.st_dev == device && (unsigned long long)st.st_ino == inode;
+}
+
+/* syslog priority of a level: error 3, warn 4, info 6, debug 7. */
+static int priority_of(const char* level) {
+  if (strcmp(level, "error") == 0) return 3;
+  if (strcmp(level, "warn") == 0) return 4;
+  if (strcmp(level, "debug") == 0) return 7;
+  return 6;
+}
 
 /* ---------- logging ---------- */
 
@@ -82,17 +104,18 @@ static void log_line(const char* level, const char* message, const struct field*
   struct tm tm;
   gmtime_r(&tv.tv_sec, &tm);
   char line[4096];
+  int at = journal ? snprintf(line, sizeof line, "<%d>", priority_of(level)) : 0;
   if (human) {
     char upper[8] = {0};
     for (size_t i = 0; i < 5 && level[i] != '\0'; i++) upper[i] = (char)(level[i] - 32);
-    snprintf(line, sizeof line, "%02d:%02d:%02d.%06d %-5s %s node=%s", tm.tm_hour, tm.tm_min,
+    snprintf(line + at, sizeof line - at, "%02d:%02d:%02d.%06d %-5s %s node=%s", tm.tm_hour, tm.tm_min,
              tm.tm_sec, (int)tv.tv_usec, upper, message, node_id);
     for (size_t i = 0; i < count; i++) {
       size_t n = strlen(line);
       snprintf(line + n, sizeof line - n, " %s=%s", fields[i].key, fields[i].value);
     }
   } else {
-    snprintf(line, sizeof line,
+    snprintf(line + at, sizeof line - at,
              "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%06dZ\",\"level\":\"%s\",\"msg\":",
              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
              (int)tv.tv_usec, level);
@@ -323,6 +346,7 @@ int main(int argc, char** argv) {
     }
   }
   if (vips == NULL || first < 0 || first >= argc) return usage();
+  journal = journal_stream();
 
   sigset_t set;
   sigemptyset(&set);

@@ -1,5 +1,17 @@
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { spawnSync } from "node:child_process";
+import {
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
 import { createLogger, createWallClock, isoMicros } from "./log.ts";
 
 describe("log time stamps", () => {
@@ -49,5 +61,102 @@ describe("log time stamps", () => {
     assert.match(json.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
     assert.ok(Date.parse(json.time) >= before - 1 && Date.parse(json.time) <= Date.now() + 1);
     assert.match(lines[1]!, /^\d\d:\d\d:\d\d\.\d{6} WARN {2}there$/);
+  });
+});
+
+describe("syslog priority for journald", () => {
+  const root = join(import.meta.dirname, "..", "..");
+  const dir = mkdtempSync(join(tmpdir(), "floatip-journal-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** Runs `args` with standard error on a fresh file; JOURNAL_STREAM from `stream(file)`. */
+  const stderrOf = (
+    name: string,
+    command: string,
+    args: readonly string[],
+    stream: (file: string) => string,
+  ) => {
+    const file = join(dir, name);
+    const fd = openSync(file, "w");
+    try {
+      const result = spawnSync(command, args, {
+        stdio: ["ignore", "ignore", fd],
+        env: { ...process.env, JOURNAL_STREAM: stream(file) },
+        timeout: 20_000,
+      });
+      assert.equal(result.error, undefined);
+    } finally {
+      closeSync(fd);
+    }
+    return readFileSync(file, "utf8").trim().split("\n");
+  };
+  const identity = (file: string) => {
+    const stat = statSync(file, { bigint: true });
+    return `${stat.dev}:${stat.ino}`;
+  };
+  const program = `
+    import { createLogger } from ${JSON.stringify(join(import.meta.dirname, "log.ts"))};
+    const log = createLogger({ human: false });
+    log.log("error", "e"); log.log("warn", "w"); log.log("info", "i");
+  `;
+
+  it("prefixes each line with its priority when standard error is the journal stream", () => {
+    const lines = stderrOf(
+      "journal",
+      process.execPath,
+      ["--input-type=module", "-e", program],
+      identity,
+    );
+    assert.deepEqual(
+      lines.map((l) => l.slice(0, 4)),
+      ["<3>{", "<4>{", "<6>{"],
+    );
+    assert.equal((JSON.parse(lines[2]!.slice(3)) as { msg: string }).msg, "i");
+  });
+
+  it("writes plain JSON when JOURNAL_STREAM names another stream (inherited, redirected)", () => {
+    const lines = stderrOf(
+      "plain",
+      process.execPath,
+      ["--input-type=module", "-e", program],
+      () => "1:1",
+    );
+    assert.deepEqual(
+      lines.map((l) => l.slice(0, 1)),
+      ["{", "{", "{"],
+    );
+  });
+
+  it("the C supervisor does the same", () => {
+    const supervisor = join(root, "native", "build", "Release", "floatip-supervisor");
+    const vips = join(dir, "vips");
+    writeFileSync(vips, "");
+    // `true` exits at once: the supervisor logs that and starts it again after a back-off;
+    // `timeout` ends the supervisor after a second.
+    const args = [
+      "-s",
+      "TERM",
+      "1",
+      supervisor,
+      "--node",
+      "t",
+      "--vips",
+      vips,
+      "--log",
+      "json",
+      "--",
+      "/bin/true",
+    ];
+    const journal = stderrOf("supervisor", "timeout", args, identity);
+    assert.ok(journal.length > 0 && journal.every((l) => /^<[3-7]>\{/.test(l)), journal.join("\n"));
+    assert.ok(
+      journal.some((l) => l.startsWith("<6>{")),
+      journal.join("\n"),
+    );
+    const plain = stderrOf("supervisor-plain", "timeout", args, () => "1:1");
+    assert.ok(
+      plain.every((l) => l.startsWith("{")),
+      plain.join("\n"),
+    );
   });
 });

@@ -1,10 +1,36 @@
 /**
  * Structured logs: one JSON object per line (for journald and log shippers), or a short
  * human line when standard error is a terminal or FLOATIP_LOG_FORMAT=human.
+ *
+ * Under systemd, when standard error is the journal (JOURNAL_STREAM names its device and
+ * inode), each line starts with its syslog priority, `<3>` error, `<4>` warn, `<6>` info,
+ * `<7>` debug: journald strips the prefix and files the line at that priority, so
+ * `journalctl -u floatip@n1 -p warning` shows warnings and errors only. Anywhere else the
+ * lines stay plain JSON.
  */
+import { fstatSync } from "node:fs";
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
 const rank: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+/** syslog priorities (RFC 5424): what journald files each level as. */
+export const syslogPriority: Record<LogLevel, number> = { debug: 7, info: 6, warn: 4, error: 3 };
+
+/**
+ * Whether file descriptor `fd` is the journal stream systemd connected (JOURNAL_STREAM is
+ * "DEVICE:INODE" of that stream; a child whose standard error was redirected elsewhere
+ * inherits the variable but not the stream, so both must match).
+ */
+export function isJournalStream(fd = 2, env: NodeJS.ProcessEnv = process.env): boolean {
+  const match = /^(\d+):(\d+)$/.exec(env.JOURNAL_STREAM ?? "");
+  if (!match) return false;
+  try {
+    const stat = fstatSync(fd, { bigint: true });
+    return stat.dev === BigInt(match[1]!) && stat.ino === BigInt(match[2]!);
+  } catch {
+    return false;
+  }
+}
 
 export interface Logger {
   log(level: LogLevel, message: string, fields?: Record<string, unknown>): void;
@@ -56,11 +82,15 @@ export function createLogger(options: {
   level?: LogLevel;
   human?: boolean;
   write?: (line: string) => void;
+  /** Prefix lines with their syslog priority (default: when standard error is the journal). */
+  journal?: boolean;
 }): Logger {
   const minimum =
     rank[options.level ?? ((process.env.FLOATIP_LOG_LEVEL as LogLevel) || "info")] ?? 20;
   const human = options.human ?? humanLogFormat();
   const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const journal = options.journal ?? (options.write === undefined && isJournalStream());
+  const prefix = (level: LogLevel) => (journal ? `<${syslogPriority[level]}>` : "");
   const base = options.base ?? {};
   return {
     log(level, message, fields = {}) {
@@ -72,14 +102,16 @@ export function createLogger(options: {
           .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
           .join(" ");
         write(
-          `${time.slice(11, 26)} ${level.toUpperCase().padEnd(5)} ${message}${extra ? ` ${extra}` : ""}`,
+          `${prefix(level)}${time.slice(11, 26)} ${level.toUpperCase().padEnd(5)} ${message}${extra ? ` ${extra}` : ""}`,
         );
       } else {
-        write(JSON.stringify({ time, level, msg: message, ...base, ...fields }));
+        write(
+          `${prefix(level)}${JSON.stringify({ time, level, msg: message, ...base, ...fields })}`,
+        );
       }
     },
     child(fields) {
-      return createLogger({ ...options, base: { ...base, ...fields }, human, write });
+      return createLogger({ ...options, base: { ...base, ...fields }, human, write, journal });
     },
   };
 }
