@@ -78,6 +78,18 @@ describe("storage capability", () => {
     assert.equal(config.vip, vip);
     assert.deepEqual(config.api, { host: "0.0.0.0", port: 7490 });
     assert.deepEqual(config.peers, { a: "http://127.0.0.1:7491" });
+    assert.equal(config.peerBodyLimitBytes, 1024 * 1024, "default peer_body_limit");
+    assert.equal(
+      parseStorageSection(
+        { vip, peer_body_limit: 2_000_000, backend: { kind: "file", dir: "/tmp/v" } },
+        context(),
+      ).peerBodyLimitBytes,
+      2_000_000,
+    );
+    assert.deepEqual(
+      problems({ vip, peer_body_limit: 1000, backend: { kind: "file", dir: "/tmp/v" } }),
+      ["storage.peer_body_limit"],
+    );
     assert.equal(config.journal, path.join(dir, "storage-journal.sqlite"));
     assert.deepEqual(config.backend, {
       kind: "rbd",

@@ -9,6 +9,7 @@
  *     backend: { kind: rbd, pool: rbd, client_id: admin, ceph_conf: /etc/ceph/ceph.conf, timeout: 10s }
  *     # or     { kind: file, dir: /var/lib/floatip/volumes, operation_delay: 0ms }
  *     replication_timeout: 2s    retry_delay: 1s    attempts_max: 5     (defaults)
+ *     peer_body_limit: 1048576   bytes a peer-port request may carry (pushes are split to fit)
  *
  * Everything else comes from the agent: node id and cluster key from the context, the journal at
  * `<state_dir>/storage-journal.sqlite`, each peer's replication URL from its `nodes[].address`
@@ -32,6 +33,7 @@ import { CapabilityConfigError } from "../agent/capability.ts";
 import { parseDuration } from "../config/load.ts";
 import type { BackendConfig, Gateway, GatewayConfig } from "./gateway.ts";
 import { startGateway } from "./gateway.ts";
+import { defaultPeerBodyLimitBytes, minPeerBodyLimitBytes } from "./replication.ts";
 
 export const defaultStoragePort = 7490;
 export const defaultStoragePeerPort = 7491;
@@ -50,6 +52,7 @@ const topKeys = [
   "replication_timeout",
   "retry_delay",
   "attempts_max",
+  "peer_body_limit",
 ];
 const fileKeys = ["kind", "dir", "operation_delay"];
 const rbdKeys = ["kind", "pool", "client_id", "ceph_conf", "timeout"];
@@ -176,6 +179,19 @@ export function parseStorageSection(section: unknown, context: CapabilityContext
     problem("backend.kind", "must be rbd or file", "kind: rbd (Ceph) or kind: file (one machine)");
   }
   const replicationTimeoutMs = duration(o, "", "replication_timeout", 2000);
+  let peerBodyLimitBytes = defaultPeerBodyLimitBytes;
+  if (o.peer_body_limit !== undefined) {
+    const value = o.peer_body_limit;
+    if (Number.isInteger(value) && (value as number) >= minPeerBodyLimitBytes) {
+      peerBodyLimitBytes = value as number;
+    } else {
+      problem(
+        "peer_body_limit",
+        `must be a whole number of bytes, at least ${minPeerBodyLimitBytes}`,
+        `e.g. peer_body_limit: ${defaultPeerBodyLimitBytes}`,
+      );
+    }
+  }
   const retryDelayMs = duration(o, "", "retry_delay", 1000);
   if (problems.length > 0) throw new CapabilityConfigError(context.config.file, problems);
 
@@ -193,6 +209,7 @@ export function parseStorageSection(section: unknown, context: CapabilityContext
     replicationTimeoutMs,
     retryDelayMs,
     attemptsMax,
+    peerBodyLimitBytes,
   };
 }
 

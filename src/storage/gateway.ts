@@ -26,7 +26,12 @@ import { FileBackend } from "./backends/file-backend.ts";
 import { RbdBackend } from "./backends/rbd-backend.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import { Journal } from "./journal.ts";
-import { createPeerServer, PeerClient } from "./replication.ts";
+import {
+  createPeerServer,
+  defaultPeerBodyLimitBytes,
+  minPeerBodyLimitBytes,
+  PeerClient,
+} from "./replication.ts";
 
 export type BackendConfig =
   | { readonly kind: "file"; readonly dir: string; readonly operationDelayMs: number }
@@ -51,6 +56,8 @@ export interface GatewayConfig {
   readonly replicationTimeoutMs: number;
   readonly retryDelayMs: number;
   readonly attemptsMax: number;
+  /** Largest request body the peer port reads (default 1 MiB); pushes are split to fit. */
+  readonly peerBodyLimitBytes?: number;
 }
 
 export class GatewayConfigError extends Error {
@@ -75,6 +82,7 @@ export function parseGatewayConfig(raw: unknown, file: string): GatewayConfig {
     "replicationTimeoutMs",
     "retryDelayMs",
     "attemptsMax",
+    "peerBodyLimitBytes",
   ];
   for (const key of Object.keys(o)) {
     if (!known.includes(key)) at(key, `unknown key; expected one of ${known.join(", ")}`);
@@ -158,6 +166,12 @@ export function parseGatewayConfig(raw: unknown, file: string): GatewayConfig {
     replicationTimeoutMs: int("replicationTimeoutMs", o.replicationTimeoutMs, 2000, 1),
     retryDelayMs: int("retryDelayMs", o.retryDelayMs, 1000, 0),
     attemptsMax: int("attemptsMax", o.attemptsMax, 5, 1),
+    peerBodyLimitBytes: int(
+      "peerBodyLimitBytes",
+      o.peerBodyLimitBytes,
+      defaultPeerBodyLimitBytes,
+      minPeerBodyLimitBytes,
+    ),
   };
   if (problems.length > 0) throw new GatewayConfigError(problems.join("\n"));
   return config;
@@ -208,17 +222,21 @@ export async function startGateway(
     backend,
     view,
     storageVip: config.vip,
-    peers: new PeerClient(key, config.replicationTimeoutMs),
+    peers: new PeerClient(key, config.replicationTimeoutMs, config.peerBodyLimitBytes),
     peerUrl: (id, address) => config.peers[id] ?? `http://${address}:${config.peer.port}`,
     retryDelayMs: config.retryDelayMs,
     attemptsMax: config.attemptsMax,
     nowMs: () => Date.now(),
     log,
   });
-  const peerServer = createPeerServer(key, {
-    receive: (records) => dispatcher.receive(records),
-    all: (limit) => journal.recent(limit),
-  });
+  const peerServer = createPeerServer(
+    key,
+    {
+      receive: (records) => dispatcher.receive(records),
+      all: (limit) => journal.recent(limit),
+    },
+    config.peerBodyLimitBytes,
+  );
   const api = createApi(dispatcher);
   await peerServer.listen({ host: config.peer.host, port: config.peer.port });
   await api.listen({ host: config.api.host, port: config.api.port });

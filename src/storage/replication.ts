@@ -12,10 +12,17 @@
  *   POST /v1/peer/pull     {}                          -> {records: RequestRecord[]}
  *       Every record the peer knows (newest first, bounded); a node that takes over the storage
  *       VIP pulls from all healthy peers so it also learns results it missed while it was away.
- * Authentication: header `x-floatip-signature: sha256=<hex HMAC-SHA256 of the exact body with
- * the cluster key>`; bodies without a valid signature are refused (401) before parsing.
- * Replaying a signed body is harmless: records are merged with a join (request-record.ts), so
- * applying an old record again never moves anything backwards.
+ * Authentication (peer protocol 2), checked before a byte of the body is read: every request
+ * carries `content-length`, `x-floatip-digest: sha256=<hex SHA-256 of the body>` and
+ * `x-floatip-signature: v2 sha256=<hex HMAC-SHA256 with the cluster key of
+ * "v2\nPOST\n<path>\n<content-length>\n<digest hex>">`. A request without a length (411),
+ * longer than the body limit (413, default 1 MiB, `peer_body_limit`) or without a valid
+ * signature (401) is answered at once and its connection closed, its body never read; then
+ * the body must match the signed digest (else 401). Pushes larger than the limit travel in
+ * several requests. Replaying a signed request is harmless: records are merged with a join
+ * (request-record.ts), so applying an old record again never moves anything backwards.
+ * Protocol 1 (an HMAC of the body, checked after reading it) is refused: during a rolling
+ * upgrade, storage requests fail with REPLICATION_FAILED until every node runs protocol 2.
  *
  * When records travel:
  *   1. a new request: journaled locally, pushed to every healthy peer, acknowledged to the client
@@ -27,22 +34,82 @@
  *   4. takeover: the new VIP holder pulls from every healthy peer, merges, then re-drives every
  *      unfinished record idempotently and answers for finished ones from its journal.
  */
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import Fastify, { type FastifyInstance } from "fastify";
 import { parseRecord, type RequestRecord } from "../core/requests/request-record.ts";
 
 export const signatureHeader = "x-floatip-signature";
+export const digestHeader = "x-floatip-digest";
+/** Default largest request body a peer port reads (`peer_body_limit`). */
+export const defaultPeerBodyLimitBytes = 1024 * 1024;
+/** Below this, a single request record may not fit. */
+export const minPeerBodyLimitBytes = 64 * 1024;
 const pullLimit = 100_000;
 
-export function sign(key: Buffer, body: string): string {
-  return `sha256=${createHmac("sha256", key).update(body).digest("hex")}`;
+function hmacHex(key: Buffer, text: string): string {
+  return createHmac("sha256", key).update(text).digest("hex");
 }
 
-export function verify(key: Buffer, body: string, signature: unknown): boolean {
-  if (typeof signature !== "string") return false;
-  const expected = Buffer.from(sign(key, body));
-  const given = Buffer.from(signature);
-  return expected.length === given.length && timingSafeEqual(expected, given);
+/**
+ * The headers that authenticate a request to `path` with `body` before the body is read
+ * (the HTTP client sets `content-length`, which the signature covers).
+ */
+export function signRequest(key: Buffer, path: string, body: string): Record<string, string> {
+  const length = Buffer.byteLength(body);
+  const digest = createHash("sha256").update(body).digest("hex");
+  return {
+    [digestHeader]: `sha256=${digest}`,
+    [signatureHeader]: `v2 sha256=${hmacHex(key, `v2\nPOST\n${path}\n${length}\n${digest}`)}`,
+  };
+}
+
+function sameText(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/**
+ * Checks the headers of a request to `path` before its body is read: the error to answer
+ * with, or undefined when the body may be read (it must then match `digest`).
+ */
+export function checkRequestHeaders(
+  key: Buffer,
+  path: string,
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+  limitBytes: number,
+): { status: 401 | 411 | 413; code: string; message: string } | { digest: string } {
+  const lengthText = headers["content-length"];
+  if (typeof lengthText !== "string" || !/^\d{1,12}$/.test(lengthText)) {
+    return { status: 411, code: "LENGTH_REQUIRED", message: "content-length is required" };
+  }
+  const length = Number(lengthText);
+  if (length > limitBytes) {
+    return {
+      status: 413,
+      code: "PAYLOAD_TOO_LARGE",
+      message: `body of ${length} bytes is over the ${limitBytes}-byte limit (peer_body_limit)`,
+    };
+  }
+  const digest = /^sha256=([0-9a-f]{64})$/.exec(String(headers[digestHeader] ?? ""))?.[1];
+  const signature = /^v2 sha256=([0-9a-f]{64})$/.exec(String(headers[signatureHeader] ?? ""))?.[1];
+  if (!digest || !signature) {
+    return {
+      status: 401,
+      code: "UNAUTHENTICATED",
+      message: "missing or malformed x-floatip-digest / x-floatip-signature (peer protocol 2)",
+    };
+  }
+  const expected = hmacHex(key, `v2\nPOST\n${path}\n${length}\n${digest}`);
+  if (!sameText(expected, signature)) {
+    return { status: 401, code: "UNAUTHENTICATED", message: "bad signature" };
+  }
+  return { digest };
+}
+
+/** Whether `body` is the one the signed digest names. */
+export function bodyMatches(body: string, digest: string): boolean {
+  return sameText(createHash("sha256").update(body).digest("hex"), digest);
 }
 
 export interface Peer {
@@ -73,11 +140,14 @@ interface PushQueue {
 export class PeerClient {
   readonly #key: Buffer;
   readonly #timeoutMs: number;
+  readonly #limitBytes: number;
   readonly #queues = new Map<string, PushQueue>();
 
-  constructor(key: Buffer, timeoutMs: number) {
+  /** `limitBytes`: the peers' body limit; larger pushes travel in several requests. */
+  constructor(key: Buffer, timeoutMs: number, limitBytes = defaultPeerBodyLimitBytes) {
     this.#key = key;
     this.#timeoutMs = timeoutMs;
+    this.#limitBytes = limitBytes;
   }
 
   /**
@@ -106,9 +176,16 @@ export class PeerClient {
     while (queue.waiting.length > 0) {
       const batch = queue.waiting.splice(0, queue.waiting.length);
       try {
-        const { records: merged, conflicts } = await this.#call(peer, "/v1/peer/records", {
-          records: batch.flatMap((w) => w.records),
-        });
+        const merged: RequestRecord[] = [];
+        const conflicts = new Set<string>();
+        for (const chunk of this.#chunks(
+          batch.flatMap((w) => w.records),
+          peer.id,
+        )) {
+          const answer = await this.#call(peer, "/v1/peer/records", { records: chunk });
+          merged.push(...answer.records);
+          for (const id of answer.conflicts) conflicts.add(id);
+        }
         for (const waiter of batch) {
           // Only the pushes that carried a conflicting id fail: the rest of the batch is in.
           const conflict = waiter.records.find((r) => conflicts.has(r.id));
@@ -131,6 +208,32 @@ export class PeerClient {
     this.#queues.delete(key);
   }
 
+  /** Splits records into requests whose bodies stay within the peers' limit. */
+  #chunks(records: readonly RequestRecord[], peer: string): RequestRecord[][] {
+    const envelope = Buffer.byteLength(JSON.stringify({ records: [] }));
+    const chunks: RequestRecord[][] = [];
+    let current: RequestRecord[] = [];
+    let size = envelope;
+    for (const record of records) {
+      const bytes = Buffer.byteLength(JSON.stringify(record)) + 1;
+      if (envelope + bytes > this.#limitBytes) {
+        throw new PeerError(
+          peer,
+          `request record ${record.id} alone is over the ${this.#limitBytes}-byte peer_body_limit`,
+        );
+      }
+      if (size + bytes > this.#limitBytes && current.length > 0) {
+        chunks.push(current);
+        current = [];
+        size = envelope;
+      }
+      current.push(record);
+      size += bytes;
+    }
+    if (current.length > 0 || chunks.length === 0) chunks.push(current);
+    return chunks;
+  }
+
   async pull(peer: Peer): Promise<RequestRecord[]> {
     return (await this.#call(peer, "/v1/peer/pull", {})).records;
   }
@@ -141,7 +244,7 @@ export class PeerClient {
     try {
       response = await fetch(`${peer.url}${path}`, {
         method: "POST",
-        headers: { "content-type": "application/json", [signatureHeader]: sign(this.#key, body) },
+        headers: { "content-type": "application/json", ...signRequest(this.#key, path, body) },
         body,
         signal: AbortSignal.timeout(this.#timeoutMs),
       });
@@ -191,13 +294,39 @@ export interface PeerServerHandlers {
   all(limit: number): RequestRecord[];
 }
 
-/** Server side: a fastify instance for the peer port. Unsigned or malformed bodies change nothing. */
-export function createPeerServer(key: Buffer, handlers: PeerServerHandlers): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 });
+/**
+ * Server side: a fastify instance for the peer port. A request is judged on its headers
+ * before its body is read (length, limit, signature); unsigned or malformed bodies change
+ * nothing.
+ */
+export function createPeerServer(
+  key: Buffer,
+  handlers: PeerServerHandlers,
+  limitBytes = defaultPeerBodyLimitBytes,
+): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: limitBytes });
+  const digests = new WeakMap<object, string>();
+  app.addHook("onRequest", async (request, reply) => {
+    const path = request.url.split("?")[0]!;
+    const verdict = checkRequestHeaders(key, path, request.headers, limitBytes);
+    if ("digest" in verdict) {
+      digests.set(request.raw, verdict.digest);
+      return;
+    }
+    // Answer at once and close: the body is never read.
+    return reply
+      .status(verdict.status)
+      .header("connection", "close")
+      .send({ error: { code: verdict.code, message: verdict.message } });
+  });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "string" }, (request, body, done) => {
-    if (!verify(key, body as string, request.headers[signatureHeader])) {
-      done(Object.assign(new Error("bad or missing signature"), { statusCode: 401 }), undefined);
+    const digest = digests.get(request.raw);
+    if (digest === undefined || !bodyMatches(body as string, digest)) {
+      done(
+        Object.assign(new Error("body does not match its signed digest"), { statusCode: 401 }),
+        undefined,
+      );
       return;
     }
     try {
@@ -209,7 +338,13 @@ export function createPeerServer(key: Buffer, handlers: PeerServerHandlers): Fas
   app.setErrorHandler((error: { statusCode?: number; message: string }, _request, reply) => {
     const status = error.statusCode ?? 500;
     const code =
-      status === 401 ? "UNAUTHENTICATED" : status === 400 ? "INVALID_REQUEST" : "INTERNAL";
+      status === 401
+        ? "UNAUTHENTICATED"
+        : status === 413
+          ? "PAYLOAD_TOO_LARGE"
+          : status === 400
+            ? "INVALID_REQUEST"
+            : "INTERNAL";
     void reply.status(status).send({ error: { code, message: error.message } });
   });
   app.post("/v1/peer/records", async (request, reply) => {

@@ -16,7 +16,7 @@
  *    rbd check) releases the storage VIP; the next holder serves the next request.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -26,6 +26,7 @@ import {
   startCluster,
   waitFor,
   waitSettled,
+  watchHolders,
 } from "../../src/lab/cluster.ts";
 import { skipUnlessRoot, subnetFor } from "../../src/lab/topology.ts";
 import {
@@ -166,6 +167,63 @@ describe("storage gateway inside the agent", { skip: skipUnlessRoot() }, () => {
     assert.equal(reused?.status, 409);
     assert.equal(reused?.body.error?.code, "REQUEST_ID_REUSED");
     assert.equal(existsSync(volume("d2")), false);
+  });
+
+  it("refuses unsigned 60 MB bodies on the peer port unread: no memory growth, no VIP moves", async () => {
+    const c = live();
+    const holder = (await c.holderOf(vip))!;
+    const agent = c.agentPid(holder)!;
+    const services = Number(
+      readFileSync(`/proc/${agent}/task/${agent}/children`, "utf8").trim().split(/\s+/)[0],
+    );
+    const rssMb = () =>
+      Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${services}/status`, "utf8"))?.[1]) /
+      1024;
+    const before = rssMb();
+    const watch = watchHolders(c, 20, 1000, 30_000);
+    // Eight connections at once, each announcing and then streaming 60 MB of an unsigned body
+    // (the attack that used to be read in full before its 401): each records its status and
+    // how long the answer took, and stops sending once answered.
+    const attack = `
+      const net = require("node:net");
+      const [host, port] = process.argv.slice(1);
+      const size = 60 * 1024 * 1024, chunk = Buffer.alloc(1024 * 1024, 0x7b);
+      const one = () => new Promise((resolve) => {
+        const s = net.connect(Number(port), host), t0 = Date.now();
+        let sent = 0, text = "", done = false;
+        const finish = (status) => { if (!done) { done = true; s.destroy(); resolve({ status, ms: Date.now() - t0, sentMb: sent / 1048576 }); } };
+        const pump = () => { while (!done && sent < size) { sent += chunk.length; if (!s.write(chunk)) break; } };
+        s.on("connect", () => { s.write("POST /v1/peer/records HTTP/1.1\\r\\nhost: x\\r\\ncontent-type: application/json\\r\\ncontent-length: " + size + "\\r\\n\\r\\n"); pump(); });
+        s.on("drain", pump);
+        s.on("data", (d) => { text += d; const m = /^HTTP\\/1\\.1 (\\d+)/.exec(text); if (m) finish(Number(m[1])); });
+        s.on("error", () => finish(text ? Number(/^HTTP\\/1\\.1 (\\d+)/.exec(text)?.[1] ?? 0) : 0));
+        s.on("close", () => finish(Number(/^HTTP\\/1\\.1 (\\d+)/.exec(text)?.[1] ?? 0)));
+        setTimeout(() => finish(-1), 20000).unref();
+      });
+      Promise.all(Array.from({ length: 8 }, one)).then((r) => { console.log(JSON.stringify(r)); process.exit(0); });
+    `;
+    const result = await c.topology.exec(
+      "client",
+      process.execPath,
+      ["-e", attack, c.topology.host(holder).address, "7491"],
+      60_000,
+    );
+    const answers = JSON.parse(result.stdout) as { status: number; ms: number; sentMb: number }[];
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const report = await watch.stop();
+    const grown = rssMb() - before;
+    console.log(
+      `# peer port attack: ${JSON.stringify(answers)}; services RSS +${grown.toFixed(1)} MB`,
+    );
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      answers.map(() => 413),
+      `every request refused before its body\n${result.stdout}`,
+    );
+    assert.ok(grown < 50, `the services process grew by ${grown.toFixed(1)} MB`);
+    assert.deepEqual(report.doubles, [], "never two holders");
+    assert.deepEqual(report.unheld, [], `no VIP went unheld\n${allLogs(c)}`);
+    assert.equal(await c.holderOf(vip), holder, "the storage VIP stayed where it was");
   });
 
   it("finishes every request of a killed holder and returns each result through the VIP", async (t) => {
