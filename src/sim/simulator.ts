@@ -150,6 +150,8 @@ export class Simulator {
   #blocked = new Set<string>();
   #foreign = new Set<number>();
   #lossRatio: number;
+  /** Bumped on every address or power change (World.addressChanges). */
+  #addressChanges = 0;
   #duplicateRatio: number;
   #linkDelay = new Map<string, readonly [number, number]>();
   #allDelay: readonly [number, number] | undefined;
@@ -217,6 +219,7 @@ export class Simulator {
     const node = this.#node(id);
     if (node.agentUp) return;
     node.machineUp = true;
+    this.#addressChanges += 1;
     // The agent's start-up removes VIPs a previous incarnation left behind, before the core runs.
     for (const vip of [...node.addresses]) this.#removeAddress(node, vip);
     node.agentUp = true;
@@ -244,6 +247,7 @@ export class Simulator {
   crash(id: string): void {
     const node = this.#node(id);
     node.machineUp = false;
+    this.#addressChanges += 1;
     node.agentUp = false;
     node.core = undefined;
     this.#resetProcess(node);
@@ -502,6 +506,7 @@ export class Simulator {
         const node = this.#node(id);
         return node.agentUp && (node.probing.has(vip) || node.adding.has(vip));
       },
+      addressChanges: () => this.#addressChanges,
     };
   }
 
@@ -739,6 +744,7 @@ export class Simulator {
 
   #addAddress(node: SimNode, vip: number): void {
     node.addresses.add(vip);
+    this.#addressChanges += 1;
     const lifetime = this.options.addressLifetimeMs;
     if (lifetime !== undefined) this.#expireAt(node, vip, this.nowMs + lifetime);
     this.#recordHolder(vip);
@@ -747,6 +753,7 @@ export class Simulator {
   #removeAddress(node: SimNode, vip: number): void {
     node.addressExpiryMs.delete(vip);
     if (!node.addresses.delete(vip)) return;
+    this.#addressChanges += 1;
     this.#recordHolder(vip);
   }
 

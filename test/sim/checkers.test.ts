@@ -23,6 +23,7 @@ class TestWorld {
   ]);
   readonly paused = new Set<string>();
   readonly wokeAt = new Map<string, number>();
+  looks = 0;
   readonly checkers: Checker[];
 
   constructor() {
@@ -39,6 +40,11 @@ class TestWorld {
       wokeAtMs: (id) => this.wokeAt.get(id) ?? Number.NEGATIVE_INFINITY,
       addresses: (id) => this.addresses.get(id)!,
       acquiring: () => false,
+      // The tests change addresses directly: report a change at every look.
+      addressChanges: () => {
+        this.looks += 1;
+        return this.looks;
+      },
     };
     this.checkers = createCheckers(world, (kind, detail) => {
       this.violations.push(`${kind}: ${detail}`);

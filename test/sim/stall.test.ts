@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { profiles } from "../../src/config/profiles.ts";
 import { threeNodeCluster } from "../../src/sim/properties.ts";
-import type { Simulator } from "../../src/sim/simulator.ts";
+import { Simulator } from "../../src/sim/simulator.ts";
 
 const timers = profiles.lan;
 
@@ -101,5 +101,33 @@ describe("stall rules", () => {
       // Every VIP is held again, once each.
       for (const vip of sim.holderHistory.keys()) assert.ok(sim.holder(vip), `VIP ${vip} held`);
     }
+  });
+});
+
+describe("what leases alone do not cover", () => {
+  it("a holder frozen past its lease keeps its address: with a blind probe its successor adds it too, and the simulator reports two holders", () => {
+    const sim = new Simulator({
+      seed: 7,
+      nodes: [
+        { id: "n1", weight: 1 },
+        { id: "n2", weight: 1 },
+        { id: "n3", weight: 1 },
+      ],
+      vips: [{ address: "198.18.0.100", policy: "round-robin", failback: { mode: "never" } }],
+      timers,
+      probeSeesOthers: false,
+    });
+    sim.bootAll();
+    sim.runUntil(2000);
+    assert.equal(sim.violations.length, 0);
+    const holder = sim.holder(0);
+    assert.ok(holder, "one holder");
+    sim.pause(holder, 3000);
+    sim.runUntil(sim.nowMs + 3500);
+    assert.deepEqual(
+      sim.violations.map((v) => v.kind),
+      ["two-holders"],
+      "the frozen holder's kernel still has the address: only the probe (or the address lifetime) covers this",
+    );
   });
 });

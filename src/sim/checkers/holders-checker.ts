@@ -8,6 +8,8 @@ import type { Checker, Report, World } from "./types.ts";
 export class HoldersChecker implements Checker {
   readonly #world: World;
   readonly #report: Report;
+  /** `world.addressChanges()` at the last look: nothing else can make two holders. */
+  #checkedAt = -1;
 
   constructor(world: World, report: Report) {
     this.#world = world;
@@ -16,6 +18,9 @@ export class HoldersChecker implements Checker {
 
   check(): void {
     const world = this.#world;
+    const changes = world.addressChanges();
+    if (changes === this.#checkedAt) return;
+    this.#checkedAt = changes;
     world.vipAddresses.forEach((address, vip) => {
       const holders = world.nodeIds.filter(
         (id) => world.machineUp(id) && world.addresses(id).has(vip),

@@ -61,6 +61,11 @@ export interface World {
   addresses(id: string): ReadonlySet<number>;
   /** An occupancy probe or an address add for `vip` is under way on the machine. */
   acquiring(id: string, vip: number): boolean;
+  /**
+   * How many times any machine's addresses or power changed so far: a checker whose verdict
+   * depends on those alone need not look again while it stays the same.
+   */
+  addressChanges(): number;
 }
 
 export interface Checker {
