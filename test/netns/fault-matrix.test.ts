@@ -160,9 +160,21 @@ describe("fault matrix (ARP from the client every 5 ms)", { skip: skipUnlessRoot
     matrix(
       "owner SIGSTOP 0.1 s",
       async ({ cluster, owner }) => {
-        const { stoppedMs } = await pauseProcess(cluster.agentPid(owner)!, 100);
-        // A pause that overran the detection time on a loaded machine is another case.
-        if (stoppedMs > lanTimers.suspectAfterMs) throw new Error(`paused ${stoppedMs} ms`);
+        // The coordinator fails a member after `suspect_after` of silence plus `faults_to_fail`
+        // missed heartbeats; a pause that overran that on a loaded machine is another case,
+        // so it is tried again (bounded) rather than counted.
+        const detectionMs =
+          lanTimers.suspectAfterMs + lanTimers.faultsToFail * lanTimers.heartbeatIntervalMs;
+        const tries: number[] = [];
+        for (let attempt = 0; attempt < 5; attempt += 1) {
+          const { stoppedMs } = await pauseProcess(cluster.agentPid(owner)!, 100);
+          tries.push(Math.round(stoppedMs));
+          if (stoppedMs < detectionMs - lanTimers.heartbeatIntervalMs) break;
+          await sleep(2000);
+        }
+        if (tries.at(-1)! >= detectionMs - lanTimers.heartbeatIntervalMs) {
+          throw new Error(`every pause overran the detection time: ${tries.join(", ")} ms`);
+        }
         await sleep(1500);
       },
       { quiet: true },
