@@ -544,6 +544,9 @@ const faultTable: readonly FaultKind[] = [
       const id = rng.pick(ids);
       if (crashed.has(id)) {
         crashed.delete(id);
+        // A shutdown may still be under way (a paused agent finishes it when it wakes):
+        // end it first, or the agent would exit after this "restart" and stay down.
+        if (sim.agentRunning(id)) sim.killAgent(id, 0);
         sim.boot(id);
         return `restart ${id}`;
       }

@@ -43,6 +43,23 @@ describe("swarm simulation", () => {
     assert.deepEqual(a.faults, b.faults);
   });
 
+  it("seeds the 100,000-seed sweep failed on: a restart while a paused agent was still shutting down", () => {
+    // The restart found the paused agent still "running" and booted nothing; the agent then
+    // finished its SIGTERM on waking and stayed down through the liveness phase.
+    for (const seed of [87548, 18883]) {
+      const result = runSwarmSeed({ seed, timers: profiles.lan, trace: true });
+      assert.deepEqual(result.violations, [], `seed ${seed}`);
+      assert.ok(
+        result.faults.some((f) => /^\d+: shutdown /.test(f)),
+        `seed ${seed} shuts a node down`,
+      );
+      assert.ok(
+        result.faults.some((f) => /^\d+: restart /.test(f)),
+        `seed ${seed} restarts it`,
+      );
+    }
+  });
+
   it("the fast and wan profiles hold the invariants too", () => {
     for (const profile of ["fast", "wan"] as const) {
       const seeds = Array.from({ length: 20 }, (_, i) => 90_000 + i);
