@@ -208,10 +208,7 @@ export class Agent implements AgentHandle, ClusterView {
     this.#log.log("info", "shutting down: handing VIPs over");
     if (this.#config.notify?.style === "keepalived") {
       this.#keepalivedQuiet = true;
-      this.#notifyKeepalived(
-        this.#config.vips.map((v) => v.address),
-        "STOP",
-      );
+      this.#notifyKeepalived(this.#allVips, "STOP");
     }
     this.#step({ type: "shutdown", nowMs: monotonicMs() });
     const deadline = monotonicMs() + graceMs;
@@ -841,6 +838,11 @@ export class Agent implements AgentHandle, ClusterView {
     this.#runHook([eventType, argument], env);
   }
 
+  /** Every configured VIP's address. */
+  get #allVips(): string[] {
+    return this.#config.vips.map((v) => v.address);
+  }
+
   /**
    * keepalived's notify call, per VIP as per VRRP instance: `INSTANCE NAME STATE PRIORITY`,
    * NAME the VIP's address, PRIORITY this node's weight.
@@ -891,10 +893,7 @@ export class Agent implements AgentHandle, ClusterView {
         if (this.#config.notify?.style === "keepalived") {
           // keepalived: every instance goes FAULT, and back to BACKUP once the checks pass.
           this.#keepalivedQuiet = !report.healthy;
-          this.#notifyKeepalived(
-            this.#config.vips.map((v) => v.address),
-            report.healthy ? "BACKUP" : "FAULT",
-          );
+          this.#notifyKeepalived(this.#allVips, report.healthy ? "BACKUP" : "FAULT");
         }
         this.#step({ type: "health", nowMs: monotonicMs(), healthy: report.healthy });
       },

@@ -135,20 +135,7 @@ export async function dropPackets(
 
 /** Removes what `dropPackets` added in `id`'s namespace (nothing if it added nothing). */
 export async function clearDrops(cluster: LiveCluster, id: string): Promise<void> {
-  await run(
-    "ip",
-    [
-      "netns",
-      "exec",
-      cluster.topology.host(id).netns,
-      "nft",
-      "delete",
-      "table",
-      "inet",
-      "floatip_fault",
-    ],
-    {
-      timeoutMs: 5000,
-    },
-  ).catch(() => undefined);
+  await cluster.topology
+    .exec(id, "nft", ["delete", "table", "inet", "floatip_fault"], 5000)
+    .catch(() => undefined);
 }

@@ -46,8 +46,9 @@ export const defaultPeerBodyLimitBytes = 1024 * 1024;
 export const minPeerBodyLimitBytes = 64 * 1024;
 const pullLimit = 100_000;
 
-function hmacHex(key: Buffer, text: string): string {
-  return createHmac("sha256", key).update(text).digest("hex");
+/** The signature of a request: the cluster key's HMAC over what the headers announce. */
+function requestMac(key: Buffer, path: string, length: number, digest: string): string {
+  return createHmac("sha256", key).update(`v2\nPOST\n${path}\n${length}\n${digest}`).digest("hex");
 }
 
 /**
@@ -59,7 +60,7 @@ export function signRequest(key: Buffer, path: string, body: string): Record<str
   const digest = createHash("sha256").update(body).digest("hex");
   return {
     [digestHeader]: `sha256=${digest}`,
-    [signatureHeader]: `v2 sha256=${hmacHex(key, `v2\nPOST\n${path}\n${length}\n${digest}`)}`,
+    [signatureHeader]: `v2 sha256=${requestMac(key, path, length, digest)}`,
   };
 }
 
@@ -100,7 +101,7 @@ export function checkRequestHeaders(
       message: "missing or malformed x-floatip-digest / x-floatip-signature (peer protocol 2)",
     };
   }
-  const expected = hmacHex(key, `v2\nPOST\n${path}\n${length}\n${digest}`);
+  const expected = requestMac(key, path, length, digest);
   if (!sameText(expected, signature)) {
     return { status: 401, code: "UNAUTHENTICATED", message: "bad signature" };
   }
@@ -294,6 +295,12 @@ export interface PeerServerHandlers {
   all(limit: number): RequestRecord[];
 }
 
+const errorCodes: Readonly<Record<number, string>> = {
+  400: "INVALID_REQUEST",
+  401: "UNAUTHENTICATED",
+  413: "PAYLOAD_TOO_LARGE",
+};
+
 /**
  * Server side: a fastify instance for the peer port. A request is judged on its headers
  * before its body is read (length, limit, signature); unsigned or malformed bodies change
@@ -337,14 +344,7 @@ export function createPeerServer(
   });
   app.setErrorHandler((error: { statusCode?: number; message: string }, _request, reply) => {
     const status = error.statusCode ?? 500;
-    const code =
-      status === 401
-        ? "UNAUTHENTICATED"
-        : status === 413
-          ? "PAYLOAD_TOO_LARGE"
-          : status === 400
-            ? "INVALID_REQUEST"
-            : "INTERNAL";
+    const code = errorCodes[status] ?? "INTERNAL";
     void reply.status(status).send({ error: { code, message: error.message } });
   });
   app.post("/v1/peer/records", async (request, reply) => {
