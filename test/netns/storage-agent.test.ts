@@ -215,11 +215,13 @@ describe("storage gateway inside the agent", { skip: skipUnlessRoot() }, () => {
     console.log(
       `# peer port attack: ${JSON.stringify(answers)}; services RSS +${grown.toFixed(1)} MB`,
     );
-    assert.deepEqual(
-      answers.map((a) => a.status),
-      answers.map(() => 413),
+    // 413, or (on a busy machine) a reset that overtook the 413: the server closed the
+    // connection unread while the client was still sending; either way within a second.
+    assert.ok(
+      answers.every((a) => a.status === 413 || (a.status === 0 && a.ms < 1000)),
       `every request refused before its body\n${result.stdout}`,
     );
+    assert.ok(answers.some((a) => a.status === 413), result.stdout);
     assert.ok(grown < 50, `the services process grew by ${grown.toFixed(1)} MB`);
     assert.deepEqual(report.doubles, [], "never two holders");
     assert.deepEqual(report.unheld, [], `no VIP went unheld\n${allLogs(c)}`);
