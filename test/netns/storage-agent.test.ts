@@ -221,7 +221,10 @@ describe("storage gateway inside the agent", { skip: skipUnlessRoot() }, () => {
       answers.every((a) => a.status === 413 || (a.status === 0 && a.ms < 1000)),
       `every request refused before its body\n${result.stdout}`,
     );
-    assert.ok(answers.some((a) => a.status === 413), result.stdout);
+    assert.ok(
+      answers.some((a) => a.status === 413),
+      result.stdout,
+    );
     assert.ok(grown < 50, `the services process grew by ${grown.toFixed(1)} MB`);
     assert.deepEqual(report.doubles, [], "never two holders");
     assert.deepEqual(report.unheld, [], `no VIP went unheld\n${allLogs(c)}`);
