@@ -363,7 +363,7 @@ export class Agent implements AgentHandle, ClusterView {
     if (input.type !== "tick" && input.type !== "stall") this.#catchStall(input.nowMs);
     const output = this.#core.step(input);
     for (const event of output.events) this.#onEvent(event);
-    for (const effect of output.effects) this.#perform(effect);
+    this.#performAll(output.effects);
     if (!this.#draining) this.#armWake(output.wakeAtMs);
     // Republish on events, and on a newer table without one: a follower adopts the
     // coordinator's table (a member recovered, a VIP moved between other nodes) silently,
@@ -470,6 +470,39 @@ export class Agent implements AgentHandle, ClusterView {
   /** The control plane's own lag histogram and stall count. */
   loopLag(): LoopLagSnapshot {
     return this.#loop.snapshot();
+  }
+
+  /**
+   * Performs a step's effects in order. A vote write is an fsync: when it overran the stall
+   * threshold, what the step still had to say (datagrams, announcements) was decided before a
+   * pause and is withheld, as if lost; address changes are still made. The wake timer is
+   * overdue by then, so the stall reaches the core before anything else does.
+   */
+  #performAll(effects: readonly Effect[]): void {
+    let stalledAtMs: number | undefined;
+    let withheld = 0;
+    for (const effect of effects) {
+      if (
+        stalledAtMs !== undefined &&
+        (effect.type === "send" || effect.type === "broadcast" || effect.type === "announce")
+      ) {
+        withheld += 1;
+        continue;
+      }
+      const startMs = effect.type === "persist-vote" ? monotonicMs() : 0;
+      this.#perform(effect);
+      if (effect.type === "persist-vote") {
+        const tookMs = monotonicMs() - startMs;
+        if (tookMs >= this.#loop.stallThresholdMs) stalledAtMs = tookMs;
+      }
+    }
+    if (stalledAtMs !== undefined) {
+      this.#log.log("warn", "vote write stalled: the rest of that step's datagrams withheld", {
+        writeMs: Math.round(stalledAtMs),
+        thresholdMs: this.#loop.stallThresholdMs,
+        withheld,
+      });
+    }
   }
 
   #perform(effect: Effect): void {

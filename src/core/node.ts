@@ -206,6 +206,8 @@ export class CoreNode {
    * (or until this bound, if removal keeps failing).
    */
   #silentAfterStall: { untilMs: number; vips: Set<number> } | undefined;
+  /** This step withheld an acquisition behind a vote write: wake again at once. */
+  #acquisitionsWithheld = false;
 
   constructor(options: {
     id: string;
@@ -246,8 +248,28 @@ export class CoreNode {
       this.#apply(input, now);
     }
     this.#advance(now);
+    this.#withholdAcquisitionsBehindVote();
     if (this.#silentAfterStall) this.#keepSilentAfterStall(now);
     return { effects: this.#effects, events: this.#events, wakeAtMs: this.#wakeAt(now) };
+  }
+
+  /**
+   * A step that writes a vote starts no acquisition (probe or add): the write is an fsync,
+   * and a process that stalls inside it would start, on waking, an acquisition decided before
+   * a pause that may have outlived its lease. The acquisition is decided again one
+   * millisecond later, after the runtime has reported any stall (the `stall` input).
+   */
+  #withholdAcquisitionsBehindVote(): void {
+    this.#acquisitionsWithheld = false;
+    if (!this.#effects.some((e) => e.type === "persist-vote")) return;
+    this.#effects = this.#effects.filter((effect) => {
+      if (effect.type !== "probe-address" && effect.type !== "add-address") return true;
+      const state = this.#vips.get(effect.vip)?.state;
+      // Nothing is configured yet in either state: forget it, the next step probes afresh.
+      if (state === "probing" || state === "adding") this.#vips.delete(effect.vip);
+      this.#acquisitionsWithheld = true;
+      return false;
+    });
   }
 
   /**
@@ -760,6 +782,7 @@ export class CoreNode {
       }
     }
     if (this.#silentAfterStall) wake = Math.min(wake, this.#silentAfterStall.untilMs);
+    if (this.#acquisitionsWithheld) wake = now + 1;
     const pendingAt = this.#coordinatorState ? this.#nextPendingAssignAt(now) : undefined;
     if (pendingAt !== undefined) wake = Math.min(wake, pendingAt);
     return Math.max(wake, now + 1);

@@ -108,7 +108,7 @@ interface SimNode {
   wokeAtMs: number;
   /** Inputs that arrived during the pause, delivered in order when it ends. */
   pausedInputs: Input[];
-  /** Effects of a step that stalled in its vote write: performed first on waking. */
+  /** Effects of a step that stalled in its vote write: address changes made first on waking. */
   deferredEffects: Effect[];
   /** Armed: the next vote write stalls for this long. */
   voteWritePauseMs: number | undefined;
@@ -562,7 +562,15 @@ export class Simulator {
     node.deferredEffects = [];
     node.pausedInputs = [];
     this.log(`${node.id} wakes`);
-    for (const effect of deferred) this.#perform(node, effect);
+    // What the stalled step still had to say is stale now: its datagrams and announcements
+    // are withheld (as if lost), as the agent withholds them after a vote write that overran
+    // its stall threshold. Address changes are still made (the core expects their outcome).
+    for (const effect of deferred) {
+      if (effect.type === "send" || effect.type === "broadcast" || effect.type === "announce") {
+        continue;
+      }
+      this.#perform(node, effect);
+    }
     const stalledMs = this.#local(node) - node.pauseStartLocal;
     this.#deliver(node, { type: "stall", nowMs: this.#local(node), stalledMs });
     for (const input of queued) this.#deliver(node, { ...input, nowMs: this.#local(node) });

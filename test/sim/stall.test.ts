@@ -131,3 +131,59 @@ describe("what leases alone do not cover", () => {
     );
   });
 });
+
+describe("vote writes", () => {
+  it("a step that writes a vote starts no acquisition: a stall inside the write cannot make it stale", () => {
+    // A follower hears everyone late while the coordinator is stopped long enough for a new
+    // election: it learns the new term from a heartbeat that also gives it VIPs to take, so it
+    // writes the term (a vote) in the very step that could start those acquisitions. They
+    // must come a step later, after any stall in the write has been reported. (Seeds and
+    // delays found by search: with the rule removed, each of these has such a step.)
+    for (const [seed, delayMs, beforeMs] of [
+      [11, 150, 0],
+      [13, 500, 300],
+    ] as const) {
+      const sim = cluster(seed);
+      const steps: { votes: number; acquisitions: number }[] = [];
+      for (const node of sim.nodes) {
+        const core = sim.core(node.id)!;
+        const step = core.step.bind(core);
+        core.step = (input) => {
+          const output = step(input);
+          const count = (types: string[]) =>
+            output.effects.filter((e) => types.includes(e.type)).length;
+          steps.push({
+            votes: count(["persist-vote"]),
+            acquisitions: count(["probe-address", "add-address"]),
+          });
+          return output;
+        };
+      }
+      const coordinator = coordinatorOf(sim);
+      const late = sim.nodes.find((n) => n.id !== coordinator)!.id;
+      sim.setDelay([delayMs, delayMs + 100], undefined, late);
+      sim.runUntil(sim.nowMs + beforeMs);
+      sim.pause(coordinator, timers.leaseMs * 4);
+      sim.runUntil(sim.nowMs + 1500);
+      sim.setDelay(undefined, undefined, late);
+      sim.runUntil(sim.nowMs + 3000);
+      assert.deepEqual(sim.violations, [], sim.trace.join("\n"));
+      assert.ok(
+        steps.some((s) => s.votes > 0),
+        `seed ${seed}: votes were written`,
+      );
+      assert.ok(
+        steps.some((s) => s.acquisitions > 0),
+        `seed ${seed}: VIPs were taken over`,
+      );
+      assert.deepEqual(
+        steps.filter((s) => s.votes > 0 && s.acquisitions > 0),
+        [],
+        `seed ${seed}: no step both wrote a vote and started an acquisition`,
+      );
+      for (const vip of sim.holderHistory.keys()) {
+        assert.equal(sim.holders(vip).length, 1, `seed ${seed}: VIP ${vip} held once at the end`);
+      }
+    }
+  });
+});

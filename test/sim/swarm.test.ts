@@ -60,6 +60,19 @@ describe("swarm simulation", () => {
     }
   });
 
+  it("seed 4696 of the sweep: a node that stalls inside a vote write starts no stale acquisition on waking", () => {
+    // n4 wrote the term of a new coordinator's (late) heartbeat and, in the same step, decided
+    // to probe a VIP it was assigned; it stalled 360 ms in the write, and on waking probed that
+    // VIP after its lease had ended, while the new owner held it. A step that writes a vote
+    // starts no acquisition now, and what a stalled step still had to say is withheld.
+    const result = runSwarmSeed({ seed: 4696, timers: profiles.lan, trace: true });
+    assert.deepEqual(result.violations, [], "seed 4696");
+    assert.ok(
+      result.trace.some((line) => /n4 stalls 360 ms in a vote write/.test(line)),
+      "the seed still stalls n4 in a vote write",
+    );
+  });
+
   it("the fast and wan profiles hold the invariants too", () => {
     for (const profile of ["fast", "wan"] as const) {
       const seeds = Array.from({ length: 20 }, (_, i) => 90_000 + i);
