@@ -390,8 +390,10 @@ function healEverything(context: FaultContext, ids: readonly string[]): void {
   sim.setDuplicates(baseDuplicateRatio);
   sim.setLateCopies(0);
   for (const id of ids) {
-    sim.resume(id);
+    // Disarm first: a woken agent writes a vote at once if what queued up asks for one, and
+    // an armed stall would then pause it again, into the phase that needs it healthy.
     sim.pauseInNextVoteWrite(id, undefined);
+    sim.resume(id);
     if (context.crashed.has(id)) {
       context.crashed.delete(id);
       // A shutdown may still be under way (it exits after its grace period): end it first.

@@ -73,6 +73,21 @@ describe("swarm simulation", () => {
     );
   });
 
+  it("seed 17094 of the sweep: a stall armed in a vote write is disarmed before the liveness phase wakes the node", () => {
+    // The heal woke a paused n3 first and disarmed its vote-write stall second; waking, n3
+    // wrote a vote and stalled 4.8 s into the phase that needs the majority healthy.
+    const result = runSwarmSeed({ seed: 17094, timers: profiles.lan, trace: true });
+    assert.deepEqual(result.violations, [], "seed 17094");
+    assert.ok(
+      result.faults.some((f) => /pause n3 for 4800 ms in its next vote write/.test(f)),
+      "the seed still arms a vote-write stall on n3",
+    );
+    assert.ok(
+      !result.trace.some((line) => /n3 stalls 4800 ms in a vote write/.test(line)),
+      "the armed stall never fires",
+    );
+  });
+
   it("the fast and wan profiles hold the invariants too", () => {
     for (const profile of ["fast", "wan"] as const) {
       const seeds = Array.from({ length: 20 }, (_, i) => 90_000 + i);
