@@ -112,6 +112,31 @@ export class InMemoryAgentHandle implements AgentHandle {
       config: { fingerprint: "0123456789abcdef", matchesCoordinator: true },
       members: [...this.#members].map(([id, m]) => ({ id, state: m.state, heard: m.heard })),
       vips,
+      view: {
+        ...(coordinator !== undefined ? { coordinator } : {}),
+        leaseLeftMs: coordinator !== undefined ? 380 : 0,
+        heardMs: Object.fromEntries(
+          [...this.#members].filter(([id, m]) => id !== self && m.heard).map(([id]) => [id, 20]),
+        ),
+      },
+      peers: [...this.#members]
+        .filter(([id]) => id !== self)
+        .map(([id, m]) => ({
+          id,
+          heardAgoMs: m.heard ? 20 : undefined,
+          incarnation: 7,
+          term: this.#options.term ?? 3,
+          role: id === coordinator ? ("coordinator" as const) : ("follower" as const),
+          healthy: m.state === "healthy",
+          leaving: false,
+          quorum: m.heard,
+          tableVersion: [this.#options.term ?? 3, 5] as [number, number],
+          config: "0123456789abcdef",
+          holding: [...this.#owners].filter(([, o]) => o === id).map(([address]) => address),
+          coordinator,
+          leaseLeftMs: m.heard ? 380 : undefined,
+          heardMs: m.heard ? { [self]: 20 } : undefined,
+        })),
       health: { healthy: checks.every((c) => c.up), checks },
       vipSince: Object.fromEntries(this.#options.vips.map((v) => [v, "2030-01-01T00:00:01.000Z"])),
       transport: this.transport,

@@ -73,6 +73,25 @@ export function renderMetrics(status: AgentStatus): string {
     });
   }
 
+  out.family(
+    "floatip_peer_last_heard_seconds",
+    "gauge",
+    "Seconds since this node last heard each peer's heartbeat (NaN: never, in this run).",
+  );
+  for (const peer of status.peers) {
+    out.sample(
+      "floatip_peer_last_heard_seconds",
+      peer.heardAgoMs === undefined ? Number.NaN : peer.heardAgoMs / 1000,
+      { ...node, peer: peer.id },
+    );
+  }
+  out.family(
+    "floatip_lease_remaining_seconds",
+    "gauge",
+    "Seconds left on this node's lease (0: none).",
+  );
+  out.sample("floatip_lease_remaining_seconds", status.view.leaseLeftMs / 1000, node);
+
   out.family("floatip_vip_held", "gauge", "1 when this node has the VIP configured and announced.");
   for (const vip of status.vips)
     out.sample("floatip_vip_held", flag(vip.local === "held"), { ...node, vip: vip.address });

@@ -110,8 +110,23 @@ function isHeartbeatBase(raw: Shape): boolean {
     isVersion(raw.tableVersion) &&
     isCount(raw.roundSeen) &&
     (raw.round === undefined || isCount(raw.round)) &&
-    (raw.resign === undefined || typeof raw.resign === "boolean")
+    (raw.resign === undefined || typeof raw.resign === "boolean") &&
+    (raw.view === undefined || isView(raw.view))
   );
+}
+
+/** A heartbeat's `view`: display only, but bounded like everything else that arrives. */
+function isView(raw: unknown): boolean {
+  if (!isObject(raw)) return false;
+  if (raw.coordinator !== undefined && !isName(raw.coordinator)) return false;
+  if (!isCount(raw.leaseLeftMs)) return false;
+  if (!isObject(raw.heardMs)) return false;
+  const entries = Object.entries(raw.heardMs);
+  return entries.length <= 256 && entries.every(([id, ms]) => isName(id) && isCount(ms));
+}
+
+function isName(value: unknown): value is string {
+  return typeof value === "string" && value.length > 0 && value.length <= 255;
 }
 
 /**

@@ -31,6 +31,7 @@ import type {
   CoreEvent,
   Effect,
   HeartbeatMessage,
+  HeartbeatView,
   Input,
   MemberStateCode,
   Message,
@@ -68,6 +69,9 @@ interface PeerInfo {
   roundSeen: number;
   /** The peer's configuration fingerprint ("" when it sends none). */
   config: string;
+  /** The role and the view it reported in its latest heartbeat (display only). */
+  role: Role;
+  view: HeartbeatView | undefined;
   /**
    * Coordinator only: receipt of the peer's latest heartbeat that acknowledged one of our
    * rounds sent within an election timeout. A peer whose heartbeats arrive but whose
@@ -138,6 +142,35 @@ export interface NodeStatus {
   };
   readonly members: readonly { id: string; state: MemberStateCode | "unknown"; heard: boolean }[];
   readonly vips: readonly VipStatus[];
+  /** This node's own view as its heartbeats report it now (coordinator, lease left, heard). */
+  readonly view: HeartbeatView;
+  /** Every other configured node as last heard (`floatip status --cluster`). */
+  readonly peers: readonly PeerStatus[];
+}
+
+/** Durations in a heartbeat's view are capped (a day): they are for display. */
+const viewMsMax = 86_400_000;
+
+/** A peer as this node last heard it, with the view it reported (`floatip status --cluster`). */
+export interface PeerStatus {
+  readonly id: string;
+  /** Ms since this node last heard the peer; undefined: never (in this incarnation). */
+  readonly heardAgoMs: number | undefined;
+  readonly incarnation: number;
+  readonly term: number;
+  readonly role: Role;
+  readonly healthy: boolean;
+  readonly leaving: boolean;
+  readonly quorum: boolean;
+  readonly tableVersion: TableVersion;
+  /** Its configuration fingerprint ("" when it sends none). */
+  readonly config: string;
+  /** The VIPs it reports holding or acquiring (empty when its configuration differs). */
+  readonly holding: readonly string[];
+  /** From its view: the coordinator it follows, its lease left, whom it heard how long ago. */
+  readonly coordinator: string | undefined;
+  readonly leaseLeftMs: number | undefined;
+  readonly heardMs: Readonly<Record<string, number>> | undefined;
 }
 
 const noTable = (nodeCount: number, vipCount: number): VipTable => ({
@@ -458,6 +491,47 @@ export class CoreNode {
           explain: explain ? this.#explain(i, nowMs) : "",
         };
       }),
+      view: this.#ownView(nowMs),
+      peers: nodes.filter((n) => n.id !== this.id).map((n) => this.#peerStatus(n.id, nowMs)),
+    };
+  }
+
+  #peerStatus(id: string, nowMs: number): PeerStatus {
+    const peer = this.#peers.get(id);
+    if (!peer) {
+      return {
+        id,
+        heardAgoMs: undefined,
+        incarnation: 0,
+        term: 0,
+        role: "follower",
+        healthy: false,
+        leaving: false,
+        quorum: false,
+        tableVersion: [0, 0],
+        config: "",
+        holding: [],
+        coordinator: undefined,
+        leaseLeftMs: undefined,
+        heardMs: undefined,
+      };
+    }
+    const vips = this.#config.vips;
+    return {
+      id,
+      heardAgoMs: Math.max(0, nowMs - peer.lastHeardMs),
+      incarnation: peer.incarnation,
+      term: peer.roundSeenTerm,
+      role: peer.role,
+      healthy: peer.healthy,
+      leaving: peer.leaving,
+      quorum: peer.quorum,
+      tableVersion: peer.tableVersion,
+      config: peer.config,
+      holding: [...peer.holding].sort((a, b) => a - b).map((i) => vips[i]!.address),
+      coordinator: peer.view?.coordinator,
+      leaseLeftMs: peer.view?.leaseLeftMs,
+      heardMs: peer.view?.heardMs,
     };
   }
 
@@ -539,6 +613,8 @@ export class CoreNode {
       roundSeenTerm: message.term,
       roundSeen: message.roundSeen,
       config: message.config ?? "",
+      role: message.role,
+      view: message.view,
     });
 
     if (message.term > this.#term) {
@@ -907,8 +983,23 @@ export class CoreNode {
       roundSeen: this.#roundSeen,
       ...(this.#fingerprint === "" ? {} : { config: this.#fingerprint }),
       ...this.#coordinatorFields(now),
+      view: this.#ownView(now),
     };
     this.#effects.push({ type: "broadcast", message });
+  }
+
+  /** What this node reports of its view for operators; nothing is decided from it. */
+  #ownView(now: number): HeartbeatView {
+    const heardMs: Record<string, number> = {};
+    for (const [id, peer] of this.#peers) {
+      heardMs[id] = Math.min(viewMsMax, Math.max(0, Math.round(now - peer.lastHeardMs)));
+    }
+    const leaseEnd = this.#leaseExpiryMs - releaseGuardMs(this.#config.timers);
+    return {
+      ...(this.#coordinator !== undefined ? { coordinator: this.#coordinator } : {}),
+      leaseLeftMs: Math.min(viewMsMax, Math.max(0, Math.round(leaseEnd - now))),
+      heardMs,
+    };
   }
 
   // ---------------------------------------------------------------- election

@@ -111,6 +111,18 @@ export interface HeartbeatMessage {
   readonly grants?: Readonly<Record<string, readonly [number, number]>>;
   /** Coordinator only: it is stepping down for good (shutdown); followers may elect at once. */
   readonly resign?: boolean;
+  /** The sender's own view, for operators (`floatip status --cluster`); decides nothing. */
+  readonly view?: HeartbeatView;
+}
+
+/** What a node reports of its own view in its heartbeats (display only). */
+export interface HeartbeatView {
+  /** The coordinator it follows in its term (absent: none). */
+  readonly coordinator?: string;
+  /** Its lease's remaining time when it sent the heartbeat, ms (0: no valid lease). */
+  readonly leaseLeftMs: number;
+  /** Per peer it has heard: ms since it last heard that peer, when it sent the heartbeat. */
+  readonly heardMs: Readonly<Record<string, number>>;
 }
 
 export interface PreVoteRequest {

@@ -493,6 +493,9 @@ describe("GET /metrics", () => {
     has(`floatip_vip_released_total{${l}} 3`);
     has(`floatip_member_failures_total{${l}} 1`);
     has(`floatip_config_matches_coordinator{${l},fingerprint="0123456789abcdef"} 1`);
+    has(`floatip_peer_last_heard_seconds{${l},peer="n2"} 0.02`);
+    has(`floatip_peer_last_heard_seconds{${l},peer="n3"} NaN`);
+    has(`floatip_lease_remaining_seconds{${l}} 0.38`);
     assert.ok(
       lines.some((x) =>
         new RegExp(

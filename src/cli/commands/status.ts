@@ -6,7 +6,10 @@
  */
 import { ApiClient, CliError, parseCommonFlags, resolveTarget, runCli, table } from "../client.ts";
 
-export const usage = "usage: floatip status [--json] [--api HOST:PORT | --config FILE]\n";
+export const usage =
+  "usage: floatip status [--cluster] [--json] [--api HOST:PORT | --config FILE]\n" +
+  "  --cluster  every node's own view side by side (term, role, coordinator, table, config,\n" +
+  "             lease left, whom it hears), as each last reported it in a heartbeat\n";
 
 /** The status as it arrives over JSON (undefined fields come as null). */
 export interface StatusView {
@@ -30,6 +33,198 @@ export interface StatusView {
   };
   members: { id: string; state: string; heard: boolean }[];
   vips: VipView[];
+  /** Absent from agents older than `status --cluster`. */
+  view?: { coordinator?: string; leaseLeftMs: number; heardMs: Record<string, number> };
+  peers?: PeerView[];
+}
+
+export interface PeerView {
+  id: string;
+  heardAgoMs: number | null;
+  incarnation: number;
+  term: number;
+  role: string;
+  healthy: boolean;
+  leaving: boolean;
+  quorum: boolean;
+  tableVersion: [number, number];
+  config: string;
+  holding: string[];
+  coordinator: string | null;
+  leaseLeftMs: number | null;
+  heardMs: Record<string, number> | null;
+}
+
+/** One row of `status --cluster`: a node's view, live for this node, reported for the others. */
+export interface ClusterRow {
+  id: string;
+  self: boolean;
+  /** Ms since this node heard it (0 for itself; null: never). */
+  heardAgoMs: number | null;
+  term: number | null;
+  role: string | null;
+  coordinator: string | null;
+  tableVersion: [number, number] | null;
+  config: string | null;
+  leaseLeftMs: number | null;
+  healthy: boolean | null;
+  quorum: boolean | null;
+  heardMs: Record<string, number> | null;
+  holding: string[];
+}
+
+export interface ClusterView {
+  cluster: string;
+  observer: string;
+  rows: ClusterRow[];
+  /** What the rows disagree on, in words (empty: one view). */
+  disagreements: string[];
+}
+
+export function clusterView(status: StatusView): ClusterView {
+  if (!status.peers || !status.view) {
+    throw new CliError(
+      "BAD_RESPONSE",
+      "this agent predates status --cluster (no peer views in /v1/status); upgrade it",
+    );
+  }
+  const self: ClusterRow = {
+    id: status.node,
+    self: true,
+    heardAgoMs: 0,
+    term: status.term,
+    role: status.role,
+    coordinator: status.coordinator ?? null,
+    tableVersion: status.tableVersion,
+    config: status.config?.fingerprint ?? null,
+    leaseLeftMs: status.view.leaseLeftMs,
+    healthy: status.healthy,
+    quorum: status.quorum,
+    heardMs: status.view.heardMs,
+    holding: status.vips.filter((v) => v.local !== "absent").map((v) => v.address),
+  };
+  const rows: ClusterRow[] = [self];
+  for (const peer of status.peers) {
+    const heard = peer.heardAgoMs !== null;
+    rows.push({
+      id: peer.id,
+      self: false,
+      heardAgoMs: peer.heardAgoMs,
+      term: heard ? peer.term : null,
+      role: heard ? peer.role : null,
+      coordinator: heard ? peer.coordinator : null,
+      tableVersion: heard ? peer.tableVersion : null,
+      config: heard ? peer.config : null,
+      leaseLeftMs: heard ? peer.leaseLeftMs : null,
+      healthy: heard ? peer.healthy : null,
+      quorum: heard ? peer.quorum : null,
+      heardMs: heard ? peer.heardMs : null,
+      holding: peer.holding,
+    });
+  }
+  rows.sort((a, b) => a.id.localeCompare(b.id));
+  return {
+    cluster: status.cluster,
+    observer: status.node,
+    rows,
+    disagreements: disagreements(rows, status.node),
+  };
+}
+
+/** A row older than this is called stale in the text view. */
+const staleAfterMs = 1000;
+
+function disagreements(rows: readonly ClusterRow[], observer: string): string[] {
+  const out: string[] = [];
+  for (const row of rows) {
+    if (row.heardAgoMs === null) out.push(`${row.id}: never heard by ${observer}`);
+    else if (row.heardAgoMs > staleAfterMs)
+      out.push(`${row.id}: last heard ${seconds(row.heardAgoMs)} ago; its row is that old`);
+  }
+  // A stale row is named once above; comparing it would only repeat how old it is.
+  const heard = rows.filter(
+    (r) => r.term !== null && r.heardAgoMs !== null && r.heardAgoMs <= staleAfterMs,
+  );
+  const distinct = (pick: (r: ClusterRow) => string) => new Set(heard.map(pick));
+  const spread = (what: string, pick: (r: ClusterRow) => string) => {
+    if (distinct(pick).size <= 1) return;
+    out.push(`${what} differs: ${heard.map((r) => `${r.id} ${pick(r)}`).join(", ")}`);
+  };
+  spread("term", (r) => String(r.term));
+  spread("coordinator", (r) => r.coordinator ?? "none");
+  spread("table", (r) => r.tableVersion!.join("."));
+  spread("config fingerprint", (r) => r.config || "-");
+  const holders = new Map<string, string[]>();
+  for (const row of heard) {
+    for (const address of row.holding)
+      holders.set(address, [...(holders.get(address) ?? []), row.id]);
+  }
+  for (const [address, ids] of holders) {
+    if (ids.length > 1) out.push(`${address} reported by ${ids.join(" and ")}`);
+  }
+  return out;
+}
+
+function seconds(ms: number): string {
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+function heardText(row: ClusterRow): string {
+  if (row.self) return "self";
+  if (row.heardAgoMs === null) return "NEVER";
+  return row.heardAgoMs > staleAfterMs
+    ? `${seconds(row.heardAgoMs)} STALE`
+    : seconds(row.heardAgoMs);
+}
+
+function hearsText(row: ClusterRow): string {
+  if (!row.heardMs) return "-";
+  const entries = Object.entries(row.heardMs).sort(([a], [b]) => a.localeCompare(b));
+  if (entries.length === 0) return "nobody";
+  return entries.map(([id, ms]) => `${id} ${seconds(ms)}`).join(", ");
+}
+
+export function renderClusterView(view: ClusterView): string {
+  const flag = (value: boolean | null, yes: string, no: string) =>
+    value === null ? "-" : value ? yes : no;
+  const rows = table([
+    [
+      "NODE",
+      "HEARD",
+      "TERM",
+      "ROLE",
+      "COORDINATOR",
+      "TABLE",
+      "CONFIG",
+      "LEASE",
+      "HEALTH",
+      "QUORUM",
+      "HEARS (ago)",
+      "HOLDS",
+    ],
+    ...view.rows.map((r) => [
+      r.self ? `${r.id}*` : r.id,
+      heardText(r),
+      r.term === null ? "-" : String(r.term),
+      r.role ?? "-",
+      r.term === null ? "-" : (r.coordinator ?? "none"),
+      r.tableVersion ? r.tableVersion.join(".") : "-",
+      r.config === null ? "-" : r.config || "-",
+      r.leaseLeftMs === null ? "-" : r.leaseLeftMs > 0 ? seconds(r.leaseLeftMs) : "NONE",
+      flag(r.healthy, "healthy", "UNHEALTHY"),
+      flag(r.quorum, "yes", "NO"),
+      hearsText(r),
+      r.holding.length === 0 ? "-" : r.holding.join(" "),
+    ]),
+  ]);
+  const footer =
+    view.disagreements.length === 0
+      ? "Every node reports the same term, coordinator, table and configuration.\n"
+      : `Disagreements:\n${view.disagreements.map((d) => `  ${d}`).join("\n")}\n`;
+  return (
+    `Cluster ${view.cluster} as ${view.observer} sees it (* = this node, live; every other row is ` +
+    `what that node reported in its latest heartbeat here)\n\n${rows}\n\n${footer}`
+  );
 }
 
 export interface VipView {
@@ -116,11 +311,18 @@ export function renderStatus(status: StatusView): string {
 
 export async function run(args: string[]): Promise<number> {
   return runCli("status", usage, async () => {
-    const flags = parseCommonFlags(args);
+    const flags = parseCommonFlags(args, ["--cluster"]);
     if (flags.positional.length > 0)
       throw new CliError("USAGE", `unexpected argument ${flags.positional[0]}`);
     const client = new ApiClient(resolveTarget(flags));
     const status = await client.get<StatusView>("/v1/status");
+    if (flags.switches.has("--cluster")) {
+      const view = clusterView(status);
+      process.stdout.write(
+        flags.json ? `${JSON.stringify(view, null, 2)}\n` : renderClusterView(view),
+      );
+      return 0;
+    }
     process.stdout.write(
       flags.json ? `${JSON.stringify(status, null, 2)}\n` : renderStatus(status),
     );
