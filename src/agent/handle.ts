@@ -28,6 +28,13 @@ export interface AgentStatus extends NodeStatus {
   readonly loop?: LoopLagSnapshot;
   /** Status of each capability the node runs (relays, storage, traffic), by name. */
   readonly capabilities?: Readonly<Record<string, unknown>>;
+  /** Notify hook calls since start: run, coalesced (replaced by a newer one), dropped, failed. */
+  readonly hooks?: {
+    readonly run: number;
+    readonly coalesced: number;
+    readonly dropped: number;
+    readonly failed: number;
+  };
   /** Since this agent process started (counters reset with it, as Prometheus expects). */
   readonly counters?: {
     /** Coordinators this node saw elected (its own elections included). */

@@ -39,13 +39,14 @@ import { UdpTransport } from "../cluster/udp-transport.ts";
 import { configFingerprint } from "../config/fingerprint.ts";
 import { loadConfig } from "../config/load.ts";
 import type { ClusterConfig, VipSpec } from "../config/types.ts";
-import { CoreNode } from "../core/node.ts";
+import { CoreNode, type VipStatus } from "../core/node.ts";
 import { SeededRandom } from "../core/prng.ts";
 import type { AdminCommand, CoreEvent, Effect, Input, PersistentState } from "../core/types.ts";
 import { CheckRunner, type HealthReport } from "../health/check-runner.ts";
 import type { ClusterView, ClusterViewSnapshot } from "../ports/cluster-view.ts";
 import { registerRbdProbe } from "../storage/rbd-probe.ts";
 import type { AdminResult, AgentEventRecord, AgentHandle, AgentStatus } from "./handle.ts";
+import { type HookCall, HookQueue, type HookQueueCounts, hookKey } from "./hook-queue.ts";
 import type { Logger } from "./log.ts";
 import { type LoopLagSnapshot, LoopMonitor } from "./loop-monitor.ts";
 
@@ -108,8 +109,21 @@ export class Agent implements AgentHandle, ClusterView {
   #vipSince: Record<string, string> = {};
   #lastOwners = new Map<string, string | undefined>();
   #listeners = new Set<(view: ClusterViewSnapshot) => void>();
-  #notifyQueue: Promise<void> = Promise.resolve();
+  readonly #hooks = new HookQueue({
+    run: (call) => this.#runHookNow(call),
+    report: (skipped) =>
+      this.#log.log(
+        "warn",
+        "notify hook calls skipped: a newer call about the same thing replaced them, or too many waited",
+        {
+          coalesced: skipped.coalesced,
+          dropped: skipped.dropped,
+          examples: skipped.examples.join("; "),
+        },
+      ),
+  });
   #stopped = false;
+  #hookFailures = 0;
 
   constructor(options: AgentOptions) {
     this.nodeId = options.nodeId;
@@ -229,7 +243,7 @@ export class Agent implements AgentHandle, ClusterView {
     await this.#transport.close();
     await this.#addressBatch;
     await this.#removeStaleVips("stopping: removing any VIP still configured");
-    await this.#notifyQueue;
+    await this.#hooks.idle();
     // Our own lock (not one inherited from a supervisor) goes once nothing is left to remove.
     if (this.#lockFd !== undefined) closeSync(this.#lockFd);
     this.#lockFd = undefined;
@@ -248,7 +262,7 @@ export class Agent implements AgentHandle, ClusterView {
       incarnation: this.#incarnation,
       startedAt: this.#startedAt,
       health: this.#health,
-      vipSince: { ...this.#vipSince },
+      vipSince: this.#vipSinceOf(core.vips),
       loop: this.#loop.snapshot(),
       transport: {
         sent: transport.sent,
@@ -257,7 +271,24 @@ export class Agent implements AgentHandle, ClusterView {
         kernelDrops: this.#transport.kernelDrops(),
       },
       counters: { ...this.#counters },
+      hooks: this.hookCounts,
     };
+  }
+
+  /**
+   * Since when each VIP is where it is: the owner's own acquisition time (it reports how long
+   * it has held each VIP), the same on every node up to clock offsets; else when this node
+   * saw the owner change.
+   */
+  #vipSinceOf(vips: readonly VipStatus[]): Record<string, string> {
+    const since = { ...this.#vipSince };
+    const nowMs = Date.now();
+    for (const vip of vips) {
+      if (vip.heldForMs !== undefined) {
+        since[vip.address] = new Date(nowMs - vip.heldForMs).toISOString();
+      }
+    }
+    return since;
   }
 
   admin(command: AdminCommand): AdminResult {
@@ -868,7 +899,7 @@ export class Agent implements AgentHandle, ClusterView {
       ...extraEnv,
     };
     if (notify.style === "keepalived") return; // capability events have no keepalived form
-    this.#runHook([eventType, argument], env);
+    this.#runHook(hookKey(eventType, argument), [eventType, argument], env);
   }
 
   /** Every configured VIP's address. */
@@ -883,7 +914,7 @@ export class Agent implements AgentHandle, ClusterView {
   #notifyKeepalived(vips: readonly string[], state: "MASTER" | "BACKUP" | "FAULT" | "STOP"): void {
     const priority = String(this.#self().weight);
     for (const vip of vips) {
-      this.#runHook(["INSTANCE", vip, state, priority], {
+      this.#runHook(`vip:${vip}`, ["INSTANCE", vip, state, priority], {
         ...process.env,
         FLOATIP_NODE: this.nodeId,
         FLOATIP_CLUSTER: this.#config.cluster,
@@ -892,21 +923,33 @@ export class Agent implements AgentHandle, ClusterView {
     }
   }
 
-  /** Runs the notify command with `args`, one call at a time, under its timeout. */
-  #runHook(args: readonly string[], env: NodeJS.ProcessEnv): void {
+  /**
+   * Queues a notify call: one at a time, each under its timeout; a newer call with the same
+   * key replaces one still waiting (see hook-queue.ts).
+   */
+  #runHook(key: string, args: readonly string[], env: NodeJS.ProcessEnv): void {
+    if (!this.#config.notify) return;
+    this.#hooks.push({ key, args, env });
+  }
+
+  async #runHookNow(call: HookCall): Promise<void> {
     const notify = this.#config.notify;
     if (!notify) return;
-    this.#notifyQueue = this.#notifyQueue.then(async () => {
-      try {
-        await run(notify.command, args, { timeoutMs: notify.timeoutMs, env });
-      } catch (error) {
-        this.#log.log("warn", "notify hook failed", {
-          command: notify.command,
-          event: args.join(" "),
-          error: describe(error),
-        });
-      }
-    });
+    try {
+      await run(notify.command, call.args, { timeoutMs: notify.timeoutMs, env: call.env });
+    } catch (error) {
+      this.#hookFailures += 1;
+      this.#log.log("warn", "notify hook failed", {
+        command: notify.command,
+        event: call.args.join(" "),
+        error: describe(error),
+      });
+    }
+  }
+
+  /** Notify calls run, coalesced, dropped and failed since start (for /metrics). */
+  get hookCounts(): HookQueueCounts & { failed: number } {
+    return { ...this.#hooks.counts, failed: this.#hookFailures };
   }
 
   // ---------------------------------------------------------------- helpers

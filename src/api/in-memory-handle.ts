@@ -91,6 +91,7 @@ export class InMemoryAgentHandle implements AgentHandle {
         desiredOwner: role === "coordinator" ? owner : undefined,
         local: mine ? (conflict ? "conflict" : "held") : "absent",
         localSinceMs: mine ? 1000 : undefined,
+        heldForMs: owner !== undefined && !conflict ? 5000 : undefined,
         conflict,
         explain: this.#explain.get(address) ?? "",
       };

@@ -130,6 +130,16 @@ export function renderMetrics(status: AgentStatus): string {
       out.sample(name, value, node);
     }
   }
+  if (status.hooks !== undefined) {
+    out.family(
+      "floatip_notify_hook_calls_total",
+      "counter",
+      "Notify hook calls by outcome: run, coalesced (a newer call about the same thing replaced it while it waited), dropped (queue full), failed.",
+    );
+    for (const outcome of ["run", "coalesced", "dropped", "failed"] as const) {
+      out.sample("floatip_notify_hook_calls_total", status.hooks[outcome], { ...node, outcome });
+    }
+  }
   out.family(
     "floatip_build_info",
     "gauge",

@@ -55,7 +55,11 @@ function isTable(value: unknown, nodeCount: number, vipCount: number): value is 
     isCount(roundRobinCursor) &&
     Array.isArray(members) &&
     members.length === nodeCount &&
-    members.every((m) => memberStates.has(m as string))
+    members.every((m) => memberStates.has(m as string)) &&
+    (value.why === undefined ||
+      (typeof value.why === "string" &&
+        value.why.length === vipCount &&
+        /^[a-zA-Z-]*$/.test(value.why)))
   );
 }
 
@@ -122,7 +126,12 @@ function isView(raw: unknown): boolean {
   if (!isCount(raw.leaseLeftMs)) return false;
   if (!isObject(raw.heardMs)) return false;
   const entries = Object.entries(raw.heardMs);
-  return entries.length <= 256 && entries.every(([id, ms]) => isName(id) && isCount(ms));
+  if (entries.length > 256 || !entries.every(([id, ms]) => isName(id) && isCount(ms))) return false;
+  return (
+    raw.held === undefined ||
+    (Array.isArray(raw.held) &&
+      raw.held.every((h) => Array.isArray(h) && h.length === 2 && isCount(h[0]) && isCount(h[1])))
+  );
 }
 
 function isName(value: unknown): value is string {
@@ -151,10 +160,19 @@ export function parseMessage(
         return undefined;
       if (!isHeartbeatBase(raw)) return undefined;
       if ((raw.config ?? "") !== fingerprint) {
-        const { table: _table, grants: _grants, ...rest } = raw;
-        return { ...rest, holding: [], conflicts: [] } as unknown as Message;
+        const { table: _table, grants: _grants, view, ...rest } = raw;
+        // VIP indexes mean something else under another configuration: no `held` either.
+        const { held: _held, ...viewRest } = (view ?? {}) as Shape;
+        return {
+          ...rest,
+          ...(view === undefined ? {} : { view: viewRest }),
+          holding: [],
+          conflicts: [],
+        } as unknown as Message;
       }
+      const held = (raw.view as Shape | undefined)?.held as [number, number][] | undefined;
       const ok =
+        (held === undefined || held.every(([vip]) => vip < vipCount)) &&
         isIndexList(raw.holding, vipCount) &&
         isIndexList(raw.conflicts, vipCount) &&
         (raw.table === undefined || isTable(raw.table, nodeCount, vipCount)) &&

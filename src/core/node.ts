@@ -22,7 +22,7 @@
 import { type FlapDamperState, forceDown, initialDamperState, observe } from "./flap-damper.ts";
 import { compareVersions, parseMessage } from "./messages.ts";
 import { place } from "./placement/place.ts";
-import type { PlacementDecision } from "./placement/types.ts";
+import { type PlacementDecision, reasonCodes, reasonWords } from "./placement/types.ts";
 import { grantWindowMs, leaseSafeWaitMs, releaseGuardMs } from "./timing.ts";
 import type {
   AdminCommand,
@@ -72,6 +72,8 @@ interface PeerInfo {
   /** The role and the view it reported in its latest heartbeat (display only). */
   role: Role;
   view: HeartbeatView | undefined;
+  /** VIP -> when (our clock) the peer began to hold it, from its `held` reports. */
+  heldSince: Map<number, number>;
   /**
    * Coordinator only: receipt of the peer's latest heartbeat that acknowledged one of our
    * rounds sent within an election timeout. A peer whose heartbeats arrive but whose
@@ -96,6 +98,8 @@ interface CoordinatorState {
   members: MemberRecord[];
   /** Owners placement wants (the published table may lag while releases are awaited). */
   desired: (number | undefined)[];
+  /** Reason code per VIP for its desired owner, as decided when it was assigned (table `why`). */
+  why: string[];
   /** Table version at which each VIP was last published as unassigned. */
   releasedAt: TableVersion[];
   decisions: PlacementDecision[];
@@ -118,6 +122,8 @@ export interface VipStatus {
   readonly desiredOwner: string | undefined;
   readonly local: LocalVipState | "absent";
   readonly localSinceMs: number | undefined;
+  /** How long its owner has held it: this node's own time, or the owner's latest report. */
+  readonly heldForMs: number | undefined;
   readonly conflict: boolean;
   readonly explain: string;
 }
@@ -150,6 +156,8 @@ export interface NodeStatus {
 
 /** Durations in a heartbeat's view are capped (a day): they are for display. */
 const viewMsMax = 86_400_000;
+/** A heartbeat's view repeats what the node holds, and since when, this often. */
+const heldReportEveryMs = 1000;
 
 /** A peer as this node last heard it, with the view it reported (`floatip status --cluster`). */
 export interface PeerStatus {
@@ -239,6 +247,9 @@ export class CoreNode {
    * (or until this bound, if removal keeps failing).
    */
   #silentAfterStall: { untilMs: number; vips: Set<number> } | undefined;
+  /** What the latest `held` report said (VIP indexes) and when it was sent. */
+  #heldReportKey = "";
+  #heldReportMs = Number.NEGATIVE_INFINITY;
   /** This step withheld an acquisition behind a vote write: wake again at once. */
   #acquisitionsWithheld = false;
 
@@ -487,6 +498,7 @@ export class CoreNode {
           desiredOwner: desired !== undefined ? nodes[desired]?.id : undefined,
           local: local?.state ?? "absent",
           localSinceMs: local?.sinceMs,
+          heldForMs: this.#heldForMs(i, owner, nowMs),
           conflict,
           explain: explain ? this.#explain(i, nowMs) : "",
         };
@@ -494,6 +506,17 @@ export class CoreNode {
       view: this.#ownView(nowMs),
       peers: nodes.filter((n) => n.id !== this.id).map((n) => this.#peerStatus(n.id, nowMs)),
     };
+  }
+
+  #heldForMs(vip: number, owner: number, nowMs: number): number | undefined {
+    if (owner < 0) return undefined;
+    if (owner === this.#index) {
+      const local = this.#vips.get(vip);
+      return local?.state === "held" ? Math.max(0, nowMs - local.sinceMs) : undefined;
+    }
+    const peer = this.#peers.get(this.#config.nodes[owner]!.id);
+    const since = peer?.heldSince.get(vip);
+    return since === undefined ? undefined : Math.max(0, nowMs - since);
   }
 
   #peerStatus(id: string, nowMs: number): PeerStatus {
@@ -579,6 +602,23 @@ export class CoreNode {
     }
   }
 
+  /** The peer's own "held since" per VIP: a new report replaces, else keep what it holds. */
+  #heldSinceOf(
+    message: HeartbeatMessage,
+    previous: PeerInfo | undefined,
+    now: number,
+  ): Map<number, number> {
+    const held = message.view?.held;
+    if (held) return new Map(held.map(([vip, forMs]) => [vip, now - forMs]));
+    const kept = new Map<number, number>();
+    if (!previous || previous.incarnation !== message.incarnation) return kept;
+    for (const vip of message.holding) {
+      const since = previous.heldSince.get(vip);
+      if (since !== undefined) kept.set(vip, since);
+    }
+    return kept;
+  }
+
   #onHeartbeat(from: string, message: HeartbeatMessage, now: number): void {
     const previous = this.#peers.get(from);
     if (previous && message.incarnation < previous.incarnation) return;
@@ -615,6 +655,7 @@ export class CoreNode {
       config: message.config ?? "",
       role: message.role,
       view: message.view,
+      heldSince: this.#heldSinceOf(message, previous, now),
     });
 
     if (message.term > this.#term) {
@@ -983,7 +1024,7 @@ export class CoreNode {
       roundSeen: this.#roundSeen,
       ...(this.#fingerprint === "" ? {} : { config: this.#fingerprint }),
       ...this.#coordinatorFields(now),
-      view: this.#ownView(now),
+      view: this.#withHeld(this.#ownView(now), now),
     };
     this.#effects.push({ type: "broadcast", message });
   }
@@ -1000,6 +1041,29 @@ export class CoreNode {
       leaseLeftMs: Math.min(viewMsMax, Math.max(0, Math.round(leaseEnd - now))),
       heardMs,
     };
+  }
+
+  #withHeld(view: HeartbeatView, now: number): HeartbeatView {
+    const held = this.#heldReport(now);
+    return held === undefined ? view : { ...view, held };
+  }
+
+  /**
+   * `held` for this heartbeat's view: when what this node holds changed since the last report,
+   * and about once a second (so a peer that starts later learns it too); else nothing.
+   */
+  #heldReport(now: number): (readonly [number, number])[] | undefined {
+    const held: [number, number][] = [];
+    for (const [vip, local] of this.#vips) {
+      if (local.state === "held")
+        held.push([vip, Math.min(viewMsMax, Math.round(now - local.sinceMs))]);
+    }
+    const key = held.map(([vip]) => vip).join(",");
+    if (key === this.#heldReportKey && now - this.#heldReportMs < heldReportEveryMs)
+      return undefined;
+    this.#heldReportKey = key;
+    this.#heldReportMs = now;
+    return held;
   }
 
   // ---------------------------------------------------------------- election
@@ -1095,6 +1159,7 @@ export class CoreNode {
       roundSentAtMs: new Map(),
       members,
       desired: previous.owners.map((o) => (o >= 0 ? o : undefined)),
+      why: (previous.why ?? "-".repeat(vipCount)).split(""),
       releasedAt: new Array<TableVersion>(vipCount).fill(version),
       decisions: [],
       nextMembershipRoundMs: now + this.#config.timers.heartbeatIntervalMs,
@@ -1287,6 +1352,7 @@ export class CoreNode {
           reason: decision?.text ?? "",
         });
         state.desired[vip] = index;
+        state.why[vip] = decision ? reasonCodes[decision.reason] : "-";
         state.tableDirty = true;
       }
     });
@@ -1323,6 +1389,7 @@ export class CoreNode {
       drained: [...state.drained],
       roundRobinCursor: state.roundRobinCursor,
       members,
+      why: state.why.join(""),
     };
     if (
       JSON.stringify({ ...table, version: 0 }) === JSON.stringify({ ...this.#table, version: 0 })
@@ -1588,8 +1655,9 @@ export class CoreNode {
     const owner = this.#table.owners[vip] ?? -1;
     if (!state) {
       if (this.#table.version[0] === 0) return "no VIP table received yet";
+      const why = reasonWords[this.#table.why?.[vip] ?? ""];
       return owner >= 0
-        ? `assigned to ${nodes[owner]!.id} by coordinator ${this.#coordinator ?? "(none now)"} (table ${this.#table.version.join(".")})`
+        ? `assigned to ${nodes[owner]!.id} by coordinator ${this.#coordinator ?? "(none now)"} (table ${this.#table.version.join(".")})${why ? `: ${why}` : ""}`
         : "unassigned in the coordinator's table (moving or no eligible node)";
     }
     const decision = state.decisions[vip];

@@ -76,6 +76,11 @@ export interface VipTable {
   readonly roundRobinCursor: number;
   /** Member state per node index, as decided by the coordinator. */
   readonly members: readonly MemberStateCode[];
+  /**
+   * Why each VIP got its owner, one character per VIP (`reasonCodes` in placement/types.ts),
+   * as the coordinator decided when it assigned it: followers explain with it. Display only.
+   */
+  readonly why?: string;
 }
 
 export interface HeartbeatMessage {
@@ -123,6 +128,11 @@ export interface HeartbeatView {
   readonly leaseLeftMs: number;
   /** Per peer it has heard: ms since it last heard that peer, when it sent the heartbeat. */
   readonly heardMs: Readonly<Record<string, number>>;
+  /**
+   * [VIP index, ms it has held it] for every VIP it holds; sent about once a second and when
+   * what it holds changes, so every node shows the owner's own "since".
+   */
+  readonly held?: readonly (readonly [number, number])[];
 }
 
 export interface PreVoteRequest {

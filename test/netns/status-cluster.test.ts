@@ -11,6 +11,9 @@
  *    the third node's own row reports that it has not heard the stopped node for over a
  *    second, and the text view lists both as disagreements. After SIGCONT the views converge
  *    again.
+ * 3. `ip list` shows the same SINCE for a VIP on every node, the time its owner acquired it,
+ *    also on a node restarted long after that; `ip list --explain` on a follower gives the
+ *    coordinator's reason for each owner.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -122,5 +125,57 @@ describe("floatip status --cluster", { skip: skipUnlessRoot() }, () => {
       return v.disagreements.length === 0 ? v : undefined;
     }, 15_000);
     assert.ok(healed, `the views converge after SIGCONT\n${allLogs(cluster)}`);
+  });
+
+  it("ip list: one SINCE per VIP on every node, also after a restart; a follower explains with the coordinator's reason", async () => {
+    interface Vip {
+      address: string;
+      owner: string | null;
+      since: string | null;
+      explain: string;
+    }
+    const list = async (id: string): Promise<Vip[]> => {
+      const result = await cluster.cli(id, ["ip", "list", "--json", "--explain"]);
+      assert.equal(result.code, 0, result.stderr);
+      return JSON.parse(result.stdout) as Vip[];
+    };
+    await waitSettled(cluster);
+    const coordinator = coordinatorOf(cluster);
+    const restarted = cluster.ids.find((id) => id !== coordinator)!;
+    // Restart a follower well after the VIPs were placed: SIGTERM (it hands its VIPs over and
+    // exits), then start it again. It learns when each VIP was acquired from the owners.
+    await new Promise((done) => setTimeout(done, 2000));
+    const agent = cluster.agents.get(restarted)!;
+    const exited = new Promise((done) => agent.once("exit", done));
+    cluster.signal(restarted, "SIGTERM");
+    await exited;
+    const restartedAt = Date.now();
+    cluster.startAgent(restarted);
+    await waitSettled(cluster);
+    const agreed = await waitFor(async () => {
+      const lists = await Promise.all(cluster.ids.map((id) => list(id)));
+      for (const [i, vip] of lists[0]!.entries()) {
+        const times = lists.map((l) => (l[i]!.since ? Date.parse(l[i]!.since!) : Number.NaN));
+        if (times.some(Number.isNaN) || Math.max(...times) - Math.min(...times) > 300)
+          return undefined;
+        if (lists.some((l) => l[i]!.owner !== vip.owner)) return undefined;
+      }
+      return lists;
+    }, 10_000);
+    assert.ok(agreed, `every node shows one SINCE per VIP\n${allLogs(cluster)}`);
+    const mine = agreed[cluster.ids.indexOf(restarted)]!;
+    assert.ok(
+      mine.some((v) => v.owner !== restarted && Date.parse(v.since!) < restartedAt - 1000),
+      `the restarted node shows a VIP acquired before it started\n${JSON.stringify(mine, null, 2)}`,
+    );
+    const follower = cluster.ids.find((id) => id !== coordinator)!;
+    for (const vip of agreed[cluster.ids.indexOf(follower)]!) {
+      assert.match(
+        vip.explain,
+        new RegExp(
+          `^assigned to ${vip.owner} by coordinator ${coordinator} \\(table \\d+\\.\\d+\\): \\S`,
+        ),
+      );
+    }
   });
 });

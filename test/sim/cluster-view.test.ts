@@ -66,6 +66,71 @@ describe("heartbeat views", () => {
     assert.ok(status.view.heardMs[paused]! >= 1400);
   });
 
+  it("every node shows the owner's own 'held for', also a node that started later", () => {
+    const sim = threeNodeCluster(9, timers);
+    sim.runUntil(sim.nowMs + 3000);
+    const coordinator = sim.nodes.find((n) => sim.core(n.id)?.role === "coordinator")!.id;
+    // Restart a follower that holds nothing the others do not know about: it must learn how
+    // long each VIP has been held from the owners' reports, not from when it booted.
+    const late = sim.nodes.map((n) => n.id).find((id) => id !== coordinator)!;
+    sim.crash(late);
+    sim.runUntil(sim.nowMs + 3000);
+    sim.boot(late);
+    sim.runUntil(sim.nowMs + 1500);
+    const views = sim.nodes.map((n) => sim.core(n.id)!.status(sim.localNow(n.id)));
+    const lateView = views.find((v) => v.node === late)!;
+    for (const [vip, status] of lateView.vips.entries()) {
+      const ownerView = views.find((v) => v.node === status.owner)!;
+      const own = ownerView.vips[vip]!.heldForMs;
+      assert.ok(
+        own !== undefined,
+        `${status.address}: its owner ${status.owner} reports holding it`,
+      );
+      for (const view of views) {
+        const seen = view.vips[vip]!.heldForMs;
+        assert.ok(seen !== undefined, `${view.node} knows how long ${status.address} is held`);
+        assert.ok(
+          Math.abs(seen - own) <= 2 * timers.heartbeatIntervalMs + 20,
+          `${view.node}: ${status.address} held for ${seen} ms, its owner says ${own} ms`,
+        );
+      }
+    }
+    // The VIPs the restarted node does not own were held before it booted (1.5 s ago).
+    assert.ok(
+      lateView.vips.some((v) => v.owner !== late && v.heldForMs! > 2000),
+      "a VIP held since before the restart shows the owner's time",
+    );
+  });
+
+  it("a follower explains a VIP with the coordinator's reason", () => {
+    const sim = threeNodeCluster(10, timers);
+    const coordinator = sim.nodes.find((n) => sim.core(n.id)?.role === "coordinator")!.id;
+    const follower = sim.nodes.map((n) => n.id).find((id) => id !== coordinator)!;
+    const explained = sim
+      .core(follower)!
+      .status(sim.localNow(follower))
+      .vips.map((v) => v.explain);
+    for (const text of explained) {
+      assert.match(
+        text,
+        new RegExp(
+          `^assigned to n\\d by coordinator ${coordinator} \\(table \\d+\\.\\d+\\): (dealt round-robin|kept: its owner stayed eligible)$`,
+        ),
+      );
+    }
+    // The owner of one VIP fails: the coordinator deals it to another node, and the follower
+    // that did not decide it still says why.
+    const victim = sim.nodes.map((n) => n.id).find((id) => id !== coordinator && id !== follower)!;
+    sim.crash(victim);
+    sim.runUntil(sim.nowMs + 3000);
+    const after = sim.core(follower)!.status(sim.localNow(follower)).vips;
+    assert.ok(after.every((v) => v.owner !== victim && v.owner !== undefined));
+    assert.ok(
+      after.some((v) => / dealt round-robin$/.test(v.explain)),
+      after.map((v) => v.explain).join("\n"),
+    );
+  });
+
   it("a view that is not well formed drops the heartbeat like any other malformed field", () => {
     const base = {
       type: "heartbeat",

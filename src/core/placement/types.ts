@@ -47,6 +47,30 @@ export type PlacementReason =
   | "hash"
   | "no-eligible-node";
 
+/** One character per reason, for the table's `why` (followers explain from it). */
+export const reasonCodes: Readonly<Record<PlacementReason, string>> = {
+  kept: "k",
+  pinned: "p",
+  preferred: "P",
+  failback: "f",
+  "round-robin": "r",
+  weighted: "w",
+  hash: "h",
+  "no-eligible-node": "n",
+};
+
+/** What a follower says for a reason code of the coordinator's table. */
+export const reasonWords: Readonly<Record<string, string>> = {
+  k: "kept: its owner stayed eligible",
+  p: "pinned there by an administrative move",
+  P: "first assignment, to its preferred node",
+  f: "failed back to its preferred node",
+  r: "dealt round-robin",
+  w: "the heaviest eligible node (weighted)",
+  h: "chosen by rendezvous hash",
+  n: "no eligible node",
+};
+
 export interface PlacementDecision {
   readonly vipIndex: number;
   readonly owner: string | undefined;
