@@ -9,7 +9,12 @@
  * usage: floatip-supervisor --node ID --vips FILE --log human|json -- AGENT_ARGV...
  *
  * FILE lists the VIPs to remove, one per line: "INTERFACE ADDRESS/PREFIX" (IPv4 or IPv6);
- * blank lines and lines starting with '#' are skipped. The agent rewrites it at every start
+ * blank lines and lines starting with '#' are skipped. A line
+ * "notify TIMEOUT_MS STYLE PRIORITY CLUSTER COMMAND" names the notify hook, which this process
+ * runs when the agent dies, after the removal (the agent cannot report its own death):
+ * `COMMAND agent-died REASON` with FLOATIP_EVENT, FLOATIP_NODE, FLOATIP_CLUSTER, FLOATIP_REASON
+ * and FLOATIP_VIPS (the addresses it removed), or in the keepalived style
+ * `COMMAND INSTANCE ADDRESS FAULT PRIORITY` for each removed address; killed after TIMEOUT_MS. The agent rewrites it at every start
  * (environment FLOATIP_SUPERVISOR_VIPS), so it always matches the configuration the dead
  * agent ran with. It is read when the agent dies, not cached.
  *
@@ -215,8 +220,23 @@ static int delete_address(int fd, unsigned seq, int ifindex, int family, const v
   }
 }
 
-/* Removes every VIP listed in `path`; returns how many removals failed. */
-static int remove_vips(const char* path) {
+/* The notify hook named in the VIP list (see the top of this file). */
+struct hook {
+  bool set;
+  long timeout_ms;
+  char style[16];
+  char priority[16];
+  char cluster[256];
+  char command[1024];
+};
+
+/*
+ * Removes every VIP listed in `path`; returns how many removals failed. The addresses it
+ * really removed go to `removed` (space-separated), the notify hook line to `hook`.
+ */
+static int remove_vips(const char* path, char* removed, size_t removed_size, struct hook* hook) {
+  removed[0] = '\0';
+  hook->set = false;
   FILE* file = fopen(path, "r");
   if (file == NULL) {
     char detail[512];
@@ -236,10 +256,21 @@ static int remove_vips(const char* path) {
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
   int failures = 0;
   unsigned seq = (unsigned)time(NULL);
-  char line[512];
+  char line[1536];
   while (fgets(line, sizeof line, file) != NULL) {
     char ifname[IF_NAMESIZE + 1];
     char cidr[128];
+    if (strncmp(line, "notify ", 7) == 0) {
+      int used = 0;
+      if (sscanf(line + 7, "%ld %15s %15s %255s %n", &hook->timeout_ms, hook->style, hook->priority,
+                 hook->cluster, &used) == 4 &&
+          used > 0) {
+        snprintf(hook->command, sizeof hook->command, "%s", line + 7 + used);
+        hook->command[strcspn(hook->command, "\r\n")] = '\0';
+        hook->set = hook->command[0] != '\0' && hook->timeout_ms > 0;
+      }
+      continue;
+    }
     if (line[0] == '#' || sscanf(line, "%16s %127s", ifname, cidr) != 2) continue;
     char* slash = strchr(cidr, '/');
     int prefix = -1;
@@ -260,8 +291,15 @@ static int remove_vips(const char* path) {
     } else {
       error = delete_address(fd, ++seq, ifindex, family, address, length, prefix);
     }
+    if (error == 0) {
+      size_t n = strlen(removed);
+      if (n + strlen(cidr) + 2 < removed_size) {
+        snprintf(removed + n, removed_size - n, "%s%s", n > 0 ? " " : "", cidr);
+      }
+      continue;
+    }
     /* Not there (already removed, never added): nothing to do. */
-    if (error == 0 || error == EADDRNOTAVAIL || error == ENOENT || error == ESRCH) continue;
+    if (error == EADDRNOTAVAIL || error == ENOENT || error == ESRCH) continue;
     failures += 1;
     char vip[160];
     snprintf(vip, sizeof vip, "%s/%d", cidr, prefix);
@@ -273,6 +311,72 @@ static int remove_vips(const char* path) {
   close(fd);
   fclose(file);
   return failures;
+}
+
+/* ---------- the notify hook on the agent's death ---------- */
+
+static double monotonic_ms(void);
+
+/* Runs `argv` with the hook's environment; kills it after the hook's timeout. */
+static void run_hook_once(const struct hook* hook, char* const argv[], const char* reason,
+                          const char* vips, const sigset_t* blocked) {
+  pid_t pid = fork();
+  if (pid < 0) {
+    struct field fields[] = {{"error", strerror(errno), false}};
+    log_line("warn", "cannot run the notify hook for the agent's death", fields, 1);
+    return;
+  }
+  if (pid == 0) {
+    sigprocmask(SIG_UNBLOCK, blocked, NULL);
+    setenv("FLOATIP_EVENT", "agent-died", 1);
+    setenv("FLOATIP_NODE", node_id, 1);
+    setenv("FLOATIP_CLUSTER", hook->cluster, 1);
+    setenv("FLOATIP_REASON", reason, 1);
+    setenv("FLOATIP_VIPS", vips, 1);
+    execv(hook->command, argv);
+    _exit(127);
+  }
+  double deadline = monotonic_ms() + (double)hook->timeout_ms;
+  int status = 0;
+  for (;;) {
+    pid_t done = waitpid(pid, &status, WNOHANG);
+    if (done == pid) break;
+    if (done < 0 && errno != EINTR) return;
+    if (monotonic_ms() >= deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      struct field fields[] = {{"command", hook->command, false}};
+      log_line("warn", "the notify hook for the agent's death timed out; killed it", fields, 1);
+      return;
+    }
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = 10 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    char code[24];
+    snprintf(code, sizeof code, "%d", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    struct field fields[] = {{"command", hook->command, false}, {"exitCode", code, true}};
+    log_line("warn", "the notify hook for the agent's death failed", fields, 2);
+  }
+}
+
+/* The agent cannot report its own death: this process does, after removing its VIPs. */
+static void run_death_hook(const struct hook* hook, const char* reason, char* vips,
+                           const sigset_t* blocked) {
+  if (!hook->set) return;
+  if (strcmp(hook->style, "keepalived") == 0) {
+    /* keepalived scripts learn, per VRRP instance (here per VIP), that this node faulted. */
+    char copy[4096];
+    snprintf(copy, sizeof copy, "%s", vips);
+    char* saved = NULL;
+    for (char* vip = strtok_r(copy, " ", &saved); vip != NULL; vip = strtok_r(NULL, " ", &saved)) {
+      char* argv[] = {(char*)hook->command, "INSTANCE", vip, "FAULT", (char*)hook->priority, NULL};
+      run_hook_once(hook, argv, reason, vips, blocked);
+    }
+    return;
+  }
+  char* argv[] = {(char*)hook->command, "agent-died", (char*)reason, NULL};
+  run_hook_once(hook, argv, reason, vips, blocked);
 }
 
 /* ---------- the supervision loop ---------- */
@@ -406,7 +510,16 @@ int main(int argc, char** argv) {
       }
     }
     log_line("error", "the agent died; removing its VIPs at once", died, count);
-    remove_vips(vips);
+    char removed[4096];
+    struct hook hook;
+    remove_vips(vips, removed, sizeof removed, &hook);
+    char reason[64];
+    if (WIFSIGNALED(status)) {
+      snprintf(reason, sizeof reason, "signal %s", signal_name(WTERMSIG(status)));
+    } else {
+      snprintf(reason, sizeof reason, "exit %d", code);
+    }
+    run_death_hook(&hook, reason, removed, &set);
     if (stopping) return 1;
 
     double now = monotonic_ms();

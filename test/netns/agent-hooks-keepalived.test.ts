@@ -97,8 +97,20 @@ describe("agent: keepalived-style notify hook", { skip: skipUnlessRoot() }, () =
     );
     assert.ok(recovered, `${lines().join("\n")}`);
 
+    // The holder's agent is killed: its supervisor removes the VIP and calls the script
+    // with FAULT for it (the agent cannot report its own death).
+    const holder = (await waitSettled(c)).get(vip)!;
+    const beforeKill = lines().length;
+    process.kill(c.agentPid(holder)!, "SIGKILL");
+    const faulted = await waitFor(
+      async () => (lines().slice(beforeKill).includes(as(holder, "FAULT")) ? true : undefined),
+      8000,
+    );
+    assert.ok(faulted, `the supervisor reported FAULT for ${holder}\n${lines().join("\n")}`);
+    await waitSettled(c);
+
     // SIGTERM: STOP, as keepalived reports when it shuts down.
-    const stopping = others.find((id) => id !== successor)!;
+    const stopping = c.ids.find((id) => id !== holder && id !== successor) ?? others[0]!;
     c.signal(stopping, "SIGTERM");
     assert.ok(await seen(as(stopping, "STOP")), `${lines().join("\n")}`);
     // Every call had exactly the four keepalived arguments.

@@ -4,7 +4,7 @@
  * config file, refusing an invalid one while the agent keeps running.
  */
 import assert from "node:assert/strict";
-import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
@@ -20,6 +20,7 @@ describe("agent: notify hooks and reload", { skip: skipUnlessRoot() }, () => {
   let cluster: LiveCluster;
   let hookLog: string;
   let killed: string | undefined;
+  let slowFlag: string;
 
   before(async () => {
     cluster = await startCluster({
@@ -29,9 +30,16 @@ describe("agent: notify hooks and reload", { skip: skipUnlessRoot() }, () => {
     });
     hookLog = join(cluster.dir, "hook.log");
     const hook = join(cluster.dir, "hook.sh");
+    slowFlag = join(cluster.dir, "slow-hooks");
     writeFileSync(
       hook,
-      `#!/bin/sh\necho "$FLOATIP_NODE $1 $2 vip=$FLOATIP_VIP role=$FLOATIP_ROLE term=$FLOATIP_TERM" >> ${hookLog}\n`,
+      [
+        "#!/bin/sh",
+        `if [ "$1" = agent-died ]; then echo "$FLOATIP_NODE agent-died reason=$FLOATIP_REASON vips=$FLOATIP_VIPS event=$FLOATIP_EVENT" >> ${hookLog}; exit 0; fi`,
+        `[ -f ${slowFlag} ] && sleep 0.5`,
+        `echo "$FLOATIP_NODE $1 $2 vip=$FLOATIP_VIP role=$FLOATIP_ROLE term=$FLOATIP_TERM" >> ${hookLog}`,
+        "",
+      ].join("\n"),
     );
     chmodSync(hook, 0o755);
     writeFileSync(
@@ -73,9 +81,20 @@ describe("agent: notify hooks and reload", { skip: skipUnlessRoot() }, () => {
     );
     assert.ok(coordinator, hookLines().join("\n"));
 
-    // The owner's agent dies: the survivors report the failure and the new owner the VIP.
+    // The owner's agent dies: the survivors report the failure and the new owner the VIP,
+    // and the dead agent's supervisor (what outlives it) reports the death itself.
     killed = owner;
     process.kill(cluster.agentPid(owner)!, "SIGKILL");
+    const died = await waitFor(
+      async () => hookLines().find((l) => l.startsWith(`${owner} agent-died `)),
+      5000,
+    );
+    assert.ok(died, `the supervisor ran the hook for the death\n${hookLines().join("\n")}`);
+    assert.match(died, /^\S+ agent-died reason=signal SIGKILL vips=(\S+ )*\S+ event=agent-died$/);
+    assert.ok(
+      died.split("vips=")[1]!.split(" ").includes(vip),
+      `${vip} among the removed: ${died}`,
+    );
     const taken = await waitFor(async () => {
       const holder = await cluster.holderOf(vip);
       return holder && holder !== owner ? holder : undefined;
@@ -151,5 +170,57 @@ describe("agent: notify hooks and reload", { skip: skipUnlessRoot() }, () => {
     writeFileSync(cluster.configPath, original);
     const [, okCode] = (await post()).stdout.trim().split("\n");
     assert.equal(okCode, "200");
+  });
+
+  it("a burst of events while the hook is slow coalesces to the latest state per VIP, and says so", async () => {
+    await waitSettled(cluster);
+    const token = ["--token-file", join(cluster.dir, "api.token")];
+    const vip = cluster.vipAddresses[1]!;
+    const start = (await cluster.holderOf(vip))!;
+    const other =
+      cluster.ids.find((id) => id !== start && id !== killed) ??
+      cluster.ids.find((id) => id !== start)!;
+    writeFileSync(slowFlag, "");
+    try {
+      // Back and forth: each move makes both nodes report the VIP (released, acquired).
+      for (let i = 0; i < 6; i += 1) {
+        const target = i % 2 === 0 ? other : start;
+        const moved = await cluster.cli(start, ["ip", "move", vip, target, "--wait", ...token]);
+        assert.equal(moved.code, 0, moved.stderr);
+      }
+      const last = start; // the sixth move went back to where it started
+      const skipped = await waitFor(
+        async () =>
+          cluster.ids.some((id) => cluster.logs(id).includes("notify hook calls skipped"))
+            ? true
+            : undefined,
+        15_000,
+      );
+      assert.ok(skipped, `a node logged what it coalesced\n${allLogs(cluster)}`);
+      // Once the hooks have caught up, each node's last call about the VIP is its final state.
+      const settled = await waitFor(async () => {
+        const lines = hookLines().filter((l) => l.includes(` ${vip} vip=${vip} `));
+        const lastOf = (id: string) => lines.filter((l) => l.startsWith(`${id} `)).at(-1);
+        return lastOf(last)?.includes(" vip-acquired ") && lastOf(other)?.includes(" vip-released ")
+          ? true
+          : undefined;
+      }, 20_000);
+      assert.ok(settled, `the last call per node is its final state\n${hookLines().join("\n")}`);
+      const counted = await Promise.all(
+        [start, other].map(
+          async (id) =>
+            (await cluster.topology.exec(id, "curl", ["-s", "http://127.0.0.1:7480/metrics"]))
+              .stdout,
+        ),
+      );
+      assert.ok(
+        counted.some((m) =>
+          /^floatip_notify_hook_calls_total\{[^}]*outcome="coalesced"\} [1-9]\d*$/m.test(m),
+        ),
+        counted.join("\n"),
+      );
+    } finally {
+      rmSync(slowFlag, { force: true });
+    }
   });
 });

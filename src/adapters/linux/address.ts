@@ -150,16 +150,17 @@ export async function removeAddress(
   ip: string,
   prefix: number,
   options: AddressCallOptions = {},
-): Promise<void> {
+): Promise<boolean> {
   const target = cidr(ip, prefix);
   try {
     await ipRun(["address", "del", target, "dev", checkIface(iface)], options);
+    return true;
   } catch (error) {
     if (
       error instanceof AddressError &&
       /Cannot assign requested address|address not found/i.test(error.message)
     ) {
-      return;
+      return false;
     }
     throw error;
   }

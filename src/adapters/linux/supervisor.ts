@@ -28,6 +28,13 @@ export function vipManifest(config: ClusterConfig, nodeId: string): string {
   const lines = config.vips.map(
     (vip) => `${vip.interface ?? self.interface} ${vip.address}/${vip.prefixLength}`,
   );
+  const notify = config.notify;
+  if (notify && !/[\r\n]/.test(notify.command)) {
+    // The agent cannot report its own death: the supervisor runs the hook for it.
+    lines.push(
+      `notify ${notify.timeoutMs} ${notify.style} ${self.weight} ${config.cluster} ${notify.command}`,
+    );
+  }
   return `# VIPs the supervisor of ${nodeId} removes when its agent dies (written by the agent)\n${lines.join("\n")}\n`;
 }
 

@@ -16,6 +16,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { run as runCommand } from "../../adapters/exec.ts";
 import { removeAddress } from "../../adapters/linux/address.ts";
 import { lockNodeState, StateLockError, stateLockFdEnv } from "../../adapters/linux/state-lock.ts";
 import { execSupervisor, writeVipManifest } from "../../adapters/linux/supervisor.ts";
@@ -114,14 +115,20 @@ async function runAgent(configPath: string, nodeId: string, log: Logger): Promis
 }
 
 /** Removes every configured VIP of this node from its interfaces. */
-async function cleanup(configPath: string, nodeId: string, log: Logger): Promise<number> {
+async function cleanup(
+  configPath: string,
+  nodeId: string,
+  log: Logger,
+  removed: string[] = [],
+): Promise<number> {
   const config = loadConfig(configPath, { nodeId });
   const self = config.nodes.find((n) => n.id === nodeId)!;
   let failures = 0;
   await Promise.all(
     config.vips.map(async (vip) => {
       try {
-        await removeAddress(vip.interface ?? self.interface, vip.address, vip.prefixLength);
+        if (await removeAddress(vip.interface ?? self.interface, vip.address, vip.prefixLength))
+          removed.push(vip.address);
       } catch (error) {
         failures += 1;
         log.log("error", "cannot remove a VIP", {
@@ -132,6 +139,46 @@ async function cleanup(configPath: string, nodeId: string, log: Logger): Promise
     }),
   );
   return failures > 0 ? 1 : 0;
+}
+
+/**
+ * The agent cannot report its own death: the supervisor runs the notify hook for it, after
+ * removing its VIPs, as the C supervisor does (`COMMAND agent-died REASON`, or per removed VIP
+ * `COMMAND INSTANCE ADDRESS FAULT PRIORITY` in the keepalived style).
+ */
+async function deathHook(
+  configPath: string,
+  nodeId: string,
+  log: Logger,
+  reason: string,
+  removed: readonly string[],
+): Promise<void> {
+  const config = loadConfig(configPath, { nodeId });
+  const notify = config.notify;
+  if (!notify) return;
+  const env = {
+    ...process.env,
+    FLOATIP_EVENT: "agent-died",
+    FLOATIP_NODE: nodeId,
+    FLOATIP_CLUSTER: config.cluster,
+    FLOATIP_REASON: reason,
+    FLOATIP_VIPS: removed.join(" "),
+  };
+  const weight = String(config.nodes.find((n) => n.id === nodeId)!.weight);
+  const calls =
+    notify.style === "keepalived"
+      ? removed.map((vip) => ["INSTANCE", vip, "FAULT", weight])
+      : [["agent-died", reason]];
+  for (const args of calls) {
+    try {
+      await runCommand(notify.command, args, { timeoutMs: notify.timeoutMs, env });
+    } catch (error) {
+      log.log("warn", "the notify hook for the agent's death failed", {
+        command: notify.command,
+        error: (error as Error).message,
+      });
+    }
+  }
 }
 
 async function supervise(configPath: string, nodeId: string, log: Logger): Promise<number> {
@@ -208,7 +255,9 @@ async function supervise(configPath: string, nodeId: string, log: Logger): Promi
         ? { why: "its realtime thread ran past RLIMIT_RTTIME without blocking (a busy loop)" }
         : {}),
     });
-    await cleanup(configPath, nodeId, log);
+    const removed: string[] = [];
+    await cleanup(configPath, nodeId, log, removed);
+    await deathHook(configPath, nodeId, log, signal ? `signal ${signal}` : `exit ${code}`, removed);
     if (stopping) return 1;
     restarts.push(Date.now());
     while (restarts.length > 0 && restarts[0]! < Date.now() - 60_000) restarts.shift();
