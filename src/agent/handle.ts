@@ -2,9 +2,11 @@
  * What the local HTTP API (and through it the CLI) can ask of a running agent. The agent
  * runtime implements it; the API never touches the core or the adapters directly.
  */
+
 import type { NodeStatus } from "../core/node.ts";
 import type { AdminCommand, CoreEvent } from "../core/types.ts";
 import type { HealthReport } from "../health/check-runner.ts";
+import type { FailoverPhase, HistogramSnapshot } from "./histogram.ts";
 import type { LoopLagSnapshot } from "./loop-monitor.ts";
 
 export interface AgentEventRecord {
@@ -28,6 +30,11 @@ export interface AgentStatus extends NodeStatus {
   readonly loop?: LoopLagSnapshot;
   /** Status of each capability the node runs (relays, storage, traffic), by name. */
   readonly capabilities?: Readonly<Record<string, unknown>>;
+  /**
+   * How long each failover phase took on this node, since start: detected, elected and
+   * lease-wait as coordinator; probe, address-added and announced as a VIP's new owner.
+   */
+  readonly failover?: Readonly<Record<FailoverPhase, HistogramSnapshot>>;
   /** Notify hook calls since start: run, coalesced (replaced by a newer one), dropped, failed. */
   readonly hooks?: {
     readonly run: number;

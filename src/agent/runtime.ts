@@ -46,6 +46,12 @@ import { CheckRunner, type HealthReport } from "../health/check-runner.ts";
 import type { ClusterView, ClusterViewSnapshot } from "../ports/cluster-view.ts";
 import { registerRbdProbe } from "../storage/rbd-probe.ts";
 import type { AdminResult, AgentEventRecord, AgentHandle, AgentStatus } from "./handle.ts";
+import {
+  type FailoverPhase,
+  failoverPhases,
+  Histogram,
+  type HistogramSnapshot,
+} from "./histogram.ts";
 import { type HookCall, HookQueue, type HookQueueCounts, hookKey } from "./hook-queue.ts";
 import type { Logger } from "./log.ts";
 import { type LoopLagSnapshot, LoopMonitor } from "./loop-monitor.ts";
@@ -124,6 +130,11 @@ export class Agent implements AgentHandle, ClusterView {
   });
   #stopped = false;
   #hookFailures = 0;
+  readonly #phases = new Map<FailoverPhase, Histogram>(
+    failoverPhases.map((p) => [p, new Histogram()]),
+  );
+  /** When each VIP was added here, until its first announcement (the `announced` phase). */
+  readonly #addedAtMs = new Map<number, number>();
 
   constructor(options: AgentOptions) {
     this.nodeId = options.nodeId;
@@ -272,6 +283,9 @@ export class Agent implements AgentHandle, ClusterView {
       },
       counters: { ...this.#counters },
       hooks: this.hookCounts,
+      failover: Object.fromEntries(
+        [...this.#phases].map(([phase, histogram]) => [phase, histogram.snapshot()]),
+      ) as Record<FailoverPhase, HistogramSnapshot>,
     };
   }
 
@@ -394,7 +408,7 @@ export class Agent implements AgentHandle, ClusterView {
     if (input.type !== "tick" && input.type !== "stall") this.#catchStall(input.nowMs);
     const output = this.#core.step(input);
     for (const event of output.events) this.#onEvent(event);
-    this.#performAll(output.effects);
+    for (const effect of output.effects) this.#perform(effect);
     if (!this.#draining) this.#armWake(output.wakeAtMs);
     // Republish on events, and on a newer table without one: a follower adopts the
     // coordinator's table (a member recovered, a VIP moved between other nodes) silently,
@@ -403,7 +417,10 @@ export class Agent implements AgentHandle, ClusterView {
     const version = this.#core.tableVersion;
     const newTable =
       version[0] !== this.#publishedTable[0] || version[1] !== this.#publishedTable[1];
-    if (newTable || output.events.some((e) => e.type !== "message-dropped")) {
+    if (
+      newTable ||
+      output.events.some((e) => e.type !== "message-dropped" && e.type !== "failover-phase")
+    ) {
       this.#publishedTable = version;
       this.#publishView();
     }
@@ -503,39 +520,6 @@ export class Agent implements AgentHandle, ClusterView {
     return this.#loop.snapshot();
   }
 
-  /**
-   * Performs a step's effects in order. A vote write is an fsync: when it overran the stall
-   * threshold, what the step still had to say (datagrams, announcements) was decided before a
-   * pause and is withheld, as if lost; address changes are still made. The wake timer is
-   * overdue by then, so the stall reaches the core before anything else does.
-   */
-  #performAll(effects: readonly Effect[]): void {
-    let stalledAtMs: number | undefined;
-    let withheld = 0;
-    for (const effect of effects) {
-      if (
-        stalledAtMs !== undefined &&
-        (effect.type === "send" || effect.type === "broadcast" || effect.type === "announce")
-      ) {
-        withheld += 1;
-        continue;
-      }
-      const startMs = effect.type === "persist-vote" ? monotonicMs() : 0;
-      this.#perform(effect);
-      if (effect.type === "persist-vote") {
-        const tookMs = monotonicMs() - startMs;
-        if (tookMs >= this.#loop.stallThresholdMs) stalledAtMs = tookMs;
-      }
-    }
-    if (stalledAtMs !== undefined) {
-      this.#log.log("warn", "vote write stalled: the rest of that step's datagrams withheld", {
-        writeMs: Math.round(stalledAtMs),
-        thresholdMs: this.#loop.stallThresholdMs,
-        withheld,
-      });
-    }
-  }
-
   #perform(effect: Effect): void {
     switch (effect.type) {
       case "persist-vote":
@@ -609,8 +593,14 @@ export class Agent implements AgentHandle, ClusterView {
         ...(op === "add" ? { validLftSec: this.#config.addressLifetimeSec } : {}),
       };
     });
+    const startedMs = monotonicMs();
     const outcomes = await applyAddressBatch(operations);
     const nowMs = monotonicMs();
+    batch.forEach(({ vip, op }, i) => {
+      if (op !== "add" || outcomes[i]) return;
+      this.#phases.get("address-added")!.record(nowMs - startedMs);
+      this.#addedAtMs.set(vip, nowMs);
+    });
     const inputs = batch.map(({ vip, op }, i): Exclude<Input, { type: "batch" }> => {
       const failure = outcomes[i];
       if (op === "add") {
@@ -635,6 +625,7 @@ export class Agent implements AgentHandle, ClusterView {
       [...byInterface].map(async ([iface, group]) => {
         const addresses = group.map((vip) => this.#config.vips[vip]!.address);
         let results: { occupied: boolean; mac?: string }[];
+        const startedMs = monotonicMs();
         try {
           results = await probeOccupiedMany(iface, addresses, this.#config.timers.probeTimeoutMs);
         } catch (error) {
@@ -643,6 +634,7 @@ export class Agent implements AgentHandle, ClusterView {
           results = group.map(() => ({ occupied: true, mac: by }));
         }
         const nowMs = monotonicMs();
+        for (const _vip of group) this.#phases.get("probe")!.record(nowMs - startedMs);
         const inputs = group.map((vip, i): Exclude<Input, { type: "batch" }> => {
           const result = results[i] ?? { occupied: true, mac: "probe returned no result" };
           return {
@@ -660,7 +652,15 @@ export class Agent implements AgentHandle, ClusterView {
 
   async #announce(vips: readonly number[], repeat: number): Promise<void> {
     const byInterface = new Map<string, string[]>();
+    const nowMs = monotonicMs();
     for (const vip of vips) {
+      const addedAt = this.#addedAtMs.get(vip);
+      if (addedAt !== undefined) {
+        // The first announcement of a fresh acquisition leaves now (announceBurst sends its
+        // first frames before it waits).
+        this.#phases.get("announced")!.record(nowMs - addedAt);
+        this.#addedAtMs.delete(vip);
+      }
       const spec = this.#config.vips[vip]!;
       const iface = this.#interfaceOf(spec);
       byInterface.set(iface, [...(byInterface.get(iface) ?? []), spec.address]);
@@ -781,6 +781,10 @@ export class Agent implements AgentHandle, ClusterView {
   // ---------------------------------------------------------------- events, hooks
 
   #onEvent(event: CoreEvent): void {
+    if (event.type === "failover-phase") {
+      this.#phases.get(event.phase)!.record(event.ms);
+      return;
+    }
     if (event.type === "message-dropped") {
       this.#log.log("debug", "peer message dropped", { from: event.from, reason: event.reason });
       return;

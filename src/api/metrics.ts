@@ -193,6 +193,30 @@ export function renderMetrics(status: AgentStatus): string {
     out.sample("floatip_stalls_total", loop.stalls, node);
   }
 
+  if (status.failover) {
+    out.family(
+      "floatip_failover_phase_seconds",
+      "histogram",
+      "How long each failover phase took on this node: detected, elected, lease-wait (as coordinator); probe, address-added, announced (as a VIP's new owner, every acquisition).",
+    );
+    for (const [phase, histogram] of Object.entries(status.failover)) {
+      histogram.boundsMs.forEach((bound, i) => {
+        out.sample("floatip_failover_phase_seconds_bucket", histogram.buckets[i] ?? 0, {
+          ...node,
+          phase,
+          le: String(bound / 1000),
+        });
+      });
+      out.sample("floatip_failover_phase_seconds_bucket", histogram.count, {
+        ...node,
+        phase,
+        le: "+Inf",
+      });
+      out.sample("floatip_failover_phase_seconds_sum", histogram.sumMs / 1000, { ...node, phase });
+      out.sample("floatip_failover_phase_seconds_count", histogram.count, { ...node, phase });
+    }
+  }
+
   out.family("floatip_health_check_up", "gauge", "Damped verdict of each health check (1 = up).");
   for (const check of status.health.checks) {
     out.sample("floatip_health_check_up", flag(check.up), {

@@ -100,6 +100,8 @@ interface CoordinatorState {
   desired: (number | undefined)[];
   /** Reason code per VIP for its desired owner, as decided when it was assigned (table `why`). */
   why: string[];
+  /** When each VIP's desired owner was chosen (for the lease-wait phase). */
+  desiredAtMs: number[];
   /** Table version at which each VIP was last published as unassigned. */
   releasedAt: TableVersion[];
   decisions: PlacementDecision[];
@@ -1139,6 +1141,13 @@ export class CoreNode {
     const nodeCount = this.#config.nodes.length;
     const vipCount = this.#config.vips.length;
     this.#votes = undefined;
+    if (Number.isFinite(this.#lastCoordinatorContactMs)) {
+      this.#events.push({
+        type: "failover-phase",
+        phase: "elected",
+        ms: now - this.#lastCoordinatorContactMs,
+      });
+    }
     this.#setRole("coordinator", `won the election for term ${this.#term}`);
     this.#setCoordinator(this.id);
     // The coordinator's configuration is the reference: our own.
@@ -1160,6 +1169,7 @@ export class CoreNode {
       members,
       desired: previous.owners.map((o) => (o >= 0 ? o : undefined)),
       why: (previous.why ?? "-".repeat(vipCount)).split(""),
+      desiredAtMs: new Array<number>(vipCount).fill(now),
       releasedAt: new Array<TableVersion>(vipCount).fill(version),
       decisions: [],
       nextMembershipRoundMs: now + this.#config.timers.heartbeatIntervalMs,
@@ -1306,6 +1316,10 @@ export class CoreNode {
       if (wasUp && !member.damper.up) {
         member.eligibleSinceMs = undefined;
         this.#events.push({ type: "member-failed", node: node.id, reason: member.failReason });
+        const silentSince = this.#peers.get(node.id)?.lastHeardMs;
+        if (node.id !== this.id && silentSince !== undefined) {
+          this.#events.push({ type: "failover-phase", phase: "detected", ms: now - silentSince });
+        }
         state.tableDirty = true;
       } else if (!wasUp && member.damper.up) {
         member.eligibleSinceMs = now;
@@ -1353,6 +1367,7 @@ export class CoreNode {
         });
         state.desired[vip] = index;
         state.why[vip] = decision ? reasonCodes[decision.reason] : "-";
+        state.desiredAtMs[vip] = now;
         state.tableDirty = true;
       }
     });
@@ -1376,6 +1391,8 @@ export class CoreNode {
       if (desired >= 0 && this.#safeToAssign(vip, desired, now)) {
         owners[vip] = desired;
         changed = true;
+        const waitedMs = now - (state.desiredAtMs[vip] ?? now);
+        this.#events.push({ type: "failover-phase", phase: "lease-wait", ms: waitedMs });
       }
     });
     if (!changed) return;

@@ -278,7 +278,18 @@ export type CoreEvent =
   | { readonly type: "stall-detected"; readonly stalledMs: number; readonly leaseExpired: boolean }
   | { readonly type: "admin-applied"; readonly command: AdminCommand }
   | { readonly type: "admin-rejected"; readonly command: AdminCommand; readonly reason: string }
-  | { readonly type: "message-dropped"; readonly from: string; readonly reason: string };
+  | { readonly type: "message-dropped"; readonly from: string; readonly reason: string }
+  /**
+   * How long one phase of a failover took, for the failover histogram: `detected` (a member's
+   * silence until it was declared failed), `elected` (the last word of the old coordinator until
+   * this node won), `lease-wait` (a VIP's new owner chosen until it was safe to publish). The
+   * new owner's phases (probe, address added, announced) are timed by the runtime.
+   */
+  | {
+      readonly type: "failover-phase";
+      readonly phase: "detected" | "elected" | "lease-wait";
+      readonly ms: number;
+    };
 
 export interface StepOutput {
   readonly effects: readonly Effect[];

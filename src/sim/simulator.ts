@@ -108,7 +108,7 @@ interface SimNode {
   wokeAtMs: number;
   /** Inputs that arrived during the pause, delivered in order when it ends. */
   pausedInputs: Input[];
-  /** Effects of a step that stalled in its vote write: address changes made first on waking. */
+  /** Effects of a step that stalled in its vote write: performed first on waking. */
   deferredEffects: Effect[];
   /** Armed: the next vote write stalls for this long. */
   voteWritePauseMs: number | undefined;
@@ -562,15 +562,10 @@ export class Simulator {
     node.deferredEffects = [];
     node.pausedInputs = [];
     this.log(`${node.id} wakes`);
-    // What the stalled step still had to say is stale now: its datagrams and announcements
-    // are withheld (as if lost), as the agent withholds them after a vote write that overran
-    // its stall threshold. Address changes are still made (the core expects their outcome).
-    for (const effect of deferred) {
-      if (effect.type === "send" || effect.type === "broadcast" || effect.type === "announce") {
-        continue;
-      }
-      this.#perform(node, effect);
-    }
+    // The rest of the stalled step: datagrams (late, like a network delay, which leases are
+    // built to tolerate) and address changes. It holds no acquisition: a step that writes a
+    // vote starts none (the core decides them again after the stall is reported).
+    for (const effect of deferred) this.#perform(node, effect);
     const stalledMs = this.#local(node) - node.pauseStartLocal;
     this.#deliver(node, { type: "stall", nowMs: this.#local(node), stalledMs });
     for (const input of queued) this.#deliver(node, { ...input, nowMs: this.#local(node) });
@@ -618,7 +613,7 @@ export class Simulator {
   }
 
   #onEvent(node: SimNode, event: CoreEvent): void {
-    if (this.options.trace && event.type !== "message-dropped") {
+    if (this.options.trace && event.type !== "message-dropped" && event.type !== "failover-phase") {
       this.log(`${node.id} ${describeEvent(event)}`);
     }
   }
@@ -890,6 +885,8 @@ export function describeEvent(event: CoreEvent): string {
       return `applies ${JSON.stringify(event.command)}`;
     case "admin-rejected":
       return `rejects ${JSON.stringify(event.command)}: ${event.reason}`;
+    case "failover-phase":
+      return `${event.phase} took ${event.ms} ms`;
     case "message-dropped":
       return `drops a message from ${event.from}: ${event.reason}`;
     default: {

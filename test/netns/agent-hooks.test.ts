@@ -36,7 +36,7 @@ describe("agent: notify hooks and reload", { skip: skipUnlessRoot() }, () => {
       [
         "#!/bin/sh",
         `if [ "$1" = agent-died ]; then echo "$FLOATIP_NODE agent-died reason=$FLOATIP_REASON vips=$FLOATIP_VIPS event=$FLOATIP_EVENT" >> ${hookLog}; exit 0; fi`,
-        `[ -f ${slowFlag} ] && sleep 0.5`,
+        `[ -f ${slowFlag} ] && sleep 1.5`,
         `echo "$FLOATIP_NODE $1 $2 vip=$FLOATIP_VIP role=$FLOATIP_ROLE term=$FLOATIP_TERM" >> ${hookLog}`,
         "",
       ].join("\n"),
@@ -44,7 +44,7 @@ describe("agent: notify hooks and reload", { skip: skipUnlessRoot() }, () => {
     chmodSync(hook, 0o755);
     writeFileSync(
       cluster.configPath,
-      `${readFileSync(cluster.configPath, "utf8")}\nnotify: { command: ${hook}, timeout: 2s }\n`,
+      `${readFileSync(cluster.configPath, "utf8")}\nnotify: { command: ${hook}, timeout: 5s }\n`,
     );
     for (const id of cluster.ids) cluster.startAgent(id);
     await waitSettled(cluster);
@@ -121,6 +121,26 @@ describe("agent: notify hooks and reload", { skip: skipUnlessRoot() }, () => {
     assert.match(scraped, /^floatip_member_failures_total\{[^}]*\} [1-9]\d*$/m);
     assert.match(scraped, /^floatip_elections_total\{[^}]*\} [1-9]\d*$/m);
     assert.match(scraped, /^floatip_build_info\{[^}]*wire="2"[^}]*\} 1$/m);
+    // The failover by phase: detected and lease-wait on the coordinator that declared the
+    // failure, probe, address-added and announced on the new owner.
+    const phaseCount = (text: string, phase: string) =>
+      Number(
+        new RegExp(
+          `^floatip_failover_phase_seconds_count\\{[^}]*phase="${phase}"\\} (\\d+)$`,
+          "m",
+        ).exec(text)?.[1] ?? "0",
+      );
+    for (const phase of ["detected", "lease-wait"]) {
+      assert.ok(phaseCount(scraped, phase) >= 1, `${reporter} timed ${phase}\n${scraped}`);
+    }
+    const ownerMetrics = await metrics(taken);
+    for (const phase of ["probe", "address-added", "announced"]) {
+      assert.ok(phaseCount(ownerMetrics, phase) >= 1, `${taken} timed ${phase}\n${ownerMetrics}`);
+    }
+    assert.match(
+      ownerMetrics,
+      /^floatip_failover_phase_seconds_bucket\{[^}]*phase="probe",le="\+Inf"\} [1-9]\d*$/m,
+    );
   });
 
   it("SIGHUP reloads a valid config and refuses an invalid one, keeping the agent running", async () => {

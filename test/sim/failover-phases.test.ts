@@ -1,0 +1,71 @@
+/**
+ * The core times the coordinator's phases of a failover (`failover-phase` events, the
+ * `floatip_failover_phase_seconds` histogram): how long a failed member was silent before it
+ * was declared failed, how long after the old coordinator's last word a new one was elected,
+ * and how long a VIP's new owner waited for the old lease. Driven in the simulator, where the
+ * expected values follow from the timers.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { profiles } from "../../src/config/profiles.ts";
+import type { CoreEvent } from "../../src/core/types.ts";
+import { threeNodeCluster } from "../../src/sim/properties.ts";
+import type { Simulator } from "../../src/sim/simulator.ts";
+
+const timers = profiles.lan;
+type Phase = Extract<CoreEvent, { type: "failover-phase" }>;
+
+/** Collects every node's failover-phase events from now on. */
+function phases(sim: Simulator): Phase[] {
+  const seen: Phase[] = [];
+  for (const node of sim.nodes) {
+    const core = sim.core(node.id)!;
+    const step = core.step.bind(core);
+    core.step = (input) => {
+      const output = step(input);
+      for (const e of output.events) if (e.type === "failover-phase") seen.push(e);
+      return output;
+    };
+  }
+  return seen;
+}
+
+const coordinatorOf = (sim: Simulator) =>
+  sim.nodes.find((n) => sim.core(n.id)?.role === "coordinator")!.id;
+
+describe("failover phases", () => {
+  it("an owner crashes: detected after about the suspicion time, then a lease wait", () => {
+    const sim = threeNodeCluster(21, timers);
+    const coordinator = coordinatorOf(sim);
+    const owner = sim.nodes.find((n) => n.id !== coordinator && n.addresses.size > 0)!.id;
+    const seen = phases(sim);
+    sim.crash(owner);
+    sim.runUntil(sim.nowMs + 3000);
+    const detected = seen.filter((p) => p.phase === "detected");
+    assert.equal(detected.length, 1, JSON.stringify(seen));
+    assert.ok(
+      detected[0]!.ms >= timers.suspectAfterMs && detected[0]!.ms <= timers.suspectAfterMs * 3,
+      `detected after ${detected[0]!.ms} ms (suspect after ${timers.suspectAfterMs} ms)`,
+    );
+    const waits = seen.filter((p) => p.phase === "lease-wait");
+    assert.ok(waits.length >= 1, "the crashed owner's VIPs were handed over");
+    for (const wait of waits) {
+      assert.ok(wait.ms > 0 && wait.ms <= timers.leaseMs * 2, `lease wait ${wait.ms} ms`);
+    }
+    assert.equal(seen.filter((p) => p.phase === "elected").length, 0, "no election");
+  });
+
+  it("the coordinator crashes: the new one reports how long after its last word it won", () => {
+    const sim = threeNodeCluster(22, timers);
+    const coordinator = coordinatorOf(sim);
+    const seen = phases(sim);
+    sim.crash(coordinator);
+    sim.runUntil(sim.nowMs + 3000);
+    const elected = seen.filter((p) => p.phase === "elected");
+    assert.equal(elected.length, 1, JSON.stringify(seen));
+    assert.ok(
+      elected[0]!.ms >= timers.electionTimeoutMs && elected[0]!.ms <= timers.electionTimeoutMs * 4,
+      `elected ${elected[0]!.ms} ms after the old coordinator's last heartbeat`,
+    );
+  });
+});
