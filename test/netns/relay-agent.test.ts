@@ -114,6 +114,23 @@ describe("relay inside the agent", { skip: skipUnlessRoot(), concurrency: 1 }, (
     assert.equal(listed[0]?.name, "web");
     assert.equal(listed[0]?.running, true);
     assert.equal(listed[0]?.active, primary);
+    // The same in `floatip status`: under `capabilities` in --json, a line per relay in text.
+    const json = await c.cli(holder, ["status", "--json"]);
+    assert.equal(json.code, 0, json.stderr);
+    const relays = JSON.parse(json.stdout).capabilities?.relays?.relays as
+      | { name: string; running: boolean }[]
+      | undefined;
+    assert.deepEqual(
+      relays?.map((r) => [r.name, r.running]),
+      [["web", true]],
+      json.stdout,
+    );
+    const text = await c.cli(holder, ["status"]);
+    assert.match(
+      text.stdout,
+      /^Capabilities\nrelays:\n {2}name=web running=true active=\S+ mode=proxy listen=\S+:9000/m,
+      text.stdout,
+    );
     for (const id of c.ids.filter((i) => i !== holder)) {
       const other = await relayList(c, id);
       assert.equal(other[0]?.running, false, `${id} runs the relay without holding ${vip}`);

@@ -33,6 +33,8 @@ export interface StatusView {
   };
   members: { id: string; state: string; heard: boolean }[];
   vips: VipView[];
+  /** Each capability's own status (relays, storage, traffic), by section name. */
+  capabilities?: Record<string, unknown>;
   /** Absent from agents older than `status --cluster`. */
   view?: { coordinator?: string; leaseLeftMs: number; heardMs: Record<string, number> };
   peers?: PeerView[];
@@ -301,12 +303,56 @@ export function renderStatus(status: StatusView): string {
       conflictText(v),
     ]),
   ]);
+  const capabilities = capabilityLines(status.capabilities);
+  const capabilityText =
+    capabilities.length > 0 ? `\n\nCapabilities\n${capabilities.join("\n")}` : "";
   const conflicts = status.vips.filter((v) => v.conflict).length;
   const footer =
     conflicts > 0
       ? `\n${conflicts} VIP(s) in CONFLICT: another host answers for the address; find it with arping.\n`
       : "";
-  return `${summary}\n\nMembers (* = this node)\n${members}\n\nVIPs\n${vips}\n${footer}`;
+  return `${summary}\n\nMembers (* = this node)\n${members}\n\nVIPs\n${vips}${capabilityText}\n${footer}`;
+}
+
+/** What an operator reads first, when a capability or item has it. */
+const firstKeys = ["name", "running", "serving", "active", "mode", "listen"];
+
+/** Plain values of an object as `key=value`, at most `limit` of them, `firstKeys` first. */
+function scalars(value: Record<string, unknown>, limit = 8): string {
+  const rank = (key: string) =>
+    firstKeys.includes(key) ? firstKeys.indexOf(key) : firstKeys.length;
+  return Object.entries(value)
+    .sort(([a], [b]) => rank(a) - rank(b))
+    .filter(([, v]) => ["string", "number", "boolean"].includes(typeof v) || v === null)
+    .filter(([, v]) => typeof v !== "string" || v.length <= 60)
+    .slice(0, limit)
+    .map(([k, v]) => `${k}=${v === null ? "-" : String(v)}`)
+    .join(" ");
+}
+
+/**
+ * One line per capability (its plain fields), and one per named item it lists (a relay):
+ * what `--json` has in full under `capabilities`.
+ */
+export function capabilityLines(capabilities: Record<string, unknown> | undefined): string[] {
+  const lines: string[] = [];
+  for (const [name, raw] of Object.entries(capabilities ?? {})) {
+    if (typeof raw !== "object" || raw === null) {
+      lines.push(`${name}: ${String(raw)}`);
+      continue;
+    }
+    const value = raw as Record<string, unknown>;
+    const own = scalars(value);
+    lines.push(own === "" ? `${name}:` : `${name}: ${own}`);
+    for (const list of Object.values(value)) {
+      if (!Array.isArray(list)) continue;
+      for (const item of list) {
+        if (typeof item !== "object" || item === null || !("name" in item)) continue;
+        lines.push(`  ${scalars(item as Record<string, unknown>)}`);
+      }
+    }
+  }
+  return lines;
 }
 
 export async function run(args: string[]): Promise<number> {
