@@ -18,6 +18,7 @@ export type ApiErrorCode =
   | "LAST_ELIGIBLE_NODE"
   | "RELOAD_FAILED"
   | "UNSUPPORTED_MEDIA_TYPE"
+  | "PAYLOAD_TOO_LARGE"
   | "UNAVAILABLE"
   | "INTERNAL";
 

@@ -10,6 +10,7 @@
  * Lifecycle: the agent calls `createApiServer` once after its handle works, then `startApi`;
  * `server.close()` at shutdown ends waiting long-polls at once.
  */
+
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
@@ -20,6 +21,13 @@ import Fastify, {
 import type { AdminResult, AgentHandle, AgentStatus } from "../agent/handle.ts";
 import type { AdminCommand } from "../core/types.ts";
 import { sendError } from "./errors.ts";
+import {
+  bodyTooLargeMessage,
+  defaultHttpLimits,
+  enforceRequestTimeout,
+  type HttpLimits,
+  limitedServerOptions,
+} from "./http-limits.ts";
 import { renderMetrics } from "./metrics.ts";
 import { openApiDocument } from "./openapi.ts";
 import { bearerToken, readToken, tokenMatches } from "./token.ts";
@@ -32,6 +40,8 @@ export interface ApiServerOptions {
   readonly extraPlugins?: readonly FastifyPluginAsync[];
   /** Poll period of `GET /v1/events?wait=` (default 100 ms). */
   readonly eventPollMs?: number;
+  /** Body, idle and request limits (default `defaultHttpLimits`; tests shorten them). */
+  readonly limits?: HttpLimits;
 }
 
 /** Longest `?wait=` honoured, so a client cannot hold a request open for ever. */
@@ -110,7 +120,13 @@ function vipFromPath(param: string): string {
 
 export function createApiServer(options: ApiServerOptions): FastifyInstance {
   const { handle } = options;
-  const app = Fastify({ logger: false, forceCloseConnections: true });
+  const limits = options.limits ?? defaultHttpLimits;
+  const app = Fastify({
+    logger: false,
+    forceCloseConnections: true,
+    ...limitedServerOptions(limits),
+  });
+  enforceRequestTimeout(app, limits);
   const state: ServerState = {
     tokenFile: options.tokenFile,
     token: options.tokenFile === undefined ? undefined : readToken(options.tokenFile),
@@ -128,6 +144,9 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
         "UNSUPPORTED_MEDIA_TYPE",
         "send JSON (Content-Type: application/json)",
       );
+    if (status === 413) {
+      return sendError(reply, 413, "PAYLOAD_TOO_LARGE", bodyTooLargeMessage(limits.bodyLimitBytes));
+    }
     if (status >= 400 && status < 500) return sendError(reply, 400, "BAD_REQUEST", error.message);
     return sendError(reply, 500, "INTERNAL", error.message);
   });

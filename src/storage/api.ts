@@ -12,6 +12,12 @@
 import { randomUUID } from "node:crypto";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import {
+  bodyTooLargeMessage,
+  defaultHttpLimits,
+  enforceRequestTimeout,
+  limitedServerOptions,
+} from "../api/http-limits.ts";
+import {
   isValidRequestId,
   type Operation,
   parseOperation,
@@ -62,10 +68,21 @@ function sizeOf(body: Body): unknown {
 }
 
 export function createApi(dispatcher: Dispatcher): FastifyInstance {
-  const app = Fastify({ logger: false });
+  // Idle connections close, but never under a request still waiting (`wait` up to a minute).
+  const limits = { ...defaultHttpLimits, idleTimeoutMs: waitMsMax + 30_000 };
+  const app = Fastify({ logger: false, ...limitedServerOptions(limits) });
+  enforceRequestTimeout(app, limits);
   app.setErrorHandler(
     (error: { statusCode?: number; message: string; code?: string }, _req, reply) => {
       if (error instanceof StorageError) return sendError(reply, error.code, error.message);
+      if (error.statusCode === 413) {
+        return reply.status(413).send({
+          error: {
+            code: "PAYLOAD_TOO_LARGE",
+            message: bodyTooLargeMessage(defaultHttpLimits.bodyLimitBytes),
+          },
+        });
+      }
       if (error.statusCode !== undefined && error.statusCode < 500) {
         return sendError(reply, "INVALID_REQUEST", error.message);
       }
