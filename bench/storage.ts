@@ -94,7 +94,7 @@ interface Trio {
 async function startTrio(dir: string, backend: Backend, label: string): Promise<Trio> {
   const viewFile = path.join(dir, `${label}-view.json`);
   const keyFile = path.join(dir, "key");
-  writeFileSync(keyFile, randomBytes(32));
+  writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
   const nodes: Gw[] = [];
   for (const id of ["a", "b", "c"]) {
     nodes.push({ id, apiPort: await freePort(), peerPort: await freePort(), output: "" });

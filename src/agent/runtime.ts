@@ -144,13 +144,7 @@ export class Agent implements AgentHandle, ClusterView {
     this.#config = loadConfig(options.configPath, { nodeId: options.nodeId });
     const config = this.#config;
     const self = this.#self();
-    const key = loadClusterKey(config.keyFile);
-    this.#key = key.key;
-    if (key.readableByOthers) {
-      this.#log.log("warn", "cluster key file is readable by group or others; chmod 600 it", {
-        file: config.keyFile,
-      });
-    }
+    this.#key = loadClusterKey(config.keyFile).key;
     const stateDir = join(config.stateDir, this.nodeId);
     mkdirSync(stateDir, { recursive: true });
     // One agent per node and machine, before any state or address is touched (throws
@@ -186,7 +180,7 @@ export class Agent implements AgentHandle, ClusterView {
     this.#transport = new UdpTransport({
       cluster: config.cluster,
       selfId: this.nodeId,
-      key: key.key,
+      key: this.#key,
       bind: { address: self.address, port: self.port },
       peers: new Map(config.nodes.map((n) => [n.id, { address: n.address, port: n.port }])),
       incarnation: this.#incarnation,

@@ -38,7 +38,7 @@ export function sendError(
 
 /** Raised when the API cannot start as configured (e.g. the token file is unreadable). */
 export class ApiSetupError extends Error {
-  readonly code: "API_TOKEN_UNREADABLE" | "API_TOKEN_EMPTY";
+  readonly code: "API_TOKEN_UNREADABLE" | "API_TOKEN_EMPTY" | "API_TOKEN_TOO_OPEN";
   constructor(code: ApiSetupError["code"], message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "ApiSetupError";

@@ -4,7 +4,7 @@
  * had, so a botched edit never locks the operator out of a running agent (nor opens it up).
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readFileSync } from "node:fs";
 import { ApiSetupError } from "./errors.ts";
 
 /** Reads and trims the token; throws `ApiSetupError` when unreadable or empty. */
@@ -20,6 +20,14 @@ export function readToken(file: string): string {
       { cause: error },
     );
   }
+  const mode = fileMode(file);
+  if (mode !== undefined && (mode & 0o077) !== 0) {
+    // Like ssh with a private key: whoever reads the token can move VIPs and drain nodes.
+    throw new ApiSetupError(
+      "API_TOKEN_TOO_OPEN",
+      `the API token file ${file} is accessible by group or others (mode ${(mode & 0o777).toString(8).padStart(4, "0")}): anyone who reads it can move VIPs; chmod 600 ${file}`,
+    );
+  }
   const token = text.trim();
   if (token === "") {
     throw new ApiSetupError(
@@ -28,6 +36,19 @@ export function readToken(file: string): string {
     );
   }
   return token;
+}
+
+function fileMode(file: string): number | undefined {
+  try {
+    const fd = openSync(file, "r");
+    try {
+      return fstatSync(fd).mode;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -81,9 +81,18 @@ describe("cluster key file", () => {
     assert.equal(errorOf(path).code, "KEY_UNREADABLE");
   });
 
-  it("flags a key file readable by group or others", () => {
-    assert.equal(loadClusterKey(keyFile("private", material, 0o600)).readableByOthers, false);
-    assert.equal(loadClusterKey(keyFile("group", material, 0o640)).readableByOthers, true);
-    assert.equal(loadClusterKey(keyFile("world", material, 0o604)).readableByOthers, true);
+  it("refuses a key file group or others may read or write, like ssh, with the fix", () => {
+    assert.ok(loadClusterKey(keyFile("private", material, 0o600)).key.equals(material));
+    assert.ok(loadClusterKey(keyFile("read-only", material, 0o400)).key.equals(material));
+    for (const [name, mode] of [
+      ["group", 0o640],
+      ["world", 0o604],
+      ["group-write", 0o620],
+    ] as const) {
+      const path = keyFile(name, material, mode);
+      const error = errorOf(path);
+      assert.equal(error.code, "KEY_TOO_OPEN", name);
+      assert.match(error.message, new RegExp(`mode 0${mode.toString(8)}.*chmod 600 ${path}$`));
+    }
   });
 });

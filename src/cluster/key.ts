@@ -11,7 +11,11 @@ export const KEY_BYTES_MIN = 32;
 /** Key files are tiny; refusing big files keeps a wrong path (a disk image) from being slurped. */
 const KEY_FILE_BYTES_MAX = 64 * 1024;
 
-export type ClusterKeyErrorCode = "KEY_MISSING" | "KEY_TOO_SHORT" | "KEY_UNREADABLE";
+export type ClusterKeyErrorCode =
+  | "KEY_MISSING"
+  | "KEY_TOO_SHORT"
+  | "KEY_UNREADABLE"
+  | "KEY_TOO_OPEN";
 
 export class ClusterKeyError extends Error {
   readonly code: ClusterKeyErrorCode;
@@ -27,8 +31,6 @@ export class ClusterKeyError extends Error {
 export interface ClusterKey {
   readonly key: Buffer;
   readonly encoding: "raw" | "hex" | "base64";
-  /** True when group or others may read the file: the caller should warn. */
-  readonly readableByOthers: boolean;
 }
 
 function fix(path: string): string {
@@ -102,5 +104,13 @@ export function loadClusterKey(path: string): ClusterKey {
       `cluster key file ${path} holds ${key.length} bytes of key material (${encoding}), at least ${KEY_BYTES_MIN} are needed; ${fix(path)}`,
     );
   }
-  return { key, encoding, readableByOthers: (file.mode & 0o044) !== 0 };
+  if ((file.mode & 0o077) !== 0) {
+    // Like ssh with a private key: whoever can read it can forge heartbeats and take VIPs.
+    throw new ClusterKeyError(
+      "KEY_TOO_OPEN",
+      path,
+      `cluster key file ${path} is accessible by group or others (mode ${(file.mode & 0o777).toString(8).padStart(4, "0")}): anyone who reads it can forge heartbeats; chmod 600 ${path}`,
+    );
+  }
+  return { key, encoding };
 }

@@ -4,13 +4,14 @@
  * the check does not then fail in the agent.
  *
  * Errors (the agent would refuse to start, or run without doing its job):
- * - `key_file` missing, unreadable or too short (the agent's own key loader);
- * - `api.token_file` missing, unreadable or empty (the API's own token reader);
+ * - `key_file` missing, unreadable, too short, or accessible by group or others (the agent's
+ *   own key loader);
+ * - `api.token_file` missing, unreadable, empty, or accessible by group or others (the API's
+ *   own token reader);
  * - `notify.command` and `exec` check commands that do not exist or are not executable;
  * - with `--node ID`, checked on that node: its interface (and VIP interface overrides) must
  *   exist here, and its address must be configured on one of this machine's interfaces.
  * Warnings (it runs, but not as the operator probably expects):
- * - a key file readable by group or others;
  * - two nodes: a majority of two is both, so losing either leaves no node allowed to hold a VIP;
  * - a VIP whose subnet holds no node's address (clients on the nodes' subnets need a route).
  *
@@ -20,6 +21,7 @@ import { accessSync, constants, existsSync, readFileSync, statSync } from "node:
 import { networkInterfaces } from "node:os";
 import { delimiter, join } from "node:path";
 import { LineCounter, parseDocument } from "yaml";
+import { ApiSetupError } from "../api/errors.ts";
 import { readToken } from "../api/token.ts";
 import { ClusterKeyError, loadClusterKey } from "../cluster/key.ts";
 import type { ConfigProblem } from "./errors.ts";
@@ -57,16 +59,7 @@ export function deepCheck(config: ClusterConfig, options: DeepCheckOptions = {})
   });
 
   try {
-    const key = loadClusterKey(config.keyFile);
-    if (key.readableByOthers) {
-      warnings.push(
-        finding(
-          ["key_file"],
-          `${config.keyFile} is readable by group or others: anyone who reads it can forge heartbeats`,
-          `chmod 600 ${config.keyFile}`,
-        ),
-      );
-    }
+    loadClusterKey(config.keyFile);
   } catch (error) {
     if (!(error instanceof ClusterKeyError)) throw error;
     const [message, ...fix] = error.message.split("; ");
@@ -85,11 +78,14 @@ export function deepCheck(config: ClusterConfig, options: DeepCheckOptions = {})
       readToken(config.api.tokenFile);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
+      const tooOpen = error instanceof ApiSetupError && error.code === "API_TOKEN_TOO_OPEN";
       errors.push(
         finding(
           ["api", "token_file"],
           message.split(":")[0] ?? message,
-          `write a random token into it (head -c 24 /dev/urandom | base64 > ${config.api.tokenFile}; chmod 600), or drop token_file to refuse every mutating call`,
+          tooOpen
+            ? `chmod 600 ${config.api.tokenFile} (whoever reads it can move VIPs)`
+            : `write a random token into it (head -c 24 /dev/urandom | base64 > ${config.api.tokenFile}; chmod 600), or drop token_file to refuse every mutating call`,
         ),
       );
     }

@@ -62,7 +62,7 @@ describe("storage gateway on real Ceph", {
   const dir = mkdtempSync(path.join(tmpdir(), "fips-gw-ceph-"));
   let gateway: Gateway;
   before(async () => {
-    writeFileSync(path.join(dir, "key"), randomBytes(32));
+    writeFileSync(path.join(dir, "key"), randomBytes(32), { mode: 0o600 });
     const config = parseGatewayConfig(
       {
         node: "a",

@@ -59,7 +59,7 @@ describe("traffic backup in namespaces", { skip: skipUnlessRoot() }, () => {
 
   before(async () => {
     topology = await createTopology({ prefix: "fipt-", hosts: ids });
-    writeFileSync(join(dir, "key"), randomBytes(32));
+    writeFileSync(join(dir, "key"), randomBytes(32), { mode: 0o600 });
     const config = {
       nodes: topology.hosts.map((h) => ({ id: h.name, ips: [h.address] })),
       coordinator: "n1",

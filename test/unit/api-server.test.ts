@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, beforeEach, describe, it } from "node:test";
@@ -77,7 +77,7 @@ function assertError(
   assert.ok(body.error.message.length > 0);
 }
 
-beforeEach(() => writeFileSync(tokenFile, `${token}\n`));
+beforeEach(() => writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 }));
 
 describe("read routes", () => {
   it("GET /v1/status returns the handle's status with every key, undefined as null", async () => {
@@ -314,11 +314,27 @@ describe("authentication of mutating routes", () => {
       (e: unknown) => e instanceof ApiSetupError && e.code === "API_TOKEN_UNREADABLE",
     );
     const empty = join(dir, "empty.token");
-    writeFileSync(empty, "\n");
+    writeFileSync(empty, "\n", { mode: 0o600 });
     assert.throws(
       () => createApiServer({ handle: makeHandle(), tokenFile: empty }),
       (e: unknown) => e instanceof ApiSetupError && e.code === "API_TOKEN_EMPTY",
     );
+  });
+
+  it("refuses a token file group or others may read, like ssh, with the fix", () => {
+    const open = join(dir, "open.token");
+    writeFileSync(open, "a-token\n");
+    chmodSync(open, 0o644);
+    assert.throws(
+      () => createApiServer({ handle: makeHandle(), tokenFile: open }),
+      (e: unknown) =>
+        e instanceof ApiSetupError &&
+        e.code === "API_TOKEN_TOO_OPEN" &&
+        e.message.includes(`mode 0644`) &&
+        e.message.endsWith(`chmod 600 ${open}`),
+    );
+    chmodSync(open, 0o600);
+    assert.ok(createApiServer({ handle: makeHandle(), tokenFile: open }));
   });
 
   it("POST /v1/reload re-reads the token file; an unreadable one keeps the old token", async () => {

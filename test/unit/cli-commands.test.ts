@@ -18,9 +18,9 @@ import { createApiServer, startApi } from "../../src/api/server.ts";
 const root = resolve(import.meta.dirname, "../..");
 const dir = mkdtempSync(join(tmpdir(), "floatip-cli-"));
 const tokenFile = join(dir, "api.token");
-writeFileSync(tokenFile, "cli-test-token\n");
+writeFileSync(tokenFile, "cli-test-token\n", { mode: 0o600 });
 const wrongTokenFile = join(dir, "wrong.token");
-writeFileSync(wrongTokenFile, "not-the-token\n");
+writeFileSync(wrongTokenFile, "not-the-token\n", { mode: 0o600 });
 
 const servers: FastifyInstance[] = [];
 after(async () => {

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, describe, it } from "node:test";
@@ -161,7 +161,23 @@ describe("floatip config check", () => {
     writeFileSync(emptyToken, "\n", { mode: 0o600 });
     const notExecutable = join(dir, "hook.txt");
     writeFileSync(notExecutable, "#!/bin/sh\n", { mode: 0o644 });
+    const openKey = join(dir, "open.key");
+    writeFileSync(openKey, randomBytes(32));
+    chmodSync(openKey, 0o644);
+    const openToken = join(dir, "open.token");
+    writeFileSync(openToken, "a-token\n");
+    chmodSync(openToken, 0o640);
     const cases: [string, (t: string) => string, RegExp][] = [
+      [
+        "openkey",
+        (t) => t.replace(keyFile, openKey),
+        /key_file: cluster key file .*open\.key is accessible by group or others \(mode 0644\)(.*) — fix: chmod 600 .*open\.key/,
+      ],
+      [
+        "opentoken",
+        (t) => t.replace(tokenFile, openToken),
+        /api\.token_file: the API token file .*open\.token is accessible by group or others \(mode 0640\) — fix: chmod 600 .*open\.token/,
+      ],
       [
         "nokey",
         (t) => t.replace(keyFile, join(dir, "absent.key")),

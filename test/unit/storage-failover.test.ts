@@ -114,7 +114,7 @@ describe("storage gateway failover (three processes on loopback)", () => {
     );
 
   before(async () => {
-    writeFileSync(path.join(dir, "key"), randomBytes(32));
+    writeFileSync(path.join(dir, "key"), randomBytes(32), { mode: 0o600 });
     // A port found free can be taken by a test running in parallel before the gateway binds
     // it: start again on new ports then (bounded).
     for (let attempt = 1; ; attempt += 1) {
