@@ -48,10 +48,12 @@ export interface ChannelStats {
   badMac: number;
   malformed: number;
   framesIn: number;
+  /** Server: authenticated peers that claimed a node id from another node's address. */
+  wrongAddress: number;
 }
 
 export function newChannelStats(): ChannelStats {
-  return { badMac: 0, malformed: 0, framesIn: 0 };
+  return { badMac: 0, malformed: 0, framesIn: 0, wrongAddress: 0 };
 }
 
 export class ChannelError extends Error {
@@ -308,9 +310,15 @@ export async function openChannel(options: {
   readonly selfId: string;
   readonly stats: ChannelStats;
   readonly timeoutMs: number;
+  /** Source address (this node's configured address: servers check it against its id). */
+  readonly localAddress?: string;
 }): Promise<ChannelConnection> {
   const socket = await new Promise<Socket>((resolve, reject) => {
-    const s = connect({ host: options.host, port: options.port });
+    const s = connect({
+      host: options.host,
+      port: options.port,
+      ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+    });
     const timer = setTimeout(() => {
       s.destroy();
       reject(new ChannelError("CONNECT_TIMEOUT", `connect to ${options.host}:${options.port}`));
@@ -357,6 +365,11 @@ export class ChannelServer {
     readonly selfId: string;
     readonly handler: ChannelHandler;
     readonly handshakeTimeoutMs?: number;
+    /**
+     * The addresses a peer id may connect from (its configured node addresses): anyone else
+     * holding the cluster key cannot speak for another node. Absent: any address.
+     */
+    readonly addressesOf?: (peerId: string) => readonly string[] | undefined;
   }) {
     this.server = createServer((socket) => {
       const connection = new ChannelConnection(
@@ -369,8 +382,11 @@ export class ChannelServer {
       this.connections.add(connection);
       socket.on("close", () => this.connections.delete(connection));
       let queue: Promise<void> = Promise.resolve();
+      // Set once the peer's address matched its claimed id (at once without `addressesOf`).
+      let admitted = options.addressesOf === undefined;
       connection.onMessage = (message) => {
         queue = queue.then(async () => {
+          if (!admitted) return;
           let reply: ChannelMessage;
           try {
             reply = await options.handler(connection.peerId!, message);
@@ -389,9 +405,21 @@ export class ChannelServer {
           }
         });
       };
-      connection.handshake(options.handshakeTimeoutMs ?? 2000).catch(() => {
-        // Failed handshakes are counted by the connection (bad MAC / malformed).
-      });
+      connection.handshake(options.handshakeTimeoutMs ?? 2000).then(
+        (peerId) => {
+          if (!options.addressesOf) return;
+          const from = (socket.remoteAddress ?? "").replace(/^::ffff:/, "");
+          if (options.addressesOf(peerId)?.includes(from)) {
+            admitted = true;
+            return;
+          }
+          this.stats.wrongAddress += 1;
+          connection.close();
+        },
+        () => {
+          // Failed handshakes are counted by the connection (bad MAC / malformed).
+        },
+      );
     });
   }
 

@@ -130,9 +130,11 @@ export class TrafficNode implements TrafficQueryService {
   /** Member states of the previous view, to see transitions to `failed`. */
   private memberStates = new Map<string, MemberState>();
   private readonly stopping = new AbortController();
+  private readonly ownAddress: string | undefined;
 
   constructor(options: TrafficNodeOptions) {
     this.options = options;
+    this.ownAddress = options.nodes.find((n) => n.id === options.selfId)?.ips[0];
     this.store = new TrafficStore(options.dbPath, options.selfId, {
       ...(options.rawRetentionMs === undefined ? {} : { rawRetentionMs: options.rawRetentionMs }),
       ...(options.rollupRetentionMs === undefined
@@ -145,6 +147,7 @@ export class TrafficNode implements TrafficQueryService {
       clusterKey: options.clusterKey,
       selfId: options.selfId,
       handler: (peer, message) => this.handle(peer, message),
+      addressesOf: (peer) => options.nodes.find((n) => n.id === peer)?.ips,
     });
     if (options.collect !== false) {
       this.collector = new Collector({
@@ -280,6 +283,8 @@ export class TrafficNode implements TrafficQueryService {
       selfId: this.options.selfId,
       stats: this.clientStats,
       timeoutMs: this.options.requestTimeoutMs ?? 5000,
+      // From our own configured address: the peer admits our id only from there.
+      ...(this.ownAddress ? { localAddress: this.ownAddress } : {}),
     });
   }
 

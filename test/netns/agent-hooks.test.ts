@@ -36,7 +36,7 @@ describe("agent: notify hooks and reload", { skip: skipUnlessRoot() }, () => {
       [
         "#!/bin/sh",
         `if [ "$1" = agent-died ]; then echo "$FLOATIP_NODE agent-died reason=$FLOATIP_REASON vips=$FLOATIP_VIPS event=$FLOATIP_EVENT" >> ${hookLog}; exit 0; fi`,
-        `[ -f ${slowFlag} ] && sleep 1.5`,
+        `[ -f ${slowFlag} ] && sleep 4`, // a slow hook (the coalescing test)
         `echo "$FLOATIP_NODE $1 $2 vip=$FLOATIP_VIP role=$FLOATIP_ROLE term=$FLOATIP_TERM" >> ${hookLog}`,
         "",
       ].join("\n"),
@@ -44,7 +44,7 @@ describe("agent: notify hooks and reload", { skip: skipUnlessRoot() }, () => {
     chmodSync(hook, 0o755);
     writeFileSync(
       cluster.configPath,
-      `${readFileSync(cluster.configPath, "utf8")}\nnotify: { command: ${hook}, timeout: 5s }\n`,
+      `${readFileSync(cluster.configPath, "utf8")}\nnotify: { command: ${hook}, timeout: 10s }\n`,
     );
     for (const id of cluster.ids) cluster.startAgent(id);
     await waitSettled(cluster);
@@ -202,7 +202,9 @@ describe("agent: notify hooks and reload", { skip: skipUnlessRoot() }, () => {
       cluster.ids.find((id) => id !== start)!;
     writeFileSync(slowFlag, "");
     try {
-      // Back and forth: each move makes both nodes report the VIP (released, acquired).
+      // Back and forth: each move makes both nodes report the VIP (released, acquired). A call
+      // takes 4 s, longer than the six moves together, so the calls about the VIP that come
+      // while one runs must coalesce.
       for (let i = 0; i < 6; i += 1) {
         const target = i % 2 === 0 ? other : start;
         const moved = await cluster.cli(start, ["ip", "move", vip, target, "--wait", ...token]);
@@ -214,7 +216,7 @@ describe("agent: notify hooks and reload", { skip: skipUnlessRoot() }, () => {
           cluster.ids.some((id) => cluster.logs(id).includes("notify hook calls skipped"))
             ? true
             : undefined,
-        15_000,
+        20_000,
       );
       assert.ok(skipped, `a node logged what it coalesced\n${allLogs(cluster)}`);
       // Once the hooks have caught up, each node's last call about the VIP is its final state.
@@ -224,7 +226,7 @@ describe("agent: notify hooks and reload", { skip: skipUnlessRoot() }, () => {
         return lastOf(last)?.includes(" vip-acquired ") && lastOf(other)?.includes(" vip-released ")
           ? true
           : undefined;
-      }, 20_000);
+      }, 30_000);
       assert.ok(settled, `the last call per node is its final state\n${hookLines().join("\n")}`);
       const counted = await Promise.all(
         [start, other].map(

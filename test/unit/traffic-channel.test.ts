@@ -229,3 +229,48 @@ describe("traffic nodes on loopback", () => {
     }
   });
 });
+
+describe("backup channel: a peer speaks only from its own address", () => {
+  it("refuses a key holder that claims another node's id, serves the node itself", async () => {
+    // n1 is configured at 127.0.0.1 and n2 at 127.0.0.2: a client from 127.0.0.1 that holds
+    // the cluster key may speak as n1, not as n2.
+    const handled: string[] = [];
+    const server = new ChannelServer({
+      clusterKey: key,
+      selfId: "srv",
+      handler: (peer) => {
+        handled.push(peer);
+        return { t: "ack", origin: peer, highestSeq: 0 };
+      },
+      addressesOf: (peer) => ({ n1: ["127.0.0.1"], n2: ["127.0.0.2"] })[peer],
+    });
+    const port = await server.listen(0, "127.0.0.1");
+    try {
+      const open = (selfId: string) =>
+        openChannel({
+          host: "127.0.0.1",
+          port,
+          clusterKey: key,
+          selfId,
+          stats: newChannelStats(),
+          timeoutMs: 2000,
+        });
+      const honest = await open("n1");
+      const answer = await honest.request({ t: "get-table" }, 2000);
+      assert.deepEqual(answer, { t: "ack", origin: "n1", highestSeq: 0 }, "n1 is served");
+      honest.close();
+      for (const claimed of ["n2", "stranger"]) {
+        const impostor = await open(claimed);
+        await assert.rejects(
+          impostor.request({ t: "get-table" }, 1000),
+          `${claimed} is not served`,
+        );
+        impostor.close();
+      }
+      assert.deepEqual(handled, ["n1"], "no request of an impostor reached the handler");
+      assert.equal(server.stats.wrongAddress, 2);
+    } finally {
+      await server.close();
+    }
+  });
+});
