@@ -646,6 +646,7 @@ export class Agent implements AgentHandle, ClusterView {
 
   async #announce(vips: readonly number[], repeat: number): Promise<void> {
     const byInterface = new Map<string, string[]>();
+    const indexOf = new Map(vips.map((vip) => [this.#config.vips[vip]!.address, vip]));
     const nowMs = monotonicMs();
     for (const vip of vips) {
       const addedAt = this.#addedAtMs.get(vip);
@@ -664,6 +665,7 @@ export class Agent implements AgentHandle, ClusterView {
         await announceBurst(iface, addresses, {
           repeat,
           intervalMs: this.#config.timers.garpIntervalMs,
+          stillHeld: (address) => !this.#stopped && this.#core.holds(indexOf.get(address) ?? -1),
         });
       } catch (error) {
         this.#log.log("warn", "gratuitous ARP failed", {

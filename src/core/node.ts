@@ -445,6 +445,11 @@ export class CoreNode {
    * newer tables without an event of its own, so whoever mirrors members or owners (the
    * services process's view) must watch this too.
    */
+  /** Whether this node has `vip` (by index) configured and announced now. */
+  holds(vip: number): boolean {
+    return this.#vips.get(vip)?.state === "held";
+  }
+
   get tableVersion(): TableVersion {
     return this.#table.version;
   }

@@ -185,6 +185,22 @@ describe("Linux adapters in network namespaces", { skip: skipUnlessRoot() }, () 
       await removeAddress("eth0", ip, 24, { netns: b.netns });
     });
 
+    it("stops announcing a VIP given up during the burst", async () => {
+      // Two VIPs, three rounds; after the first round only the second is still held: a late
+      // announcement of the first would point clients back at this host.
+      const [given, kept] = [vip(113), vip(114)];
+      const sent = await inHost(
+        "b",
+        `return arp.announceBurst("eth0", ${JSON.stringify([given, kept])}, { repeat: 3, intervalMs: 20, stillHeld: (v) => v === ${JSON.stringify(kept)} });`,
+      );
+      assert.equal(sent, 2 * 2 + 2 * 2 * 1, "round 1: both VIPs, rounds 2-3: the held one only");
+      const none = await inHost(
+        "b",
+        `return arp.announceBurst("eth0", ${JSON.stringify([given])}, { repeat: 3, intervalMs: 20, stillHeld: () => false });`,
+      );
+      assert.equal(none, 2, "only the first round, sent while it was held");
+    });
+
     it("with arp_accept=0 creates no entry for an unknown IP (but updates a known one)", async () => {
       const a = topology.host("a");
       const b = topology.host("b");

@@ -228,6 +228,13 @@ describe("agent: notify hooks and reload", { skip: skipUnlessRoot() }, () => {
           : undefined;
       }, 30_000);
       assert.ok(settled, `the last call per node is its final state\n${hookLines().join("\n")}`);
+      // A move is never a conflict: the old owner stops announcing the VIP once it gives it up
+      // (a late gratuitous ARP from it once fooled the new owner's probe here).
+      assert.deepEqual(
+        hookLines().filter((l) => l.includes(` vip-conflict ${vip} `)),
+        [],
+        "no conflict reported while the VIP moved back and forth",
+      );
       const counted = await Promise.all(
         [start, other].map(
           async (id) =>

@@ -110,6 +110,12 @@ export interface AnnounceBurstOptions {
   readonly mac?: string;
   /** Stops the remaining rounds (e.g. the VIP was released meanwhile). */
   readonly signal?: AbortSignal;
+  /**
+   * Asked before every round after the first: whether a VIP is still this node's. A VIP given
+   * up meanwhile is announced no more (a late gratuitous ARP would point clients back at a
+   * node that no longer has the address, and fool the new owner's occupancy probe).
+   */
+  readonly stillHeld?: (vip: string) => boolean;
 }
 
 /**
@@ -137,11 +143,14 @@ export async function announceBurst(
     ...(options.mac ? { mac: options.mac } : {}),
   };
   let sent = 0;
+  let current = vips;
   for (let round = 0; round < repeat; round++) {
     if (options.signal?.aborted) break;
     if (round > 0) await new Promise((resolve) => setTimeout(resolve, intervalMs));
     if (options.signal?.aborted) break;
-    sent += announce(iface, vips, roundOptions);
+    if (round > 0 && options.stillHeld) current = current.filter(options.stillHeld);
+    if (current.length === 0) break;
+    sent += announce(iface, current, roundOptions);
   }
   return sent;
 }
