@@ -89,7 +89,16 @@ start() {
   fi
   mkdir -p "$dir"/{run,log,mon,osd}
   dir=$(cd "$dir" && pwd)
-  local port=${CEPH_TEST_MON_PORT:-$((20000 + RANDOM % 20000))}
+  # Below the kernel's ephemeral range (32768 and up), so no outgoing connection holds it,
+  # and not in use by a listener where the mon will run (another test's cluster, anything).
+  local port=${CEPH_TEST_MON_PORT:-}
+  if [[ -z $port ]]; then
+    local _try
+    for _try in $(seq 20); do
+      port=$((20000 + RANDOM % 12000))
+      if [[ -z $(timeout 5 "${in_ns[@]}" ss -Htan "sport = :$port" 2>/dev/null) ]]; then break; fi
+    done
+  fi
   local fsid network=$bind/32
   if [[ $bind == 127.0.0.1 ]]; then network=127.0.0.0/8; fi
   fsid=$(cat /proc/sys/kernel/random/uuid)
