@@ -249,8 +249,9 @@ export class CoreNode {
    * (or until this bound, if removal keeps failing).
    */
   #silentAfterStall: { untilMs: number; vips: Set<number> } | undefined;
-  /** What the latest `held` report said (VIP indexes) and when it was sent. */
-  #heldReportKey = "";
+  /** Transitions into or out of `held` so far, and as of the latest `held` report (sent at). */
+  #heldChanges = 0;
+  #heldReported = 0;
   #heldReportMs = Number.NEGATIVE_INFINITY;
   /** This step withheld an acquisition behind a vote write: wake again at once. */
   #acquisitionsWithheld = false;
@@ -397,6 +398,7 @@ export class CoreNode {
         break;
       case "address-lost":
         if (this.#vips.delete(input.vip)) {
+          this.#heldChanges += 1; // it may have been held: report what is held now
           this.#events.push({
             type: "vip-released",
             vip: this.#address(input.vip),
@@ -1060,16 +1062,16 @@ export class CoreNode {
    * and about once a second (so a peer that starts later learns it too); else nothing.
    */
   #heldReport(now: number): (readonly [number, number])[] | undefined {
+    // Decided before anything is built: most heartbeats report nothing.
+    if (this.#heldChanges === this.#heldReported && now - this.#heldReportMs < heldReportEveryMs)
+      return undefined;
+    this.#heldReported = this.#heldChanges;
+    this.#heldReportMs = now;
     const held: [number, number][] = [];
     for (const [vip, local] of this.#vips) {
       if (local.state === "held")
         held.push([vip, Math.min(viewMsMax, Math.round(now - local.sinceMs))]);
     }
-    const key = held.map(([vip]) => vip).join(",");
-    if (key === this.#heldReportKey && now - this.#heldReportMs < heldReportEveryMs)
-      return undefined;
-    this.#heldReportKey = key;
-    this.#heldReportMs = now;
     return held;
   }
 
@@ -1645,6 +1647,7 @@ export class CoreNode {
 
   #setLocal(vip: number, state: LocalVipState, now: number, retryAtMs = 0, by?: string): void {
     const previous = this.#vips.get(vip);
+    if ((previous?.state === "held") !== (state === "held")) this.#heldChanges += 1;
     this.#vips.set(vip, {
       state,
       retryAtMs,
