@@ -282,4 +282,27 @@ describe("codec fuzzing", () => {
       { numRuns: 3000 },
     );
   });
+
+  it("screens the raw sender and recipient before the MAC: a screened datagram costs no MAC and keeps the screen's reason", () => {
+    const seen: string[] = [];
+    const screen = (from: Buffer, to: Buffer) => {
+      seen.push(`${from.toString()}>${to.toString()}`);
+      return from.toString() === "node-a" ? undefined : ("unknown-sender" as const);
+    };
+    // Wrong key: the MAC would fail, but the screen decides first.
+    const forged = encodeDatagram(otherKey, { ...header, from: "node-c" }, { type: "x" });
+    assert.deepEqual(decodeDatagram(key, "prod", forged, screen), {
+      ok: false,
+      reason: "unknown-sender",
+    });
+    // Passing the screen is no admission: the MAC is still checked.
+    const wrongKey = encodeDatagram(otherKey, header, { type: "x" });
+    assert.deepEqual(decodeDatagram(key, "prod", wrongKey, screen), {
+      ok: false,
+      reason: "bad-mac",
+    });
+    const genuine = encodeDatagram(key, header, { type: "x" });
+    assert.equal(decodeDatagram(key, "prod", genuine, screen).ok, true);
+    assert.deepEqual(seen, ["node-c>node-b", "node-a>node-b", "node-a>node-b"]);
+  });
 });

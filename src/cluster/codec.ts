@@ -228,11 +228,18 @@ function drop(reason: DropReason): DecodeResult {
  * The cluster name is compared before the MAC is checked so that two clusters sharing a
  * network show up as "foreign-cluster" rather than as an anonymous "bad-mac"; nothing from
  * an unauthenticated datagram is ever delivered either way. Every other field is only
- * interpreted after the MAC has matched.
+ * interpreted after the MAC has matched, except by `screen`: the transport's check that the
+ * claimed sender may send from the source address and that the datagram is addressed to this
+ * node, which every genuine datagram passes and which costs a forged one no MAC computation.
  */
-export function decodeDatagram(key: Buffer, cluster: string, datagram: Buffer): DecodeResult {
+export function decodeDatagram(
+  key: Buffer,
+  cluster: string,
+  datagram: Buffer,
+  screen?: HeaderScreen,
+): DecodeResult {
   try {
-    return decodeUnsafe(key, cluster, datagram);
+    return decodeUnsafe(key, cluster, datagram, screen);
   } catch {
     // Unreachable by construction (every read is bounds-checked); kept so that a future
     // mistake drops one datagram instead of crashing the agent on hostile input.
@@ -240,7 +247,18 @@ export function decodeDatagram(key: Buffer, cluster: string, datagram: Buffer): 
   }
 }
 
-function decodeUnsafe(key: Buffer, cluster: string, datagram: Buffer): DecodeResult {
+/**
+ * A check of the raw sender and recipient names before the MAC is computed: it may only drop
+ * (returning the reason), never admit, and must hold for every genuine datagram.
+ */
+export type HeaderScreen = (from: Buffer, to: Buffer) => DropReason | undefined;
+
+function decodeUnsafe(
+  key: Buffer,
+  cluster: string,
+  datagram: Buffer,
+  screen: HeaderScreen | undefined,
+): DecodeResult {
   if (datagram.length > DATAGRAM_BYTES_MAX) return drop("too-large");
   if (datagram.length < MAGIC.length) return drop("truncated");
   if (!datagram.subarray(0, MAGIC.length).equals(MAGIC)) return drop("bad-magic");
@@ -273,6 +291,8 @@ function decodeUnsafe(key: Buffer, cluster: string, datagram: Buffer): DecodeRes
   const received = reader.take(MAC_BYTES);
   if (body === undefined || received === undefined) return drop("truncated");
   if (reader.at !== datagram.length) return drop("malformed");
+  const screened = screen?.(fromBytes, toBytes);
+  if (screened !== undefined) return drop(screened);
   if (!timingSafeEqual(mac(key, datagram.subarray(0, bodyEnd)), received)) return drop("bad-mac");
 
   return parseAuthenticated(cluster, fromBytes, toBytes, incarnation, seq, echo, body);

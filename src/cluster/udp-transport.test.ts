@@ -319,6 +319,37 @@ describe("UDP transport", () => {
     assert.equal(b.logs.filter((l) => l.fields.reason === "non-member").length, 1);
   });
 
+  it("drops a datagram whose claimed sender is not configured at its source, or that is for another node, before its MAC", async () => {
+    const b = await startNode("b");
+    const fromC = await rawSocket("127.0.0.4");
+    b.transport.updatePeers(
+      new Map([
+        ["a", { address: "127.0.0.1", port: 9 }],
+        ["b", b.transport.boundAddress()],
+        ["c", { address: "127.0.0.4", port: fromC.address().port }],
+      ]),
+    );
+    const header = { cluster, from: "c", to: "b", incarnation: 7, seq: 1, echo: 0 };
+    const forgedKey = Buffer.alloc(32, 0x11);
+    // From c's address: claiming a (configured elsewhere), or addressed to a.
+    await sendRaw(
+      fromC,
+      encodeDatagram(forgedKey, { ...header, from: "a" }, {}),
+      b.transport.boundAddress(),
+    );
+    await sendRaw(
+      fromC,
+      encodeDatagram(forgedKey, { ...header, to: "a" }, {}),
+      b.transport.boundAddress(),
+    );
+    // The right sender and recipient with a wrong key: only the MAC can tell.
+    await sendRaw(fromC, encodeDatagram(forgedKey, header, {}), b.transport.boundAddress());
+    await waitFor("3 drops", () => totalDropped(b) === 3);
+    assert.equal(statsOf(b).dropped["unknown-sender"], 1);
+    assert.equal(statsOf(b).dropped.misdirected, 1);
+    assert.equal(statsOf(b).dropped["bad-mac"], 1);
+  });
+
   it("asks for a large receive buffer and reports the kernel's drops for its socket", async () => {
     const b = await startNode("b", { peers: new Map([["x", { address: "127.0.0.1", port: 9 }]]) });
     const address = b.transport.boundAddress();

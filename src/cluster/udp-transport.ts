@@ -6,9 +6,11 @@
  * nothing is retried, and `send` never throws (failures are counted and logged).
  *
  * Every received datagram passes, in order: source address is a configured node's (before
- * any parsing or crypto, so a flood from elsewhere costs one set lookup per datagram), decode
- * + MAC (codec), sender known and source address matching its configured address, addressed
- * to this node, replay window, freshness (it echoes this process's incarnation). Only then is
+ * any parsing or crypto, so a flood from elsewhere costs one map lookup per datagram); the
+ * header parsed, with the claimed sender one configured at that source address and the
+ * recipient this node (still before the MAC: a forged datagram that fails either costs no
+ * MAC computation); the MAC (codec); replay window; freshness (it echoes this process's
+ * incarnation). Only then is
  * `onMessage` called, synchronously from the socket's event. An exception thrown by
  * `onMessage` is a core bug and is not caught here.
  *
@@ -92,8 +94,12 @@ export class UdpTransport {
   readonly #guard = new ReplayGuard();
   readonly #nowMs: () => number;
   #peers: ReadonlyMap<string, PeerAddress>;
-  /** Source addresses of configured nodes, as the socket reports them (both IPv4 forms). */
-  #memberSources = new Set<string>();
+  /**
+   * Source addresses of configured nodes, as the socket reports them (both IPv4 forms), each
+   * with the ids (as wire bytes, hex) configured at it.
+   */
+  #memberSources = new Map<string, ReadonlySet<string>>();
+  readonly #selfIdBytes: Buffer;
   /** Each peer's incarnation as learned from its authenticated datagrams: what we echo. */
   readonly #peerIncarnations = new Map<string, number>();
   #socket: Socket | undefined;
@@ -112,6 +118,7 @@ export class UdpTransport {
     this.#options = options;
     this.#peers = options.peers;
     this.#memberSources = memberSources(options.peers, options.selfId);
+    this.#selfIdBytes = Buffer.from(options.selfId, "utf8");
     this.#nowMs = options.nowMs ?? Date.now;
   }
 
@@ -260,11 +267,20 @@ export class UdpTransport {
   }
 
   #receive(datagram: Buffer, remote: RemoteInfo): void {
-    if (!this.#memberSources.has(remote.address)) {
+    const idsAtSource = this.#memberSources.get(remote.address);
+    if (idsAtSource === undefined) {
       this.#drop("non-member", remote);
       return;
     }
-    const decoded = decodeDatagram(this.#options.key, this.#options.cluster, datagram);
+    const decoded = decodeDatagram(
+      this.#options.key,
+      this.#options.cluster,
+      datagram,
+      (from, to) => {
+        if (!idsAtSource.has(from.toString("hex"))) return "unknown-sender";
+        return to.equals(this.#selfIdBytes) ? undefined : "misdirected";
+      },
+    );
     if (!decoded.ok) {
       this.#drop(decoded.reason, remote);
       return;
@@ -343,13 +359,22 @@ export class UdpTransport {
 }
 
 /** The source addresses a configured peer's datagrams can show: as configured and v4-mapped. */
-function memberSources(peers: ReadonlyMap<string, PeerAddress>, selfId: string): Set<string> {
-  const sources = new Set<string>();
+function memberSources(
+  peers: ReadonlyMap<string, PeerAddress>,
+  selfId: string,
+): Map<string, ReadonlySet<string>> {
+  const sources = new Map<string, Set<string>>();
+  const add = (source: string, idHex: string) => {
+    const ids = sources.get(source) ?? new Set<string>();
+    ids.add(idHex);
+    sources.set(source, ids);
+  };
   for (const [id, peer] of peers) {
     if (id === selfId) continue;
     const address = normaliseAddress(peer.address);
-    sources.add(address);
-    if (!isIPv6(address)) sources.add(`::ffff:${address}`);
+    const idHex = Buffer.from(id, "utf8").toString("hex");
+    add(address, idHex);
+    if (!isIPv6(address)) add(`::ffff:${address}`, idHex);
   }
   return sources;
 }
