@@ -47,6 +47,8 @@ const cephScript = path.join(root, "scripts", "ceph-test-cluster.sh");
 const vip = "198.18.0.100"; // only a name in the static view: nothing is configured on an interface
 const mib = 1024 * 1024;
 const rbdTimeoutMs = 30_000;
+/** The client token of every gateway of the run (written to a 0600 file each trio). */
+const clientToken = randomBytes(18).toString("base64url");
 
 type Backend =
   | { kind: "rbd"; pool: string; cephConf: string; timeoutMs: number }
@@ -95,6 +97,8 @@ async function startTrio(dir: string, backend: Backend, label: string): Promise<
   const viewFile = path.join(dir, `${label}-view.json`);
   const keyFile = path.join(dir, "key");
   writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
+  const tokenFile = path.join(dir, "client.token");
+  writeFileSync(tokenFile, `${clientToken}\n`, { mode: 0o600 });
   const nodes: Gw[] = [];
   for (const id of ["a", "b", "c"]) {
     nodes.push({ id, apiPort: await freePort(), peerPort: await freePort(), output: "" });
@@ -136,6 +140,7 @@ async function startTrio(dir: string, backend: Backend, label: string): Promise<
           backend,
           replicationTimeoutMs: 2000,
           retryDelayMs: 200,
+          clients: [{ name: "bench", tokenFile, access: "write" }],
         }),
       );
       await startGateway(n, file);
@@ -184,7 +189,10 @@ interface Reply {
 async function call(node: Gw, method: string, url: string, body?: unknown): Promise<Reply> {
   const response = await fetch(`http://127.0.0.1:${node.apiPort}${url}`, {
     method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
+    headers: {
+      authorization: `Bearer ${clientToken}`,
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(60_000),
   });

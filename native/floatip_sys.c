@@ -47,6 +47,7 @@
 #include <linux/rtnetlink.h>
 #include <math.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -427,6 +428,66 @@ static napi_value js_lock_exclusive(napi_env env, napi_callback_info info) {
   int length = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
   if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)length, 0) != length) {
     /* The lock is what matters; the PID is only for the other instance's message. */
+  }
+  napi_value result;
+  SYS_NAPI_CALL(env, napi_create_int32(env, fd, &result));
+  return result;
+}
+
+/*
+ * listenFreebind(address, port, backlog) -> fd: a listening TCP socket bound to `address`
+ * (IPv4 or IPv6 text) with IP_FREEBIND, so that it binds even while the address is not on any
+ * interface yet (a VIP this node may take over later) and accepts connections as soon as it
+ * is. SO_REUSEADDR, non-blocking and close-on-exec, ready for net.Server.listen({ fd }).
+ */
+static napi_value js_listen_freebind(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value args[3];
+  char address[INET6_ADDRSTRLEN + 1];
+  int32_t port = 0, backlog = 511;
+  SYS_NAPI_CALL(env, napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  if (argc < 2 || arg_string(env, args[0], address, sizeof address) != 0 ||
+      napi_get_value_int32(env, args[1], &port) != napi_ok || port < 0 || port > 65535)
+    return throw_invalid_arg(env, "listenFreebind(address, port, backlog): bad address or port");
+  if (argc > 2) napi_get_value_int32(env, args[2], &backlog);
+  struct sockaddr_storage storage;
+  memset(&storage, 0, sizeof storage);
+  socklen_t length;
+  int family;
+  struct sockaddr_in* v4 = (struct sockaddr_in*)&storage;
+  struct sockaddr_in6* v6 = (struct sockaddr_in6*)&storage;
+  if (inet_pton(AF_INET, address, &v4->sin_addr) == 1) {
+    family = AF_INET;
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons((uint16_t)port);
+    length = sizeof *v4;
+  } else if (inet_pton(AF_INET6, address, &v6->sin6_addr) == 1) {
+    family = AF_INET6;
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons((uint16_t)port);
+    length = sizeof *v6;
+  } else {
+    return throw_invalid_arg(env, "listenFreebind: address is not an IPv4 or IPv6 address");
+  }
+  int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, errno, "socket", address);
+  int one = 1;
+  const char* step = NULL;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) step = "SO_REUSEADDR";
+  else if (family == AF_INET && setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof one) != 0)
+    step = "IP_FREEBIND";
+  else if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof one) != 0)
+    step = "IPV6_FREEBIND";
+  else if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0)
+    step = "IPV6_V6ONLY";
+  else if (bind(fd, (struct sockaddr*)&storage, length) != 0)
+    step = "bind";
+  else if (listen(fd, backlog) != 0)
+    step = "listen";
+  if (step != NULL) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, err, step, address);
   }
   napi_value result;
   SYS_NAPI_CALL(env, napi_create_int32(env, fd, &result));
@@ -1196,6 +1257,7 @@ napi_status floatip_sys_init(napi_env env, napi_value exports) {
       {"dieWithParent", NULL, js_die_with_parent, NULL, NULL, NULL, napi_enumerable, NULL},
       {"execProgram", NULL, js_exec_program, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lockExclusive", NULL, js_lock_exclusive, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"listenFreebind", NULL, js_listen_freebind, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lockMappedFiles", NULL, js_lock_mapped_files, NULL, NULL, NULL, napi_enumerable, NULL},
       {"currentScheduling", NULL, js_current_scheduling, NULL, NULL, NULL, napi_enumerable, NULL},
       {"listAddresses", NULL, js_list_addresses, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -8,10 +8,13 @@
  *   malformed HTTP               400 BAD_REQUEST
  *
  * and idle connections are closed: a socket with no traffic for `idleTimeoutMs` (a client that
- * connects and sends nothing, or a keep-alive connection left open) is destroyed.
+ * connects and sends nothing, or a keep-alive connection left open) is destroyed. One source
+ * address may hold at most `connectionsPerSource` connections at once; a connection beyond
+ * that gets 503 TOO_MANY_CONNECTIONS and is closed, so that one host cannot take every
+ * socket (and the memory behind them) of a listener.
  */
 import type { ServerOptions } from "node:http";
-import type { Socket } from "node:net";
+import type { Server, Socket } from "node:net";
 import type { FastifyInstance, FastifyRequest, FastifyServerOptions } from "fastify";
 
 export interface HttpLimits {
@@ -20,12 +23,15 @@ export interface HttpLimits {
   readonly idleTimeoutMs: number;
   /** Longest a whole request may take to arrive. */
   readonly requestTimeoutMs: number;
+  /** Connections one source address may hold open at once (default 64). */
+  readonly connectionsPerSource?: number;
 }
 
 export const defaultHttpLimits: HttpLimits = {
   bodyLimitBytes: 1024 * 1024,
   idleTimeoutMs: 60_000,
   requestTimeoutMs: 30_000,
+  connectionsPerSource: 64,
 };
 
 /** Node's default header limit, named here because the 431 message quotes it. */
@@ -124,4 +130,35 @@ export function enforceRequestTimeout(app: FastifyInstance, limits: HttpLimits):
 /** The 413 message for a body over the limit. */
 export function bodyTooLargeMessage(limitBytes: number): string {
   return `request body exceeds ${limitBytes} bytes`;
+}
+
+/**
+ * Caps the connections one source address holds open on `server` at once: the one beyond the
+ * cap is answered 503 TOO_MANY_CONNECTIONS and closed. Call before the server listens.
+ */
+export function limitConnectionsPerSource(server: Server, max: number): void {
+  const open = new Map<string, number>();
+  server.on("connection", (socket: Socket) => {
+    const source = socket.remoteAddress ?? "";
+    const count = open.get(source) ?? 0;
+    if (count >= max) {
+      socket.on("error", () => undefined);
+      socket.end(
+        errorResponse(
+          503,
+          "Service Unavailable",
+          "TOO_MANY_CONNECTIONS",
+          `at most ${max} connections at once from one address: close some or reuse them`,
+        ),
+      );
+      socket.destroySoon?.();
+      return;
+    }
+    open.set(source, count + 1);
+    socket.once("close", () => {
+      const left = (open.get(source) ?? 1) - 1;
+      if (left > 0) open.set(source, left);
+      else open.delete(source);
+    });
+  });
 }

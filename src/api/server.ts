@@ -26,6 +26,7 @@ import {
   defaultHttpLimits,
   enforceRequestTimeout,
   type HttpLimits,
+  limitConnectionsPerSource,
   limitedServerOptions,
 } from "./http-limits.ts";
 import { renderMetrics } from "./metrics.ts";
@@ -127,6 +128,10 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
     ...limitedServerOptions(limits),
   });
   enforceRequestTimeout(app, limits);
+  limitConnectionsPerSource(
+    app.server,
+    limits.connectionsPerSource ?? defaultHttpLimits.connectionsPerSource ?? 64,
+  );
   const state: ServerState = {
     tokenFile: options.tokenFile,
     token: options.tokenFile === undefined ? undefined : readToken(options.tokenFile),

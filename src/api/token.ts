@@ -7,8 +7,18 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { closeSync, fstatSync, openSync, readFileSync } from "node:fs";
 import { ApiSetupError } from "./errors.ts";
 
-/** Reads and trims the token; throws `ApiSetupError` when unreadable or empty. */
-export function readToken(file: string): string {
+/** Which token a file holds, for the messages: its name, config key and what it allows. */
+export interface TokenUse {
+  readonly what: string;
+  readonly key: string;
+  readonly power: string;
+}
+
+const apiToken: TokenUse = { what: "API token file", key: "api.token_file", power: "move VIPs" };
+
+/** Reads and trims the token; throws `ApiSetupError` when unreadable, too open or empty. */
+export function readToken(file: string, use: TokenUse = apiToken): string {
+  const { what, key, power } = use;
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -16,7 +26,7 @@ export function readToken(file: string): string {
     const reason = (error as NodeJS.ErrnoException).code ?? String(error);
     throw new ApiSetupError(
       "API_TOKEN_UNREADABLE",
-      `cannot read the API token file ${file} (${reason}): check api.token_file and its permissions`,
+      `cannot read the ${what} ${file} (${reason}): check ${key} and its permissions`,
       { cause: error },
     );
   }
@@ -25,14 +35,14 @@ export function readToken(file: string): string {
     // Like ssh with a private key: whoever reads the token can move VIPs and drain nodes.
     throw new ApiSetupError(
       "API_TOKEN_TOO_OPEN",
-      `the API token file ${file} is accessible by group or others (mode ${(mode & 0o777).toString(8).padStart(4, "0")}): anyone who reads it can move VIPs; chmod 600 ${file}`,
+      `the ${what} ${file} is accessible by group or others (mode ${(mode & 0o777).toString(8).padStart(4, "0")}): anyone who reads it can ${power}; chmod 600 ${file}`,
     );
   }
   const token = text.trim();
   if (token === "") {
     throw new ApiSetupError(
       "API_TOKEN_EMPTY",
-      `the API token file ${file} is empty: write a random token into it, e.g. head -c 24 /dev/urandom | base64 > ${file}`,
+      `the ${what} ${file} is empty: write a random token into it, e.g. head -c 24 /dev/urandom | base64 > ${file}`,
     );
   }
   return token;

@@ -8,6 +8,7 @@
  *   own key loader);
  * - `api.token_file` missing, unreadable, empty, or accessible by group or others (the API's
  *   own token reader);
+ * - `storage.clients[].token_file` the same way (the gateway's token reader);
  * - `notify.command` and `exec` check commands that do not exist or are not executable;
  * - with `--node ID`, checked on that node: its interface (and VIP interface overrides) must
  *   exist here, and its address must be configured on one of this machine's interfaces.
@@ -89,6 +90,33 @@ export function deepCheck(config: ClusterConfig, options: DeepCheckOptions = {})
         ),
       );
     }
+  }
+
+  const storage = config.storage as { clients?: unknown } | undefined;
+  if (storage !== null && typeof storage === "object" && Array.isArray(storage.clients)) {
+    storage.clients.forEach((entry: unknown, i: number) => {
+      const file = (entry as { token_file?: unknown } | null)?.token_file;
+      if (typeof file !== "string" || file === "") return; // the section's own check reports it
+      try {
+        readToken(file, {
+          what: "storage client token file",
+          key: `storage.clients[${i}].token_file`,
+          power: "use the storage API",
+        });
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        const tooOpen = error instanceof ApiSetupError && error.code === "API_TOKEN_TOO_OPEN";
+        errors.push(
+          finding(
+            ["storage", "clients", i, "token_file"],
+            message.split(": ")[0] ?? message,
+            tooOpen
+              ? `chmod 600 ${file} (whoever reads it can use the storage API)`
+              : `write a random token into it: head -c 24 /dev/urandom | base64 > ${file}; chmod 600 ${file}`,
+          ),
+        );
+      }
+    });
   }
 
   if (config.notify !== undefined) {

@@ -50,6 +50,19 @@ describe("relay config", () => {
     assert.equal(relays[0]!.check.kind, "tcp");
     assert.deepEqual(relays[0]!.failback, { mode: "immediate" });
     assert.deepEqual(relays[0]!.standby, []);
+    assert.equal(relays[0]!.maxConnectionsPerSource, 256);
+    assert.equal(relays[0]!.idleTimeoutMs, 300_000);
+  });
+
+  it("takes a per-source connection limit, 0 for none, and refuses a negative one", () => {
+    const off = parseRelays([{ ...valid, max_connections_per_source: 0 }]);
+    assert.deepEqual(off.problems, []);
+    assert.equal(off.relays[0]!.maxConnectionsPerSource, 0);
+    const bad = parseRelays([{ ...valid, max_connections_per_source: -1 }]);
+    assert.deepEqual(
+      bad.problems.map((p) => p.path),
+      ["relays[0].max_connections_per_source"],
+    );
   });
 
   it("reports every problem at once with path and fix", () => {

@@ -18,6 +18,7 @@
  *       close_on_backend_down: true
  *       close_standby_sessions_on_failback: false
  *       max_connections: 10000
+ *       max_connections_per_source: 256   # proxy mode; 0 = no per-source limit
  *       nat_masquerade: true     # nat mode: source-NAT forwarded connections to the relay
  *
  * In `nat` mode the kernel forwards packets and cannot write an HTTP answer, so with no
@@ -72,6 +73,8 @@ export interface RelaySpec {
   readonly closeOnBackendDown: boolean;
   readonly closeStandbySessionsOnFailback: boolean;
   readonly maxConnections: number;
+  /** Proxy mode: open connections from one client address at once (0: unlimited). */
+  readonly maxConnectionsPerSource: number;
   readonly natMasquerade: boolean;
 }
 
@@ -94,6 +97,7 @@ const relayKeys = new Set([
   "close_on_backend_down",
   "close_standby_sessions_on_failback",
   "max_connections",
+  "max_connections_per_source",
   "nat_masquerade",
 ]);
 const checkKeys = new Set([
@@ -120,6 +124,8 @@ const defaults = {
   connectTimeoutMs: 200,
   idleTimeoutMs: 300_000,
   maxConnections: 10_000,
+  /** One address holding more than this many at once is a flood or a runaway client. */
+  maxConnectionsPerSource: 256,
 } as const;
 
 /** Parses "250ms", "1s", "1.5s", "5m" or a bare number of milliseconds. */
@@ -250,6 +256,14 @@ function parseRelay(
     `${at}.max_connections`,
     problems,
   );
+  const maxConnectionsPerSource = integer(
+    o.max_connections_per_source,
+    defaults.maxConnectionsPerSource,
+    0,
+    1_000_000,
+    `${at}.max_connections_per_source`,
+    problems,
+  );
   if (problems.length > before || !listen || !primary || !standby || !check || !failback)
     return undefined;
   return Object.freeze({
@@ -266,6 +280,7 @@ function parseRelay(
     closeOnBackendDown,
     closeStandbySessionsOnFailback,
     maxConnections,
+    maxConnectionsPerSource,
     natMasquerade,
   });
 }

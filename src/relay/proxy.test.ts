@@ -134,6 +134,63 @@ describe("userspace proxy data plane (loopback)", () => {
     }
   });
 
+  it("limits the connections of one source address, not of the others, and frees them on close", async () => {
+    const hold = net.createServer((socket) => socket.on("error", () => undefined));
+    await new Promise<void>((resolve) => hold.listen(0, "127.0.0.1", () => resolve()));
+    const open: net.Socket[] = [];
+    try {
+      const p = await plane({
+        maxConnectionsPerSource: 2,
+        backends: new Map([["held", { host: "127.0.0.1", port: portOf(hold) }]]),
+      });
+      await p.route(["held"]);
+      const connectFrom = async (localAddress: string) => {
+        const socket = net.connect({ host: "127.0.0.1", port: p.port(), localAddress });
+        socket.on("error", () => undefined);
+        await new Promise((resolve) => socket.once("connect", resolve));
+        open.push(socket);
+        return socket;
+      };
+      const first = await connectFrom("127.0.0.1");
+      await connectFrom("127.0.0.1");
+      for (let i = 0; i < 50 && p.connectionsFrom("127.0.0.1") < 2; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.equal(p.connectionsFrom("127.0.0.1"), 2);
+      // A third from the same address is reset; another address still gets in.
+      // (The reset may come before the client saw its connect complete.)
+      const third = net.connect({ host: "127.0.0.1", port: p.port(), localAddress: "127.0.0.1" });
+      open.push(third);
+      const reset = await new Promise<string>((resolve) => {
+        third.once("error", (e: NodeJS.ErrnoException) => resolve(e.code ?? "error"));
+        third.once("close", () => resolve("closed"));
+      });
+      assert.equal(reset, "ECONNRESET");
+      assert.ok(
+        logs.some((l) => l.event === "source-connection-limit" && l.source === "127.0.0.1"),
+      );
+      await connectFrom("127.0.0.2");
+      for (let i = 0; i < 50 && p.connectionsFrom("127.0.0.2") < 1; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.equal(p.connectionsFrom("127.0.0.2"), 1);
+      // Closing one frees a place for its source.
+      first.destroy();
+      for (let i = 0; i < 50 && p.connectionsFrom("127.0.0.1") > 1; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.equal(p.connectionsFrom("127.0.0.1"), 1);
+      await connectFrom("127.0.0.1");
+      for (let i = 0; i < 50 && p.connectionsFrom("127.0.0.1") < 2; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.equal(p.connectionsFrom("127.0.0.1"), 2);
+    } finally {
+      for (const socket of open) socket.destroy();
+      hold.close();
+    }
+  });
+
   it("closes an idle session but keeps one that moves data, and counts it down", async () => {
     // Echoes what it receives and never closes on its own.
     const echo = net.createServer((socket) => {

@@ -21,6 +21,8 @@ export interface ProxyOptions {
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly maxConnections: number;
+  /** Clients from one source address at once (connecting or established); 0 = no limit. */
+  readonly maxConnectionsPerSource?: number;
   /** Called for every failed or timed-out connect by real traffic. Must not throw. */
   readonly onPassiveFailure: (backend: string) => void;
   readonly log: RelayLog;
@@ -103,8 +105,12 @@ const limitLogIntervalMs = 5000;
 export class ProxyDataPlane implements RelayDataPlane {
   readonly #options: ProxyOptions;
   readonly #server: net.Server;
-  /** Clients accepted and not yet closed (connecting or established). */
-  readonly #clients = new Set<net.Socket>();
+  /** Clients accepted and not yet closed (connecting or established), with their source. */
+  readonly #clients = new Map<net.Socket, string>();
+  /** Open clients per source address (only while the source has any). */
+  readonly #perSource = new Map<string, number>();
+  #sourceRejected = 0;
+  #sourceLoggedAtMs = Number.NEGATIVE_INFINITY;
   readonly #sessions = new Set<Session>();
   readonly #forget = (session: Session) => this.#sessions.delete(session);
   readonly #clientClosed: (this: net.Socket) => void;
@@ -117,8 +123,14 @@ export class ProxyDataPlane implements RelayDataPlane {
   constructor(options: ProxyOptions) {
     this.#options = options;
     const clients = this.#clients;
+    const perSource = this.#perSource;
     this.#clientClosed = function (this: net.Socket) {
+      const source = clients.get(this);
       clients.delete(this);
+      if (source === undefined) return;
+      const left = (perSource.get(source) ?? 1) - 1;
+      if (left > 0) perSource.set(source, left);
+      else perSource.delete(source);
     };
     this.#server = net.createServer({ allowHalfOpen: true, noDelay: true }, (client) =>
       this.#accept(client),
@@ -175,7 +187,7 @@ export class ProxyDataPlane implements RelayDataPlane {
     clearTimeout(this.#idleSweep);
     this.#idleSweep = undefined;
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    for (const client of this.#clients) client.destroy();
+    for (const client of this.#clients.keys()) client.destroy();
     for (const session of this.#sessions) session.upstream.destroy();
     await closed;
   }
@@ -186,7 +198,16 @@ export class ProxyDataPlane implements RelayDataPlane {
       client.resetAndDestroy();
       return;
     }
-    this.#clients.add(client);
+    const source = client.remoteAddress ?? "";
+    const fromSource = this.#perSource.get(source) ?? 0;
+    const perSourceMax = this.#options.maxConnectionsPerSource ?? 0;
+    if (perSourceMax > 0 && fromSource >= perSourceMax) {
+      this.#noteSourceLimit(source);
+      client.resetAndDestroy();
+      return;
+    }
+    this.#perSource.set(source, fromSource + 1);
+    this.#clients.set(client, source);
     client.on("close", this.#clientClosed);
     // Until a backend is connected, the client's bytes wait in its socket buffer.
     client.pause();
@@ -298,6 +319,26 @@ export class ProxyDataPlane implements RelayDataPlane {
         body,
     );
     setTimeout(() => client.destroy(), rejectGraceMs).unref();
+  }
+
+  /** Open client connections from `source` (for tests and status). */
+  connectionsFrom(source: string): number {
+    return this.#perSource.get(source) ?? 0;
+  }
+
+  #noteSourceLimit(source: string): void {
+    this.#sourceRejected += 1;
+    const nowMs = performance.now();
+    if (nowMs - this.#sourceLoggedAtMs < limitLogIntervalMs) return;
+    this.#options.log({
+      event: "source-connection-limit",
+      relay: this.#options.relay,
+      source,
+      maxConnectionsPerSource: this.#options.maxConnectionsPerSource,
+      rejected: this.#sourceRejected,
+    });
+    this.#sourceLoggedAtMs = nowMs;
+    this.#sourceRejected = 0;
   }
 
   #noteLimit(): void {

@@ -193,6 +193,7 @@ export class RelayService {
       connectTimeoutMs: spec.connectTimeoutMs,
       idleTimeoutMs: spec.idleTimeoutMs,
       maxConnections: spec.maxConnections,
+      maxConnectionsPerSource: spec.maxConnectionsPerSource,
       onPassiveFailure: (backend) =>
         this.#input({ type: "passive-failure", backend, atMs: performance.now() }),
       log: this.#log,

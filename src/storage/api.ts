@@ -8,6 +8,15 @@
  *
  * Errors are JSON `{error:{code,message}}` with the stable codes of errors.ts. The full
  * description is served at GET /v1/openapi.json.
+ *
+ * Credentials: every route needs `Authorization: Bearer TOKEN` with one of the configured
+ * client tokens (401 UNAUTHENTICATED otherwise, before any body is looked at). A `read`
+ * token may list and inspect volumes and snapshots; changes need a `write` token (403
+ * FORBIDDEN). Each request record carries the name of the token that submitted it, and only
+ * that client sees it (another client's id is 404 / REQUEST_ID_REUSED, never its record).
+ *
+ * Reads (list, info, snapshot list) are answered at once with `{result}` by whichever gateway
+ * receives them, and journal nothing: a flood of reads writes no records on any node.
  */
 import { randomUUID } from "node:crypto";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
@@ -15,15 +24,17 @@ import {
   bodyTooLargeMessage,
   defaultHttpLimits,
   enforceRequestTimeout,
+  limitConnectionsPerSource,
   limitedServerOptions,
 } from "../api/http-limits.ts";
+import { bearerToken, tokenMatches } from "../api/token.ts";
 import {
   isValidRequestId,
   type Operation,
   parseOperation,
   type RequestRecord,
 } from "../core/requests/request-record.ts";
-import type { Dispatcher } from "./dispatcher.ts";
+import { type Dispatcher, isReadOnly } from "./dispatcher.ts";
 import { type GatewayErrorCode, httpStatusOf, StorageError } from "./errors.ts";
 
 const waitMsMax = 60_000;
@@ -67,11 +78,43 @@ function sizeOf(body: Body): unknown {
   return body?.sizeBytes ?? body?.size_bytes;
 }
 
-export function createApi(dispatcher: Dispatcher): FastifyInstance {
+/** One client credential of the storage API: who it is, its token, what it may do. */
+export interface ClientCredential {
+  readonly name: string;
+  readonly token: string;
+  readonly access: "read" | "write";
+}
+
+/** The credential whose token the request presents; undefined when none matches. */
+function credentialOf(
+  credentials: readonly ClientCredential[],
+  header: string | undefined,
+): ClientCredential | undefined {
+  const presented = bearerToken(header);
+  if (presented === undefined) return undefined;
+  // Every credential is compared (in constant time each), so the time taken does not tell
+  // which one matched.
+  let found: ClientCredential | undefined;
+  for (const credential of credentials) {
+    if (tokenMatches(credential.token, presented) && found === undefined) found = credential;
+  }
+  return found;
+}
+
+export function createApi(
+  dispatcher: Dispatcher,
+  credentials: readonly ClientCredential[],
+): FastifyInstance {
   // Idle connections close, but never under a request still waiting (`wait` up to a minute).
-  const limits = { ...defaultHttpLimits, idleTimeoutMs: waitMsMax + 30_000 };
+  // Provisioning services keep pools of connections open: more per source than the local API.
+  const limits = {
+    ...defaultHttpLimits,
+    idleTimeoutMs: waitMsMax + 30_000,
+    connectionsPerSource: 256,
+  };
   const app = Fastify({ logger: false, ...limitedServerOptions(limits) });
   enforceRequestTimeout(app, limits);
+  limitConnectionsPerSource(app.server, limits.connectionsPerSource);
   app.setErrorHandler(
     (error: { statusCode?: number; message: string; code?: string }, _req, reply) => {
       if (error instanceof StorageError) return sendError(reply, error.code, error.message);
@@ -93,6 +136,28 @@ export function createApi(dispatcher: Dispatcher): FastifyInstance {
     sendError(reply, "NOT_FOUND", `no route ${request.method} ${request.url}`),
   );
 
+  const clients = new WeakMap<FastifyRequest, ClientCredential>();
+  // onRequest runs before the body is read: an unauthenticated request costs no body.
+  app.addHook("onRequest", async (request, reply) => {
+    const credential = credentialOf(credentials, request.headers.authorization);
+    if (credential === undefined) {
+      reply.header("www-authenticate", 'Bearer realm="floatip-storage"');
+      return sendError(
+        reply,
+        "UNAUTHENTICATED",
+        request.headers.authorization === undefined
+          ? "send Authorization: Bearer TOKEN with a client token of storage.clients"
+          : "the token is not one of storage.clients",
+      );
+    }
+    clients.set(request, credential);
+  });
+  const clientOf = (request: FastifyRequest): ClientCredential => {
+    const credential = clients.get(request);
+    if (credential === undefined) throw new StorageError("UNAUTHENTICATED", "no credential");
+    return credential;
+  };
+
   const answer = (record: RequestRecord, reply: FastifyReply) => {
     const final = record.state.state === "succeeded" || record.state.state === "failed";
     return reply.status(final ? 200 : 202).send({ request: record });
@@ -105,12 +170,25 @@ export function createApi(dispatcher: Dispatcher): FastifyInstance {
     input: Record<string, unknown>,
     readOnly: boolean,
   ) => {
+    const client = clientOf(request);
     const body = request.body as Body;
-    const waitMs = parseWait((request.query as Params).wait);
-    const id = requestIdOf(request, body, readOnly);
     const operation = parseOperation(input);
     if (!operation.ok) throw new StorageError(operation.error.code, operation.error.message);
-    const accepted = await dispatcher.submit(id, operation.value as Operation);
+    const value = operation.value as Operation;
+    if (readOnly || isReadOnly(value)) {
+      const outcome = await dispatcher.read(value);
+      if (!outcome.ok) throw new StorageError(outcome.error.code, outcome.error.message);
+      return reply.status(200).send({ result: outcome.result });
+    }
+    if (client.access !== "write") {
+      throw new StorageError(
+        "FORBIDDEN",
+        `${value.op} needs a write token; ${client.name} may only read`,
+      );
+    }
+    const waitMs = parseWait((request.query as Params).wait);
+    const id = requestIdOf(request, body, false);
+    const accepted = await dispatcher.submit(id, value, client.name);
     const record = (await dispatcher.wait(id, waitMs)) ?? accepted;
     return answer(record, reply);
   };
@@ -196,15 +274,17 @@ export function createApi(dispatcher: Dispatcher): FastifyInstance {
   });
 
   app.get("/v1/requests/:id", async (request, reply) => {
+    const client = clientOf(request);
     const id = (request.params as Params).id ?? "";
+    const mine = dispatcher.get(id)?.client === client.name;
     const waitMs = parseWait((request.query as Params).wait);
-    const record = await dispatcher.wait(id, waitMs);
+    const record = mine ? await dispatcher.wait(id, waitMs) : undefined;
     if (!record) return sendError(reply, "NOT_FOUND", `no request with id ${id}`);
     return reply.status(200).send({ request: record });
   });
   app.get("/v1/requests", async (request) => {
     const limit = Math.min(Number((request.query as Params).limit ?? 100) || 100, 10_000);
-    return { requests: dispatcher.recent(limit) };
+    return { requests: dispatcher.recent(limit, clientOf(request).name) };
   });
   app.get("/v1/health", async () => ({ ok: true, executing: dispatcher.active }));
   app.get("/v1/openapi.json", async () => openApiDocument);
@@ -229,6 +309,8 @@ const errorSchema = {
             "INVALID_REQUEST",
             "REQUEST_ID_REUSED",
             "REPLICATION_FAILED",
+            "UNAUTHENTICATED",
+            "FORBIDDEN",
           ],
         },
         message: { type: "string" },
@@ -286,12 +368,34 @@ function operationPath(summary: string, bodyProperties: Record<string, unknown> 
 const nameParam = { name: "name", in: "path", required: true, schema: { type: "string" } };
 const snapParam = { name: "snapshot", in: "path", required: true, schema: { type: "string" } };
 
+/** A read: answered at once with its result, no record kept. */
+function readPath(summary: string) {
+  return {
+    summary,
+    responses: {
+      "200": {
+        description: "the result",
+        content: {
+          "application/json": {
+            schema: { type: "object", properties: { result: { type: "object" } } },
+          },
+        },
+      },
+      "404": {
+        description: "NOT_FOUND",
+        content: { "application/json": { schema: errorSchema } },
+      },
+    },
+  };
+}
+
 export const openApiDocument = {
   openapi: "3.1.0",
-  info: { title: "floatip storage gateway", version: "1" },
+  info: { title: "floatip storage gateway", version: "2" },
+  security: [{ clientToken: [] }],
   paths: {
     "/v1/volumes": {
-      get: operationPath("list volumes", undefined),
+      get: readPath("list volumes"),
       post: operationPath("create a volume", {
         name: { type: "string" },
         sizeBytes: { type: "integer" },
@@ -299,7 +403,7 @@ export const openApiDocument = {
     },
     "/v1/volumes/{name}": {
       parameters: [nameParam],
-      get: operationPath("volume info", undefined),
+      get: readPath("volume info"),
       delete: operationPath("delete a volume", undefined),
     },
     "/v1/volumes/{name}/resize": {
@@ -312,7 +416,7 @@ export const openApiDocument = {
     },
     "/v1/volumes/{name}/snapshots": {
       parameters: [nameParam],
-      get: operationPath("list snapshots", undefined),
+      get: readPath("list snapshots"),
       post: operationPath("create a snapshot", { snapshot: { type: "string" } }),
     },
     "/v1/volumes/{name}/snapshots/{snapshot}": {
@@ -345,6 +449,14 @@ export const openApiDocument = {
     },
   },
   components: {
+    securitySchemes: {
+      clientToken: {
+        type: "http",
+        scheme: "bearer",
+        description:
+          "a token of storage.clients: 401 UNAUTHENTICATED without one, 403 FORBIDDEN when a read token asks for a change",
+      },
+    },
     schemas: {
       RequestEnvelope: {
         type: "object",
@@ -354,6 +466,7 @@ export const openApiDocument = {
             required: ["id", "operation", "acceptedAtMs", "acceptedBy", "state"],
             properties: {
               id: { type: "string" },
+              client: { type: "string", description: "the client that submitted it" },
               operation: { type: "object" },
               acceptedAtMs: { type: "integer" },
               acceptedBy: { type: "string" },

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -13,6 +13,9 @@ import { createCapability, parseStorageSection } from "./capability.ts";
 
 const vip = "198.18.0.102";
 const dir = mkdtempSync(path.join(tmpdir(), "fips-storage-cap-"));
+const tokenFile = path.join(dir, "client.token");
+writeFileSync(tokenFile, "cap-token\n", { mode: 0o600 });
+const clients = [{ name: "ops", token_file: tokenFile, access: "write" }];
 
 function context(extra = ""): CapabilityContext {
   const config = parseConfig(
@@ -71,23 +74,40 @@ describe("storage capability", () => {
 
   it("reads a section into a gateway config with peers, journal and key from the agent", () => {
     const config = parseStorageSection(
-      { vip, backend: { kind: "rbd", pool: "rbd", client_id: "admin", timeout: "5s" } },
+      { vip, clients, backend: { kind: "rbd", pool: "rbd", client_id: "admin", timeout: "5s" } },
       context(),
     );
     assert.equal(config.node, "a");
     assert.equal(config.vip, vip);
-    assert.deepEqual(config.api, { host: "0.0.0.0", port: 7490 });
+    // The client API listens on the storage VIP unless told otherwise.
+    assert.deepEqual(config.api, { host: vip, port: 7490 });
+    assert.deepEqual(config.clients, [
+      { name: "ops", tokenFile, access: "write", key: "storage.clients[0].token_file" },
+    ]);
+    assert.deepEqual(config.retention, { maxAgeMs: 7 * 24 * 3_600_000, maxRecords: 100_000 });
+    const open = parseStorageSection(
+      {
+        vip,
+        clients,
+        listen: "any",
+        retention: { max_age: "2h", max_records: 50 },
+        backend: { kind: "file", dir: "/tmp/v" },
+      },
+      context(),
+    );
+    assert.deepEqual(open.api, { host: "0.0.0.0", port: 7490 });
+    assert.deepEqual(open.retention, { maxAgeMs: 7_200_000, maxRecords: 50 });
     assert.deepEqual(config.peers, { a: "http://127.0.0.1:7491" });
     assert.equal(config.peerBodyLimitBytes, 1024 * 1024, "default peer_body_limit");
     assert.equal(
       parseStorageSection(
-        { vip, peer_body_limit: 2_000_000, backend: { kind: "file", dir: "/tmp/v" } },
+        { vip, clients, peer_body_limit: 2_000_000, backend: { kind: "file", dir: "/tmp/v" } },
         context(),
       ).peerBodyLimitBytes,
       2_000_000,
     );
     assert.deepEqual(
-      problems({ vip, peer_body_limit: 1000, backend: { kind: "file", dir: "/tmp/v" } }),
+      problems({ vip, clients, peer_body_limit: 1000, backend: { kind: "file", dir: "/tmp/v" } }),
       ["storage.peer_body_limit"],
     );
     assert.equal(config.journal, path.join(dir, "storage-journal.sqlite"));
@@ -105,18 +125,39 @@ describe("storage capability", () => {
         vip: "198.18.0.99",
         port: 7480,
         extra: 1,
+        listen: "everywhere",
+        retention: { max_age: "forever", max_records: 0, keep: 1 },
+        clients: [
+          { name: "a b", access: "admin" },
+          { name: "ops", token_file: tokenFile, access: "read" },
+          { name: "ops", token_file: tokenFile, access: "read" },
+        ],
         backend: { kind: "file", operation_delay: "soon" },
       }).sort(),
       [
         "storage.backend.dir",
         "storage.backend.operation_delay",
+        "storage.clients[0].access",
+        "storage.clients[0].name",
+        "storage.clients[0].token_file",
+        "storage.clients[2].name",
         "storage.extra",
+        "storage.listen",
         "storage.port",
+        "storage.retention.keep",
+        "storage.retention.max_age",
+        "storage.retention.max_records",
         "storage.vip",
       ],
     );
-    assert.deepEqual(problems({ vip, backend: { kind: "nfs" } }), ["storage.backend.kind"]);
-    assert.deepEqual(problems({ vip }), ["storage.backend"]);
+    assert.deepEqual(problems({ vip, clients, backend: { kind: "nfs" } }), [
+      "storage.backend.kind",
+    ]);
+    assert.deepEqual(problems({ vip, clients }), ["storage.backend"]);
+    // No credential at all: the API would be open, so the section is refused.
+    assert.deepEqual(problems({ vip, backend: { kind: "file", dir: "/tmp/v" } }), [
+      "storage.clients",
+    ]);
     assert.ok(problems("yes").includes("storage"));
   });
 
@@ -124,18 +165,27 @@ describe("storage capability", () => {
     const [port, peerPort] = [await freePort(), await freePort()];
     const volumes = path.join(dir, "volumes");
     const capability = await createCapability(
-      { vip, port, peer_port: peerPort, backend: { kind: "file", dir: volumes } },
+      {
+        vip,
+        port,
+        peer_port: peerPort,
+        clients,
+        listen: "127.0.0.1",
+        backend: { kind: "file", dir: volumes },
+      },
       context(),
     );
     await capability.start();
     try {
       const response = await fetch(`http://127.0.0.1:${port}/v1/volumes?wait=5s`, {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", authorization: "Bearer cap-token" },
         body: JSON.stringify({ request_id: "cap-1", name: "v1", sizeBytes: 4096 }),
       });
       const body = (await response.json()) as { request: { state: { state: string } } };
       assert.equal(body.request.state.state, "succeeded");
+      const anonymous = await fetch(`http://127.0.0.1:${port}/v1/volumes`);
+      assert.equal(anonymous.status, 401);
       assert.ok(existsSync(path.join(volumes, "volumes", "v1.img")));
       assert.deepEqual(capability.status?.(), {
         running: true,

@@ -10,6 +10,11 @@
  *     # or     { kind: file, dir: /var/lib/floatip/volumes, operation_delay: 0ms }
  *     replication_timeout: 2s    retry_delay: 1s    attempts_max: 5     (defaults)
  *     peer_body_limit: 1048576   bytes a peer-port request may carry (pushes are split to fit)
+ *     clients:                   who may use the client API (at least one; token files 0600)
+ *       - { name: provisioner, token_file: /etc/floatip/storage-provisioner.token, access: write }
+ *       - { name: monitor, token_file: /etc/floatip/storage-monitor.token, access: read }
+ *     listen: vip                client API address: vip (default), any (0.0.0.0), or an address
+ *     retention: { max_age: 168h, max_records: 100000 }   final request records kept (defaults)
  *
  * Everything else comes from the agent: node id and cluster key from the context, the journal at
  * `<state_dir>/storage-journal.sqlite`, each peer's replication URL from its `nodes[].address`
@@ -17,22 +22,28 @@
  * executes exactly while this node's core holds the storage VIP, and re-drives unfinished
  * requests when it takes the VIP over).
  *
- * Both ports bind 0.0.0.0 on every node. That is safe because every node may accept and answer
- * (submissions are replicated to all healthy peers before they are acknowledged, and any node
- * answers queries from its journal), while only the holder of the storage VIP executes
- * operations against the backend: the dispatcher checks `held` before each one. Clients reach
- * the holder by addressing the VIP. The file backend only makes sense when every node sees the
+ * The client API listens on the storage VIP on every node (bound with IP_FREEBIND, so a node
+ * that does not hold the VIP yet is ready the moment it takes it over); `listen: any` binds
+ * 0.0.0.0 instead. The peer port binds 0.0.0.0 (peers use node addresses; every request on it
+ * is signed with the cluster key). Any node may accept and answer (submissions are replicated
+ * to all healthy peers before they are acknowledged, and any node answers queries from its
+ * journal), while only the holder of the storage VIP executes operations against the
+ * backend: the dispatcher checks `held` before each one. Clients reach the holder by
+ * addressing the VIP. The file backend only makes sense when every node sees the
  * same directory (tests, one machine); production uses rbd.
  *
  * Combine with an `rbd` health check (`checks: [{ kind: rbd, pool: rbd }]`) so that a node that
  * lost its connection to the Ceph cluster fails its own health and releases the storage VIP
  * (S1.2); the agent registers the rbd probe kind at start.
  */
+
+import { isIP } from "node:net";
 import type { Capability, CapabilityContext, CreateCapability } from "../agent/capability.ts";
 import { CapabilityConfigError } from "../agent/capability.ts";
 import { parseDuration } from "../config/load.ts";
-import type { BackendConfig, Gateway, GatewayConfig } from "./gateway.ts";
-import { startGateway } from "./gateway.ts";
+import { defaultRetention } from "./dispatcher.ts";
+import type { BackendConfig, ClientSpec, Gateway, GatewayConfig } from "./gateway.ts";
+import { clientProblems, startGateway } from "./gateway.ts";
 import { defaultPeerBodyLimitBytes, minPeerBodyLimitBytes } from "./replication.ts";
 
 export const defaultStoragePort = 7490;
@@ -53,6 +64,9 @@ const topKeys = [
   "retry_delay",
   "attempts_max",
   "peer_body_limit",
+  "clients",
+  "listen",
+  "retention",
 ];
 const fileKeys = ["kind", "dir", "operation_delay"];
 const rbdKeys = ["kind", "pool", "client_id", "ceph_conf", "timeout"];
@@ -193,13 +207,62 @@ export function parseStorageSection(section: unknown, context: CapabilityContext
     }
   }
   const retryDelayMs = duration(o, "", "retry_delay", 1000);
+  const clients: ClientSpec[] = [];
+  if (!Array.isArray(o.clients) || o.clients.length === 0) {
+    problem(
+      "clients",
+      o.clients === undefined
+        ? "is required: the client API takes no request without a credential"
+        : "must be a non-empty list",
+      "add clients: [{ name: admin, token_file: /etc/floatip/storage-admin.token, access: write }] and write a random token into that file (head -c 24 /dev/urandom | base64 > FILE; chmod 600 FILE)",
+    );
+  } else {
+    const names = new Set<string>();
+    o.clients.forEach((entry, i) => {
+      const checked = clientProblems(entry, "token_file");
+      for (const p of checked.problems) {
+        problem(`clients[${i}]${p.key ? `.${p.key}` : ""}`, p.message, "see the example above");
+      }
+      if (checked.spec === undefined) return;
+      if (names.has(checked.spec.name)) {
+        problem(
+          `clients[${i}].name`,
+          `${checked.spec.name} is listed twice`,
+          "give each client its own name",
+        );
+      }
+      names.add(checked.spec.name);
+      clients.push({ ...checked.spec, key: `storage.clients[${i}].token_file` });
+    });
+  }
+  let listenHost = vip;
+  if (o.listen !== undefined) {
+    if (o.listen === "vip") listenHost = vip;
+    else if (o.listen === "any") listenHost = "0.0.0.0";
+    else if (typeof o.listen === "string" && isIP(o.listen) !== 0) listenHost = o.listen;
+    else problem("listen", "must be vip, any or an IP address", "listen: vip (the default)");
+  }
+  const r = isObject(o.retention) ? o.retention : {};
+  if (o.retention !== undefined && !isObject(o.retention)) {
+    problem("retention", "must be a mapping", "retention: { max_age: 168h, max_records: 100000 }");
+  }
+  unknownKeys(r, "retention.", ["max_age", "max_records"]);
+  const maxAgeMs = duration(r, "retention.", "max_age", defaultRetention.maxAgeMs);
+  let maxRecords = defaultRetention.maxRecords;
+  if (r.max_records !== undefined) {
+    if (Number.isSafeInteger(r.max_records) && (r.max_records as number) >= 1) {
+      maxRecords = r.max_records as number;
+    } else {
+      problem("retention.max_records", "must be a whole number >= 1", "e.g. max_records: 100000");
+    }
+  }
   if (problems.length > 0) throw new CapabilityConfigError(context.config.file, problems);
 
   return {
     node: context.nodeId,
     keyFile: context.config.keyFile,
     journal: `${context.stateDir}/storage-journal.sqlite`,
-    api: { host: "0.0.0.0", port: apiPort },
+    api: { host: listenHost, port: apiPort },
     peer: { host: "0.0.0.0", port: peerPort },
     peers: Object.fromEntries(
       context.config.nodes.map((n) => [n.id, `http://${n.address}:${peerPort}`]),
@@ -210,6 +273,8 @@ export function parseStorageSection(section: unknown, context: CapabilityContext
     retryDelayMs,
     attemptsMax,
     peerBodyLimitBytes,
+    clients,
+    retention: { maxAgeMs, maxRecords },
   };
 }
 

@@ -53,6 +53,25 @@ export interface DispatcherOptions {
   /** Wall clock, for `acceptedAtMs` only (retry timing uses the monotonic clock). */
   readonly nowMs: () => number;
   readonly log: (event: string, fields: Record<string, unknown>) => void;
+  /** Final records older than this, or beyond this many in all, are deleted (every minute). */
+  readonly retention?: Retention;
+}
+
+export interface Retention {
+  readonly maxAgeMs: number;
+  readonly maxRecords: number;
+}
+
+/** Defaults of `storage.retention`: a week, and 100,000 final records. */
+export const defaultRetention: Retention = { maxAgeMs: 7 * 24 * 3_600_000, maxRecords: 100_000 };
+
+const pruneEveryMs = 60_000;
+
+const readOnlyOps: ReadonlySet<Operation["op"]> = new Set(["list", "info", "snap-list"]);
+
+/** list, info and snap-list change nothing: they are answered at once and journal nothing. */
+export function isReadOnly(operation: Operation): boolean {
+  return readOnlyOps.has(operation.op);
 }
 
 type Waiter = (record: RequestRecord) => void;
@@ -71,6 +90,7 @@ export class Dispatcher {
   #stopped = false;
   #unsubscribe: (() => void) | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
+  #pruneTimer: NodeJS.Timeout | undefined;
   #takeover: Promise<void> = Promise.resolve();
 
   constructor(options: DispatcherOptions) {
@@ -80,6 +100,34 @@ export class Dispatcher {
   start(): void {
     this.#unsubscribe = this.#o.view.subscribe((view) => this.#onView(view));
     this.#onView(this.#o.view.current());
+    this.prune();
+    this.#pruneTimer = setInterval(() => this.prune(), pruneEveryMs);
+    this.#pruneTimer.unref();
+  }
+
+  /** Applies the retention bounds now; logs what it deleted. */
+  prune(): number {
+    const { maxAgeMs, maxRecords } = this.#o.retention ?? defaultRetention;
+    try {
+      const deleted = this.#o.journal.prune(maxAgeMs, maxRecords, this.#o.nowMs());
+      if (deleted > 0) this.#o.log("pruned", { deleted, maxAgeMs, maxRecords });
+      return deleted;
+    } catch (error) {
+      this.#o.log("prune_failed", { error: (error as Error).message });
+      return 0;
+    }
+  }
+
+  /**
+   * Runs a read-only operation against the backend on this node and returns its outcome:
+   * nothing is journaled or replicated (reading twice is harmless, so a client whose read was
+   * cut off by a failover simply reads again).
+   */
+  read(operation: Operation): Promise<Outcome> {
+    if (!isReadOnly(operation)) {
+      return Promise.reject(new Error(`${operation.op} is not a read-only operation`));
+    }
+    return perform(this.#o.backend, operation);
   }
 
   /** Stops executing; waits for the operation in progress to finish. */
@@ -87,6 +135,7 @@ export class Dispatcher {
     this.#stopped = true;
     this.#unsubscribe?.();
     clearTimeout(this.#retryTimer);
+    clearInterval(this.#pruneTimer);
     await this.#takeover;
     await this.#loop;
   }
@@ -104,17 +153,18 @@ export class Dispatcher {
     return this.#o.journal.counts();
   }
 
-  recent(limit: number): RequestRecord[] {
-    return this.#o.journal.recent(limit);
+  /** Newest first; with `client`, only that client's records (`null`: no credential name). */
+  recent(limit: number, client?: string | null): RequestRecord[] {
+    return this.#o.journal.recent(limit, client);
   }
 
   /**
    * Accepts a request: durable locally and on every healthy peer when it resolves. Throws
    * REQUEST_ID_REUSED (same id, other operation) or REPLICATION_FAILED (a peer did not confirm).
    */
-  async submit(id: string, operation: Operation): Promise<RequestRecord> {
+  async submit(id: string, operation: Operation, client?: string): Promise<RequestRecord> {
     const write = this.#o.journal.submit(
-      createRecord(id, operation, this.#o.nodeId, this.#o.nowMs()),
+      createRecord(id, operation, this.#o.nodeId, this.#o.nowMs(), client),
     );
     if (!write.changed && isFinal(write.record.state)) return write.record;
     this.#submitting.add(id);
@@ -326,7 +376,9 @@ export async function perform(backend: StorageBackend, operation: Operation): Pr
   } catch (error) {
     if (error instanceof StorageError && error.code !== "REQUEST_ID_REUSED") {
       const code =
-        error.code === "REPLICATION_FAILED" || error.code === "UNAUTHENTICATED"
+        error.code === "REPLICATION_FAILED" ||
+        error.code === "UNAUTHENTICATED" ||
+        error.code === "FORBIDDEN"
           ? "BACKEND_ERROR"
           : error.code;
       return { ok: false, error: { code, message: error.message } };

@@ -9,7 +9,8 @@ export type GatewayErrorCode =
   | StorageErrorCode
   | "REQUEST_ID_REUSED"
   | "REPLICATION_FAILED"
-  | "UNAUTHENTICATED";
+  | "UNAUTHENTICATED"
+  | "FORBIDDEN";
 
 export class StorageError extends Error {
   readonly code: GatewayErrorCode;
@@ -32,6 +33,8 @@ export function httpStatusOf(code: GatewayErrorCode): number {
       return 400;
     case "UNAUTHENTICATED":
       return 401;
+    case "FORBIDDEN":
+      return 403;
     case "TIMEOUT":
       return 504;
     case "REPLICATION_FAILED":

@@ -15,16 +15,23 @@
  *   backend: { kind: file, dir: /var/lib/floatip/volumes, operationDelayMs: 0 }
  *          | { kind: rbd, pool: rbd, clientId: admin, cephConf: /etc/ceph/ceph.conf, timeoutMs: 10000 }
  *   replicationTimeoutMs: 2000    retryDelayMs: 1000    attemptsMax: 5
+ *   clients:                      client credentials (at least one; token files mode 0600)
+ *     - { name: provisioner, tokenFile: /etc/floatip/storage-provisioner.token, access: write }
+ *     - { name: monitor, tokenFile: /etc/floatip/storage-monitor.token, access: read }
+ *   retention: { maxAgeMs: 604800000, maxRecords: 100000 }   final records kept (defaults)
  */
 import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { parse as parseYaml } from "yaml";
+import { listenFreebind } from "../adapters/linux/freebind.ts";
+import { readToken } from "../api/token.ts";
+import { isValidClientName } from "../core/requests/request-record.ts";
 import type { ClusterView } from "../ports/cluster-view.ts";
-import { createApi } from "./api.ts";
+import { type ClientCredential, createApi } from "./api.ts";
 import type { StorageBackend } from "./backends/backend.ts";
 import { FileBackend } from "./backends/file-backend.ts";
 import { RbdBackend } from "./backends/rbd-backend.ts";
-import { Dispatcher } from "./dispatcher.ts";
+import { Dispatcher, defaultRetention, type Retention } from "./dispatcher.ts";
 import { Journal } from "./journal.ts";
 import {
   createPeerServer,
@@ -58,6 +65,62 @@ export interface GatewayConfig {
   readonly attemptsMax: number;
   /** Largest request body the peer port reads (default 1 MiB); pushes are split to fit. */
   readonly peerBodyLimitBytes?: number;
+  /** Client credentials of the API; the token of each is read from its file at start. */
+  readonly clients: readonly ClientSpec[];
+  readonly retention?: Retention;
+}
+
+export interface ClientSpec {
+  readonly name: string;
+  readonly tokenFile: string;
+  readonly access: "read" | "write";
+  /** The config key that names the file, for messages (e.g. storage.clients[0].token_file). */
+  readonly key?: string;
+}
+
+/** Checks one `clients` entry (shape shared by the agent's YAML and the standalone config). */
+export function clientProblems(
+  entry: unknown,
+  fileKey: string,
+): { spec?: Omit<ClientSpec, "key">; problems: { key: string; message: string }[] } {
+  const problems: { key: string; message: string }[] = [];
+  if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
+    return {
+      problems: [
+        { key: "", message: `must be a mapping { name, ${fileKey}, access: read | write }` },
+      ],
+    };
+  }
+  const e = entry as Record<string, unknown>;
+  for (const k of Object.keys(e)) {
+    if (!["name", fileKey, "access"].includes(k)) {
+      problems.push({ key: k, message: `unknown key; expected name, ${fileKey}, access` });
+    }
+  }
+  if (!isValidClientName(e.name)) {
+    problems.push({
+      key: "name",
+      message: "must be 1-64 letters, digits, '_', '.', '-' (it names the client in records)",
+    });
+  }
+  if (typeof e[fileKey] !== "string" || e[fileKey] === "") {
+    problems.push({ key: fileKey, message: "must name a file holding the token (mode 0600)" });
+  }
+  if (e.access !== "read" && e.access !== "write") {
+    problems.push({
+      key: "access",
+      message: "must be read (list and inspect) or write (also change volumes)",
+    });
+  }
+  if (problems.length > 0) return { problems };
+  return {
+    spec: {
+      name: e.name as string,
+      tokenFile: e[fileKey] as string,
+      access: e.access as "read" | "write",
+    },
+    problems,
+  };
 }
 
 export class GatewayConfigError extends Error {
@@ -83,6 +146,8 @@ export function parseGatewayConfig(raw: unknown, file: string): GatewayConfig {
     "retryDelayMs",
     "attemptsMax",
     "peerBodyLimitBytes",
+    "clients",
+    "retention",
   ];
   for (const key of Object.keys(o)) {
     if (!known.includes(key)) at(key, `unknown key; expected one of ${known.join(", ")}`);
@@ -153,6 +218,24 @@ export function parseGatewayConfig(raw: unknown, file: string): GatewayConfig {
   }
   const vip = text("vip", o.vip, false);
   const view = text("view", o.view, false);
+  const clients: ClientSpec[] = [];
+  if (!Array.isArray(o.clients) || o.clients.length === 0) {
+    at(
+      "clients",
+      "at least one client credential is required: clients: [{ name: admin, tokenFile: /etc/floatip/storage.token, access: write }]",
+    );
+  } else {
+    o.clients.forEach((entry, i) => {
+      const checked = clientProblems(entry, "tokenFile");
+      for (const p of checked.problems) at(`clients[${i}]${p.key ? `.${p.key}` : ""}`, p.message);
+      if (checked.spec) clients.push({ ...checked.spec, key: `clients[${i}].tokenFile` });
+    });
+  }
+  const r = (o.retention ?? {}) as Record<string, unknown>;
+  const retention: Retention = {
+    maxAgeMs: int("retention.maxAgeMs", r.maxAgeMs, defaultRetention.maxAgeMs, 1),
+    maxRecords: int("retention.maxRecords", r.maxRecords, defaultRetention.maxRecords, 1),
+  };
   const config: GatewayConfig = {
     node: text("node", o.node, true) ?? "",
     keyFile: text("keyFile", o.keyFile, true) ?? "",
@@ -172,6 +255,8 @@ export function parseGatewayConfig(raw: unknown, file: string): GatewayConfig {
       defaultPeerBodyLimitBytes,
       minPeerBodyLimitBytes,
     ),
+    clients,
+    retention,
   };
   if (problems.length > 0) throw new GatewayConfigError(problems.join("\n"));
   return config;
@@ -185,6 +270,22 @@ export function loadGatewayConfig(file: string): GatewayConfig {
     throw new GatewayConfigError(`${file}: cannot read: ${(error as Error).message}`);
   }
   return parseGatewayConfig(raw, file);
+}
+
+/** Reads every client's token (mode 0600 or stricter, not empty); throws on the first bad one. */
+export function readClientTokens(clients: readonly ClientSpec[]): ClientCredential[] {
+  if (clients.length === 0) {
+    throw new GatewayConfigError("the storage API needs at least one client credential");
+  }
+  return clients.map((c) => ({
+    name: c.name,
+    access: c.access,
+    token: readToken(c.tokenFile, {
+      what: "storage client token file",
+      key: c.key ?? "tokenFile",
+      power: c.access === "write" ? "create and delete volumes" : "list volumes",
+    }),
+  }));
 }
 
 export function createBackend(config: BackendConfig): StorageBackend & { init?(): Promise<void> } {
@@ -213,6 +314,7 @@ export async function startGateway(
   if (key.length < 16) {
     throw new GatewayConfigError(`${config.keyFile}: the cluster key must be at least 16 bytes`);
   }
+  const credentials = readClientTokens(config.clients);
   const backend = createBackend(config.backend);
   await backend.init?.();
   const journal = new Journal(config.journal);
@@ -228,6 +330,7 @@ export async function startGateway(
     attemptsMax: config.attemptsMax,
     nowMs: () => Date.now(),
     log,
+    ...(config.retention === undefined ? {} : { retention: config.retention }),
   });
   const peerServer = createPeerServer(
     key,
@@ -237,9 +340,16 @@ export async function startGateway(
     },
     config.peerBodyLimitBytes,
   );
-  const api = createApi(dispatcher);
+  const api = createApi(dispatcher, credentials);
   await peerServer.listen({ host: config.peer.host, port: config.peer.port });
-  await api.listen({ host: config.api.host, port: config.api.port });
+  if (config.api.host === "0.0.0.0" || config.api.host === "::") {
+    await api.listen({ host: config.api.host, port: config.api.port });
+  } else {
+    // A specific address (the storage VIP by default) is bound even while this node does
+    // not hold it, and served from the moment it does.
+    await api.ready();
+    await listenFreebind(api.server, config.api.host, config.api.port);
+  }
   dispatcher.start();
   const url = (server: typeof api) => {
     const address = server.server.address() as AddressInfo;
@@ -252,6 +362,9 @@ export async function startGateway(
     peerUrl: url(peerServer),
     async close() {
       await api.close();
+      if (api.server.listening) {
+        await new Promise<void>((resolve) => api.server.close(() => resolve()));
+      }
       await dispatcher.stop();
       await peerServer.close();
       journal.close();

@@ -33,6 +33,9 @@ export class Journal {
   readonly #unfinished: StatementSync;
   readonly #recent: StatementSync;
   readonly #counts: StatementSync;
+  readonly #recentOf: StatementSync;
+  readonly #pruneAge: StatementSync;
+  readonly #pruneCount: StatementSync;
 
   constructor(file: string) {
     this.#db = new DatabaseSync(file);
@@ -62,6 +65,13 @@ export class Journal {
     );
     this.#recent = this.#db.prepare(
       "SELECT record FROM requests ORDER BY updated_at_ms DESC, id LIMIT ?",
+    );
+    this.#recentOf = this.#db.prepare(
+      "SELECT record FROM requests WHERE json_extract(record, '$.client') IS ? ORDER BY updated_at_ms DESC, id LIMIT ?",
+    );
+    this.#pruneAge = this.#db.prepare("DELETE FROM requests WHERE final = 1 AND updated_at_ms < ?");
+    this.#pruneCount = this.#db.prepare(
+      "DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE final = 1 ORDER BY updated_at_ms, id LIMIT ?)",
     );
     this.#counts = this.#db.prepare(
       "SELECT count(*) AS total, coalesce(sum(final), 0) AS final FROM requests",
@@ -138,21 +148,41 @@ export class Journal {
     return { total: Number(row.total), final: Number(row.final) };
   }
 
-  /** The most recently changed records, newest first. */
-  recent(limit: number): RequestRecord[] {
-    return (this.#recent.all(limit) as { record: string }[]).map((row) => decode(row.record));
+  /**
+   * The most recently changed records, newest first: all of them, or (with `client`) only
+   * those that client submitted (`null`: those submitted without a credential name).
+   */
+  recent(limit: number, client?: string | null): RequestRecord[] {
+    const rows = client === undefined ? this.#recent.all(limit) : this.#recentOf.all(client, limit);
+    return (rows as { record: string }[]).map((row) => decode(row.record));
+  }
+
+  /**
+   * Retention: deletes final records last changed more than `maxAgeMs` ago, then the oldest
+   * final ones beyond `maxRecords` in all. Unfinished records are never deleted: they are work
+   * still owed. Returns how many were deleted. The id of a deleted record may be used again.
+   */
+  prune(maxAgeMs: number, maxRecords: number, nowMs = Date.now()): number {
+    return this.#transaction(() => {
+      let deleted = Number(this.#pruneAge.run(nowMs - maxAgeMs).changes);
+      const { total } = this.counts();
+      if (total > maxRecords) deleted += Number(this.#pruneCount.run(total - maxRecords).changes);
+      return deleted;
+    });
   }
 
   #existing(record: RequestRecord): RequestRecord | undefined {
     const row = this.#select.get(record.id) as { body: string; record: string } | undefined;
     if (!row) return undefined;
-    if (row.body !== canonicalJson(record.operation)) {
+    const existing = decode(row.record);
+    // Another client's id says the same as another operation: only that it is taken.
+    if (row.body !== canonicalJson(record.operation) || existing.client !== record.client) {
       throw new StorageError(
         "REQUEST_ID_REUSED",
         `request id ${record.id} was already used for a different operation`,
       );
     }
-    return decode(row.record);
+    return existing;
   }
 
   #write(record: RequestRecord, previous: RequestRecord | undefined): void {

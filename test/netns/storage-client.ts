@@ -1,7 +1,85 @@
 /**
  * The client of the storage gateway's end-to-end tests (file backend and real Ceph), run as a
- * program inside the client namespace, with the record shapes it prints.
+ * program inside the client namespace, with the record shapes it prints, and the client
+ * credentials both tests configure.
  */
+import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { LiveCluster } from "../../src/lab/cluster.ts";
+
+/**
+ * Two client credentials for `storage.clients` (token files in `work`): one that may change
+ * volumes and one that may only read; the YAML lines naming them; the client program run
+ * with the write token; and a read through the VIP with the read token.
+ */
+export function storageClients(
+  work: string,
+  url: string,
+  programFile: string,
+  live: () => LiveCluster,
+  timeoutMs: number,
+) {
+  const writeToken = `rw-${randomBytes(12).toString("hex")}`;
+  const readToken = `ro-${randomBytes(12).toString("hex")}`;
+  const writeTokenFile = join(work, "rw.token");
+  const readTokenFile = join(work, "ro.token");
+  writeFileSync(writeTokenFile, `${writeToken}\n`, { mode: 0o600 });
+  writeFileSync(readTokenFile, `${readToken}\n`, { mode: 0o600 });
+  return {
+    writeToken,
+    readToken,
+    yaml: [
+      "  clients:",
+      `    - { name: provisioner, token_file: ${writeTokenFile}, access: write }`,
+      `    - { name: monitor, token_file: ${readTokenFile}, access: read }`,
+    ],
+    /** Runs the client program (`submit` or `follow`) over `calls` with the write token. */
+    async client<T>(mode: "submit" | "follow", calls: readonly Call[]): Promise<T> {
+      const file = join(work, `${mode}-${Date.now()}.json`);
+      writeFileSync(file, JSON.stringify(calls));
+      const result = await live().topology.exec(
+        "client",
+        process.execPath,
+        [programFile, mode, url, file, writeTokenFile],
+        timeoutMs,
+      );
+      return JSON.parse(result.stdout) as T;
+    },
+    /** The write client's request records as the gateway behind the VIP lists them. */
+    async listRequests(): Promise<RecordJson[]> {
+      const r = await live().topology.exec(
+        "client",
+        "curl",
+        [
+          "-s",
+          "-m",
+          "2",
+          "-H",
+          `Authorization: Bearer ${writeToken}`,
+          `${url}/v1/requests?limit=500`,
+        ],
+        5000,
+      );
+      return (JSON.parse(r.stdout) as { requests: RecordJson[] }).requests;
+    },
+    /** A read through the VIP with the read-only token (reads keep no record). */
+    async readVia(path: string): Promise<ReadAnswer> {
+      const r = await live().topology.exec(
+        "client",
+        "curl",
+        ["-s", "-m", "5", "-H", `Authorization: Bearer ${readToken}`, `${url}${path}`],
+        10_000,
+      );
+      return JSON.parse(r.stdout) as ReadAnswer;
+    },
+  };
+}
+/** What a read (list, info, snapshot list) answers: the result, no record. */
+export interface ReadAnswer {
+  result?: { sizeBytes?: number; volumes?: unknown[] };
+  error?: { code: string; message: string };
+}
 export interface Call {
   id: string;
   method: string;
@@ -38,12 +116,16 @@ export interface Followed {
  */
 export function storageClientProgram(followDeadlineMs: number): string {
   return `
-const [mode, url, file] = process.argv.slice(2);
+const [mode, url, file, tokenFile] = process.argv.slice(2);
 const calls = JSON.parse(require("node:fs").readFileSync(file, "utf8"));
+const token = require("node:fs").readFileSync(tokenFile, "utf8").trim();
 const request = async (method, path, body) => {
   const r = await fetch(url + path, {
     method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
+    headers: {
+      authorization: "Bearer " + token,
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(15000),
   });

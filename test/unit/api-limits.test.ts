@@ -63,7 +63,12 @@ describe("API limits on a real socket", () => {
     app = createApiServer({
       handle,
       tokenFile,
-      limits: { bodyLimitBytes: 64 * 1024, idleTimeoutMs: 400, requestTimeoutMs: 800 },
+      limits: {
+        bodyLimitBytes: 64 * 1024,
+        idleTimeoutMs: 400,
+        requestTimeoutMs: 800,
+        connectionsPerSource: 3,
+      },
     });
     port = (await startApi(app, { host: "127.0.0.1", port: 0 })).port;
   });
@@ -91,6 +96,44 @@ describe("API limits on a real socket", () => {
     assert.match(jsonBodyOf(refused.text).error.message, /65536 bytes/);
     const unauthenticated = await raw(port, request(false));
     assert.match(unauthenticated.text, /^HTTP\/1\.1 401 /);
+  });
+
+  it("one source address holds at most its share of connections: the next gets 503 and is closed", async () => {
+    const held: net.Socket[] = [];
+    try {
+      for (let i = 0; i < 3; i += 1) {
+        const socket = net.connect({ host: "127.0.0.1", port });
+        socket.on("error", () => undefined);
+        await new Promise((resolve) => socket.once("connect", resolve));
+        held.push(socket);
+      }
+      // The server counts a connection when it accepts it: let it see all three.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const fourth = await raw(port, "GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n");
+      assert.match(fourth.text, /^HTTP\/1\.1 503 /);
+      assert.equal(jsonBodyOf(fourth.text).error.code, "TOO_MANY_CONNECTIONS");
+      // Another address is not affected; and once one closes, this one gets in again.
+      const other = await new Promise<string>((resolve) => {
+        const socket = net.connect({ host: "127.0.0.1", port, localAddress: "127.0.0.2" });
+        let text = "";
+        socket.on("data", (d) => (text += d));
+        socket.on("error", () => resolve(text));
+        socket.on("close", () => resolve(text));
+        socket.on("connect", () =>
+          socket.write("GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        );
+      });
+      assert.match(other, /^HTTP\/1\.1 200 /);
+      held.pop()?.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const again = await raw(
+        port,
+        "GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+      );
+      assert.match(again.text, /^HTTP\/1\.1 200 /);
+    } finally {
+      for (const socket of held) socket.destroy();
+    }
   });
 
   it("headers over 16 KB: 431 in the JSON error shape", async () => {

@@ -12,6 +12,7 @@ import { after, describe, it } from "node:test";
 const main = join(import.meta.dirname, "..", "..", "src", "cli", "main.ts");
 const dir = mkdtempSync(join(tmpdir(), "floatip-config-capabilities-"));
 writeFileSync(join(dir, "cluster.key"), Buffer.alloc(32, 7), { mode: 0o600 });
+writeFileSync(join(dir, "storage.token"), "storage-token\n", { mode: 0o600 });
 
 const base = `cluster: t
 key_file: cluster.key
@@ -41,7 +42,10 @@ describe("config check of capability sections", () => {
       "good.yaml",
       `${base}relays:
   - { name: web, listen: 198.18.0.100:80, primary: 198.18.1.11:8080, standby: [198.18.1.12:8080] }
-storage: { vip: 198.18.0.100, backend: { kind: file, dir: /tmp/volumes } }
+storage:
+  vip: 198.18.0.100
+  backend: { kind: file, dir: /tmp/volumes }
+  clients: [{ name: ops, token_file: ${join(dir, "storage.token")}, access: write }]
 traffic: { interval: 1s }
 `,
     );
@@ -69,5 +73,32 @@ traffic: { interval: fast }
     assert.ok(paths.includes("storage.vip"), paths.join(", "));
     assert.ok(paths.includes("traffic.interval"), paths.join(", "));
     assert.ok(report.problems.every((p) => p.fix.length > 0));
+  });
+
+  it("reads the storage client token files as the gateway will: missing and too open are errors", async () => {
+    writeFileSync(join(dir, "open.token"), "open-token\n", { mode: 0o644 });
+    const result = await check(
+      "tokens.yaml",
+      `${base}storage:
+  vip: 198.18.0.100
+  backend: { kind: file, dir: /tmp/volumes }
+  clients:
+    - { name: ok, token_file: ${join(dir, "storage.token")}, access: write }
+    - { name: open, token_file: ${join(dir, "open.token")}, access: read }
+    - { name: gone, token_file: ${join(dir, "absent.token")}, access: read }
+`,
+    );
+    assert.equal(result.code, 1, result.stdout);
+    const report = JSON.parse(result.stdout) as {
+      problems: { path: string; message: string; fix: string }[];
+    };
+    const byPath = new Map(report.problems.map((p) => [p.path, p]));
+    assert.match(
+      byPath.get("storage.clients[1].token_file")?.fix ?? "",
+      /chmod 600 .*open\.token/,
+      result.stdout,
+    );
+    assert.match(byPath.get("storage.clients[2].token_file")?.message ?? "", /ENOENT/);
+    assert.equal(byPath.has("storage.clients[0].token_file"), false, result.stdout);
   });
 });

@@ -184,53 +184,198 @@ describe("idempotent re-drive after the executing node died", () => {
 describe("storage API", () => {
   it("submits, long-polls, rejects a reused id and bad input with JSON error codes", async () => {
     const { journal, clusterView, dispatcher } = await setup("api");
-    const app = createApi(dispatcher);
+    const app = createApi(dispatcher, [{ name: "ops", token: "t-ops", access: "write" }]);
+    const inject = (o: { method: "GET" | "POST"; url: string; payload?: object }) =>
+      app.inject({ ...o, headers: { authorization: "Bearer t-ops" } });
     try {
       clusterView.set(view("b"));
-      const created = await app.inject({
+      const created = await inject({
         method: "POST",
         url: "/v1/volumes?wait=5s",
         payload: { request_id: "api-1", name: "v1", sizeBytes: mib },
       });
       assert.equal(created.statusCode, 200);
       assert.equal(created.json().request.state.state, "succeeded");
-      const again = await app.inject({
+      const again = await inject({
         method: "POST",
         url: "/v1/volumes",
         payload: { request_id: "api-1", name: "v1", sizeBytes: mib },
       });
       assert.deepEqual(again.json().request, created.json().request);
-      const reused = await app.inject({
+      const reused = await inject({
         method: "POST",
         url: "/v1/volumes",
         payload: { request_id: "api-1", name: "v2", sizeBytes: mib },
       });
       assert.equal(reused.statusCode, 409);
       assert.equal(reused.json().error.code, "REQUEST_ID_REUSED");
-      const missing = await app.inject({
+      const missing = await inject({
         method: "POST",
         url: "/v1/volumes",
         payload: { name: "v3", sizeBytes: mib },
       });
       assert.equal(missing.statusCode, 400);
       assert.equal(missing.json().error.code, "INVALID_REQUEST");
-      const bad = await app.inject({
+      const bad = await inject({
         method: "POST",
         url: "/v1/volumes",
         payload: { request_id: "api-2", name: "../etc", sizeBytes: -1 },
       });
       assert.equal(bad.statusCode, 400);
-      const unknown = await app.inject({ method: "GET", url: "/v1/requests/nope" });
+      const unknown = await inject({ method: "GET", url: "/v1/requests/nope" });
       assert.equal(unknown.statusCode, 404);
       assert.equal(unknown.json().error.code, "NOT_FOUND");
-      const shown = await app.inject({ method: "GET", url: "/v1/requests/api-1?wait=1s" });
+      const shown = await inject({ method: "GET", url: "/v1/requests/api-1?wait=1s" });
       assert.equal(shown.json().request.state.result.sizeBytes, mib);
-      const spec = await app.inject({ method: "GET", url: "/v1/openapi.json" });
+      const spec = await inject({ method: "GET", url: "/v1/openapi.json" });
       assert.ok(spec.json().paths["/v1/volumes"]);
     } finally {
       await app.close();
       await dispatcher.stop();
       journal.close();
+    }
+  });
+});
+
+describe("storage API credentials", () => {
+  const credentials = [
+    { name: "alice", token: "token-alice", access: "write" as const },
+    { name: "bob", token: "token-bob", access: "write" as const },
+    { name: "watch", token: "token-watch", access: "read" as const },
+  ];
+  const as = (token: string | undefined) =>
+    token === undefined ? {} : { authorization: `Bearer ${token}` };
+
+  it("refuses every route without a valid token, reads with a read token, and shows each client only its own records", async () => {
+    const { journal, clusterView, dispatcher } = await setup("auth");
+    const app = createApi(dispatcher, credentials);
+    try {
+      clusterView.set(view("b"));
+      for (const [method, url] of [
+        ["GET", "/v1/health"],
+        ["GET", "/v1/openapi.json"],
+        ["GET", "/v1/volumes"],
+        ["POST", "/v1/volumes"],
+        ["GET", "/v1/requests"],
+        ["DELETE", "/v1/volumes/x"],
+      ] as const) {
+        for (const token of [undefined, "nope"]) {
+          const r = await app.inject({ method, url, headers: as(token) });
+          assert.equal(r.statusCode, 401, `${method} ${url} with ${token}`);
+          assert.equal(r.json().error.code, "UNAUTHENTICATED");
+        }
+      }
+      const created = await app.inject({
+        method: "POST",
+        url: "/v1/volumes?wait=5s",
+        headers: as("token-alice"),
+        payload: { request_id: "a-1", name: "va", sizeBytes: mib },
+      });
+      assert.equal(created.json().request.state.state, "succeeded");
+      assert.equal(created.json().request.client, "alice");
+
+      // A read token reads (at once, journaling nothing) but changes nothing.
+      const before = dispatcher.counts().total;
+      const listed = await app.inject({
+        method: "GET",
+        url: "/v1/volumes",
+        headers: as("token-watch"),
+      });
+      assert.equal(listed.statusCode, 200);
+      assert.deepEqual(
+        listed.json().result.volumes.map((v: { name: string }) => v.name),
+        ["va"],
+      );
+      const info = await app.inject({
+        method: "GET",
+        url: "/v1/volumes/va?request_id=r-9",
+        headers: as("token-watch"),
+      });
+      assert.equal(info.json().result.sizeBytes, mib);
+      const gone = await app.inject({
+        method: "GET",
+        url: "/v1/volumes/zz",
+        headers: as("token-watch"),
+      });
+      assert.equal(gone.statusCode, 404);
+      assert.equal(gone.json().error.code, "NOT_FOUND");
+      assert.equal(dispatcher.counts().total, before, "reads journal nothing");
+      const refused = await app.inject({
+        method: "DELETE",
+        url: "/v1/volumes/va?request_id=w-1",
+        headers: as("token-watch"),
+      });
+      assert.equal(refused.statusCode, 403);
+      assert.equal(refused.json().error.code, "FORBIDDEN");
+      assert.equal(dispatcher.get("w-1"), undefined, "a refused request leaves no record");
+
+      // Bob sees none of Alice's records, and learns only that her id is taken.
+      const peek = await app.inject({
+        method: "GET",
+        url: "/v1/requests/a-1",
+        headers: as("token-bob"),
+      });
+      assert.equal(peek.statusCode, 404);
+      const bobList = await app.inject({
+        method: "GET",
+        url: "/v1/requests",
+        headers: as("token-bob"),
+      });
+      assert.deepEqual(bobList.json().requests, []);
+      const aliceList = await app.inject({
+        method: "GET",
+        url: "/v1/requests",
+        headers: as("token-alice"),
+      });
+      assert.deepEqual(
+        aliceList.json().requests.map((r: { id: string }) => r.id),
+        ["a-1"],
+      );
+      const sameId = await app.inject({
+        method: "POST",
+        url: "/v1/volumes",
+        headers: as("token-bob"),
+        payload: { request_id: "a-1", name: "va", sizeBytes: mib },
+      });
+      assert.equal(sameId.statusCode, 409);
+      assert.equal(sameId.json().error.code, "REQUEST_ID_REUSED");
+      assert.equal(sameId.json().request, undefined, "no record of Alice's in the answer");
+    } finally {
+      await app.close();
+      await dispatcher.stop();
+      journal.close();
+    }
+  });
+
+  it("prunes final records by age and by count, never unfinished ones", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "floatip-retention-"));
+    const journal = new Journal(path.join(dir, "j.sqlite"));
+    try {
+      const at = Date.now();
+      for (let i = 0; i < 6; i += 1) {
+        const record = createRecord(`r-${i}`, { op: "delete", name: `v${i}` }, "a", at, "alice");
+        journal.submit(record);
+        if (i < 5) journal.apply({ ...record, state: { state: "succeeded", result: null } });
+      }
+      // Nothing is old enough yet; beyond 3 records the oldest final ones go.
+      assert.equal(journal.prune(3_600_000, 3, at + 1000), 3);
+      assert.deepEqual(
+        journal
+          .recent(10)
+          .map((r) => r.id)
+          .sort(),
+        ["r-3", "r-4", "r-5"],
+      );
+      // An hour later every final record is too old; the unfinished one stays.
+      assert.equal(journal.prune(3_600_000, 100, at + 3_600_001 + 60_000), 2);
+      assert.deepEqual(
+        journal.recent(10).map((r) => r.id),
+        ["r-5"],
+      );
+      assert.equal(journal.unfinished().length, 1);
+    } finally {
+      journal.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

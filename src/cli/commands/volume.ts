@@ -10,8 +10,13 @@
  *   volume cp NAME TARGET | clone NAME SNAPSHOT TARGET
  *   volume snap create NAME SNAPSHOT | snap ls NAME | snap rm NAME SNAPSHOT
  *   volume serve --config FILE   (run a gateway without the agent)
+ * Every call presents a client token of `storage.clients`: `--token-file FILE`, else
+ * FLOATIP_STORAGE_TOKEN (the token itself), else FLOATIP_STORAGE_TOKEN_FILE. Reads (ls, info,
+ * snap ls) are answered at once and leave no request record.
  */
+
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 
 export const defaultStorageUrl = "http://127.0.0.1:7480";
 const waitSliceSeconds = 10;
@@ -21,7 +26,9 @@ export const usage = `usage: floatip volume <create NAME --size SIZE | rm NAME |
   resize NAME --size SIZE | cp NAME TARGET | clone NAME SNAPSHOT TARGET |
   snap create NAME SNAPSHOT | snap ls NAME | snap rm NAME SNAPSHOT |
   serve --config FILE> [--wait] [--json] [--url http://VIP:PORT] [--request-id ID]
+  [--token-file FILE]
 sizes: bytes, or a number with K, M, G, T (powers of 1024)
+credential: --token-file FILE, or FLOATIP_STORAGE_TOKEN, or FLOATIP_STORAGE_TOKEN_FILE
 `;
 
 export class UsageError extends Error {
@@ -51,6 +58,33 @@ export interface CommonOptions {
   readonly size?: string;
   readonly config?: string;
   readonly requestId?: string;
+  readonly tokenFile?: string;
+  /** The client token (parseWithToken); undefined when none was given. */
+  readonly token?: string;
+}
+
+/** The client token from --token-file, FLOATIP_STORAGE_TOKEN or FLOATIP_STORAGE_TOKEN_FILE. */
+export function resolveToken(tokenFile: string | undefined): string | undefined {
+  const fromFile = (file: string, where: string) => {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (error) {
+      const reason = (error as NodeJS.ErrnoException).code ?? String(error);
+      throw new UsageError(
+        `cannot read the storage token file ${file} (${reason}): check ${where}`,
+      );
+    }
+    const token = text.trim();
+    if (token === "") throw new UsageError(`the storage token file ${file} is empty (${where})`);
+    return token;
+  };
+  if (tokenFile !== undefined) return fromFile(tokenFile, "--token-file");
+  const direct = process.env.FLOATIP_STORAGE_TOKEN?.trim();
+  if (direct) return direct;
+  const file = process.env.FLOATIP_STORAGE_TOKEN_FILE;
+  if (file) return fromFile(file, "FLOATIP_STORAGE_TOKEN_FILE");
+  return undefined;
 }
 
 export function parseCommon(args: readonly string[]): CommonOptions {
@@ -61,6 +95,7 @@ export function parseCommon(args: readonly string[]): CommonOptions {
   let size: string | undefined;
   let config: string | undefined;
   let requestId: string | undefined;
+  let tokenFile: string | undefined;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     const value = () => {
@@ -74,6 +109,7 @@ export function parseCommon(args: readonly string[]): CommonOptions {
     else if (arg === "--size") size = value();
     else if (arg === "--config") config = value();
     else if (arg === "--request-id") requestId = value();
+    else if (arg === "--token-file") tokenFile = value();
     else if (arg.startsWith("--")) throw new UsageError(`unknown option ${arg}`);
     else rest.push(arg);
   }
@@ -85,10 +121,29 @@ export function parseCommon(args: readonly string[]): CommonOptions {
     ...(size ? { size } : {}),
     ...(config ? { config } : {}),
     ...(requestId ? { requestId } : {}),
+    ...(tokenFile ? { tokenFile } : {}),
   };
 }
 
+/** `parseCommon` plus the token, which every call to the gateway needs. */
+export function parseWithToken(args: readonly string[]): CommonOptions {
+  const options = parseCommon(args);
+  const token = resolveToken(options.tokenFile);
+  return token === undefined ? options : { ...options, token };
+}
+
+function needToken(options: CommonOptions): string {
+  if (options.token === undefined) {
+    throw new UsageError(
+      "the storage API needs a client token: --token-file FILE, FLOATIP_STORAGE_TOKEN or FLOATIP_STORAGE_TOKEN_FILE (one of storage.clients)",
+    );
+  }
+  return options.token;
+}
+
 interface Envelope {
+  /** What a read (ls, info, snap ls) answers: no record is kept. */
+  result?: unknown;
   request?: {
     id: string;
     state: { state: string; result?: unknown; error?: { code: string; message: string } };
@@ -98,6 +153,7 @@ interface Envelope {
 
 export async function callApi(
   url: string,
+  token: string,
   method: string,
   path: string,
   body?: unknown,
@@ -106,7 +162,10 @@ export async function callApi(
   try {
     response = await fetch(`${url}${path}`, {
       method,
-      headers: body === undefined ? {} : { "content-type": "application/json" },
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout((waitSliceSeconds + 20) * 1000),
     });
@@ -129,6 +188,7 @@ export async function callApi(
  */
 export async function follow(
   url: string,
+  token: string,
   envelope: Envelope,
   totalMs = waitTotalMs,
   retryDelayMs = 250,
@@ -138,7 +198,7 @@ export async function follow(
   while (current.request && !["succeeded", "failed"].includes(current.request.state.state)) {
     if (Date.now() > deadline) break;
     const path = `/v1/requests/${encodeURIComponent(current.request.id)}?wait=${waitSliceSeconds}s`;
-    const next = await callApi(url, "GET", path).catch((error: Error) => error);
+    const next = await callApi(url, token, "GET", path).catch((error: Error) => error);
     if (next instanceof Error || next.status >= 500) {
       if (Date.now() + retryDelayMs > deadline) return next instanceof Error ? current : next.body;
       await new Promise((resolve) => setTimeout(resolve, retryDelayMs));
@@ -156,6 +216,10 @@ export function report(envelope: Envelope, json: boolean): number {
   if (envelope.error) {
     if (!json) process.stderr.write(`error ${envelope.error.code}: ${envelope.error.message}\n`);
     return 1;
+  }
+  if (envelope.result !== undefined && envelope.request === undefined) {
+    if (!json) process.stdout.write(`${formatResult(envelope.result)}\n`);
+    return 0;
   }
   const record = envelope.request;
   if (!record) return 1;
@@ -207,6 +271,8 @@ export async function run(args: string[]): Promise<number> {
       const { serve } = await import("../../storage/gateway-main.ts");
       return serve(options.config ? ["--config", options.config] : []);
     }
+    options = parseWithToken(args);
+    const token = needToken(options);
     const id = options.requestId ?? `cli-${randomUUID()}`;
     const q = `?request_id=${id}${options.wait ? `&wait=${waitSliceSeconds}s` : ""}`;
     const e = encodeURIComponent;
@@ -282,8 +348,8 @@ export async function run(args: string[]): Promise<number> {
       default:
         throw new UsageError(usage);
     }
-    const answer = await callApi(options.url, call.method, call.path, call.body);
-    const final = options.wait ? await follow(options.url, answer.body) : answer.body;
+    const answer = await callApi(options.url, token, call.method, call.path, call.body);
+    const final = options.wait ? await follow(options.url, token, answer.body) : answer.body;
     return report(final, options.json);
   } catch (error) {
     if (error instanceof UsageError) {

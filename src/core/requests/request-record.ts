@@ -97,6 +97,18 @@ export interface RequestRecord {
   readonly acceptedAtMs: number;
   readonly acceptedBy: string;
   readonly state: RequestState;
+  /**
+   * Name of the credential that submitted the request (the storage API's token name); only
+   * that client sees the record. Absent on records of a gateway without client credentials.
+   */
+  readonly client?: string;
+}
+
+const clientPattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** A credential name: 1-64 letters, digits, '_', '.', '-', starting with a letter or digit. */
+export function isValidClientName(name: unknown): name is string {
+  return typeof name === "string" && clientPattern.test(name);
 }
 
 export type Result<T> =
@@ -173,12 +185,16 @@ export function merge(a: RequestRecord, b: RequestRecord): RequestRecord {
       : compareText(a.acceptedBy, b.acceptedBy) <= 0;
   const origin = aFirst ? a : b;
   const state = compareStates(a.state, b.state) >= 0 ? a.state : b.state;
+  if ((a.client ?? "") !== (b.client ?? "")) {
+    throw new Error(`request ${a.id} has two different clients`);
+  }
   return {
     id: a.id,
     operation: a.operation,
     acceptedAtMs: origin.acceptedAtMs,
     acceptedBy: origin.acceptedBy,
     state,
+    ...(a.client === undefined ? {} : { client: a.client }),
   };
 }
 
@@ -187,8 +203,16 @@ export function createRecord(
   operation: Operation,
   acceptedBy: string,
   acceptedAtMs: number,
+  client?: string,
 ): RequestRecord {
-  return { id, operation, acceptedAtMs, acceptedBy, state: { state: "accepted" } };
+  return {
+    id,
+    operation,
+    acceptedAtMs,
+    acceptedBy,
+    state: { state: "accepted" },
+    ...(client === undefined ? {} : { client }),
+  };
 }
 
 /** Number of the last attempt (0 before any). */
@@ -426,6 +450,9 @@ export function parseRecord(input: unknown): Result<RequestRecord> {
   if (typeof r.acceptedBy !== "string" || r.acceptedBy === "") {
     return bad("acceptedBy must be a node id");
   }
+  if (r.client !== undefined && !isValidClientName(r.client)) {
+    return bad("client must be a credential name");
+  }
   const s = r.state as Record<string, unknown> | null;
   if (s === null || typeof s !== "object") return bad("state must be an object");
   let state: RequestState;
@@ -469,6 +496,7 @@ export function parseRecord(input: unknown): Result<RequestRecord> {
       acceptedAtMs: r.acceptedAtMs,
       acceptedBy: r.acceptedBy,
       state,
+      ...(r.client === undefined ? {} : { client: r.client as string }),
     },
   };
 }

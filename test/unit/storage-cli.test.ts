@@ -1,0 +1,113 @@
+/**
+ * `floatip volume` and `floatip request` against a real gateway (file backend, loopback): the
+ * client token comes from --token-file, FLOATIP_STORAGE_TOKEN or FLOATIP_STORAGE_TOKEN_FILE;
+ * without one the CLI says how to give it, with a wrong one the gateway's 401 is printed, a
+ * read token cannot change anything, and reads print their result without a record.
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { type Gateway, parseGatewayConfig, startGateway } from "../../src/storage/gateway.ts";
+import { StaticClusterView } from "../../src/storage/static-cluster-view.ts";
+
+const main = path.join(import.meta.dirname, "..", "..", "src", "cli", "main.ts");
+
+describe("storage CLI credentials", () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "fips-storage-cli-"));
+  const writeFile = path.join(dir, "rw.token");
+  const readFile = path.join(dir, "ro.token");
+  const readToken = randomBytes(12).toString("hex");
+  let gateway: Gateway | undefined;
+
+  const cli = (args: string[], env: Record<string, string> = {}) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      const clean = { ...process.env };
+      delete clean.FLOATIP_STORAGE_TOKEN;
+      delete clean.FLOATIP_STORAGE_TOKEN_FILE;
+      execFile(
+        process.execPath,
+        [main, ...args, "--url", gateway!.apiUrl],
+        { env: { ...clean, ...env }, timeout: 30_000 },
+        (error, stdout, stderr) =>
+          resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+
+  before(async () => {
+    writeFileSync(path.join(dir, "key"), randomBytes(32), { mode: 0o600 });
+    writeFileSync(writeFile, `${randomBytes(12).toString("hex")}\n`, { mode: 0o600 });
+    writeFileSync(readFile, `${readToken}\n`, { mode: 0o600 });
+    const config = parseGatewayConfig(
+      {
+        node: "a",
+        keyFile: path.join(dir, "key"),
+        journal: path.join(dir, "a.sqlite"),
+        api: { host: "127.0.0.1", port: 0 },
+        peer: { host: "127.0.0.1", port: 0 },
+        backend: { kind: "file", dir: path.join(dir, "volumes") },
+        clients: [
+          { name: "ops", tokenFile: writeFile, access: "write" },
+          { name: "watch", tokenFile: readFile, access: "read" },
+        ],
+      },
+      "test",
+    );
+    gateway = await startGateway(config, new StaticClusterView("a"));
+  });
+  after(async () => {
+    await gateway?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("sends the token from --token-file, the environment or an environment file", async () => {
+    const none = await cli(["volume", "ls"]);
+    assert.equal(none.code, 2, none.stderr);
+    assert.match(none.stderr, /needs a client token: --token-file FILE, FLOATIP_STORAGE_TOKEN/);
+
+    const wrong = await cli(["volume", "ls"], { FLOATIP_STORAGE_TOKEN: "not-a-token" });
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /UNAUTHENTICATED/);
+
+    const created = await cli([
+      "volume",
+      "create",
+      "v1",
+      "--size",
+      "1M",
+      "--wait",
+      "--token-file",
+      writeFile,
+      "--request-id",
+      "cli-1",
+    ]);
+    assert.equal(created.code, 0, created.stderr);
+    assert.match(created.stdout, /v1 1048576 bytes/);
+
+    const listed = await cli(["volume", "ls"], { FLOATIP_STORAGE_TOKEN_FILE: readFile });
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /^v1 1048576 bytes$/m);
+    assert.equal(gateway!.dispatcher.counts().total, 1, "the read kept no record");
+
+    const refused = await cli(["volume", "rm", "v1", "--wait"], {
+      FLOATIP_STORAGE_TOKEN: readToken,
+    });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /FORBIDDEN/);
+
+    // Only its submitter sees a record.
+    const mine = await cli(["request", "show", "cli-1", "--token-file", writeFile]);
+    assert.equal(mine.code, 0, mine.stderr);
+    assert.match(mine.stdout, /cli-1: succeeded/);
+    const theirs = await cli(["request", "show", "cli-1", "--token-file", readFile]);
+    assert.equal(theirs.code, 1);
+    assert.match(theirs.stderr, /NOT_FOUND/);
+
+    const missing = await cli(["volume", "ls", "--token-file", path.join(dir, "absent")]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /cannot read the storage token file .*absent \(ENOENT\)/);
+  });
+});
