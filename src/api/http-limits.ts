@@ -74,14 +74,38 @@ export function clientErrorHandler(error: Error & { code?: string }, socket: Soc
   else socket.destroy();
 }
 
+/**
+ * What Fastify refuses before any route or error handler (an undecodable URL, a bad
+ * Content-Type, an unsupported media type): answered 400 in the one error shape instead of
+ * Fastify's own `{"error":"Bad Request","code":"FST_…"}`.
+ */
+export function frameworkErrors(
+  error: { statusCode?: number; message: string },
+  _request: unknown,
+  reply: { status(code: number): { send(body: unknown): unknown } },
+): void {
+  const status =
+    typeof error.statusCode === "number" && error.statusCode >= 400 && error.statusCode < 500
+      ? error.statusCode
+      : 400;
+  reply
+    .status(status)
+    .send({ error: { code: "BAD_REQUEST", message: error.message || "malformed request" } });
+}
+
+/** `frameworkErrors` typed as Fastify's option (its generic reply type is not worth spelling). */
+export const fastifyFrameworkErrors =
+  frameworkErrors as unknown as FastifyServerOptions["frameworkErrors"];
+
 /** Fastify options that apply `limits` (spread into `Fastify({...})`). */
 export function limitedServerOptions(
   limits: HttpLimits = defaultHttpLimits,
 ): Pick<
   FastifyServerOptions,
   "bodyLimit" | "connectionTimeout" | "requestTimeout" | "keepAliveTimeout" | "clientErrorHandler"
-> & { http: ServerOptions } {
+> & { http: ServerOptions; frameworkErrors: FastifyServerOptions["frameworkErrors"] } {
   return {
+    frameworkErrors: fastifyFrameworkErrors,
     bodyLimit: limits.bodyLimitBytes,
     connectionTimeout: limits.idleTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,

@@ -84,8 +84,12 @@ function vipsOf(status: AgentStatus) {
   return status.vips.map((vip) => ({ ...vip, since: status.vipSince[vip.address] }));
 }
 
-/** Parses `5s`, `500ms`, `2m` or a plain number of milliseconds. */
-export function parseWaitMs(text: string): number | undefined {
+/**
+ * Parses `5s`, `500ms`, `2m` or a plain number of milliseconds; undefined for anything else
+ * (a query parameter given twice arrives as an array).
+ */
+export function parseWaitMs(text: unknown): number | undefined {
+  if (typeof text !== "string") return undefined;
   const match = /^(\d+)(ms|s|m)?$/.exec(text.trim());
   if (!match) return undefined;
   const factor = match[2] === "s" ? 1000 : match[2] === "m" ? 60_000 : 1;
@@ -241,8 +245,8 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
   app.get<{ Querystring: { since?: string; wait?: string } }>(
     "/v1/events",
     async (request, reply) => {
-      const sinceText = request.query.since ?? "0";
-      if (!/^\d+$/.test(sinceText)) {
+      const sinceText: unknown = request.query.since ?? "0";
+      if (typeof sinceText !== "string" || !/^\d+$/.test(sinceText)) {
         return sendError(
           reply,
           400,

@@ -36,6 +36,7 @@
  */
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import Fastify, { type FastifyInstance } from "fastify";
+import { fastifyFrameworkErrors } from "../api/http-limits.ts";
 import { parseRecord, type RequestRecord } from "../core/requests/request-record.ts";
 
 export const signatureHeader = "x-floatip-signature";
@@ -311,7 +312,11 @@ export function createPeerServer(
   handlers: PeerServerHandlers,
   limitBytes = defaultPeerBodyLimitBytes,
 ): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: limitBytes });
+  const app = Fastify({
+    logger: false,
+    bodyLimit: limitBytes,
+    frameworkErrors: fastifyFrameworkErrors,
+  });
   const digests = new WeakMap<object, string>();
   app.addHook("onRequest", async (request, reply) => {
     const path = request.url.split("?")[0]!;

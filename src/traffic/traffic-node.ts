@@ -111,6 +111,14 @@ function isWireRow(value: unknown): value is WireRow {
   );
 }
 
+function isName(value: unknown): value is string {
+  return typeof value === "string" && value.length > 0 && value.length <= 64;
+}
+
+function isMillis(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
+}
+
 function statesOf(view: ClusterViewSnapshot): Map<string, MemberState> {
   return new Map(view.members.map((m) => [m.id, m.state]));
 }
@@ -313,6 +321,7 @@ export class TrafficNode implements TrafficQueryService {
     const self = this.options.selfId;
     switch (m.t) {
       case "position":
+        if (!isName(m.origin)) throw new ChannelError("BAD_POSITION", "origin must be a node id");
         return { t: "position", origin: m.origin, highestSeq: this.store.highestSeq(m.origin) };
       case "batch": {
         if (typeof m.origin !== "string" || m.origin === self || !Array.isArray(m.rows)) {
@@ -326,6 +335,10 @@ export class TrafficNode implements TrafficQueryService {
         };
       }
       case "report-failed": {
+        // A node reports its own backup target only: the reporter is who authenticated.
+        if (m.reporter !== peer || !isName(m.target)) {
+          throw new ChannelError("BAD_REPORT", "a node reports its own backup target only");
+        }
         const r = reportTargetFailed(this.coordinatorTable(), m.reporter, m.target);
         if (!r.ok && r.code !== "NOT_REPORTERS_TARGET") throw new ChannelError(r.code, r.code);
         if (r.ok && r.changed) {
@@ -355,6 +368,16 @@ export class TrafficNode implements TrafficQueryService {
         this.adoptTable(m.table);
         return { t: "table-ack", version: this.table?.version ?? 0 };
       case "query":
+        if (
+          !isName(m.origin) ||
+          !isMillis(m.fromMs) ||
+          !isMillis(m.toMs) ||
+          !isMillis(m.stepMs) ||
+          m.stepMs < 1 ||
+          (m.iface !== undefined && !isName(m.iface))
+        ) {
+          throw new ChannelError("BAD_QUERY", "query needs origin, fromMs, toMs, stepMs >= 1");
+        }
         return {
           t: "query-result",
           buckets: this.store.query({

@@ -444,8 +444,8 @@ export function parseRecord(input: unknown): Result<RequestRecord> {
   if (!isValidRequestId(r.id)) return bad("record id is invalid");
   const operation = parseOperation(r.operation);
   if (!operation.ok) return operation;
-  if (typeof r.acceptedAtMs !== "number" || !Number.isFinite(r.acceptedAtMs)) {
-    return bad("acceptedAtMs must be a number");
+  if (!Number.isSafeInteger(r.acceptedAtMs) || (r.acceptedAtMs as number) < 0) {
+    return bad("acceptedAtMs must be a whole number of milliseconds");
   }
   if (typeof r.acceptedBy !== "string" || r.acceptedBy === "") {
     return bad("acceptedBy must be a node id");
@@ -493,7 +493,7 @@ export function parseRecord(input: unknown): Result<RequestRecord> {
     value: {
       id: r.id,
       operation: operation.value,
-      acceptedAtMs: r.acceptedAtMs,
+      acceptedAtMs: r.acceptedAtMs as number,
       acceptedBy: r.acceptedBy,
       state,
       ...(r.client === undefined ? {} : { client: r.client as string }),
