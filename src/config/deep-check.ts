@@ -8,7 +8,8 @@
  *   own key loader);
  * - `api.token_file` missing, unreadable, empty, or accessible by group or others (the API's
  *   own token reader);
- * - `storage.clients[].token_file` the same way (the gateway's token reader);
+ * - `storage.clients[].token_file` the same way (the gateway's token reader), and the
+ *   storage TLS certificate and key (readable; the key not by group or others);
  * - `notify.command` and `exec` check commands that do not exist or are not executable;
  * - with `--node ID`, checked on that node: its interface (and VIP interface overrides) must
  *   exist here, and its address must be configured on one of this machine's interfaces.
@@ -92,7 +93,41 @@ export function deepCheck(config: ClusterConfig, options: DeepCheckOptions = {})
     }
   }
 
-  const storage = config.storage as { clients?: unknown } | undefined;
+  const storage = config.storage as { clients?: unknown; tls?: unknown } | undefined;
+  const tls = (storage as { tls?: { cert_file?: unknown; key_file?: unknown } } | undefined)?.tls;
+  if (tls !== null && typeof tls === "object") {
+    for (const [field, what] of [
+      ["cert_file", "TLS certificate"],
+      ["key_file", "TLS key"],
+    ] as const) {
+      const file = tls[field];
+      if (typeof file !== "string" || file === "") continue;
+      let mode: number;
+      try {
+        accessSync(file, constants.R_OK);
+        mode = statSync(file).mode;
+      } catch (error) {
+        const reason = (error as NodeJS.ErrnoException).code ?? String(error);
+        errors.push(
+          finding(
+            ["storage", "tls", field],
+            `cannot read the ${what} ${file} (${reason})`,
+            "fix the path or its permissions",
+          ),
+        );
+        continue;
+      }
+      if (field === "key_file" && (mode & 0o077) !== 0) {
+        errors.push(
+          finding(
+            ["storage", "tls", field],
+            `the TLS key ${file} is accessible by group or others (mode ${(mode & 0o777).toString(8).padStart(4, "0")})`,
+            `chmod 600 ${file} (whoever reads it can impersonate the gateway)`,
+          ),
+        );
+      }
+    }
+  }
   if (storage !== null && typeof storage === "object" && Array.isArray(storage.clients)) {
     storage.clients.forEach((entry: unknown, i: number) => {
       const file = (entry as { token_file?: unknown } | null)?.token_file;

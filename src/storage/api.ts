@@ -101,9 +101,16 @@ function credentialOf(
   return found;
 }
 
+/** TLS material of the client API (PEM): when given, it serves HTTPS only. */
+export interface ApiTls {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+}
+
 export function createApi(
   dispatcher: Dispatcher,
   credentials: readonly ClientCredential[],
+  tls?: ApiTls,
 ): FastifyInstance {
   // Idle connections close, but never under a request still waiting (`wait` up to a minute).
   // Provisioning services keep pools of connections open: more per source than the local API.
@@ -112,7 +119,15 @@ export function createApi(
     idleTimeoutMs: waitMsMax + 30_000,
     connectionsPerSource: 256,
   };
-  const app = Fastify({ logger: false, ...limitedServerOptions(limits) });
+  const app = (
+    tls === undefined
+      ? Fastify({ logger: false, ...limitedServerOptions(limits) })
+      : Fastify({
+          logger: false,
+          ...limitedServerOptions(limits),
+          https: { cert: tls.cert, key: tls.key, minVersion: "TLSv1.2" },
+        })
+  ) as FastifyInstance;
   enforceRequestTimeout(app, limits);
   limitConnectionsPerSource(app.server, limits.connectionsPerSource);
   app.setErrorHandler(

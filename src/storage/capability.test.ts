@@ -154,6 +154,31 @@ describe("storage capability", () => {
       "storage.backend.kind",
     ]);
     assert.deepEqual(problems({ vip, clients }), ["storage.backend"]);
+    assert.deepEqual(
+      problems({
+        vip,
+        clients,
+        tls: { cert_file: "/etc/floatip/s.crt", pem: 1 },
+        backend: { kind: "file", dir: "/tmp/v" },
+      }).sort(),
+      ["storage.tls.key_file", "storage.tls.pem"],
+    );
+    assert.deepEqual(
+      parseStorageSection(
+        {
+          vip,
+          clients,
+          tls: { cert_file: "/etc/floatip/s.crt", key_file: "/etc/floatip/s.key" },
+          backend: { kind: "file", dir: "/tmp/v" },
+        },
+        context(),
+      ).tls,
+      {
+        certFile: "/etc/floatip/s.crt",
+        keyFile: "/etc/floatip/s.key",
+        key: "storage.tls.key_file",
+      },
+    );
     // No credential at all: the API would be open, so the section is refused.
     assert.deepEqual(problems({ vip, backend: { kind: "file", dir: "/tmp/v" } }), [
       "storage.clients",

@@ -15,6 +15,8 @@
  *       - { name: monitor, token_file: /etc/floatip/storage-monitor.token, access: read }
  *     listen: vip                client API address: vip (default), any (0.0.0.0), or an address
  *     retention: { max_age: 168h, max_records: 100000 }   final request records kept (defaults)
+ *     tls: { cert_file: /etc/floatip/storage.crt, key_file: /etc/floatip/storage.key }
+ *                                optional: the client API serves HTTPS only (key file 0600)
  *
  * Everything else comes from the agent: node id and cluster key from the context, the journal at
  * `<state_dir>/storage-journal.sqlite`, each peer's replication URL from its `nodes[].address`
@@ -67,6 +69,7 @@ const topKeys = [
   "clients",
   "listen",
   "retention",
+  "tls",
 ];
 const fileKeys = ["kind", "dir", "operation_delay"];
 const rbdKeys = ["kind", "pool", "client_id", "ceph_conf", "timeout"];
@@ -256,6 +259,18 @@ export function parseStorageSection(section: unknown, context: CapabilityContext
       problem("retention.max_records", "must be a whole number >= 1", "e.g. max_records: 100000");
     }
   }
+  let tls: GatewayConfig["tls"];
+  if (o.tls !== undefined) {
+    if (!isObject(o.tls)) {
+      problem("tls", "must be a mapping", "tls: { cert_file: FILE, key_file: FILE }");
+    } else {
+      unknownKeys(o.tls, "tls.", ["cert_file", "key_file"]);
+      const certFile = text(o.tls, "tls.", "cert_file", "/etc/floatip/storage.crt");
+      const keyFile = text(o.tls, "tls.", "key_file", "/etc/floatip/storage.key");
+      if (certFile !== "" && keyFile !== "")
+        tls = { certFile, keyFile, key: "storage.tls.key_file" };
+    }
+  }
   if (problems.length > 0) throw new CapabilityConfigError(context.config.file, problems);
 
   return {
@@ -275,6 +290,7 @@ export function parseStorageSection(section: unknown, context: CapabilityContext
     peerBodyLimitBytes,
     clients,
     retention: { maxAgeMs, maxRecords },
+    ...(tls === undefined ? {} : { tls }),
   };
 }
 
@@ -305,7 +321,7 @@ export const createCapability: CreateCapability = (section, context): Capability
       return {
         running: gateway !== undefined,
         vip,
-        url: `http://${vip}:${config.api.port}`,
+        url: `${config.tls === undefined ? "http" : "https"}://${vip}:${config.api.port}`,
         backend: config.backend.kind,
         serving: gateway?.dispatcher.active ?? false,
         requests: counts.total,

@@ -19,15 +19,18 @@
  *     - { name: provisioner, tokenFile: /etc/floatip/storage-provisioner.token, access: write }
  *     - { name: monitor, tokenFile: /etc/floatip/storage-monitor.token, access: read }
  *   retention: { maxAgeMs: 604800000, maxRecords: 100000 }   final records kept (defaults)
+ *   tls: { certFile: /etc/floatip/storage.crt, keyFile: /etc/floatip/storage.key }
+ *                                 optional: the client API serves HTTPS only (PEM files; the
+ *                                 key file must not be readable by group or others)
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { parse as parseYaml } from "yaml";
 import { listenFreebind } from "../adapters/linux/freebind.ts";
 import { readToken } from "../api/token.ts";
 import { isValidClientName } from "../core/requests/request-record.ts";
 import type { ClusterView } from "../ports/cluster-view.ts";
-import { type ClientCredential, createApi } from "./api.ts";
+import { type ApiTls, type ClientCredential, createApi } from "./api.ts";
 import type { StorageBackend } from "./backends/backend.ts";
 import { FileBackend } from "./backends/file-backend.ts";
 import { RbdBackend } from "./backends/rbd-backend.ts";
@@ -68,6 +71,8 @@ export interface GatewayConfig {
   /** Client credentials of the API; the token of each is read from its file at start. */
   readonly clients: readonly ClientSpec[];
   readonly retention?: Retention;
+  /** PEM certificate (chain) and private key of the client API; absent: plain HTTP. */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly key?: string };
 }
 
 export interface ClientSpec {
@@ -148,6 +153,7 @@ export function parseGatewayConfig(raw: unknown, file: string): GatewayConfig {
     "peerBodyLimitBytes",
     "clients",
     "retention",
+    "tls",
   ];
   for (const key of Object.keys(o)) {
     if (!known.includes(key)) at(key, `unknown key; expected one of ${known.join(", ")}`);
@@ -231,6 +237,17 @@ export function parseGatewayConfig(raw: unknown, file: string): GatewayConfig {
       if (checked.spec) clients.push({ ...checked.spec, key: `clients[${i}].tokenFile` });
     });
   }
+  let tls: GatewayConfig["tls"];
+  if (o.tls !== undefined) {
+    const t = (o.tls ?? {}) as Record<string, unknown>;
+    const certFile = text("tls.certFile", t.certFile, true);
+    const keyFile = text("tls.keyFile", t.keyFile, true);
+    for (const k of Object.keys(t)) {
+      if (k !== "certFile" && k !== "keyFile")
+        at(`tls.${k}`, "unknown key; expected certFile, keyFile");
+    }
+    if (certFile && keyFile) tls = { certFile, keyFile };
+  }
   const r = (o.retention ?? {}) as Record<string, unknown>;
   const retention: Retention = {
     maxAgeMs: int("retention.maxAgeMs", r.maxAgeMs, defaultRetention.maxAgeMs, 1),
@@ -257,6 +274,7 @@ export function parseGatewayConfig(raw: unknown, file: string): GatewayConfig {
     ),
     clients,
     retention,
+    ...(tls === undefined ? {} : { tls }),
   };
   if (problems.length > 0) throw new GatewayConfigError(problems.join("\n"));
   return config;
@@ -288,6 +306,35 @@ export function readClientTokens(clients: readonly ClientSpec[]): ClientCredenti
   }));
 }
 
+/**
+ * Reads the client API's certificate and key (PEM). The key file must not be readable by
+ * group or others (like ssh and every TLS server): whoever reads it can impersonate the
+ * gateway to its clients.
+ */
+export function readTls(tls: NonNullable<GatewayConfig["tls"]>): ApiTls {
+  const keyName = tls.key ?? "tls.keyFile";
+  const read = (file: string, what: string) => {
+    try {
+      return readFileSync(file);
+    } catch (error) {
+      const reason = (error as NodeJS.ErrnoException).code ?? String(error);
+      throw new GatewayConfigError(`cannot read the ${what} ${file} (${reason})`);
+    }
+  };
+  const cert = read(tls.certFile, "TLS certificate");
+  const key = read(tls.keyFile, "TLS key");
+  const mode = statSync(tls.keyFile).mode;
+  if ((mode & 0o077) !== 0) {
+    throw new GatewayConfigError(
+      `the TLS key ${tls.keyFile} (${keyName}) is accessible by group or others (mode ${(mode & 0o777).toString(8).padStart(4, "0")}): chmod 600 ${tls.keyFile}`,
+    );
+  }
+  if (!cert.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new GatewayConfigError(`${tls.certFile} holds no PEM certificate`);
+  }
+  return { cert, key };
+}
+
 export function createBackend(config: BackendConfig): StorageBackend & { init?(): Promise<void> } {
   if (config.kind === "file") {
     return new FileBackend({ dir: config.dir, operationDelayMs: config.operationDelayMs });
@@ -315,6 +362,7 @@ export async function startGateway(
     throw new GatewayConfigError(`${config.keyFile}: the cluster key must be at least 16 bytes`);
   }
   const credentials = readClientTokens(config.clients);
+  const tls = config.tls === undefined ? undefined : readTls(config.tls);
   const backend = createBackend(config.backend);
   await backend.init?.();
   const journal = new Journal(config.journal);
@@ -340,7 +388,7 @@ export async function startGateway(
     },
     config.peerBodyLimitBytes,
   );
-  const api = createApi(dispatcher, credentials);
+  const api = createApi(dispatcher, credentials, tls);
   await peerServer.listen({ host: config.peer.host, port: config.peer.port });
   if (config.api.host === "0.0.0.0" || config.api.host === "::") {
     await api.listen({ host: config.api.host, port: config.api.port });
@@ -354,7 +402,7 @@ export async function startGateway(
   const url = (server: typeof api) => {
     const address = server.server.address() as AddressInfo;
     const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
-    return `http://${host}:${address.port}`;
+    return `${server === api && tls !== undefined ? "https" : "http"}://${host}:${address.port}`;
   };
   return {
     dispatcher,

@@ -86,6 +86,7 @@ traffic: { interval: fast }
     - { name: ok, token_file: ${join(dir, "storage.token")}, access: write }
     - { name: open, token_file: ${join(dir, "open.token")}, access: read }
     - { name: gone, token_file: ${join(dir, "absent.token")}, access: read }
+  tls: { cert_file: ${join(dir, "absent.crt")}, key_file: ${join(dir, "open.token")} }
 `,
     );
     assert.equal(result.code, 1, result.stdout);
@@ -100,5 +101,7 @@ traffic: { interval: fast }
     );
     assert.match(byPath.get("storage.clients[2].token_file")?.message ?? "", /ENOENT/);
     assert.equal(byPath.has("storage.clients[0].token_file"), false, result.stdout);
+    assert.match(byPath.get("storage.tls.cert_file")?.message ?? "", /ENOENT/);
+    assert.match(byPath.get("storage.tls.key_file")?.fix ?? "", /chmod 600/);
   });
 });

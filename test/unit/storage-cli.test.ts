@@ -5,9 +5,9 @@
  * read token cannot change anything, and reads print their result without a record.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -15,6 +15,22 @@ import { type Gateway, parseGatewayConfig, startGateway } from "../../src/storag
 import { StaticClusterView } from "../../src/storage/static-cluster-view.ts";
 
 const main = path.join(import.meta.dirname, "..", "..", "src", "cli", "main.ts");
+
+/** A one-node gateway on loopback (file backend) in `dir`, with `extra` config keys. */
+function loopbackConfig(dir: string, extra: Record<string, unknown>) {
+  return parseGatewayConfig(
+    {
+      node: "a",
+      keyFile: path.join(dir, "cluster.key"),
+      journal: path.join(dir, "a.sqlite"),
+      api: { host: "127.0.0.1", port: 0 },
+      peer: { host: "127.0.0.1", port: 0 },
+      backend: { kind: "file", dir: path.join(dir, "volumes") },
+      ...extra,
+    },
+    "test",
+  );
+}
 
 describe("storage CLI credentials", () => {
   const dir = mkdtempSync(path.join(tmpdir(), "fips-storage-cli-"));
@@ -38,24 +54,15 @@ describe("storage CLI credentials", () => {
     });
 
   before(async () => {
-    writeFileSync(path.join(dir, "key"), randomBytes(32), { mode: 0o600 });
+    writeFileSync(path.join(dir, "cluster.key"), randomBytes(32), { mode: 0o600 });
     writeFileSync(writeFile, `${randomBytes(12).toString("hex")}\n`, { mode: 0o600 });
     writeFileSync(readFile, `${readToken}\n`, { mode: 0o600 });
-    const config = parseGatewayConfig(
-      {
-        node: "a",
-        keyFile: path.join(dir, "key"),
-        journal: path.join(dir, "a.sqlite"),
-        api: { host: "127.0.0.1", port: 0 },
-        peer: { host: "127.0.0.1", port: 0 },
-        backend: { kind: "file", dir: path.join(dir, "volumes") },
-        clients: [
-          { name: "ops", tokenFile: writeFile, access: "write" },
-          { name: "watch", tokenFile: readFile, access: "read" },
-        ],
-      },
-      "test",
-    );
+    const config = loopbackConfig(dir, {
+      clients: [
+        { name: "ops", tokenFile: writeFile, access: "write" },
+        { name: "watch", tokenFile: readFile, access: "read" },
+      ],
+    });
     gateway = await startGateway(config, new StaticClusterView("a"));
   });
   after(async () => {
@@ -109,5 +116,92 @@ describe("storage CLI credentials", () => {
     const missing = await cli(["volume", "ls", "--token-file", path.join(dir, "absent")]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /cannot read the storage token file .*absent \(ENOENT\)/);
+  });
+});
+
+describe("storage client API over TLS", () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "fips-storage-tls-"));
+  const cert = path.join(dir, "gw.crt");
+  const key = path.join(dir, "gw.key");
+  const tokenFile = path.join(dir, "rw.token");
+  let gateway: Gateway | undefined;
+  const config = (keyFile: string) =>
+    loopbackConfig(dir, {
+      clients: [{ name: "ops", tokenFile, access: "write" }],
+      tls: { certFile: cert, keyFile },
+    });
+
+  before(async () => {
+    writeFileSync(path.join(dir, "cluster.key"), randomBytes(32), { mode: 0o600 });
+    writeFileSync(tokenFile, "tls-token\n", { mode: 0o600 });
+    const made = spawnSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        key,
+        "-out",
+        cert,
+        "-days",
+        "2",
+        "-subj",
+        "/CN=floatip-test",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+      ],
+      { encoding: "utf8", timeout: 20_000 },
+    );
+    assert.equal(made.status, 0, made.stderr);
+    chmodSync(key, 0o600);
+    gateway = await startGateway(config(key), new StaticClusterView("a"));
+  });
+  after(async () => {
+    await gateway?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("serves HTTPS only, to a client that trusts its certificate", async () => {
+    const url = gateway!.apiUrl;
+    assert.match(url, /^https:\/\/127\.0\.0\.1:\d+$/);
+    const run = (env: Record<string, string>) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(
+          process.execPath,
+          [main, "volume", "ls", "--url", url, "--token-file", tokenFile],
+          { env: { ...process.env, ...env }, timeout: 30_000 },
+          (error, stdout, stderr) =>
+            resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+        );
+      });
+    const trusted = await run({ NODE_EXTRA_CA_CERTS: cert });
+    assert.equal(trusted.code, 0, trusted.stderr);
+    const untrusted = await run({});
+    assert.notEqual(untrusted.code, 0, "a client that does not trust the certificate fails");
+    assert.match(untrusted.stderr, /not trusted here \(NODE_EXTRA_CA_CERTS=FILE/);
+    // Plain HTTP to the TLS port gets no API answer.
+    const plain = await fetch(`${url.replace("https:", "http:")}/v1/volumes`, {
+      headers: { authorization: "Bearer tls-token" },
+      signal: AbortSignal.timeout(5000),
+    }).then(
+      (r) => r.status,
+      () => "refused",
+    );
+    assert.ok(plain === "refused" || plain === 400, String(plain));
+  });
+
+  it("refuses a TLS key that group or others may read", async () => {
+    const open = path.join(dir, "open.key");
+    writeFileSync(open, readFileSync(key), { mode: 0o644 });
+    chmodSync(open, 0o644);
+    await assert.rejects(
+      startGateway(config(open), new StaticClusterView("b")),
+      /accessible by group or others \(mode 0644\): chmod 600/,
+    );
   });
 });

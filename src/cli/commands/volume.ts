@@ -170,7 +170,15 @@ export async function callApi(
       signal: AbortSignal.timeout((waitSliceSeconds + 20) * 1000),
     });
   } catch (error) {
-    throw new Error(`cannot reach the storage gateway at ${url}: ${(error as Error).message}`);
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    const why = cause?.code ?? cause?.message;
+    const hint =
+      why !== undefined && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(why)
+        ? ": the gateway's certificate is not trusted here (NODE_EXTRA_CA_CERTS=FILE adds its CA)"
+        : "";
+    throw new Error(
+      `cannot reach the storage gateway at ${url}: ${(error as Error).message}${why ? ` (${why})` : ""}${hint}`,
+    );
   }
   const text = await response.text();
   try {
