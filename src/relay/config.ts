@@ -14,6 +14,7 @@
  *                timeout: 300ms, fall: 3, within: 1s, rise: 2 }
  *       connect_timeout: 200ms
  *       idle_timeout: 5m
+ *       request_timeout: 10s     # http: first bytes within this, else 408 (0 = off)
  *       failback: immediate      # immediate | never | "after 10s"
  *       close_on_backend_down: true
  *       close_standby_sessions_on_failback: false
@@ -69,6 +70,8 @@ export interface RelaySpec {
   readonly check: RelayCheck;
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  /** `http` relays: a client's first bytes within this (no backend connection before). */
+  readonly requestTimeoutMs: number;
   readonly failback: RelayFailback;
   readonly closeOnBackendDown: boolean;
   readonly closeStandbySessionsOnFailback: boolean;
@@ -93,6 +96,7 @@ const relayKeys = new Set([
   "check",
   "connect_timeout",
   "idle_timeout",
+  "request_timeout",
   "failback",
   "close_on_backend_down",
   "close_standby_sessions_on_failback",
@@ -123,6 +127,7 @@ const defaults = {
   rise: 2,
   connectTimeoutMs: 200,
   idleTimeoutMs: 300_000,
+  requestTimeoutMs: 10_000,
   maxConnections: 10_000,
   /** One address holding more than this many at once is a flood or a runaway client. */
   maxConnectionsPerSource: 256,
@@ -234,6 +239,13 @@ function parseRelay(
     problems,
     1,
   );
+  const requestTimeoutMs = duration(
+    o.request_timeout,
+    defaults.requestTimeoutMs,
+    `${at}.request_timeout`,
+    problems,
+    0,
+  );
   const failback = parseFailback(o.failback, `${at}.failback`, problems);
   const closeOnBackendDown = bool(
     o.close_on_backend_down,
@@ -276,6 +288,7 @@ function parseRelay(
     check,
     connectTimeoutMs,
     idleTimeoutMs,
+    requestTimeoutMs,
     failback,
     closeOnBackendDown,
     closeStandbySessionsOnFailback,

@@ -191,6 +191,46 @@ describe("userspace proxy data plane (loopback)", () => {
     }
   });
 
+  it("http: a client that sends nothing gets 408 and never costs a backend connection", async () => {
+    let backendConnections = 0;
+    const backend = net.createServer((socket) => {
+      backendConnections += 1;
+      socket.on("error", () => undefined);
+      socket.on("data", () =>
+        socket.end("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"),
+      );
+    });
+    await new Promise<void>((resolve) => backend.listen(0, "127.0.0.1", () => resolve()));
+    try {
+      const p = await plane({
+        protocol: "http",
+        requestTimeoutMs: 300,
+        backends: new Map([["web", { host: "127.0.0.1", port: portOf(backend) }]]),
+      });
+      await p.route(["web"]);
+      const silent = await new Promise<{ text: string; ms: number }>((resolve) => {
+        const started = Date.now();
+        const socket = net.connect({ host: "127.0.0.1", port: p.port() });
+        let text = "";
+        socket.on("data", (d) => (text += d));
+        socket.on("error", () => undefined);
+        socket.on("close", () => resolve({ text, ms: Date.now() - started }));
+      });
+      assert.match(silent.text, /^HTTP\/1\.1 408 /);
+      assert.equal(
+        JSON.parse(silent.text.split("\r\n\r\n")[1] ?? "").error.code,
+        "REQUEST_TIMEOUT",
+      );
+      assert.ok(silent.ms >= 250, `answered after ${silent.ms} ms`);
+      assert.equal(backendConnections, 0, "no backend connection for a silent client");
+      const answer = await request(p.port());
+      assert.match(answer.data, /^HTTP\/1\.1 200 OK/);
+      assert.equal(backendConnections, 1);
+    } finally {
+      backend.close();
+    }
+  });
+
   it("closes an idle session but keeps one that moves data, and counts it down", async () => {
     // Echoes what it receives and never closes on its own.
     const echo = net.createServer((socket) => {

@@ -21,6 +21,11 @@ export interface ProxyOptions {
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly maxConnections: number;
+  /**
+   * `http` relays: how long a client may take to send its first bytes before it gets 408 and
+   * is closed; no backend connection is opened for it until then. 0 = connect at once.
+   */
+  readonly requestTimeoutMs?: number;
   /** Clients from one source address at once (connecting or established); 0 = no limit. */
   readonly maxConnectionsPerSource?: number;
   /** Called for every failed or timed-out connect by real traffic. Must not throw. */
@@ -212,6 +217,24 @@ export class ProxyDataPlane implements RelayDataPlane {
     // Until a backend is connected, the client's bytes wait in its socket buffer.
     client.pause();
     client.on("error", destroyOnError);
+    const waitMs = this.#options.requestTimeoutMs ?? 0;
+    if (this.#options.protocol === "http" && waitMs > 0) {
+      // An HTTP client speaks first: a backend connection waits for its first bytes, so a
+      // client that connects and sends nothing holds no backend connection.
+      const timer = setTimeout(() => this.#answer(client, 408, "REQUEST_TIMEOUT"), waitMs);
+      timer.unref();
+      client.once("readable", () => {
+        clearTimeout(timer);
+        if (client.destroyed) return;
+        if (client.readableLength === 0) {
+          client.destroy(); // closed without a byte
+          return;
+        }
+        void this.#connectFirst(client, this.#candidates);
+      });
+      client.once("close", () => clearTimeout(timer));
+      return;
+    }
     // `route()` replaces the list and never changes it, so the current one can be shared.
     void this.#connectFirst(client, this.#candidates);
   }
@@ -301,18 +324,24 @@ export class ProxyDataPlane implements RelayDataPlane {
       client.resetAndDestroy();
       return;
     }
-    const body = JSON.stringify({
-      error: {
-        code: "NO_BACKEND",
-        message: `relay ${this.#options.relay}: no backend is up`,
-      },
-    });
+    this.#answer(client, 503, "NO_BACKEND");
+  }
+
+  /** An HTTP error answer in the JSON error shape, then the connection closes. */
+  #answer(client: net.Socket, status: 408 | 503, code: "REQUEST_TIMEOUT" | "NO_BACKEND"): void {
+    if (client.destroyed) return;
+    const reason = status === 408 ? "Request Timeout" : "Service Unavailable";
+    const message =
+      status === 408
+        ? `relay ${this.#options.relay}: no request within ${this.#options.requestTimeoutMs} ms`
+        : `relay ${this.#options.relay}: no backend is up`;
+    const body = JSON.stringify({ error: { code, message } });
     // Read and drop the request: closing a socket with unread bytes would send a reset
     // that can overtake the answer.
     client.resume();
     client.on("end", () => client.destroy());
     client.end(
-      "HTTP/1.1 503 Service Unavailable\r\n" +
+      `HTTP/1.1 ${status} ${reason}\r\n` +
         "Content-Type: application/json\r\n" +
         `Content-Length: ${Buffer.byteLength(body)}\r\n` +
         "Connection: close\r\n\r\n" +

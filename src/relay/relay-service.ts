@@ -194,6 +194,7 @@ export class RelayService {
       idleTimeoutMs: spec.idleTimeoutMs,
       maxConnections: spec.maxConnections,
       maxConnectionsPerSource: spec.maxConnectionsPerSource,
+      requestTimeoutMs: spec.requestTimeoutMs,
       onPassiveFailure: (backend) =>
         this.#input({ type: "passive-failure", backend, atMs: performance.now() }),
       log: this.#log,
