@@ -20,6 +20,13 @@ import type { TrafficBucket, WireRow } from "./store.ts";
 
 export const macBytes = 32;
 export const maxFrameBodyBytes = 8 * 1024 * 1024;
+/**
+ * Largest frame before the handshake: a hello is under 200 bytes, so an unauthenticated
+ * peer cannot make the receiver buffer megabytes before its MAC is checked.
+ */
+export const maxHelloFrameBytes = 4096;
+/** Connections one source address may hold on a channel server (a peer needs one or two). */
+export const maxConnectionsPerSource = 16;
 const badMacsBeforeClose = 3;
 
 export type ChannelMessage =
@@ -48,12 +55,17 @@ export interface ChannelStats {
   badMac: number;
   malformed: number;
   framesIn: number;
-  /** Server: authenticated peers that claimed a node id from another node's address. */
+  /**
+   * Server: connections from an address that is no node's (closed before the handshake),
+   * and authenticated peers that claimed a node id from another node's address.
+   */
   wrongAddress: number;
+  /** Server: connections closed at once because their source held too many already. */
+  overLimit: number;
 }
 
 export function newChannelStats(): ChannelStats {
-  return { badMac: 0, malformed: 0, framesIn: 0, wrongAddress: 0 };
+  return { badMac: 0, malformed: 0, framesIn: 0, wrongAddress: 0, overLimit: 0 };
 }
 
 export class ChannelError extends Error {
@@ -82,13 +94,15 @@ export function encodeFrame(key: Buffer, counter: bigint, message: unknown): Buf
 /** Splits a byte stream into (body, mac) frames; throws FRAME_TOO_LARGE on a bad length. */
 export class FrameDecoder {
   private buffer: Buffer = Buffer.alloc(0);
+  /** Largest body accepted; the connection lowers it until the handshake is done. */
+  limit = maxFrameBodyBytes;
 
   push(chunk: Buffer): { body: Buffer; mac: Buffer }[] {
     this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
     const frames: { body: Buffer; mac: Buffer }[] = [];
     while (this.buffer.length >= 4) {
       const length = this.buffer.readUInt32BE(0);
-      if (length > maxFrameBodyBytes) throw new ChannelError("FRAME_TOO_LARGE", "frame too large");
+      if (length > this.limit) throw new ChannelError("FRAME_TOO_LARGE", "frame too large");
       const total = 4 + length + macBytes;
       if (this.buffer.length < total) break;
       frames.push({
@@ -150,6 +164,7 @@ export class ChannelConnection {
     this.stats = stats;
     this.sendKey = clusterKey;
     this.receiveKey = clusterKey;
+    this.decoder.limit = maxHelloFrameBytes;
     socket.setNoDelay(true);
     socket.on("data", (chunk: Buffer) => this.receive(chunk));
     socket.on("error", (error) => this.fail(error));
@@ -250,6 +265,7 @@ export class ChannelConnection {
         this.receiveKey = this.role === "client" ? s2c : c2s;
         this.sendCounter = 1n;
         this.receiveCounter = 1n;
+        this.decoder.limit = maxFrameBodyBytes;
         this.peerId = m.node;
         resolve(m.node);
       };
@@ -370,8 +386,29 @@ export class ChannelServer {
      * holding the cluster key cannot speak for another node. Absent: any address.
      */
     readonly addressesOf?: (peerId: string) => readonly string[] | undefined;
+    /** Whether a source address is any configured node's; others are closed unheard. */
+    readonly isNodeAddress?: (address: string) => boolean;
   }) {
+    const perSource = new Map<string, number>();
     this.server = createServer((socket) => {
+      const source = (socket.remoteAddress ?? "").replace(/^::ffff:/, "");
+      if (options.isNodeAddress !== undefined && !options.isNodeAddress(source)) {
+        this.stats.wrongAddress += 1;
+        socket.destroy();
+        return;
+      }
+      const open = perSource.get(source) ?? 0;
+      if (open >= maxConnectionsPerSource) {
+        this.stats.overLimit += 1;
+        socket.destroy();
+        return;
+      }
+      perSource.set(source, open + 1);
+      socket.once("close", () => {
+        const left = (perSource.get(source) ?? 1) - 1;
+        if (left > 0) perSource.set(source, left);
+        else perSource.delete(source);
+      });
       const connection = new ChannelConnection(
         socket,
         "server",

@@ -156,6 +156,7 @@ export class TrafficNode implements TrafficQueryService {
       selfId: options.selfId,
       handler: (peer, message) => this.handle(peer, message),
       addressesOf: (peer) => options.nodes.find((n) => n.id === peer)?.ips,
+      isNodeAddress: (address) => options.nodes.some((n) => n.ips.includes(address)),
     });
     if (options.collect !== false) {
       this.collector = new Collector({

@@ -273,4 +273,55 @@ describe("backup channel: a peer speaks only from its own address", () => {
       await server.close();
     }
   });
+
+  it("before the handshake: no frame over 4 KB, no source that is no node, at most 16 connections per source", async () => {
+    const server = new ChannelServer({
+      clusterKey: key,
+      selfId: "srv",
+      handler: () => ({ t: "get-table" }),
+      isNodeAddress: (address) => address === "127.0.0.1",
+    });
+    const port = await server.listen(0, "127.0.0.1");
+    const sockets: ReturnType<typeof connect>[] = [];
+    const raw = async (localAddress = "127.0.0.1") => {
+      const socket = connect({ host: "127.0.0.1", port, localAddress });
+      socket.on("error", () => undefined);
+      sockets.push(socket);
+      await new Promise((resolve) => socket.once("connect", resolve));
+      return socket;
+    };
+    const closes = (socket: ReturnType<typeof connect>) =>
+      new Promise<boolean>((resolve) => {
+        if (socket.destroyed) resolve(true);
+        socket.once("close", () => resolve(true));
+        setTimeout(() => resolve(false), 3000).unref();
+      });
+    try {
+      // An unauthenticated 8 KB "hello": refused on its length, nothing buffered.
+      const big = await raw();
+      const header = Buffer.alloc(4);
+      header.writeUInt32BE(8192);
+      big.write(header);
+      assert.equal(await closes(big), true, "closed on the length of an oversized hello");
+      assert.equal(server.stats.malformed, 1);
+      // From an address that is no node's: closed before a byte is read.
+      const stranger = await raw("127.0.0.3");
+      assert.equal(await closes(stranger), true);
+      assert.equal(server.stats.wrongAddress, 1);
+      // Sixteen connections from one node's address are held; the seventeenth is closed.
+      const held = [];
+      for (let i = 0; i < 16; i += 1) held.push(await raw());
+      await sleep(100);
+      const extra = await raw();
+      assert.equal(await closes(extra), true, "the 17th connection is closed");
+      assert.equal(server.stats.overLimit, 1);
+      assert.ok(
+        held.every((socket) => !socket.destroyed),
+        "the first 16 stay open",
+      );
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await server.close();
+    }
+  });
 });
