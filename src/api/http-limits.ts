@@ -16,6 +16,7 @@
 import type { ServerOptions } from "node:http";
 import type { Server, Socket } from "node:net";
 import type { FastifyInstance, FastifyRequest, FastifyServerOptions } from "fastify";
+import { PerSourceCount } from "../adapters/per-source.ts";
 
 export interface HttpLimits {
   readonly bodyLimitBytes: number;
@@ -161,11 +162,10 @@ export function bodyTooLargeMessage(limitBytes: number): string {
  * cap is answered 503 TOO_MANY_CONNECTIONS and closed. Call before the server listens.
  */
 export function limitConnectionsPerSource(server: Server, max: number): void {
-  const open = new Map<string, number>();
+  const open = new PerSourceCount();
   server.on("connection", (socket: Socket) => {
     const source = socket.remoteAddress ?? "";
-    const count = open.get(source) ?? 0;
-    if (count >= max) {
+    if (!open.tryOpen(source, max)) {
       socket.on("error", () => undefined);
       socket.end(
         errorResponse(
@@ -178,11 +178,6 @@ export function limitConnectionsPerSource(server: Server, max: number): void {
       socket.destroySoon?.();
       return;
     }
-    open.set(source, count + 1);
-    socket.once("close", () => {
-      const left = (open.get(source) ?? 1) - 1;
-      if (left > 0) open.set(source, left);
-      else open.delete(source);
-    });
+    socket.once("close", () => open.close(source));
   });
 }

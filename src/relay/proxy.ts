@@ -9,6 +9,7 @@
  * `503` with a JSON error body.
  */
 import net from "node:net";
+import { PerSourceCount } from "../adapters/per-source.ts";
 import type { Endpoint } from "./config.ts";
 import type { RelayDataPlane, RelayLog } from "./data-plane.ts";
 
@@ -112,8 +113,8 @@ export class ProxyDataPlane implements RelayDataPlane {
   readonly #server: net.Server;
   /** Clients accepted and not yet closed (connecting or established), with their source. */
   readonly #clients = new Map<net.Socket, string>();
-  /** Open clients per source address (only while the source has any). */
-  readonly #perSource = new Map<string, number>();
+  /** Open clients per source address. */
+  readonly #perSource = new PerSourceCount();
   #sourceRejected = 0;
   #sourceLoggedAtMs = Number.NEGATIVE_INFINITY;
   readonly #sessions = new Set<Session>();
@@ -132,10 +133,7 @@ export class ProxyDataPlane implements RelayDataPlane {
     this.#clientClosed = function (this: net.Socket) {
       const source = clients.get(this);
       clients.delete(this);
-      if (source === undefined) return;
-      const left = (perSource.get(source) ?? 1) - 1;
-      if (left > 0) perSource.set(source, left);
-      else perSource.delete(source);
+      if (source !== undefined) perSource.close(source);
     };
     this.#server = net.createServer({ allowHalfOpen: true, noDelay: true }, (client) =>
       this.#accept(client),
@@ -204,14 +202,11 @@ export class ProxyDataPlane implements RelayDataPlane {
       return;
     }
     const source = client.remoteAddress ?? "";
-    const fromSource = this.#perSource.get(source) ?? 0;
-    const perSourceMax = this.#options.maxConnectionsPerSource ?? 0;
-    if (perSourceMax > 0 && fromSource >= perSourceMax) {
+    if (!this.#perSource.tryOpen(source, this.#options.maxConnectionsPerSource ?? 0)) {
       this.#noteSourceLimit(source);
       client.resetAndDestroy();
       return;
     }
-    this.#perSource.set(source, fromSource + 1);
     this.#clients.set(client, source);
     client.on("close", this.#clientClosed);
     // Until a backend is connected, the client's bytes wait in its socket buffer.
@@ -352,7 +347,7 @@ export class ProxyDataPlane implements RelayDataPlane {
 
   /** Open client connections from `source` (for tests and status). */
   connectionsFrom(source: string): number {
-    return this.#perSource.get(source) ?? 0;
+    return this.#perSource.of(source);
   }
 
   #noteSourceLimit(source: string): void {

@@ -13,8 +13,10 @@
  *
  * Requests are answered strictly in order, one reply each, so a client may pipeline.
  */
+
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { connect, createServer, type Server, type Socket } from "node:net";
+import { PerSourceCount } from "../adapters/per-source.ts";
 import type { IndexTable } from "../core/traffic/index-table.ts";
 import type { TrafficBucket, WireRow } from "./store.ts";
 
@@ -389,7 +391,7 @@ export class ChannelServer {
     /** Whether a source address is any configured node's; others are closed unheard. */
     readonly isNodeAddress?: (address: string) => boolean;
   }) {
-    const perSource = new Map<string, number>();
+    const perSource = new PerSourceCount();
     this.server = createServer((socket) => {
       const source = (socket.remoteAddress ?? "").replace(/^::ffff:/, "");
       if (options.isNodeAddress !== undefined && !options.isNodeAddress(source)) {
@@ -397,18 +399,12 @@ export class ChannelServer {
         socket.destroy();
         return;
       }
-      const open = perSource.get(source) ?? 0;
-      if (open >= maxConnectionsPerSource) {
+      if (!perSource.tryOpen(source, maxConnectionsPerSource)) {
         this.stats.overLimit += 1;
         socket.destroy();
         return;
       }
-      perSource.set(source, open + 1);
-      socket.once("close", () => {
-        const left = (perSource.get(source) ?? 1) - 1;
-        if (left > 0) perSource.set(source, left);
-        else perSource.delete(source);
-      });
+      socket.once("close", () => perSource.close(source));
       const connection = new ChannelConnection(
         socket,
         "server",
