@@ -39,6 +39,8 @@ const relayYaml = `relays:
     standby: [${standby}]
     check: { kind: tcp, interval: 100ms, timeout: 200ms, fall: 2, within: 1s, rise: 2 }
     connect_timeout: 200ms
+    request_timeout: 1s
+    max_connections_per_source: 8
 `;
 
 const backendScript = `require("node:http").createServer((q, s) => s.end(process.argv[1])).listen(8081, "0.0.0.0")`;
@@ -136,6 +138,47 @@ describe("relay inside the agent", { skip: skipUnlessRoot(), concurrency: 1 }, (
       assert.equal(other[0]?.running, false, `${id} runs the relay without holding ${vip}`);
       assert.equal(other[0]?.placement, "vip-holder");
     }
+  });
+
+  it("answers a silent client 408 and resets a ninth connection from one host", async () => {
+    const c = cluster!;
+    // Eight connections that send nothing, then a ninth at once: each reports what it got.
+    const script = `
+      const net = require("node:net");
+      const [host, port] = process.argv.slice(1);
+      const one = () => new Promise((resolve) => {
+        const s = net.connect(Number(port), host), t0 = Date.now();
+        let text = "";
+        s.on("data", (d) => (text += d));
+        s.on("error", (e) => resolve({ error: e.code, ms: Date.now() - t0 }));
+        s.on("close", () => resolve({ status: Number(/^HTTP\\/1\\.1 (\\d+)/.exec(text)?.[1] ?? 0), ms: Date.now() - t0 }));
+        setTimeout(() => { s.destroy(); resolve({ status: -1, ms: Date.now() - t0 }); }, 8000).unref();
+      });
+      (async () => {
+        const silent = Array.from({ length: 8 }, one);
+        await new Promise((r) => setTimeout(r, 300));
+        const ninth = await one();
+        console.log(JSON.stringify({ silent: await Promise.all(silent), ninth }));
+      })();
+    `;
+    const result = await c.topology.exec(
+      "client",
+      process.execPath,
+      ["-e", script, vip, "9000"],
+      20_000,
+    );
+    const report = JSON.parse(result.stdout) as {
+      silent: { status?: number; error?: string; ms: number }[];
+      ninth: { status?: number; error?: string; ms: number };
+    };
+    assert.ok(
+      report.silent.every((r) => r.status === 408 && r.ms >= 900 && r.ms < 5000),
+      `every silent client gets 408 after about a second: ${result.stdout}`,
+    );
+    assert.ok(
+      report.ninth.error === "ECONNRESET" || (report.ninth.status === 0 && report.ninth.ms < 1000),
+      `the ninth connection from one host is reset: ${result.stdout}`,
+    );
   });
 
   it("answers from the standby with no client error once the primary is dead", async () => {

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { execFile, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -116,6 +117,40 @@ describe("storage CLI credentials", () => {
     const missing = await cli(["volume", "ls", "--token-file", path.join(dir, "absent")]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /cannot read the storage token file .*absent \(ENOENT\)/);
+  });
+  it("on a real socket: 401 before a body is read, 413 for a body over 1 MiB", async () => {
+    const { port } = new URL(gateway!.apiUrl);
+    const raw = (request: string | Buffer) =>
+      new Promise<{ text: string; ms: number }>((resolve) => {
+        const started = Date.now();
+        const socket = connect({ host: "127.0.0.1", port: Number(port) });
+        let text = "";
+        socket.on("data", (d) => (text += d));
+        socket.on("error", () => undefined);
+        socket.on("close", () => resolve({ text, ms: Date.now() - started }));
+        socket.on("connect", () => socket.write(request));
+        setTimeout(() => socket.destroy(), 100_000).unref();
+      });
+    const head = (token: string | undefined, length: number) =>
+      [
+        "POST /v1/volumes HTTP/1.1",
+        "Host: x",
+        "Content-Type: application/json",
+        `Content-Length: ${length}`,
+        ...(token ? [`Authorization: Bearer ${token}`] : []),
+        "Connection: close",
+        "",
+        "",
+      ].join("\r\n");
+    // 2 MiB announced, nothing of it sent: refused on the headers alone.
+    const anonymous = await raw(head(undefined, 2 * 1024 * 1024));
+    assert.match(anonymous.text, /^HTTP\/1\.1 401 /);
+    assert.match(anonymous.text, /"code":"UNAUTHENTICATED"/);
+    const token = readFileSync(writeFile, "utf8").trim();
+    const body = Buffer.alloc(2 * 1024 * 1024, 0x20);
+    const tooLarge = await raw(Buffer.concat([Buffer.from(head(token, body.length)), body]));
+    assert.match(tooLarge.text, /^HTTP\/1\.1 413 /);
+    assert.match(tooLarge.text, /"code":"PAYLOAD_TOO_LARGE"/);
   });
 });
 
