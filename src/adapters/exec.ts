@@ -44,6 +44,8 @@ export interface ExecOptions {
   /** Exit codes that count as success (default: 0 only). */
   readonly okExitCodes?: readonly number[];
   readonly env?: NodeJS.ProcessEnv;
+  /** Working directory (default: this process's). */
+  readonly cwd?: string;
   /**
    * The command is killed (SIGKILL) the moment this process dies, whatever killed it
    * (`setpriv --pdeathsig`): for work done on behalf of a VIP this node may stop holding,
@@ -76,6 +78,7 @@ export function run(
       stdio: ["pipe", "pipe", "pipe"],
       detached: true,
       env: options.env ?? process.env,
+      ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     });
     let stdout = "";
     let stderr = "";

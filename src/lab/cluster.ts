@@ -35,6 +35,8 @@ export interface ClusterOptions {
   readonly startAgents?: boolean;
   /** Extra environment for a node's agent (and its supervisor), e.g. a preloaded library. */
   readonly agentEnv?: (id: string) => Readonly<Record<string, string>> | undefined;
+  /** The CLI script to run (default: this checkout's build), e.g. an installed package's. */
+  readonly main?: string;
 }
 
 export interface LiveCluster {
@@ -73,7 +75,7 @@ export async function startCluster(options: ClusterOptions): Promise<LiveCluster
   const count = options.nodes ?? 3;
   const ids = Array.from({ length: count }, (_, i) => `n${i + 1}`);
   // The compiled agent, as it ships (built now if a source changed since the last build).
-  const main = await ensureBuilt();
+  const main = options.main ?? (await ensureBuilt());
   const topology = await createTopology({ prefix: options.prefix, hosts: [...ids, "client"] });
   const dir = mkdtempSync(join(tmpdir(), `${options.prefix}-`));
   const subnet = topology.subnet;

@@ -241,7 +241,37 @@ describe("storage gateway inside the agent", { skip: skipUnlessRoot() }, () => {
       codes.every((code) => code === "200"),
       reads.stdout.slice(0, 200),
     );
+    // The finding as it was: 2,000 GETs without a token (they used to write 2,001 records).
+    const anonymous = await c.topology.exec(
+      "client",
+      "curl",
+      [
+        "-s",
+        "-m",
+        "120",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}\\n",
+        `${url}/v1/volumes?n=[1-2000]`,
+      ],
+      130_000,
+    );
+    const refused = anonymous.stdout.trim().split("\n");
+    assert.equal(refused.length, 2000);
+    assert.ok(
+      refused.every((code) => code === "401"),
+      anonymous.stdout.slice(0, 200),
+    );
     assert.deepEqual(await records(), before, "reads journal nothing on any node");
+    // Records are the submitting client's: the read-only client sees none of them.
+    const seen = await c.topology.exec(
+      "client",
+      "curl",
+      ["-s", "-m", "5", "-H", `Authorization: Bearer ${readToken}`, `${url}/v1/requests?limit=500`],
+      10_000,
+    );
+    assert.deepEqual(JSON.parse(seen.stdout), { requests: [] });
     assert.ok(
       before.every((n) => typeof n === "number" && n > 0),
       JSON.stringify(before),
