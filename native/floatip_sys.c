@@ -50,6 +50,7 @@
 #include <netinet/in.h>
 #include <sched.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
@@ -491,6 +493,40 @@ static napi_value js_listen_freebind(napi_env env, napi_callback_info info) {
   }
   napi_value result;
   SYS_NAPI_CALL(env, napi_create_int32(env, fd, &result));
+  return result;
+}
+
+/*
+ * sdNotify(socketPath, text) -> bytes sent: one datagram to systemd's notification socket
+ * ($NOTIFY_SOCKET: a path, or an abstract name written with a leading '@'), as
+ * sd_notify(3) sends it. Throws with the errno on failure.
+ */
+static napi_value js_sd_notify(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value args[2];
+  char path[sizeof(((struct sockaddr_un*)0)->sun_path) + 1];
+  char text[4096];
+  SYS_NAPI_CALL(env, napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  if (argc < 2 || arg_string(env, args[0], path, sizeof path) != 0 ||
+      arg_string(env, args[1], text, sizeof text) != 0)
+    return throw_invalid_arg(env, "sdNotify(socketPath, text): both must be non-empty strings");
+  struct sockaddr_un address;
+  memset(&address, 0, sizeof address);
+  address.sun_family = AF_UNIX;
+  size_t length = strlen(path);
+  if (length >= sizeof address.sun_path)
+    return throw_invalid_arg(env, "sdNotify: socket path too long");
+  memcpy(address.sun_path, path, length);
+  if (path[0] == '@') address.sun_path[0] = '\0';
+  socklen_t size = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + length);
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, errno, "socket", path);
+  ssize_t sent = sendto(fd, text, strlen(text), MSG_NOSIGNAL, (struct sockaddr*)&address, size);
+  int err = errno;
+  close(fd);
+  if (sent < 0) return throw_errno(env, err, "sendto", path);
+  napi_value result;
+  SYS_NAPI_CALL(env, napi_create_int32(env, (int32_t)sent, &result));
   return result;
 }
 
@@ -1258,6 +1294,7 @@ napi_status floatip_sys_init(napi_env env, napi_value exports) {
       {"execProgram", NULL, js_exec_program, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lockExclusive", NULL, js_lock_exclusive, NULL, NULL, NULL, napi_enumerable, NULL},
       {"listenFreebind", NULL, js_listen_freebind, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sdNotify", NULL, js_sd_notify, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lockMappedFiles", NULL, js_lock_mapped_files, NULL, NULL, NULL, napi_enumerable, NULL},
       {"currentScheduling", NULL, js_current_scheduling, NULL, NULL, NULL, napi_enumerable, NULL},
       {"listAddresses", NULL, js_list_addresses, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -32,6 +32,7 @@ import {
 } from "../adapters/linux/address.ts";
 import { announceBurst, probeOccupiedMany } from "../adapters/linux/arp.ts";
 import { listAddressesNetlink, renewAddressLifetime } from "../adapters/linux/netlink.ts";
+import { SystemdNotifier } from "../adapters/linux/sd-notify.ts";
 import { inheritedStateLock, lockNodeState } from "../adapters/linux/state-lock.ts";
 import { supervisorVipsEnv, writeVipManifest } from "../adapters/linux/supervisor.ts";
 import { loadClusterKey } from "../cluster/key.ts";
@@ -90,6 +91,11 @@ export class Agent implements AgentHandle, ClusterView {
   #stallsUnlogged = 0;
   #renewTimer: NodeJS.Timeout | undefined;
   #refreshTimer: NodeJS.Timeout | undefined;
+  /** systemd notification (Type=notify): readiness, status lines, watchdog, stopping. */
+  readonly #systemd = new SystemdNotifier(process.env, (message) => this.#log.log("warn", message));
+  #systemdTimers: NodeJS.Timeout[] = [];
+  #systemdReady = false;
+  #systemdStatus = "";
   /** Effects collected during one turn of the event loop, performed together (see #flush). */
   #pending: {
     addresses: { vip: number; op: "add" | "del" }[];
@@ -212,6 +218,7 @@ export class Agent implements AgentHandle, ClusterView {
     const refreshMs = this.#config.timers.garpRefreshMs;
     if (refreshMs > 0)
       this.#refreshTimer = setInterval(() => void this.#refreshAnnouncements(), refreshMs);
+    this.#startSystemdNotify();
     this.#log.log("info", "agent started", {
       node: this.nodeId,
       cluster: this.#config.cluster,
@@ -225,6 +232,7 @@ export class Agent implements AgentHandle, ClusterView {
   async shutdown(graceMs = 3000): Promise<void> {
     if (this.#stopped) return;
     this.#log.log("info", "shutting down: handing VIPs over");
+    this.#systemd.stopping("shutting down: handing VIPs over");
     if (this.#config.notify?.style === "keepalived") {
       this.#keepalivedQuiet = true;
       this.#notifyKeepalived(this.#allVips, "STOP");
@@ -244,6 +252,7 @@ export class Agent implements AgentHandle, ClusterView {
     clearTimeout(this.#wakeTimer);
     clearInterval(this.#renewTimer);
     clearInterval(this.#refreshTimer);
+    for (const timer of this.#systemdTimers) clearInterval(timer);
     await this.#checks.stop();
     await this.#transport.close();
     await this.#addressBatch;
@@ -253,6 +262,48 @@ export class Agent implements AgentHandle, ClusterView {
     if (this.#lockFd !== undefined) closeSync(this.#lockFd);
     this.#lockFd = undefined;
     this.#log.log("info", "agent stopped");
+  }
+
+  /**
+   * Under systemd (NOTIFY_SOCKET): WATCHDOG=1 from this loop every half WatchdogSec, so a
+   * stalled control plane is restarted; READY=1 once a coordinator is known and this node
+   * hears a majority, or after 10 election timeouts without (it runs, and says so in
+   * STATUS); a STATUS line (role, term, coordinator, VIPs held) whenever it changes,
+   * checked once a second.
+   */
+  #startSystemdNotify(): void {
+    if (!this.#systemd.enabled) return;
+    const every = this.#systemd.watchdogEveryMs;
+    if (every !== undefined) {
+      this.#systemd.watchdog();
+      this.#systemdTimers.push(setInterval(() => this.#systemd.watchdog(), every));
+    }
+    const readyByMs = monotonicMs() + 10 * this.#config.timers.electionTimeoutMs;
+    const check = () => {
+      const status = this.#core.status(monotonicMs(), { explain: false });
+      const held = this.current().held.size;
+      const line = `${status.role}, term ${status.term}, coordinator ${status.coordinator ?? "none"}, ${status.quorum ? "quorum" : "NO QUORUM"}, holding ${held} of ${this.#config.vips.length} VIPs`;
+      if (
+        !this.#systemdReady &&
+        ((status.coordinator !== undefined && status.quorum) || monotonicMs() >= readyByMs)
+      ) {
+        this.#systemdReady = true;
+        this.#systemdStatus = line;
+        this.#systemd.ready(line);
+        return;
+      }
+      if (this.#systemdReady && line !== this.#systemdStatus) {
+        this.#systemdStatus = line;
+        this.#systemd.status(line);
+      }
+    };
+    this.#systemdTimers.push(setInterval(check, 1000));
+    // Readiness as soon as it is true, not on the next whole second; then this one stops.
+    const soon = setInterval(() => {
+      check();
+      if (this.#systemdReady) clearInterval(soon);
+    }, this.#config.timers.heartbeatIntervalMs);
+    this.#systemdTimers.push(soon);
   }
 
   // ---------------------------------------------------------------- AgentHandle
