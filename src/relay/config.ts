@@ -19,7 +19,7 @@
  *       close_on_backend_down: true
  *       close_standby_sessions_on_failback: false
  *       max_connections: 10000
- *       max_connections_per_source: 256   # proxy mode; 0 = no per-source limit
+ *       max_connections_per_source: 256   # 0 = no per-source limit (nat: counted by the kernel)
  *       nat_masquerade: true     # nat mode: source-NAT forwarded connections to the relay
  *
  * In `nat` mode the kernel forwards packets and cannot write an HTTP answer, so with no
@@ -76,7 +76,7 @@ export interface RelaySpec {
   readonly closeOnBackendDown: boolean;
   readonly closeStandbySessionsOnFailback: boolean;
   readonly maxConnections: number;
-  /** Proxy mode: open connections from one client address at once (0: unlimited). */
+  /** Open connections from one client address at once (0: unlimited); both modes. */
   readonly maxConnectionsPerSource: number;
   readonly natMasquerade: boolean;
 }

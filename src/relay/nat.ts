@@ -15,6 +15,11 @@
  * conntrack entry. `closeConnections()` deletes the entries of one backend, so the next packet
  * of such a connection is answered with a reset instead of hanging on a dead server.
  *
+ * Per source: with `max_connections_per_source` > 0 the relay gets a base chain of its own at
+ * prerouting (before DNAT) whose rule counts each client address's connections to the listen
+ * address in the kernel (`ct count`, a dynamic set of its own) and answers a new connection
+ * beyond the limit with a TCP reset.
+ *
  * Topology: the relay host forwards, so `net.ipv4.ip_forward` must be 1 (checked at start,
  * never changed behind the operator's back). When backends would answer clients directly (same
  * subnet, or their default route does not go through the relay), `nat_masquerade` rewrites the
@@ -44,6 +49,8 @@ export interface NatOptions {
   readonly log: RelayLog;
   /** Deadline of each `nft` / `conntrack` call (default 5 s). */
   readonly commandTimeoutMs?: number;
+  /** Open connections one client address may hold through this relay (0: no limit). */
+  readonly maxConnectionsPerSource?: number;
 }
 
 const table = "floatip_relay";
@@ -89,6 +96,24 @@ export class NatDataPlane implements RelayDataPlane {
     this.#options = options;
     this.#timeoutMs = options.commandTimeoutMs ?? 5000;
     this.#key = `${options.listen.host} . ${options.listen.port}`;
+    // nft names: letters, digits, '_'; one per listen address and port.
+    this.#limitName = `limit_${options.listen.host.replaceAll(".", "_")}_${options.listen.port}`;
+  }
+
+  readonly #limitName: string;
+
+  /** The per-source limit's set and base chain (empty without a limit). */
+  #limitScript(): string {
+    const max = this.#options.maxConnectionsPerSource ?? 0;
+    if (max <= 0) return "";
+    const { host, port } = this.#options.listen;
+    const name = this.#limitName;
+    return [
+      `add set ip ${table} ${name} { type ipv4_addr; flags dynamic; size 65535; }`,
+      `add chain ip ${table} ${name} { type filter hook prerouting priority -150; policy accept; }`,
+      `add rule ip ${table} ${name} ip daddr ${host} tcp dport ${port} ct state new add @${name} { ip saddr ct count over ${max} } counter reject with tcp reset`,
+      "",
+    ].join("\n");
   }
 
   async start(): Promise<void> {
@@ -107,6 +132,8 @@ export class NatDataPlane implements RelayDataPlane {
     if (this.#options.masquerade) {
       await this.#nft(`add element ip ${table} masq_listens { ${this.#key} }\n`);
     }
+    const limit = this.#limitScript();
+    if (limit !== "") await this.#nft(limit);
   }
 
   async route(candidates: readonly string[]): Promise<void> {
@@ -169,6 +196,10 @@ export class NatDataPlane implements RelayDataPlane {
       const removal = [this.#removeCurrent()];
       if (this.#options.masquerade)
         removal.push(`delete element ip ${table} masq_listens { ${this.#key} }`);
+      if ((this.#options.maxConnectionsPerSource ?? 0) > 0) {
+        removal.push(`delete chain ip ${table} ${this.#limitName}`);
+        removal.push(`delete set ip ${table} ${this.#limitName}`);
+      }
       await this.#nft(`${removal.filter((l) => l !== "").join("\n")}\n`);
     } finally {
       this.#current = { kind: "none" };

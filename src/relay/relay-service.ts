@@ -182,6 +182,7 @@ export class RelayService {
         listen: spec.listen,
         backends: this.#endpoints,
         masquerade: spec.natMasquerade,
+        maxConnectionsPerSource: spec.maxConnectionsPerSource,
         log: this.#log,
       });
     }

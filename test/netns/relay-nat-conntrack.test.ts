@@ -141,7 +141,7 @@ describe("relay, nat data plane: conntrack flush of a dead backend", {
     const file = join(dir, "relay.yaml");
     writeFileSync(
       file,
-      `relays:${relay("flushed", 80, 8080, true)}${relay("kept", 81, 8081, false)}\n`,
+      `relays:${relay("flushed", 80, 8080, true)}${relay("kept", 81, 8081, false)}${relay("limited", 82, 8080, false)}\n    max_connections_per_source: 3\n`,
     );
     const child = topology.spawn("relay", node, [
       mainTs,
@@ -170,6 +170,40 @@ describe("relay, nat data plane: conntrack flush of a dead backend", {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("counts each client address's connections in the kernel: the fourth is reset", async () => {
+    // Four connections held open to the relay with a limit of three per source.
+    const code = `
+      const net = require("node:net");
+      const [host, port] = process.argv.slice(1);
+      const open = () => new Promise((resolve) => {
+        const s = net.connect({ host, port: Number(port) });
+        s.on("connect", () => resolve({ socket: s, result: "open" }));
+        s.on("error", (e) => resolve({ socket: s, result: e.code }));
+        setTimeout(() => resolve({ socket: s, result: "timeout" }), 3000).unref();
+      });
+      (async () => {
+        const results = [];
+        for (let i = 0; i < 4; i++) {
+          const r = await open();
+          // An open one must still be open a moment later (a reset may follow the connect).
+          await new Promise((w) => setTimeout(w, 200));
+          results.push(r.result === "open" && r.socket.destroyed ? "closed" : r.result);
+        }
+        console.log(JSON.stringify(results));
+        process.exit(0);
+      })();
+    `;
+    const result = await topology!.exec(
+      "client",
+      node,
+      ["-e", code, address("relay"), "82"],
+      20_000,
+    );
+    const results = JSON.parse(result.stdout) as string[];
+    assert.deepEqual(results.slice(0, 3), ["open", "open", "open"], result.stdout);
+    assert.ok(["ECONNRESET", "ECONNREFUSED", "closed"].includes(results[3]!), result.stdout);
   });
 
   it("resets a client hung on a stopped primary right after the switch, and only with the flush", async () => {
