@@ -69,6 +69,13 @@ export interface TrafficNodeOptions {
    * turns to `failed` (a second signal beside the senders' reports; see `onView`).
    */
   readonly markFailedFromView?: boolean;
+  /**
+   * With `markFailedFromView`: a member counts as failed by the view only after it had been
+   * healthy this long (default 5 s). A node that starts a little after the others is
+   * "failed" in the first views only because nobody heard it yet; it is not marked Failed
+   * for that.
+   */
+  readonly viewFailGraceMs?: number;
   readonly log?: (event: string, fields: Record<string, unknown>) => void;
 }
 
@@ -137,6 +144,8 @@ export class TrafficNode implements TrafficQueryService {
   private port = 0;
   /** Member states of the previous view, to see transitions to `failed`. */
   private memberStates = new Map<string, MemberState>();
+  /** Since when (performance.now()) each member has been healthy in every view. */
+  private healthySince = new Map<string, number>();
   private readonly stopping = new AbortController();
   private readonly ownAddress: string | undefined;
 
@@ -191,6 +200,7 @@ export class TrafficNode implements TrafficQueryService {
     );
     if (this.isCoordinator && !this.table) this.adoptTable(buildIndexTable(this.options.nodes));
     this.memberStates = statesOf(this.options.clusterView.current());
+    this.noteHealthy(this.memberStates);
     this.unsubscribe = this.options.clusterView.subscribe((view) => {
       this.onView(view);
       this.poke();
@@ -228,18 +238,35 @@ export class TrafficNode implements TrafficQueryService {
    */
   private onView(view: ClusterViewSnapshot): void {
     const before = this.memberStates;
+    const healthySince = new Map(this.healthySince);
     this.memberStates = statesOf(view);
+    this.noteHealthy(this.memberStates);
     if (!this.options.markFailedFromView || !this.running || !this.isCoordinator) return;
     let table = this.table;
     if (!table) return;
+    const graceMs = this.options.viewFailGraceMs ?? 5000;
     for (const [id, state] of this.memberStates) {
       if (state !== "failed" || before.get(id) === "failed" || id === this.options.selfId) continue;
+      const since = healthySince.get(id);
+      if (since === undefined || performance.now() - since < graceMs) {
+        // Not heard long enough to have been really up: a late starter, not a failure.
+        this.log("member-failed-too-soon", { id, graceMs });
+        continue;
+      }
       const r = markFailed(table, id);
       if (!r.ok) continue;
       table = r.table;
       this.log("member-failed", { id, version: table.version });
     }
     if (table !== this.table) this.publish(table);
+  }
+
+  private noteHealthy(states: ReadonlyMap<string, MemberState>): void {
+    const now = performance.now();
+    for (const [id, state] of states) {
+      if (state !== "healthy") this.healthySince.delete(id);
+      else if (!this.healthySince.has(id)) this.healthySince.set(id, now);
+    }
   }
 
   /** Wakes the replication loop early (new samples, new table, view change). */

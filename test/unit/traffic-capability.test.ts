@@ -157,6 +157,7 @@ describe("traffic capability with real channels", () => {
     const views = new Map(nodes.map((n) => [n.id, new StaticClusterView(n.id, members, "n1")]));
     const capabilities = new Map<string, Capability>();
     const app = Fastify();
+    const startedAt = performance.now();
     try {
       for (const n of nodes) {
         const stateDir = join(dir, n.id);
@@ -208,7 +209,9 @@ describe("traffic capability with real channels", () => {
       assert.equal(answer.answeredBy, "n2");
       assert.ok(answer.buckets.some((b) => b.iface === "lo" && b.samples > 0));
 
-      // The coordinator's view declares n2 failed: the table says so at once.
+      // The coordinator's view declares n2 failed: the table says so at once (once n2 has
+      // been up longer than the 5 s in which a "failed" is taken for a late start).
+      await sleep(Math.max(0, startedAt + 5200 - performance.now()));
       views.get("n1")!.setMemberState("n2", "failed");
       const marked = (await get("/v1/traffic")) as IndexTable;
       assert.equal(marked.rows.find((r) => r.nodeId === "n2")?.status, "Failed");

@@ -154,6 +154,45 @@ describe("backup channel server", () => {
   });
 });
 
+describe("traffic coordinator and the membership view", () => {
+  it("marks a member Failed only after it had been healthy a while: a late starter is not failed", async () => {
+    const nodes = ["n1", "n2", "n3"].map((id, i) => ({ id, ips: [`127.0.0.${i + 41}`] }));
+    const view = new StaticClusterView(
+      "n1",
+      nodes.map((n) => ({ id: n.id, address: n.ips[0]!, state: "healthy" as const })),
+      "n1",
+    );
+    const coordinator = new TrafficNode({
+      selfId: "n1",
+      nodes,
+      clusterKey: key,
+      dbPath: join(dir, "late-n1.db"),
+      channelPort: 0,
+      listenHost: "127.0.0.41",
+      clusterView: view,
+      collect: false,
+      markFailedFromView: true,
+      viewFailGraceMs: 400,
+    });
+    await coordinator.start();
+    try {
+      const status = (id: string) =>
+        coordinator.currentTable()?.rows.find((r) => r.nodeId === id)?.status;
+      // Not heard yet when the coordinator started: "failed" at once is a late start.
+      view.setMemberState("n3", "failed");
+      await sleep(50);
+      assert.equal(status("n3"), "Normal", "a node failed within the grace is not marked");
+      // Heard for longer than the grace, then failed: that is a failure.
+      view.setMemberState("n3", "healthy");
+      await sleep(500);
+      view.setMemberState("n3", "failed");
+      await waitFor("n3 marked Failed", () => status("n3") === "Failed");
+    } finally {
+      await coordinator.stop();
+    }
+  });
+});
+
 describe("traffic nodes on loopback", () => {
   it("replicate, re-target after a failure and re-sync everything to the new target", async () => {
     const ids = ["n1", "n2", "n3"];
