@@ -104,6 +104,25 @@ export class TrafficStore {
         samples INTEGER NOT NULL, PRIMARY KEY (origin, minute_ms, iface)) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     `);
+    this.startSequence();
+  }
+
+  /**
+   * A new store numbers its own samples from its creation time (1,000 per millisecond of
+   * wall time, far above any sampling rate), not from 1: a node whose database was wiped
+   * then continues above every sequence its backup target already holds, instead of being
+   * skipped until it passes the old highest. (Safe integers last until the year 2255.)
+   */
+  private startSequence(): void {
+    const started = this.statement(
+      "SELECT seq FROM sqlite_sequence WHERE name = 'own_samples'",
+    ).get() as { seq: number } | undefined;
+    if (started !== undefined) return;
+    const empty = this.statement("SELECT count(*) AS n FROM own_samples").get() as { n: number };
+    if (Number(empty.n) > 0) return;
+    this.statement("INSERT INTO sqlite_sequence (name, seq) VALUES ('own_samples', ?)").run(
+      Date.now() * 1000,
+    );
   }
 
   close(): void {

@@ -32,31 +32,55 @@ describe("traffic store", () => {
   it("assigns increasing sequences and reads rows after a position", () => {
     const s = open();
     assert.equal(s.highestSeq("n1"), 0);
-    s.appendOwn([sample(1000, "eth0", 1), sample(1000, "eth1", 2)]);
+    const first = s.appendOwn([sample(1000, "eth0", 1), sample(1000, "eth1", 2)]) - 1;
     const last = s.appendOwn([sample(2000, "eth0", 3)]);
-    assert.equal(last, 3);
-    assert.equal(s.highestSeq("n1"), 3);
-    const rows = s.rowsAfter("n1", 1, 10);
+    assert.equal(last, first + 2);
+    assert.equal(s.highestSeq("n1"), last);
+    const rows = s.rowsAfter("n1", first, 10);
     assert.deepEqual(
       rows.map((r) => r[0]),
-      [2, 3],
+      [first + 1, first + 2],
     );
-    assert.deepEqual(rows[1], [3, 2000, "eth0", 2, 1000, 3, 1, 0, 0, 6, 1, 0, 0]);
+    assert.deepEqual(rows[1], [last, 2000, "eth0", 2, 1000, 3, 1, 0, 0, 6, 1, 0, 0]);
     s.close();
+  });
+
+  it("numbers a new store above every sample of the store it replaces (a wiped node's target takes its samples)", () => {
+    const path = join(dir, `wiped-${n++}.db`);
+    const before = new TrafficStore(path, "n1");
+    before.appendOwn(Array.from({ length: 500 }, (_, i) => sample(1000 + i, "eth0", i)));
+    const target = new TrafficStore(join(dir, `t${n++}.db`), "n2");
+    const old = target.appendReplicated("n1", before.rowsAfter("n1", 0, 1000));
+    before.close();
+    rmSync(path);
+    for (const suffix of ["-wal", "-shm"]) rmSync(`${path}${suffix}`, { force: true });
+    const after = new TrafficStore(path, "n1");
+    after.appendOwn([sample(9000, "eth0", 1), sample(9001, "eth0", 2)]);
+    // The sender resumes from the target's position: everything new lies above it.
+    const fresh = after.rowsAfter("n1", target.highestSeq("n1"), 1000);
+    assert.equal(fresh.length, 2, "the new store's samples are all above the old highest");
+    assert.ok(target.appendReplicated("n1", fresh) > old);
+    assert.equal(
+      target.query({ origin: "n1", fromMs: 9000, toMs: 9002, stepMs: 1000 })[0]?.samples,
+      2,
+    );
+    after.close();
+    target.close();
   });
 
   it("keeps replicated samples per origin, apart from its own, and ignores duplicates", () => {
     const origin = open();
-    origin.appendOwn([
-      sample(1000, "eth0", 10),
-      sample(2000, "eth0", 20),
-      sample(3000, "eth0", 30),
-    ]);
+    const base =
+      origin.appendOwn([
+        sample(1000, "eth0", 10),
+        sample(2000, "eth0", 20),
+        sample(3000, "eth0", 30),
+      ]) - 3;
     const target = new TrafficStore(join(dir, `t${n++}.db`), "n2");
     const rows = origin.rowsAfter("n1", 0, 100);
-    assert.equal(target.appendReplicated("n1", rows.slice(0, 2)), 2);
-    assert.equal(target.appendReplicated("n1", rows), 3);
-    assert.equal(target.highestSeq("n1"), 3);
+    assert.equal(target.appendReplicated("n1", rows.slice(0, 2)), base + 2);
+    assert.equal(target.appendReplicated("n1", rows), base + 3);
+    assert.equal(target.highestSeq("n1"), base + 3);
     assert.equal(target.highestSeq("n2"), 0);
     assert.deepEqual(target.replicatedOrigins(), ["n1"]);
     assert.deepEqual(target.digest("n1"), origin.digest("n1"));
