@@ -13,7 +13,7 @@ if (existsSync(join(root, "src")) && existsSync(join(root, ".git"))) process.exi
 const major = Number(process.versions.node.split(".")[0]);
 if (major < 22) {
   console.error(
-    `floatip needs Node.js 22 or newer to run (this is ${process.version}); the package is installed, but run it with a newer node (FLOATIP_NODE=/path/to/node).`,
+    `floatip needs Node.js 22 or newer to run (this is ${process.version}); the package is installed, but run it with a newer node (FLOATIP_NODEJS=/path/to/node).`,
   );
 }
 const gyp = process.platform === "win32" ? "node-gyp.cmd" : "node-gyp";

@@ -4,28 +4,7 @@
  * status` does not pay for the simulator or the storage gateway.
  */
 
-const commands: Record<string, { file: string; summary: string }> = {
-  agent: {
-    file: "agent.ts",
-    summary: "run the agent of one node: floatip agent --config FILE --node ID",
-  },
-  status: { file: "status.ts", summary: "cluster, term, coordinator, members and VIPs [--json]" },
-  ip: { file: "ip.ts", summary: "ip list [--explain] | ip move VIP NODE [--clear]" },
-  node: { file: "node.ts", summary: "node disable|enable NODE (drain a node or take it back)" },
-  config: { file: "config.ts", summary: "config check FILE (validate without starting)" },
-  sim: {
-    file: "sim.ts",
-    summary: "deterministic fault-injecting simulation: sim --seeds N [--nodes K]",
-  },
-  demo: { file: "demo.ts", summary: "a live three-node cluster in network namespaces (root)" },
-  relay: { file: "relay.ts", summary: "relay list | relay show NAME [--json]" },
-  volume: {
-    file: "volume.ts",
-    summary: "volume create|rm|ls|info|resize|cp|snap … (storage gateway)",
-  },
-  request: { file: "request.ts", summary: "request show ID (storage request record)" },
-  traffic: { file: "traffic.ts", summary: "traffic NODE [--from --to --step --iface] [--json]" },
-};
+import { commands } from "./commands-table.ts";
 
 function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`);

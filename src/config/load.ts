@@ -914,6 +914,9 @@ function readFailback(
   return undefined;
 }
 
+const apiKeys = ["listen", "token_file"];
+const realtimeKeys = ["policy", "priority", "lock_memory", "required"];
+const notifyKeys = ["command", "timeout", "style"];
 const commonCheckKeys = ["name", "kind", "interval", "timeout", "fall", "within", "rise"];
 const checkKinds = {
   link: ["interface"],
@@ -1120,13 +1123,7 @@ function readApi(ctx: Context, raw: unknown): ApiSpec | undefined {
   const obj =
     raw === undefined
       ? {}
-      : mapping(
-          ctx,
-          raw,
-          ["api"],
-          ["listen", "token_file"],
-          `api: { listen: ${defaultApiListen} }`,
-        );
+      : mapping(ctx, raw, ["api"], apiKeys, `api: { listen: ${defaultApiListen} }`);
   if (!obj) return undefined;
   const listen =
     str(ctx, obj, "listen", ["api"], { example: defaultApiListen }) ??
@@ -1156,13 +1153,7 @@ function readRealtime(ctx: Context, raw: unknown): RealtimeSpec | undefined {
   const obj =
     raw === undefined
       ? {}
-      : mapping(
-          ctx,
-          raw,
-          at,
-          ["policy", "priority", "lock_memory", "required"],
-          "realtime: { policy: rr, priority: 10 }",
-        );
+      : mapping(ctx, raw, at, realtimeKeys, "realtime: { policy: rr, priority: 10 }");
   if (!obj) return undefined;
   const policy = oneOf(ctx, obj, "policy", at, ["rr", "fifo", "off"] as const, "rr");
   const priority = int(ctx, obj, "priority", at, { min: 1, max: 99, fallback: 10 });
@@ -1209,7 +1200,7 @@ function readNotify(ctx: Context, raw: unknown): NotifySpec | undefined {
     ctx,
     raw,
     ["notify"],
-    ["command", "timeout", "style"],
+    notifyKeys,
     "notify: { command: /usr/local/bin/floatip-notify }",
   );
   if (!obj) return undefined;
@@ -1275,3 +1266,20 @@ function deepFreeze<T>(value: T): T {
     deepFreeze((value as Record<PropertyKey, unknown>)[key]);
   return Object.freeze(value);
 }
+
+/**
+ * Every key the loader accepts, per section, in the order the reference lists them: the one
+ * source of the key lists above, read by the manual page generator (src/cli/manual.ts) and
+ * checked against its descriptions (src/config/reference.ts) so that they cannot drift.
+ * Capability sections (relays, storage, traffic) are documented by their own modules.
+ */
+export const configSchema: Readonly<Record<string, readonly string[]>> = {
+  "": rootKeys,
+  timers: Object.keys(profiles.lan).map(snake),
+  "nodes[]": nodeKeys,
+  "vips[]": vipKeys,
+  "checks[]": allCheckKeys,
+  api: apiKeys,
+  notify: notifyKeys,
+  realtime: realtimeKeys,
+};

@@ -2,12 +2,13 @@
  * The npm package as an operator installs it: `npm pack` of this checkout (the `prepack`
  * step compiles to dist/), `npm install -g` of the tarball into a temporary prefix (the
  * `install` step builds the native addon with node-gyp; dependencies come from the
- * registry), then the installed `floatip` prints its version, checks a config, and runs a
+ * registry), then the installed `floatip` prints its version, has its manual pages and
+ * completion, checks a config, and runs a
  * one-node cluster in a network namespace whose agent takes its VIP and gives it back on
  * SIGTERM. Nothing of the checkout is used after the install.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -43,6 +44,13 @@ describe("npm package", { skip: skipUnlessRoot() }, () => {
     const floatip = join(prefix, "bin", "floatip");
     const version = await run(floatip, ["--version"], { env, timeoutMs: 30_000 });
     assert.match(version.stdout, /\d+\.\d+\.\d+/);
+
+    // The manual pages come with the package and are linked where man finds them.
+    for (const page of ["man8/floatip.8", "man5/floatip.yaml.5"]) {
+      assert.ok(existsSync(join(prefix, "share", "man", page)), `${page} installed`);
+    }
+    const completion = await run(floatip, ["completion", "bash"], { env, timeoutMs: 30_000 });
+    assert.match(completion.stdout, /complete -F _floatip floatip/);
 
     const installed = join(prefix, "lib", "node_modules", "floatip");
     const config = join(work, "one.yaml");

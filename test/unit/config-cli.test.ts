@@ -278,11 +278,11 @@ describe("floatip config check", () => {
     }
   });
 
-  it("works through the bin/floatip launcher", () => {
+  it("works through the bin/floatip launcher, also from a notify hook (FLOATIP_NODE is a node id there)", () => {
     const result = spawnSync(join(root, "bin/floatip"), ["config", "check", good], {
       encoding: "utf8",
       timeout: 30_000,
-      env: { ...process.env, FLOATIP_NODE: process.execPath },
+      env: { ...process.env, FLOATIP_NODEJS: process.execPath, FLOATIP_NODE: "n1" },
     });
     assert.equal(result.status, 0, result.stderr);
     assert.equal(result.stdout, `${good}: ok (3 nodes, 2 VIPs, profile lan)\n`);
