@@ -37,6 +37,8 @@ export interface ClusterOptions {
   readonly agentEnv?: (id: string) => Readonly<Record<string, string>> | undefined;
   /** The CLI script to run (default: this checkout's build), e.g. an installed package's. */
   readonly main?: string;
+  /** The Node.js that runs it (default: the one running this process). */
+  readonly node?: string;
 }
 
 export interface LiveCluster {
@@ -125,7 +127,7 @@ export async function startCluster(options: ClusterOptions): Promise<LiveCluster
     startAgent(id, config = configPath) {
       const args = [main, "agent", "--config", config, "--node", id];
       if (options.noSupervisor) args.push("--no-supervisor");
-      const child = topology.spawn(id, process.execPath, args, {
+      const child = topology.spawn(id, options.node ?? process.execPath, args, {
         stdio: ["ignore", "pipe", "pipe"],
         env: { ...process.env, FLOATIP_LOG_FORMAT: "human", ...options.agentEnv?.(id) },
       });
@@ -199,7 +201,12 @@ export async function startCluster(options: ClusterOptions): Promise<LiveCluster
     },
     async cli(id, args) {
       try {
-        const result = await topology.exec(id, process.execPath, [main, ...args], 15_000);
+        const result = await topology.exec(
+          id,
+          options.node ?? process.execPath,
+          [main, ...args],
+          15_000,
+        );
         return { code: 0, stdout: result.stdout, stderr: result.stderr };
       } catch (error) {
         const e = error as { exitCode?: number; stdout?: string; stderr?: string };
