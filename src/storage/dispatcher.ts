@@ -343,16 +343,22 @@ export class Dispatcher {
     this.#attemptsHere.set(record.id, (this.#attemptsHere.get(record.id) ?? 0) + 1);
     await this.#push([running]);
     const number = attempt.state.state === "running" ? attempt.state.attempt : 0;
-    const outcome = await perform(this.#o.backend, record.operation);
+    const outcome = await perform(this.#o.backend, record.operation, record.id);
     const observed = new Map<string, ObservedVolume | undefined>();
     for (const name of observationFor(record.operation, attempt.reDrive, outcome)) {
-      observed.set(name, await this.#o.backend.info(name).catch(() => undefined));
+      const info = await this.#o.backend.info(name).catch(() => undefined);
+      const createdBy = await this.#o.backend.creatorOf(name).catch(() => undefined);
+      observed.set(
+        name,
+        info === undefined ? undefined : { ...info, ...(createdBy ? { createdBy } : {}) },
+      );
     }
     const state = resolveOutcome(
       record.operation,
       { node: this.#o.nodeId, attempt: number, reDrive: attempt.reDrive },
       outcome,
       observed,
+      record.id,
     );
     if (state.state === "outcome_unknown") {
       this.#notBeforeMs.set(record.id, performance.now() + this.#o.retryDelayMs);
@@ -370,9 +376,13 @@ export class Dispatcher {
 }
 
 /** Runs one operation against the backend; every failure becomes a coded error value. */
-export async function perform(backend: StorageBackend, operation: Operation): Promise<Outcome> {
+export async function perform(
+  backend: StorageBackend,
+  operation: Operation,
+  requestId?: string,
+): Promise<Outcome> {
   try {
-    return { ok: true, result: await call(backend, operation) };
+    return { ok: true, result: await call(backend, operation, requestId) };
   } catch (error) {
     if (error instanceof StorageError && error.code !== "REQUEST_ID_REUSED") {
       const code =
@@ -387,10 +397,14 @@ export async function perform(backend: StorageBackend, operation: Operation): Pr
   }
 }
 
-async function call(backend: StorageBackend, operation: Operation): Promise<OperationResult> {
+async function call(
+  backend: StorageBackend,
+  operation: Operation,
+  requestId: string | undefined,
+): Promise<OperationResult> {
   switch (operation.op) {
     case "create":
-      return backend.create(operation.name, operation.sizeBytes);
+      return backend.create(operation.name, operation.sizeBytes, requestId);
     case "delete":
       await backend.remove(operation.name);
       return { name: operation.name };
@@ -401,7 +415,7 @@ async function call(backend: StorageBackend, operation: Operation): Promise<Oper
     case "resize":
       return backend.resize(operation.name, operation.sizeBytes);
     case "copy":
-      return backend.copy(operation.name, operation.target);
+      return backend.copy(operation.name, operation.target, requestId);
     case "snap-create":
       return backend.snapCreate(operation.name, operation.snapshot);
     case "snap-list":
@@ -410,6 +424,6 @@ async function call(backend: StorageBackend, operation: Operation): Promise<Oper
       await backend.snapRemove(operation.name, operation.snapshot);
       return { name: operation.name, snapshot: operation.snapshot };
     case "clone":
-      return backend.clone(operation.name, operation.snapshot, operation.target);
+      return backend.clone(operation.name, operation.snapshot, operation.target, requestId);
   }
 }

@@ -95,4 +95,28 @@ export function backendContract(backend: () => StorageBackend, prefix: string): 
     await b.snapRemove(n("v6"), "base");
     await b.remove(n("v6"));
   });
+
+  it("records the request that made a volume with it: create, copy and clone; a loser records nothing", async () => {
+    const b = backend();
+    await b.create(n("v7"), mib, "req-a");
+    assert.equal(await b.creatorOf(n("v7")), "req-a");
+    await rejectsWith(b.create(n("v7"), mib, "req-b"), "EXISTS");
+    assert.equal(await b.creatorOf(n("v7")), "req-a", "the loser did not overwrite it");
+    await b.copy(n("v7"), n("v7c"), "req-c");
+    assert.equal(await b.creatorOf(n("v7c")), "req-c");
+    await b.snapCreate(n("v7"), "s");
+    await b.clone(n("v7"), "s", n("v7k"), "req-k");
+    assert.equal(await b.creatorOf(n("v7k")), "req-k");
+    // Made without a request id (outside a request): nothing recorded; absent: undefined.
+    await b.create(n("v7u"), mib);
+    assert.equal(await b.creatorOf(n("v7u")), undefined);
+    assert.equal(await b.creatorOf(n("nope")), undefined);
+    // Only finished volumes are listed (no partial image under a name of its own).
+    const names = (await b.list()).map((v) => v.name).filter((name) => name.startsWith(n("v7")));
+    assert.deepEqual(names.sort(), [n("v7"), n("v7c"), n("v7k"), n("v7u")].sort());
+    await b.remove(n("v7k"));
+    await b.snapRemove(n("v7"), "s");
+    for (const name of ["v7", "v7c", "v7u"]) await b.remove(n(name));
+    assert.equal(await b.creatorOf(n("v7")), undefined, "the record goes with the volume");
+  });
 }

@@ -69,12 +69,13 @@ describe("idempotent re-drive after the executing node died", () => {
   // NOT_FOUND, and must not apply the effect twice.
   const cases: {
     operation: Operation;
-    prepare: (b: FileBackend) => Promise<void>;
+    /** `id`: the request's id, which its earlier attempt recorded with what it made. */
+    prepare: (b: FileBackend, id: string) => Promise<void>;
     check: (b: FileBackend) => Promise<void>;
   }[] = [
     {
       operation: { op: "create", name: "v", sizeBytes: 2 * mib },
-      prepare: async (b) => void (await b.create("v", 2 * mib)),
+      prepare: async (b, id) => void (await b.create("v", 2 * mib, id)),
       check: async (b) => assert.equal((await b.info("v")).sizeBytes, 2 * mib),
     },
     {
@@ -92,9 +93,9 @@ describe("idempotent re-drive after the executing node died", () => {
     },
     {
       operation: { op: "copy", name: "v", target: "w" },
-      prepare: async (b) => {
+      prepare: async (b, id) => {
         await b.create("v", mib);
-        await b.copy("v", "w");
+        await b.copy("v", "w", id);
       },
       check: async (b) => assert.equal((await b.info("w")).sizeBytes, mib),
     },
@@ -117,10 +118,10 @@ describe("idempotent re-drive after the executing node died", () => {
     },
     {
       operation: { op: "clone", name: "v", snapshot: "s", target: "k" },
-      prepare: async (b) => {
+      prepare: async (b, id) => {
         await b.create("v", mib);
         await b.snapCreate("v", "s");
-        await b.clone("v", "s", "k");
+        await b.clone("v", "s", "k", id);
       },
       check: async (b) => assert.equal((await b.info("k")).parent, "v@s"),
     },
@@ -135,7 +136,7 @@ describe("idempotent re-drive after the executing node died", () => {
     it(`${c.operation.op}: succeeds when the effect is already there`, async () => {
       const { backend, journal, clusterView, dispatcher } = await setup(`redrive-${i}`);
       try {
-        await c.prepare(backend);
+        await c.prepare(backend, `r${i}`);
         const running: RequestRecord = {
           ...createRecord(`r${i}`, c.operation, "a", 1),
           state: { state: "running", node: "a", attempt: 1 },
@@ -151,6 +152,34 @@ describe("idempotent re-drive after the executing node died", () => {
       }
     });
   }
+
+  it("a volume another request made is not this request's effect: its re-drive fails EXISTS", async () => {
+    // Client A's create made v (and A died before recording it); client B's create of v, same
+    // size, was accepted but not run. The new holder re-drives both: A succeeds, B fails.
+    const { backend, journal, clusterView, dispatcher } = await setup("two-clients");
+    try {
+      await backend.create("v", mib, "a-create");
+      for (const [id, at] of [
+        ["a-create", 1],
+        ["b-create", 2],
+      ] as const) {
+        journal.apply({
+          ...createRecord(id, { op: "create", name: "v", sizeBytes: mib }, "a", at),
+          state: { state: "running", node: "a", attempt: 1 },
+        });
+      }
+      clusterView.set(view("b"));
+      const a = await dispatcher.wait("a-create", 10_000);
+      const b = await dispatcher.wait("b-create", 10_000);
+      assert.equal(a?.state.state, "succeeded", JSON.stringify(a?.state));
+      assert.equal(b?.state.state, "failed", JSON.stringify(b?.state));
+      if (b?.state.state === "failed") assert.equal(b.state.error.code, "EXISTS");
+      assert.equal(await backend.creatorOf("v"), "a-create");
+    } finally {
+      await dispatcher.stop();
+      journal.close();
+    }
+  });
 
   it("a first attempt on the accepting node reports EXISTS as a failure", async () => {
     const { backend, journal, clusterView, dispatcher } = await setup("first");

@@ -110,13 +110,18 @@ describe("idempotent re-drive", () => {
     });
   });
 
-  it("create: existing image of the requested size succeeds only on a re-drive", () => {
-    const seen = new Map([["vol", { name: "vol", sizeBytes: 1024 }]]);
-    assert.equal(resolveOutcome(operation, first, fail("EXISTS"), seen).state, "failed");
+  it("create: an existing image succeeds only on a re-drive, and only when this request made it", () => {
+    const mine = new Map([["vol", { name: "vol", sizeBytes: 1024, createdBy: "r-1" }]]);
+    assert.equal(resolveOutcome(operation, first, fail("EXISTS"), mine, "r-1").state, "failed");
     assert.deepEqual(observationFor(operation, true, fail("EXISTS")), ["vol"]);
-    assert.equal(resolveOutcome(operation, again, fail("EXISTS"), seen).state, "succeeded");
-    const other = new Map([["vol", { name: "vol", sizeBytes: 2048 }]]);
-    assert.equal(resolveOutcome(operation, again, fail("EXISTS"), other).state, "failed");
+    const done = resolveOutcome(operation, again, fail("EXISTS"), mine, "r-1");
+    assert.deepEqual(done, { state: "succeeded", result: { name: "vol", sizeBytes: 1024 } });
+    const other = new Map([["vol", { name: "vol", sizeBytes: 2048, createdBy: "r-1" }]]);
+    assert.equal(resolveOutcome(operation, again, fail("EXISTS"), other, "r-1").state, "failed");
+    // Same name and size, another client's request: not this request's effect.
+    assert.equal(resolveOutcome(operation, again, fail("EXISTS"), mine, "r-2").state, "failed");
+    const unmarked = new Map([["vol", { name: "vol", sizeBytes: 1024 }]]);
+    assert.equal(resolveOutcome(operation, again, fail("EXISTS"), unmarked, "r-1").state, "failed");
   });
 
   it("delete and snap-delete: absent means done on a re-drive", () => {
@@ -128,20 +133,22 @@ describe("idempotent re-drive", () => {
     assert.equal(resolveOutcome(sd, again, fail("BUSY")).state, "failed");
   });
 
-  it("snap-create, copy and clone: an existing result means done on a re-drive", () => {
+  it("snap-create, copy and clone: an existing result means done on a re-drive when this request made it", () => {
     const sc: Operation = { op: "snap-create", name: "vol", snapshot: "s" };
     assert.equal(resolveOutcome(sc, again, fail("EXISTS")).state, "succeeded");
     const cp: Operation = { op: "copy", name: "vol", target: "v2" };
     const sizes = new Map([
       ["vol", { name: "vol", sizeBytes: 5 }],
-      ["v2", { name: "v2", sizeBytes: 5 }],
+      ["v2", { name: "v2", sizeBytes: 5, createdBy: "r-1" }],
     ]);
     assert.deepEqual(observationFor(cp, true, fail("EXISTS")), ["v2", "vol"]);
-    assert.equal(resolveOutcome(cp, again, fail("EXISTS"), sizes).state, "succeeded");
+    assert.equal(resolveOutcome(cp, again, fail("EXISTS"), sizes, "r-1").state, "succeeded");
+    assert.equal(resolveOutcome(cp, again, fail("EXISTS"), sizes, "r-9").state, "failed");
     const cl: Operation = { op: "clone", name: "vol", snapshot: "s", target: "v3" };
-    assert.equal(resolveOutcome(cl, again, fail("EXISTS"), new Map()).state, "failed");
-    const v3 = new Map([["v3", { name: "v3", sizeBytes: 5 }]]);
-    assert.equal(resolveOutcome(cl, again, fail("EXISTS"), v3).state, "succeeded");
+    assert.equal(resolveOutcome(cl, again, fail("EXISTS"), new Map(), "r-1").state, "failed");
+    const v3 = new Map([["v3", { name: "v3", sizeBytes: 5, createdBy: "r-1" }]]);
+    assert.equal(resolveOutcome(cl, again, fail("EXISTS"), v3, "r-1").state, "succeeded");
+    assert.equal(resolveOutcome(cl, again, fail("EXISTS"), v3, "r-9").state, "failed");
   });
 
   it("a backend timeout is outcome_unknown, never failed", () => {

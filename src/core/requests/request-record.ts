@@ -247,6 +247,11 @@ export type Outcome =
 export interface ObservedVolume {
   readonly name: string;
   readonly sizeBytes: number;
+  /**
+   * The request whose own effect made this volume, as the backend recorded it with the
+   * volume (undefined: made outside floatip, or by a version that did not record it).
+   */
+  readonly createdBy?: string;
 }
 
 /**
@@ -277,6 +282,8 @@ export function resolveOutcome(
   attempt: { readonly node: string; readonly attempt: number; readonly reDrive: boolean },
   outcome: Outcome,
   observed: ReadonlyMap<string, ObservedVolume | undefined> = new Map(),
+  /** This request's id: a volume found on re-drive is its effect only if it carries it. */
+  requestId?: string,
 ): RequestState {
   if (outcome.ok) return { state: "succeeded", result: outcome.result };
   const code = outcome.error.code;
@@ -298,10 +305,15 @@ export function resolveOutcome(
       return code === "EXISTS"
         ? { state: "succeeded", result: { name: operation.name, snapshot: operation.snapshot } }
         : failed;
+    // A volume that exists is this request's effect only when it carries this request's id:
+    // another client's request may have made a volume of the same name and size.
     case "create": {
       const seen = observed.get(operation.name);
-      return code === "EXISTS" && seen !== undefined && seen.sizeBytes === operation.sizeBytes
-        ? { state: "succeeded", result: seen }
+      return code === "EXISTS" &&
+        seen !== undefined &&
+        seen.sizeBytes === operation.sizeBytes &&
+        madeBy(seen, requestId)
+        ? { state: "succeeded", result: withoutCreator(seen) }
         : failed;
     }
     case "copy": {
@@ -310,14 +322,15 @@ export function resolveOutcome(
       return code === "EXISTS" &&
         target !== undefined &&
         source !== undefined &&
-        target.sizeBytes === source.sizeBytes
-        ? { state: "succeeded", result: target }
+        target.sizeBytes === source.sizeBytes &&
+        madeBy(target, requestId)
+        ? { state: "succeeded", result: withoutCreator(target) }
         : failed;
     }
     case "clone": {
       const target = observed.get(operation.target);
-      return code === "EXISTS" && target !== undefined
-        ? { state: "succeeded", result: target }
+      return code === "EXISTS" && target !== undefined && madeBy(target, requestId)
+        ? { state: "succeeded", result: withoutCreator(target) }
         : failed;
     }
     case "list":
@@ -326,6 +339,16 @@ export function resolveOutcome(
     case "snap-list":
       return failed;
   }
+}
+
+/** Whether `volume` records `requestId` as its maker (never when either is unknown). */
+function madeBy(volume: ObservedVolume, requestId: string | undefined): boolean {
+  return requestId !== undefined && volume.createdBy === requestId;
+}
+
+function withoutCreator(volume: ObservedVolume): ObservedVolume {
+  const { createdBy: _createdBy, ...rest } = volume;
+  return rest;
 }
 
 /**

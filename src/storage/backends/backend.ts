@@ -23,14 +23,20 @@ export interface SnapshotInfo {
 
 export interface StorageBackend {
   readonly kind: string;
-  create(name: string, sizeBytes: number): Promise<VolumeInfo>;
+  /**
+   * create, copy and clone record `requestId` with the new volume, atomically with its
+   * appearance under the final name (a volume that exists under its name carries the id of
+   * the request that made it); `creatorOf` reads it back (undefined: none recorded).
+   */
+  create(name: string, sizeBytes: number, requestId?: string): Promise<VolumeInfo>;
+  creatorOf(name: string): Promise<string | undefined>;
   remove(name: string): Promise<void>;
   list(): Promise<VolumeInfo[]>;
   info(name: string): Promise<VolumeInfo>;
   resize(name: string, sizeBytes: number): Promise<VolumeInfo>;
-  copy(source: string, target: string): Promise<VolumeInfo>;
+  copy(source: string, target: string, requestId?: string): Promise<VolumeInfo>;
   snapCreate(name: string, snapshot: string): Promise<SnapshotInfo>;
   snapList(name: string): Promise<SnapshotInfo[]>;
   snapRemove(name: string, snapshot: string): Promise<void>;
-  clone(name: string, snapshot: string, target: string): Promise<VolumeInfo>;
+  clone(name: string, snapshot: string, target: string, requestId?: string): Promise<VolumeInfo>;
 }

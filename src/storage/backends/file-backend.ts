@@ -46,13 +46,16 @@ export class FileBackend implements StorageBackend {
 
   /** Creates the directory layout; call once before use. */
   async init(): Promise<void> {
-    for (const sub of ["volumes", "snapshots", "tmp"]) {
+    for (const sub of ["volumes", "snapshots", "tmp", "creators"]) {
       await fs.mkdir(path.join(this.#dir, sub), { recursive: true });
     }
   }
 
   #volume(name: string): string {
     return path.join(this.#dir, "volumes", `${name}.img`);
+  }
+  #creatorFile(inode: number | bigint): string {
+    return path.join(this.#dir, "creators", String(inode));
   }
   #parentFile(name: string): string {
     return path.join(this.#dir, "volumes", `${name}.parent`);
@@ -77,14 +80,29 @@ export class FileBackend implements StorageBackend {
     }
   }
 
-  /** Builds a file in tmp/ with `fill`, then links it to `final` atomically (EXISTS if taken). */
-  async #publish(final: string, what: string, fill: (tmp: string) => Promise<void>): Promise<void> {
+  /**
+   * Builds a file in tmp/ with `fill`, then links it to `final` atomically (EXISTS if taken).
+   * With `requestId`, the request is recorded as the file's maker first, under the file's
+   * inode (creators/INODE): the inode the link gives the final name, so a request whose link
+   * lost never overwrites the winner's record.
+   */
+  async #publish(
+    final: string,
+    what: string,
+    fill: (tmp: string) => Promise<void>,
+    requestId?: string,
+  ): Promise<void> {
     const tmp = path.join(this.#dir, "tmp", randomUUID());
     try {
       await fill(tmp);
       const handle = await fs.open(tmp, "r+");
       try {
         await handle.sync();
+        if (requestId !== undefined) {
+          const { ino } = await handle.stat();
+          await fs.writeFile(this.#creatorFile(ino), requestId);
+          await syncDir(path.join(this.#dir, "creators"));
+        }
       } finally {
         await handle.close();
       }
@@ -103,13 +121,28 @@ export class FileBackend implements StorageBackend {
     }
   }
 
-  async create(name: string, sizeBytes: number): Promise<VolumeInfo> {
+  async create(name: string, sizeBytes: number, requestId?: string): Promise<VolumeInfo> {
     await this.#delay();
-    await this.#publish(this.#volume(name), `volume ${name}`, async (tmp) => {
-      await fs.writeFile(tmp, "", { flag: "wx" });
-      await fs.truncate(tmp, sizeBytes);
-    });
+    await this.#publish(
+      this.#volume(name),
+      `volume ${name}`,
+      async (tmp) => {
+        await fs.writeFile(tmp, "", { flag: "wx" });
+        await fs.truncate(tmp, sizeBytes);
+      },
+      requestId,
+    );
     return { name, sizeBytes };
+  }
+
+  async creatorOf(name: string): Promise<string | undefined> {
+    let inode: number;
+    try {
+      inode = (await fs.stat(this.#volume(name))).ino;
+    } catch {
+      return undefined;
+    }
+    return fs.readFile(this.#creatorFile(inode), "utf8").catch(() => undefined);
   }
 
   async remove(name: string): Promise<void> {
@@ -118,6 +151,7 @@ export class FileBackend implements StorageBackend {
     if ((await this.snapList(name)).length > 0) {
       throw new StorageError("BUSY", `volume ${name} has snapshots`);
     }
+    const inode = (await fs.stat(this.#volume(name)).catch(() => undefined))?.ino;
     try {
       await fs.unlink(this.#volume(name));
     } catch (error) {
@@ -127,6 +161,7 @@ export class FileBackend implements StorageBackend {
     }
     await fs.rm(this.#parentFile(name), { force: true });
     await fs.rm(this.#snapDir(name), { recursive: true, force: true });
+    if (inode !== undefined) await fs.rm(this.#creatorFile(inode), { force: true });
   }
 
   async list(): Promise<VolumeInfo[]> {
@@ -158,11 +193,14 @@ export class FileBackend implements StorageBackend {
     return this.info(name);
   }
 
-  async copy(source: string, target: string): Promise<VolumeInfo> {
+  async copy(source: string, target: string, requestId?: string): Promise<VolumeInfo> {
     await this.#delay();
     const sizeBytes = await this.#sizeOf(this.#volume(source), `volume ${source}`);
-    await this.#publish(this.#volume(target), `volume ${target}`, (tmp) =>
-      sparseCopy(this.#volume(source), tmp, sizeBytes),
+    await this.#publish(
+      this.#volume(target),
+      `volume ${target}`,
+      (tmp) => sparseCopy(this.#volume(source), tmp, sizeBytes),
+      requestId,
     );
     return { name: target, sizeBytes };
   }
@@ -227,7 +265,12 @@ export class FileBackend implements StorageBackend {
     return false;
   }
 
-  async clone(name: string, snapshot: string, target: string): Promise<VolumeInfo> {
+  async clone(
+    name: string,
+    snapshot: string,
+    target: string,
+    requestId?: string,
+  ): Promise<VolumeInfo> {
     await this.#delay();
     const source = this.#snap(name, snapshot);
     const sizeBytes = await this.#sizeOf(source, `snapshot ${name}@${snapshot}`);
@@ -243,8 +286,11 @@ export class FileBackend implements StorageBackend {
         cause: error,
       });
     });
-    await this.#publish(this.#volume(target), `volume ${target}`, (tmp) =>
-      sparseCopy(source, tmp, sizeBytes),
+    await this.#publish(
+      this.#volume(target),
+      `volume ${target}`,
+      (tmp) => sparseCopy(source, tmp, sizeBytes),
+      requestId,
     );
     return { name: target, sizeBytes, parent };
   }

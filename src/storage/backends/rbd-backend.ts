@@ -36,6 +36,11 @@ const errnoCodes: Record<number, StorageError["code"]> = {
   39: "BUSY", // ENOTEMPTY: image has snapshots
 };
 
+/** Suffix of an image being made (renamed to its final name when complete). */
+const partialSuffix = ".floatip-partial";
+/** Image metadata key holding the id of the request that made the image. */
+const creatorKey = "floatip.request";
+
 export class RbdBackend implements StorageBackend {
   readonly kind = "rbd";
   readonly #options: RbdBackendOptions;
@@ -78,9 +83,60 @@ export class RbdBackend implements StorageBackend {
     }
   }
 
-  async create(name: string, sizeBytes: number): Promise<VolumeInfo> {
-    await this.#rbd(["create", "--size", `${sizeBytes}B`, this.#spec(name)], `create ${name}`);
+  async create(name: string, sizeBytes: number, requestId?: string): Promise<VolumeInfo> {
+    if (requestId === undefined) {
+      await this.#rbd(["create", "--size", `${sizeBytes}B`, this.#spec(name)], `create ${name}`);
+      return { name, sizeBytes };
+    }
+    await this.#claim(name, requestId, (partial) =>
+      this.#rbd(["create", "--size", `${sizeBytes}B`, this.#spec(partial)], `create ${name}`),
+    );
     return { name, sizeBytes };
+  }
+
+  /**
+   * Makes `name` under a name of its own (`NAME.floatip-partial`), records `requestId` in the
+   * image's metadata (key floatip.request), then renames it to `name`: the rename is the claim,
+   * so an image under its final name always carries the id of the request that made it, and a
+   * request that finds the name taken made nothing (EXISTS). A partial image left by a crash
+   * is incomplete by construction and removed first.
+   */
+  async #claim(
+    name: string,
+    requestId: string | undefined,
+    make: (partial: string) => Promise<unknown>,
+  ): Promise<void> {
+    if (await this.#exists(name)) throw new StorageError("EXISTS", `volume ${name} exists`);
+    const partial = `${name}${partialSuffix}`;
+    await this.remove(partial).catch((error: unknown) => {
+      if (!(error instanceof StorageError && error.code === "NOT_FOUND")) throw error;
+    });
+    await make(partial);
+    if (requestId !== undefined) {
+      await this.#rbd(
+        ["image-meta", "set", this.#spec(partial), creatorKey, requestId],
+        `record the request of ${name}`,
+      );
+    }
+    try {
+      await this.#rbd(["mv", this.#spec(partial), this.#spec(name)], `rename to ${name}`);
+    } catch (error) {
+      await this.remove(partial).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async creatorOf(name: string): Promise<string | undefined> {
+    try {
+      const value = await this.#rbd(
+        ["image-meta", "get", this.#spec(name), creatorKey],
+        `request of ${name}`,
+      );
+      return value.trim() || undefined;
+    } catch (error) {
+      if (error instanceof StorageError && error.code === "NOT_FOUND") return undefined;
+      throw error;
+    }
   }
 
   async remove(name: string): Promise<void> {
@@ -91,7 +147,10 @@ export class RbdBackend implements StorageBackend {
     const rows = await this.#json(["ls", "-l", this.#options.pool], "list");
     if (!Array.isArray(rows)) return [];
     return rows
-      .filter((row: Record<string, unknown>) => row.snapshot === undefined)
+      .filter(
+        (row: Record<string, unknown>) =>
+          row.snapshot === undefined && !String(row.image).endsWith(partialSuffix),
+      )
       .map((row: Record<string, unknown>) => volumeFrom(String(row.image), row));
   }
 
@@ -111,15 +170,10 @@ export class RbdBackend implements StorageBackend {
     return this.info(name);
   }
 
-  async copy(source: string, target: string): Promise<VolumeInfo> {
-    if (await this.#exists(target)) throw new StorageError("EXISTS", `volume ${target} exists`);
-    const partial = `${target}.partial`;
-    // A copy cut off by a crash leaves `partial` behind; it is incomplete by construction.
-    await this.remove(partial).catch((error: unknown) => {
-      if (!(error instanceof StorageError && error.code === "NOT_FOUND")) throw error;
-    });
-    await this.#rbd(["cp", this.#spec(source), this.#spec(partial)], `copy ${source}`);
-    await this.#rbd(["mv", this.#spec(partial), this.#spec(target)], `rename to ${target}`);
+  async copy(source: string, target: string, requestId?: string): Promise<VolumeInfo> {
+    await this.#claim(target, requestId, (partial) =>
+      this.#rbd(["cp", this.#spec(source), this.#spec(partial)], `copy ${source}`),
+    );
     return this.info(target);
   }
 
@@ -161,7 +215,12 @@ export class RbdBackend implements StorageBackend {
     await this.#rbd(["snap", "rm", spec], `remove snapshot ${spec}`);
   }
 
-  async clone(name: string, snapshot: string, target: string): Promise<VolumeInfo> {
+  async clone(
+    name: string,
+    snapshot: string,
+    target: string,
+    requestId?: string,
+  ): Promise<VolumeInfo> {
     const spec = this.#spec(name, snapshot);
     try {
       await this.#rbd(["snap", "protect", spec], `protect ${spec}`);
@@ -169,7 +228,9 @@ export class RbdBackend implements StorageBackend {
       // EBUSY: already protected, which is what we want.
       if (!(error instanceof StorageError && error.code === "BUSY")) throw error;
     }
-    await this.#rbd(["clone", spec, this.#spec(target)], `clone ${spec}`);
+    await this.#claim(target, requestId, (partial) =>
+      this.#rbd(["clone", spec, this.#spec(partial)], `clone ${spec}`),
+    );
     return this.info(target);
   }
 }
