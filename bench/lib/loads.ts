@@ -21,6 +21,7 @@ import {
   readFileSync,
   rmSync,
   symlinkSync,
+  writeFileSync,
 } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -550,6 +551,7 @@ export interface CapabilityPlan {
  */
 export function capabilitiesYaml(plan: CapabilityPlan, primary: string, standby: string): string {
   mkdirSync(plan.volumesDir, { recursive: true });
+  writeFileSync(storageTokenFile(plan), `${storageToken}\n`, { mode: 0o600 });
   return [
     "traffic: { interval: 100ms }",
     "relays:",
@@ -568,16 +570,30 @@ export function capabilitiesYaml(plan: CapabilityPlan, primary: string, standby:
     `  backend: { kind: file, dir: ${plan.volumesDir}, operation_delay: 0ms }`,
     "  replication_timeout: 1s",
     "  retry_delay: 200ms",
+    `  clients: [{ name: load, token_file: ${storageTokenFile(plan)}, access: write }]`,
   ].join("\n");
 }
 
+/** The storage client token of the capability load (one per run of this process). */
+const storageToken = randomBytes(18).toString("base64url");
+
+function storageTokenFile(plan: CapabilityPlan): string {
+  return `${plan.volumesDir}.token`;
+}
+
 /** Polls `url` with curl from the client until the body matches, or throws. */
-async function waitServed(cluster: LiveCluster, url: string, match: RegExp, timeoutMs: number) {
+async function waitServed(
+  cluster: LiveCluster,
+  url: string,
+  match: RegExp,
+  timeoutMs: number,
+  headers: readonly string[] = [],
+) {
   const deadline = Date.now() + timeoutMs;
   let last = "";
   while (Date.now() < deadline) {
     const r = await cluster.topology
-      .exec("client", "curl", ["-s", "-m", "1", url], 3000)
+      .exec("client", "curl", ["-s", "-m", "1", ...headers.flatMap((h) => ["-H", h]), url], 3000)
       .catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? "" }));
     last = r.stdout;
     if (match.test(r.stdout)) return;
@@ -589,14 +605,14 @@ async function waitServed(cluster: LiveCluster, url: string, match: RegExp, time
 }
 
 const storageStreamProgram = String.raw`
-const [url, seconds, maxOps, tag] = process.argv.slice(1);
+const [url, seconds, maxOps, tag, token] = process.argv.slice(1);
 const end = Date.now() + Number(seconds) * 1000;
 let n = 0, ok = 0, failed = 0, errors = 0, stop = false;
 const latencies = [];
 const request = async (method, path, body) => {
   const r = await fetch(url + path, {
     method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
+    headers: { authorization: "Bearer " + token, ...(body === undefined ? {} : { "content-type": "application/json" }) },
     body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(10000),
   });
@@ -640,6 +656,7 @@ export async function waitCapabilities(cluster: LiveCluster, plan: CapabilityPla
     `http://${plan.storageVip}:${plan.storagePort}/v1/health`,
     /"ok":true/,
     20_000,
+    [`Authorization: Bearer ${storageToken}`],
   );
   await waitServed(cluster, `http://${plan.relayVip}:${plan.relayPort}/`, /^n\d$/, 20_000);
 }
@@ -677,6 +694,7 @@ export function startCapabilityLoad(
         String(maxSeconds),
         "1000000",
         `ld${Date.now() % 100000}`,
+        storageToken,
       ],
       "",
     ),
