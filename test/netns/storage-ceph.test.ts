@@ -101,7 +101,9 @@ describe("storage gateway inside the agent on real Ceph", { skip: skipUnlessRoot
       startAgents: false,
       extraYaml: [
         "checks:",
-        `  - { name: ceph, kind: rbd, pool: ${pool}, ceph_conf: ${cephConf}, interval: 1s, timeout: 1s, fall: 2, within: 3s, rise: 2 }`,
+        // 3 s per rbd call: under CPU hogs the rbd client alone needs more than a second to
+        // start, and a check that times out on a healthy node moves the VIP.
+        `  - { name: ceph, kind: rbd, pool: ${pool}, ceph_conf: ${cephConf}, interval: 3s, timeout: 3s, fall: 2, within: 7s, rise: 2 }`,
         "storage:",
         `  vip: ${vip}`,
         ...clients.yaml,
@@ -331,8 +333,8 @@ describe("storage gateway inside the agent on real Ceph", { skip: skipUnlessRoot
     const c = live();
     assert.ok(ceph, "Ceph started");
     await waitSettled(c, 30_000);
-    const cut = await c.holderOf(vip);
-    assert.ok(cut, "someone holds the storage VIP");
+    const cut = await waitFor(() => c.holderOf(vip), 20_000);
+    assert.ok(cut, `someone holds the storage VIP\n${allLogs(c)}`);
     const netns = c.topology.host(cut).netns;
     const nft = (lines: readonly string[]) =>
       run("nft", ["-f", "-"], { timeoutMs: 5000, netns, input: `${lines.join("\n")}\n` });

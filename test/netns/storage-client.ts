@@ -97,6 +97,8 @@ export interface RecordJson {
 export interface Answer {
   id: string;
   status: number;
+  /** Resubmissions after REPLICATION_FAILED (the same request id, as the API asks). */
+  replicationRetries?: number;
   body: { request?: RecordJson; error?: { code: string; message: string } };
 }
 export interface Followed {
@@ -133,9 +135,19 @@ const request = async (method, path, body) => {
 };
 (async () => {
   if (mode === "submit") {
-    const out = await Promise.all(calls.map(async (c) => {
+    // REPLICATION_FAILED (503) means "journaled here, a peer did not confirm in time; retry
+    // with the same request id": what the API tells a client to do, done here (bounded).
+    const once = async (c) => {
       try { return { id: c.id, ...(await request(c.method, c.path, c.body)) }; }
       catch (e) { return { id: c.id, status: 0, body: { error: { code: "NETWORK", message: String(e) } } }; }
+    };
+    const out = await Promise.all(calls.map(async (c) => {
+      let answer = await once(c);
+      for (let retry = 1; retry <= 5 && answer.body?.error?.code === "REPLICATION_FAILED"; retry++) {
+        await new Promise((r) => setTimeout(r, 300 * retry));
+        answer = { ...(await once(c)), replicationRetries: retry };
+      }
+      return answer;
     }));
     process.stdout.write(JSON.stringify(out));
     return;
