@@ -96,10 +96,17 @@ export class UdpTransport {
   #peers: ReadonlyMap<string, PeerAddress>;
   /**
    * Source addresses of configured nodes, as the socket reports them (both IPv4 forms), each
-   * with the ids (as wire bytes, hex) configured at it.
+   * with the ids (as wire bytes) configured at it.
    */
-  #memberSources = new Map<string, ReadonlySet<string>>();
+  #memberSources = new Map<string, readonly Buffer[]>();
   readonly #selfIdBytes: Buffer;
+  /** The ids configured at the source of the datagram being decoded (read by #screen). */
+  #idsAtSource: readonly Buffer[] = [];
+  /** The pre-MAC header check, made once: no closure or string per datagram. */
+  readonly #screen = (from: Buffer, to: Buffer): DropReason | undefined => {
+    if (!this.#idsAtSource.some((id) => id.equals(from))) return "unknown-sender";
+    return to.equals(this.#selfIdBytes) ? undefined : "misdirected";
+  };
   /** Each peer's incarnation as learned from its authenticated datagrams: what we echo. */
   readonly #peerIncarnations = new Map<string, number>();
   #socket: Socket | undefined;
@@ -272,14 +279,12 @@ export class UdpTransport {
       this.#drop("non-member", remote);
       return;
     }
+    this.#idsAtSource = idsAtSource;
     const decoded = decodeDatagram(
       this.#options.key,
       this.#options.cluster,
       datagram,
-      (from, to) => {
-        if (!idsAtSource.has(from.toString("hex"))) return "unknown-sender";
-        return to.equals(this.#selfIdBytes) ? undefined : "misdirected";
-      },
+      this.#screen,
     );
     if (!decoded.ok) {
       this.#drop(decoded.reason, remote);
@@ -362,19 +367,19 @@ export class UdpTransport {
 function memberSources(
   peers: ReadonlyMap<string, PeerAddress>,
   selfId: string,
-): Map<string, ReadonlySet<string>> {
-  const sources = new Map<string, Set<string>>();
-  const add = (source: string, idHex: string) => {
-    const ids = sources.get(source) ?? new Set<string>();
-    ids.add(idHex);
+): Map<string, readonly Buffer[]> {
+  const sources = new Map<string, Buffer[]>();
+  const add = (source: string, id: Buffer) => {
+    const ids = sources.get(source) ?? [];
+    ids.push(id);
     sources.set(source, ids);
   };
   for (const [id, peer] of peers) {
     if (id === selfId) continue;
     const address = normaliseAddress(peer.address);
-    const idHex = Buffer.from(id, "utf8").toString("hex");
-    add(address, idHex);
-    if (!isIPv6(address)) add(`::ffff:${address}`, idHex);
+    const idBytes = Buffer.from(id, "utf8");
+    add(address, idBytes);
+    if (!isIPv6(address)) add(`::ffff:${address}`, idBytes);
   }
   return sources;
 }
