@@ -27,7 +27,7 @@ import { ensureKeepalived } from "./lib/keepalived.ts";
 import { spreadVips, startKeepalivedVips } from "./lib/keepalived-vips.ts";
 import { printHeader } from "./lib/machine.ts";
 import { atExit, installCleanup, parentMap } from "./lib/owned.ts";
-import { cpuPercent, treeMemory, treeTimes } from "./lib/proc-usage.ts";
+import { cpuPercent, cpuPercentByRole, treeMemory, treeTimes } from "./lib/proc-usage.ts";
 import { writeResult } from "./lib/results.ts";
 import { formatTable } from "./lib/stats.ts";
 
@@ -81,6 +81,8 @@ interface NodeUsage {
   readonly pssMbMean: number;
   readonly processes: number;
   readonly processNames: string[];
+  /** % of one core per process role (control, services, supervisor, commands). */
+  readonly cpuByRole: Record<string, number>;
 }
 
 interface Run {
@@ -224,6 +226,7 @@ async function measure(
       pssMbMean: mean(samples[k]!.map((x) => x.pssKb)) / 1024,
       processes: last[k]!.processes,
       processNames: last[k]!.names,
+      cpuByRole: Object.fromEntries(cpuPercentByRole(first[k]!, last[k]!)),
     }));
     const held = await Promise.all(
       ids.map((id) => s.topology.addresses(id).catch(() => [] as string[])),
@@ -289,6 +292,7 @@ async function main(): Promise<number> {
         "-",
         "-",
         "-",
+        "-",
         `${r.outcome}: ${r.reason}`,
       ]);
       continue;
@@ -303,6 +307,10 @@ async function main(): Promise<number> {
         n.rssMbMax.toFixed(1),
         n.pssMbMean.toFixed(1),
         String(n.processes),
+        Object.entries(n.cpuByRole)
+          .filter(([, v]) => v >= 0.005)
+          .map(([role, v]) => `${role} ${v.toFixed(2)}`)
+          .join(", "),
         n === r.nodes![0] && r.contender !== "node-floor"
           ? `${r.vipsHeldAtEnd}/${r.vips} VIPs held once at the end`
           : "",
@@ -320,6 +328,7 @@ async function main(): Promise<number> {
       avg((n) => n.pssMbMean).toFixed(1),
       avg((n) => n.processes).toFixed(1),
       "",
+      "",
     ]);
   }
   console.log(
@@ -333,6 +342,7 @@ async function main(): Promise<number> {
         "rss max MB",
         "pss MB",
         "processes",
+        "cpu % by process",
         "notes",
       ],
       rows,

@@ -29,6 +29,27 @@ export interface TreeTimes {
   readonly cpuSeconds: number;
   readonly processes: number;
   readonly names: string[];
+  /** CPU seconds per role of process in the tree (see `processRole`), reaped children included. */
+  readonly byRole: ReadonlyMap<string, number>;
+}
+
+/**
+ * What a process of a node's tree is, for the per-role split: the C supervisor, a Node.js
+ * process by its entry module (`services-worker` for the services process, otherwise the
+ * control plane), or the short-lived command it is (`ip`, `arping`...).
+ */
+export function processRole(pid: number): string {
+  const name = comm(pid);
+  if (name.startsWith("floatip-superv")) return "supervisor";
+  let args: string[] = [];
+  try {
+    args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+  } catch {
+    return name;
+  }
+  if (args.some((a) => a.includes("services-worker"))) return "services";
+  if (args.some((a) => /floatip|src\/cli|dist\//.test(a))) return "control";
+  return name;
 }
 
 function comm(pid: number): string {
@@ -42,16 +63,21 @@ function comm(pid: number): string {
 export function treeTimes(root: number, parents = parentMap()): TreeTimes {
   const tree = processTree(root, parents);
   let ticks = 0;
+  const byRole = new Map<string, number>();
   for (const pid of tree) {
     const f = statFields(pid);
     if (!f) continue;
-    ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+    const own = Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+    ticks += own;
+    const role = processRole(pid);
+    byRole.set(role, (byRole.get(role) ?? 0) + own / clockTicks);
   }
   return {
     at: performance.now(),
     cpuSeconds: ticks / clockTicks,
     processes: tree.length,
     names: tree.map(comm),
+    byRole,
   };
 }
 
@@ -83,4 +109,19 @@ export function treeMemory(root: number, parents = parentMap()): TreeMemory {
 export function cpuPercent(start: TreeTimes, end: TreeTimes): number {
   const wall = (end.at - start.at) / 1000;
   return wall > 0 ? ((end.cpuSeconds - start.cpuSeconds) / wall) * 100 : 0;
+}
+
+/**
+ * CPU per role over the window, % of one core, largest first. A role whose process started
+ * inside the window counts from zero; one that ended inside it is in its parent's reaped time.
+ */
+export function cpuPercentByRole(start: TreeTimes, end: TreeTimes): Array<[string, number]> {
+  const wall = (end.at - start.at) / 1000;
+  if (wall <= 0) return [];
+  return [...end.byRole]
+    .map(([role, s]): [string, number] => [
+      role,
+      ((s - (start.byRole.get(role) ?? 0)) / wall) * 100,
+    ])
+    .sort((a, b) => b[1] - a[1]);
 }
