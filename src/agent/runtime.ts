@@ -40,6 +40,7 @@ import { UdpTransport } from "../cluster/udp-transport.ts";
 import { configFingerprint } from "../config/fingerprint.ts";
 import { loadConfig } from "../config/load.ts";
 import type { ClusterConfig, VipSpec } from "../config/types.ts";
+import { canonicalVipOrder } from "../config/vip-order.ts";
 import { CoreNode, type VipStatus } from "../core/node.ts";
 import { SeededRandom } from "../core/prng.ts";
 import type { AdminCommand, CoreEvent, Effect, Input, PersistentState } from "../core/types.ts";
@@ -72,6 +73,12 @@ function monotonicMs(): number {
 export class Agent implements AgentHandle, ClusterView {
   readonly nodeId: string;
   #config: ClusterConfig;
+  /**
+   * The VIPs in the cluster-wide order (by address) that the core, the tables and the
+   * heartbeats index them by; `#config.vips` keeps the file's order. Fixed for the process's
+   * life: a reload never changes the set of VIPs.
+   */
+  readonly #vips: readonly VipSpec[];
   readonly #configPath: string;
   readonly #log: Logger;
   readonly #core: CoreNode;
@@ -149,6 +156,7 @@ export class Agent implements AgentHandle, ClusterView {
     registerRbdProbe(); // health checks of kind rbd (S1: the node's connection to Ceph)
     this.#config = loadConfig(options.configPath, { nodeId: options.nodeId });
     const config = this.#config;
+    this.#vips = canonicalVipOrder(config.vips);
     const self = this.#self();
     this.#key = loadClusterKey(config.keyFile).key;
     const stateDir = join(config.stateDir, this.nodeId);
@@ -168,7 +176,7 @@ export class Agent implements AgentHandle, ClusterView {
       id: this.nodeId,
       config: {
         nodes: config.nodes.map((n) => ({ id: n.id, weight: n.weight })),
-        vips: config.vips.map((v) => ({
+        vips: this.#vips.map((v) => ({
           address: v.address,
           policy: v.policy,
           ...(v.preferred ? { preferred: v.preferred } : {}),
@@ -282,7 +290,7 @@ export class Agent implements AgentHandle, ClusterView {
     const check = () => {
       const status = this.#core.status(monotonicMs(), { explain: false });
       const held = this.current().held.size;
-      const line = `${status.role}, term ${status.term}, coordinator ${status.coordinator ?? "none"}, ${status.quorum ? "quorum" : "NO QUORUM"}, holding ${held} of ${this.#config.vips.length} VIPs`;
+      const line = `${status.role}, term ${status.term}, coordinator ${status.coordinator ?? "none"}, ${status.quorum ? "quorum" : "NO QUORUM"}, holding ${held} of ${this.#vips.length} VIPs`;
       if (
         !this.#systemdReady &&
         ((status.coordinator !== undefined && status.quorum) || monotonicMs() >= readyByMs)
@@ -398,7 +406,14 @@ export class Agent implements AgentHandle, ClusterView {
       return { ok: false, message };
     }
     const structural = (c: ClusterConfig) =>
-      JSON.stringify([c.cluster, c.nodes, c.vips, c.timers, c.keyFile, c.addressLifetimeSec]);
+      JSON.stringify([
+        c.cluster,
+        c.nodes,
+        canonicalVipOrder(c.vips),
+        c.timers,
+        c.keyFile,
+        c.addressLifetimeSec,
+      ]);
     if (structural(next) !== structural(this.#config)) {
       const message =
         "nodes, VIPs, timers, key file and address lifetime change only with a restart (rolling, one node at a time)";
@@ -436,8 +451,8 @@ export class Agent implements AgentHandle, ClusterView {
         address: this.#config.nodes.find((n) => n.id === m.id)!.address,
         state: m.state,
       })),
-      owners: new Map(this.#config.vips.map((v, i) => [v.address, owners[i]])),
-      held: new Set(this.#config.vips.filter((_, i) => local[i] === "held").map((v) => v.address)),
+      owners: new Map(this.#vips.map((v, i) => [v.address, owners[i]])),
+      held: new Set(this.#vips.filter((_, i) => local[i] === "held").map((v) => v.address)),
     };
   }
 
@@ -629,7 +644,7 @@ export class Agent implements AgentHandle, ClusterView {
 
   async #applyAddresses(batch: readonly { vip: number; op: "add" | "del" }[]): Promise<void> {
     const operations: AddressOperation[] = batch.map(({ vip, op }) => {
-      const spec = this.#config.vips[vip]!;
+      const spec = this.#vips[vip]!;
       return {
         op,
         iface: this.#interfaceOf(spec),
@@ -663,12 +678,12 @@ export class Agent implements AgentHandle, ClusterView {
   async #probe(vips: readonly number[]): Promise<void> {
     const byInterface = new Map<string, number[]>();
     for (const vip of vips) {
-      const iface = this.#interfaceOf(this.#config.vips[vip]!);
+      const iface = this.#interfaceOf(this.#vips[vip]!);
       byInterface.set(iface, [...(byInterface.get(iface) ?? []), vip]);
     }
     await Promise.all(
       [...byInterface].map(async ([iface, group]) => {
-        const addresses = group.map((vip) => this.#config.vips[vip]!.address);
+        const addresses = group.map((vip) => this.#vips[vip]!.address);
         let results: { occupied: boolean; mac?: string }[];
         const startedMs = monotonicMs();
         try {
@@ -697,7 +712,7 @@ export class Agent implements AgentHandle, ClusterView {
 
   async #announce(vips: readonly number[], repeat: number): Promise<void> {
     const byInterface = new Map<string, string[]>();
-    const indexOf = new Map(vips.map((vip) => [this.#config.vips[vip]!.address, vip]));
+    const indexOf = new Map(vips.map((vip) => [this.#vips[vip]!.address, vip]));
     const nowMs = monotonicMs();
     for (const vip of vips) {
       const addedAt = this.#addedAtMs.get(vip);
@@ -707,7 +722,7 @@ export class Agent implements AgentHandle, ClusterView {
         this.#phases.get("announced")!.record(nowMs - addedAt);
         this.#addedAtMs.delete(vip);
       }
-      const spec = this.#config.vips[vip]!;
+      const spec = this.#vips[vip]!;
       const iface = this.#interfaceOf(spec);
       byInterface.set(iface, [...(byInterface.get(iface) ?? []), spec.address]);
     }
@@ -740,7 +755,7 @@ export class Agent implements AgentHandle, ClusterView {
       const byInterface = new Map<string, number[]>();
       this.#core.ownership().local.forEach((state, vip) => {
         if (state !== "held") return;
-        const iface = this.#interfaceOf(this.#config.vips[vip]!);
+        const iface = this.#interfaceOf(this.#vips[vip]!);
         byInterface.set(iface, [...(byInterface.get(iface) ?? []), vip]);
       });
       for (const [iface, vips] of byInterface) await this.#renewOn(iface, vips);
@@ -765,7 +780,7 @@ export class Agent implements AgentHandle, ClusterView {
       return;
     }
     for (const vip of vips) {
-      const spec = this.#config.vips[vip]!;
+      const spec = this.#vips[vip]!;
       if (!present.has(spec.address)) {
         this.#log.log("warn", "a held VIP vanished from its interface", { vip: spec.address });
         this.#step({ type: "address-lost", nowMs: monotonicMs(), vip });
@@ -797,7 +812,7 @@ export class Agent implements AgentHandle, ClusterView {
 
   async #removeStaleVips(reason: string): Promise<void> {
     const byInterface = new Map<string, VipSpec[]>();
-    for (const spec of this.#config.vips) {
+    for (const spec of this.#vips) {
       const iface = this.#interfaceOf(spec);
       byInterface.set(iface, [...(byInterface.get(iface) ?? []), spec]);
     }
@@ -872,7 +887,7 @@ export class Agent implements AgentHandle, ClusterView {
     setImmediate(() => {
       this.#viewScheduled = false;
       const { owners } = this.#core.ownership();
-      this.#config.vips.forEach((spec, i) => {
+      this.#vips.forEach((spec, i) => {
         const owner = owners[i];
         if (this.#lastOwners.get(spec.address) !== owner || !(spec.address in this.#vipSince)) {
           this.#lastOwners.set(spec.address, owner);
@@ -955,7 +970,7 @@ export class Agent implements AgentHandle, ClusterView {
 
   /** Every configured VIP's address. */
   get #allVips(): string[] {
-    return this.#config.vips.map((v) => v.address);
+    return this.#vips.map((v) => v.address);
   }
 
   /**

@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import { configFingerprint } from "./fingerprint.ts";
 import { profiles } from "./profiles.ts";
 import type { ClusterConfig } from "./types.ts";
+import { canonicalVipOrder } from "./vip-order.ts";
 
 type Part = Pick<ClusterConfig, "cluster" | "nodes" | "vips" | "timers">;
 
@@ -40,9 +41,17 @@ describe("configuration fingerprint", () => {
     assert.equal(configFingerprint(other), configFingerprint(base));
   });
 
-  it("changes with VIP order, a VIP's policy, a node's weight, the timers or the cluster name", () => {
+  it("is the same whatever the order of vips: (VIPs are identified by address)", () => {
+    assert.equal(
+      configFingerprint({ ...base, vips: [...base.vips].reverse() }),
+      configFingerprint(base),
+    );
+  });
+
+  it("changes with a VIP's address or prefix, a VIP's policy, a node's weight, the timers or the cluster name", () => {
     const variants: Part[] = [
-      { ...base, vips: [...base.vips].reverse() },
+      { ...base, vips: [{ ...base.vips[0]!, address: "198.18.0.102" }, base.vips[1]!] },
+      { ...base, vips: [{ ...base.vips[0]!, prefixLength: 25 }, base.vips[1]!] },
       { ...base, vips: [{ ...base.vips[0]!, policy: "weighted" }, base.vips[1]!] },
       { ...base, nodes: [{ ...base.nodes[0]!, weight: 5 }, base.nodes[1]!] },
       { ...base, timers: profiles.wan },
@@ -52,5 +61,26 @@ describe("configuration fingerprint", () => {
     const seen = new Set([configFingerprint(base)]);
     for (const variant of variants) seen.add(configFingerprint(variant));
     assert.equal(seen.size, variants.length + 1, "every variant has its own fingerprint");
+  });
+});
+
+describe("cluster-wide VIP order", () => {
+  it("sorts by address numerically, IPv4 before anything else, and leaves the input alone", () => {
+    const input = [
+      { address: "198.18.0.100" },
+      { address: "2001:db8::1" },
+      { address: "198.18.0.20" },
+      { address: "198.19.0.1" },
+      { address: "198.18.0.3" },
+    ];
+    const before = input.map((v) => v.address);
+    assert.deepEqual(
+      canonicalVipOrder(input).map((v) => v.address),
+      ["198.18.0.3", "198.18.0.20", "198.18.0.100", "198.19.0.1", "2001:db8::1"],
+    );
+    assert.deepEqual(
+      input.map((v) => v.address),
+      before,
+    );
   });
 });

@@ -2,7 +2,8 @@
  * The fingerprint of a configuration's cluster-wide part: what every node must agree on for
  * the coordinator's table to mean the same on all of them — the cluster name, the nodes (id,
  * address, port, weight, in order), the VIPs (address, prefix, policy, preferred node,
- * failback, in order: tables index VIPs by position) and the timers (a `lan` node beside a
+ * failback, in the cluster-wide order by address that tables index them by, so a reordered
+ * `vips:` list is the same configuration: see vip-order.ts) and the timers (a `lan` node beside a
  * `wan` one would judge leases differently). Node-local settings (interfaces, checks, API,
  * notify, state directory, capabilities) are left out: they may differ per node.
  *
@@ -11,6 +12,7 @@
  */
 import { createHash } from "node:crypto";
 import type { ClusterConfig } from "./types.ts";
+import { canonicalVipOrder } from "./vip-order.ts";
 
 export function configFingerprint(
   config: Pick<ClusterConfig, "cluster" | "nodes" | "vips" | "timers">,
@@ -21,7 +23,7 @@ export function configFingerprint(
   const canonical = JSON.stringify({
     cluster: config.cluster,
     nodes: config.nodes.map((n) => [n.id, n.address, n.port, n.weight]),
-    vips: config.vips.map((v) => [
+    vips: canonicalVipOrder(config.vips).map((v) => [
       v.address,
       v.prefixLength,
       v.policy,

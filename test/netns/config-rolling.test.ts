@@ -1,9 +1,15 @@
 /**
- * A rolling configuration change, as an operator does it: the VIP list is reordered and a
- * VIP added, and the three nodes restart with the new file one at a time, the coordinator
- * last. Tables index VIPs by position, so until the coordinator runs the new file a node
- * that does must hold nothing (before the configuration fingerprint, a reordered node plus
- * one `ip move` left a VIP without a holder, and only the ARP probe prevented two holders).
+ * Rolling configuration changes, as an operator does them.
+ *
+ * First, only the order of `vips:` changes on one node. VIPs are identified by address (the
+ * tables index them in one cluster-wide order by address), so this is the same configuration:
+ * the node matches the coordinator, holds VIPs as before, and an `ip move` asked on it moves
+ * the VIP it names (before, a reordered node plus one `ip move` left a VIP without a holder,
+ * and only the ARP probe prevented two holders).
+ *
+ * Then the VIP list is reordered and a VIP added, and the three nodes restart with the new
+ * file one at a time, the coordinator last. Until the coordinator runs the new file a node
+ * that does must hold nothing: another set of VIPs is another configuration.
  *
  * Checked after each step: the restarted node reports the mismatch (status, log) and holds
  * nothing, the coordinator counts it failed with the reason, every VIP of the old file is
@@ -37,6 +43,76 @@ describe("agent: a rolling configuration change", { skip: skipUnlessRoot() }, ()
   let cluster: LiveCluster | undefined;
   after(async () => {
     await cluster?.destroy();
+  });
+
+  it("only reordered VIPs: the same configuration, and ip move moves the VIP it names", async () => {
+    const c = await startCluster({
+      prefix: "fipro-",
+      vips: [{ host: 160 }, { host: 161 }, { host: 162 }],
+    });
+    try {
+      await waitSettled(c);
+      const status = async (id: string) => {
+        const result = await c.cli(id, ["status", "--json"]);
+        return result.code === 0 ? (JSON.parse(result.stdout) as Status) : undefined;
+      };
+      const [a, b, v] = c.vipAddresses as [string, string, string];
+      const oldText = readFileSync(c.configPath, "utf8");
+      // The list backwards: v, b, a.
+      const newText = oldText
+        .replace(`address: ${a}/24`, "address: @A/24")
+        .replace(`address: ${v}/24`, `address: ${a}/24`)
+        .replace("address: @A/24", `address: ${v}/24`);
+      assert.ok(newText.indexOf(v) < newText.indexOf(b) && newText.indexOf(b) < newText.indexOf(a));
+      const newConfig = join(c.dir, "cluster-reordered.yaml");
+      writeFileSync(newConfig, newText);
+      const coordinator = (await status("n1"))?.coordinator;
+      assert.ok(coordinator, "a coordinator");
+      const id = c.ids.find((x) => x !== coordinator)!;
+      const watch = watchHolders(c, 20, 4000, 60_000);
+
+      const child = c.agents.get(id)!;
+      c.signal(id, "SIGTERM");
+      await processExited(child);
+      c.startAgent(id, newConfig);
+      const trusted = await waitFor(async () => {
+        const own = await status(id);
+        const boss = await status(coordinator);
+        return own?.config.matchesCoordinator === true &&
+          own.coordinator === coordinator &&
+          boss?.members.find((m) => m.id === id)?.state === "healthy"
+          ? { own, boss }
+          : undefined;
+      }, 20_000);
+      assert.ok(trusted, `${id} on the reordered file matches and is healthy\n${allLogs(c)}`);
+      assert.equal(trusted.own.config.fingerprint, trusted.boss.config.fingerprint);
+      assert.doesNotMatch(c.logs(id), /config-mismatch/, "no mismatch reported");
+
+      // The VIP that is first in the new file and last in the old one, moved from the node
+      // on the new file, lands on the node it names, and every VIP stays held once.
+      const before = await c.holderOf(v);
+      const to = before === id ? coordinator : id;
+      const moved = await c.cli(id, [
+        "ip",
+        "move",
+        v,
+        to,
+        "--wait",
+        "--token-file",
+        join(c.dir, "api.token"),
+      ]);
+      assert.equal(moved.code, 0, `ip move accepted and done: ${moved.stdout}${moved.stderr}`);
+      const settled = await waitFor(async () => {
+        const holders = await c.holders();
+        const once = [a, b, v].every((vip) => (holders.get(vip) ?? []).length === 1);
+        return once && holders.get(v)?.[0] === to ? holders : undefined;
+      }, 15_000);
+      assert.ok(settled, `${v} moved to ${to}, every VIP held once\n${allLogs(c)}`);
+      const report = await watch.stop();
+      assert.deepEqual(report.doubles.slice(0, 3), [], `never two holders\n${allLogs(c)}`);
+    } finally {
+      await c.destroy();
+    }
   });
 
   it("reordered VIPs and a new one: nodes on the new file hold nothing until the coordinator has it", async () => {
