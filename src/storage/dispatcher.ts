@@ -18,6 +18,12 @@
  * A backend TIMEOUT leaves the request `outcome_unknown`; it is re-driven after `retryDelayMs`,
  * up to `attemptsMax` attempts on this node, and stays `outcome_unknown` after that until the
  * next takeover or restart.
+ *
+ * A re-drive answered BUSY within `staleWatchWaitMs` of the takeover is tried again every
+ * `retryDelayMs` (not counted against `attemptsMax`) until that time has passed: a holder that
+ * was killed inside `rbd rm` leaves its client's watch on the image until Ceph drops it
+ * (`osd_client_watch_timeout`, 30 s), and meanwhile the image is "still open". After that
+ * time, BUSY is the answer (the image is in use by someone else).
  */
 
 import {
@@ -55,7 +61,15 @@ export interface DispatcherOptions {
   readonly log: (event: string, fields: Record<string, unknown>) => void;
   /** Final records older than this, or beyond this many in all, are deleted (every minute). */
   readonly retention?: Retention;
+  /** How long after a takeover a re-drive's BUSY may be a dead holder's watch (default 45 s). */
+  readonly staleWatchWaitMs?: number;
 }
+
+/**
+ * Default of `staleWatchWaitMs`: Ceph's default `osd_client_watch_timeout` (30 s) from the dead
+ * client's last ping, which was before the takeover, with room for a slow monitor.
+ */
+export const defaultStaleWatchWaitMs = 45_000;
 
 export interface Retention {
   readonly maxAgeMs: number;
@@ -92,6 +106,8 @@ export class Dispatcher {
   #retryTimer: NodeJS.Timeout | undefined;
   #pruneTimer: NodeJS.Timeout | undefined;
   #takeover: Promise<void> = Promise.resolve();
+  /** When this node last took over the storage VIP (performance.now). */
+  #tookOverAtMs = Number.NEGATIVE_INFINITY;
 
   constructor(options: DispatcherOptions) {
     this.#o = options;
@@ -261,6 +277,7 @@ export class Dispatcher {
     this.#active = active;
     if (tookOver) {
       this.#o.log("takeover", { node: this.#o.nodeId, term: view.term });
+      this.#tookOverAtMs = performance.now();
       this.#attemptsHere.clear();
       this.#notBeforeMs.clear();
       // A pull that fails in an unforeseen way must not wedge every later drain (each one
@@ -353,15 +370,29 @@ export class Dispatcher {
         info === undefined ? undefined : { ...info, ...(createdBy ? { createdBy } : {}) },
       );
     }
+    const sinceTakeoverMs = performance.now() - this.#tookOverAtMs;
+    const staleWatchPossible =
+      sinceTakeoverMs < (this.#o.staleWatchWaitMs ?? defaultStaleWatchWaitMs);
     const state = resolveOutcome(
       record.operation,
       { node: this.#o.nodeId, attempt: number, reDrive: attempt.reDrive },
       outcome,
       observed,
       record.id,
+      staleWatchPossible,
     );
     if (state.state === "outcome_unknown") {
       this.#notBeforeMs.set(record.id, performance.now() + this.#o.retryDelayMs);
+      if (!outcome.ok && outcome.error.code === "BUSY") {
+        // Bounded by the wait, not by the attempt count.
+        this.#attemptsHere.set(record.id, (this.#attemptsHere.get(record.id) ?? 1) - 1);
+        this.#o.log("busy_on_redrive", {
+          id: record.id,
+          op: record.operation.op,
+          sinceTakeoverMs: Math.round(sinceTakeoverMs),
+          note: "a holder that died inside its attempt may still watch the image; trying again until Ceph drops its watch",
+        });
+      }
     }
     const finished = this.#apply({ ...running, state });
     this.#o.log("executed", {

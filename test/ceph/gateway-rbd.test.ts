@@ -9,7 +9,13 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { createRecord } from "../../src/core/requests/request-record.ts";
+import type { ClusterViewSnapshot } from "../../src/ports/cluster-view.ts";
+import { RbdBackend } from "../../src/storage/backends/rbd-backend.ts";
+import { Dispatcher } from "../../src/storage/dispatcher.ts";
 import { type Gateway, parseGatewayConfig, startGateway } from "../../src/storage/gateway.ts";
+import { Journal } from "../../src/storage/journal.ts";
+import { PeerClient } from "../../src/storage/replication.ts";
 import { StaticClusterView } from "../../src/storage/static-cluster-view.ts";
 import { startCephCluster } from "./ceph-cluster.ts";
 
@@ -130,6 +136,86 @@ describe("storage gateway on real Ceph", {
       execFileSync("rbd", ["-c", cluster.conf, "ls", "rbd"], { encoding: "utf8" }).trim(),
       "",
     );
+  });
+
+  it("re-drives a delete cut off by a killed holder once Ceph drops the dead client's watch", async () => {
+    // The holder was SIGKILLed inside `rbd rm`: its client's watch stays on the image until
+    // Ceph times it out, and the new holder's re-drive meets "image still open" (EBUSY).
+    // A watcher killed with SIGKILL leaves exactly that behind.
+    const rbd = (...args: string[]) =>
+      spawnSync("rbd", ["-c", cluster.conf, ...args], { encoding: "utf8", timeout: 20_000 });
+    assert.equal(rbd("create", "rbd/watched", "--size", "8M").status, 0);
+    // `rbd watch` runs until its standard input ends: keep a pipe open until the kill.
+    const watcher = spawn("rbd", ["-c", cluster.conf, "watch", "rbd/watched"], {
+      stdio: ["pipe", "ignore", "ignore"],
+    });
+    const watchers = () =>
+      (
+        JSON.parse(rbd("status", "rbd/watched", "--format", "json").stdout || "{}") as {
+          watchers?: unknown[];
+        }
+      ).watchers?.length ?? 0;
+    try {
+      const deadline = Date.now() + 20_000;
+      while (watchers() === 0 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      assert.ok(watchers() > 0, "the watcher registered");
+    } finally {
+      watcher.kill("SIGKILL");
+    }
+    await new Promise<void>((resolve) => {
+      if (watcher.exitCode !== null || watcher.signalCode !== null) resolve();
+      else watcher.once("exit", () => resolve());
+    });
+    const now = rbd("rm", "rbd/watched", "--no-progress");
+    assert.notEqual(now.status, 0, "the dead client's watch makes the image busy at first");
+    assert.match(now.stderr, /still open|watchers|busy/i);
+
+    const journal = new Journal(path.join(dir, "takeover.sqlite"));
+    const vip = "198.18.0.100";
+    const snapshot = (owner: string | undefined): ClusterViewSnapshot => ({
+      selfId: "b",
+      coordinatorId: "b",
+      term: 2,
+      members: [
+        { id: "a", address: "127.0.0.1", state: "failed" },
+        { id: "b", address: "127.0.0.1", state: "healthy" },
+      ],
+      owners: new Map([[vip, owner]]),
+      held: owner === "b" ? new Set([vip]) : new Set(),
+    });
+    const clusterView = new StaticClusterView("b");
+    clusterView.set(snapshot(undefined));
+    const events: string[] = [];
+    const dispatcher = new Dispatcher({
+      nodeId: "b",
+      journal,
+      backend: new RbdBackend({ pool: "rbd", cephConf: cluster.conf, timeoutMs: 20_000 }),
+      view: clusterView,
+      storageVip: vip,
+      peers: new PeerClient(Buffer.alloc(32, 1), 500),
+      peerUrl: () => "http://127.0.0.1:1",
+      retryDelayMs: 1000,
+      attemptsMax: 3,
+      nowMs: () => Date.now(),
+      log: (event) => events.push(event),
+    });
+    dispatcher.start();
+    try {
+      journal.apply({
+        ...createRecord("cut-off", { op: "delete", name: "watched" }, "a", 1),
+        state: { state: "running", node: "a", attempt: 1 },
+      });
+      clusterView.set(snapshot("b")); // b takes over the storage VIP
+      const final = await dispatcher.wait("cut-off", 90_000);
+      assert.equal(final?.state.state, "succeeded", JSON.stringify(final?.state));
+      assert.ok(events.includes("busy_on_redrive"), `the wait is logged: ${events.join(" ")}`);
+      assert.notEqual(rbdInfo("watched").status, 0, "the image is gone");
+    } finally {
+      await dispatcher.stop();
+      journal.close();
+    }
   });
 });
 

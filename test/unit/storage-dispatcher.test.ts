@@ -17,6 +17,7 @@ import type { ClusterViewSnapshot } from "../../src/ports/cluster-view.ts";
 import { createApi } from "../../src/storage/api.ts";
 import { FileBackend } from "../../src/storage/backends/file-backend.ts";
 import { Dispatcher } from "../../src/storage/dispatcher.ts";
+import { StorageError } from "../../src/storage/errors.ts";
 import { Journal } from "../../src/storage/journal.ts";
 import { PeerClient } from "../../src/storage/replication.ts";
 import { StaticClusterView } from "../../src/storage/static-cluster-view.ts";
@@ -40,8 +41,24 @@ function view(owner: string | undefined): ClusterViewSnapshot {
   };
 }
 
-async function setup(name: string) {
-  const backend = new FileBackend({ dir: path.join(dir, name, "volumes") });
+/**
+ * A file backend whose removals are BUSY until `busyUntilMs` (performance.now), as `rbd rm` is
+ * while a killed client's watch is still registered on the image.
+ */
+class WatchedBackend extends FileBackend {
+  busyUntilMs = 0;
+  removals = 0;
+  override async remove(name: string): Promise<void> {
+    this.removals += 1;
+    if (performance.now() < this.busyUntilMs) {
+      throw new StorageError("BUSY", `${name}: image still has watchers`);
+    }
+    return super.remove(name);
+  }
+}
+
+async function setup(name: string, staleWatchWaitMs?: number) {
+  const backend = new WatchedBackend({ dir: path.join(dir, name, "volumes") });
   await backend.init();
   const journal = new Journal(path.join(dir, `${name}.sqlite`));
   const clusterView = new StaticClusterView("b");
@@ -58,6 +75,7 @@ async function setup(name: string) {
     attemptsMax: 3,
     nowMs: () => Date.now(),
     log: () => {},
+    ...(staleWatchWaitMs === undefined ? {} : { staleWatchWaitMs }),
   });
   dispatcher.start();
   return { backend, journal, clusterView, dispatcher };
@@ -179,6 +197,64 @@ describe("idempotent re-drive after the executing node died", () => {
       await dispatcher.stop();
       journal.close();
     }
+  });
+
+  describe("a delete whose image a dead holder's client still watches", () => {
+    const deleteCutOff = (journal: Journal) =>
+      journal.apply({
+        ...createRecord("d1", { op: "delete", name: "v" }, "a", 1),
+        state: { state: "running", node: "a", attempt: 1 },
+      });
+
+    it("is tried again until the watch is gone, beyond the attempt limit, and succeeds", async () => {
+      const { backend, journal, clusterView, dispatcher } = await setup("watch-gone", 10_000);
+      try {
+        await backend.create("v", mib);
+        deleteCutOff(journal);
+        backend.busyUntilMs = performance.now() + 300;
+        clusterView.set(view("b"));
+        const final = await dispatcher.wait("d1", 10_000);
+        assert.equal(final?.state.state, "succeeded", JSON.stringify(final?.state));
+        assert.deepEqual(await backend.list(), []);
+        assert.ok(backend.removals > 3, `more tries than attemptsMax: ${backend.removals}`);
+      } finally {
+        await dispatcher.stop();
+        journal.close();
+      }
+    });
+
+    it("fails BUSY once the wait after the takeover is over", async () => {
+      const { backend, journal, clusterView, dispatcher } = await setup("watch-stays", 200);
+      try {
+        await backend.create("v", mib);
+        deleteCutOff(journal);
+        backend.busyUntilMs = Number.POSITIVE_INFINITY;
+        clusterView.set(view("b"));
+        const final = await dispatcher.wait("d1", 10_000);
+        assert.equal(final?.state.state, "failed", JSON.stringify(final?.state));
+        if (final?.state.state === "failed") assert.equal(final.state.error.code, "BUSY");
+        assert.equal((await backend.list()).length, 1, "the volume is still there");
+      } finally {
+        await dispatcher.stop();
+        journal.close();
+      }
+    });
+
+    it("a first attempt answered BUSY fails at once: no dead holder came before it", async () => {
+      const { backend, journal, clusterView, dispatcher } = await setup("busy-first", 10_000);
+      try {
+        await backend.create("v", mib);
+        backend.busyUntilMs = Number.POSITIVE_INFINITY;
+        clusterView.set(view("b"));
+        await dispatcher.submit("d2", { op: "delete", name: "v" });
+        const final = await dispatcher.wait("d2", 5000);
+        assert.equal(final?.state.state, "failed", JSON.stringify(final?.state));
+        assert.equal(backend.removals, 1);
+      } finally {
+        await dispatcher.stop();
+        journal.close();
+      }
+    });
   });
 
   it("a first attempt on the accepting node reports EXISTS as a failure", async () => {

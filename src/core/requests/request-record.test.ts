@@ -133,6 +133,15 @@ describe("idempotent re-drive", () => {
     assert.equal(resolveOutcome(sd, again, fail("BUSY")).state, "failed");
   });
 
+  it("BUSY on a re-drive is tried again while a dead predecessor's watch may hold the image", () => {
+    const del: Operation = { op: "delete", name: "vol" };
+    const retry = resolveOutcome(del, again, fail("BUSY"), new Map(), "r-1", true);
+    assert.deepEqual(retry, { state: "outcome_unknown", node: "b", attempt: 2 });
+    assert.equal(resolveOutcome(del, again, fail("BUSY"), new Map(), "r-1", false).state, "failed");
+    // A first attempt had no predecessor: BUSY is the answer.
+    assert.equal(resolveOutcome(del, first, fail("BUSY"), new Map(), "r-1", true).state, "failed");
+  });
+
   it("snap-create, copy and clone: an existing result means done on a re-drive when this request made it", () => {
     const sc: Operation = { op: "snap-create", name: "vol", snapshot: "s" };
     assert.equal(resolveOutcome(sc, again, fail("EXISTS")).state, "succeeded");

@@ -284,6 +284,11 @@ export function resolveOutcome(
   observed: ReadonlyMap<string, ObservedVolume | undefined> = new Map(),
   /** This request's id: a volume found on re-drive is its effect only if it carries it. */
   requestId?: string,
+  /**
+   * A crashed predecessor's client may still be registered on the image: the re-drive runs
+   * within the time Ceph takes to drop a dead client's watch (see the dispatcher).
+   */
+  staleWatchPossible = false,
 ): RequestState {
   if (outcome.ok) return { state: "succeeded", result: outcome.result };
   const code = outcome.error.code;
@@ -292,6 +297,12 @@ export function resolveOutcome(
   }
   const failed: RequestState = { state: "failed", error: outcome.error };
   if (!attempt.reDrive) return failed;
+  // The previous holder died inside its own attempt (`rbd rm` has the image open): its client
+  // still watches the image until Ceph times the watch out, and every open or removal meanwhile
+  // is BUSY. That BUSY is the dead attempt's shadow, not this request's answer: try again.
+  if (code === "BUSY" && staleWatchPossible) {
+    return { state: "outcome_unknown", node: attempt.node, attempt: attempt.attempt };
+  }
   switch (operation.op) {
     case "delete":
       return code === "NOT_FOUND"
