@@ -10,13 +10,13 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createRecord } from "../../src/core/requests/request-record.ts";
-import type { ClusterViewSnapshot } from "../../src/ports/cluster-view.ts";
 import { RbdBackend } from "../../src/storage/backends/rbd-backend.ts";
 import { Dispatcher } from "../../src/storage/dispatcher.ts";
 import { type Gateway, parseGatewayConfig, startGateway } from "../../src/storage/gateway.ts";
 import { Journal } from "../../src/storage/journal.ts";
 import { PeerClient } from "../../src/storage/replication.ts";
 import { StaticClusterView } from "../../src/storage/static-cluster-view.ts";
+import { takeoverView } from "../unit/storage-takeover-view.ts";
 import { startCephCluster } from "./ceph-cluster.ts";
 
 const root = path.resolve(import.meta.dirname, "../..");
@@ -174,17 +174,7 @@ describe("storage gateway on real Ceph", {
 
     const journal = new Journal(path.join(dir, "takeover.sqlite"));
     const vip = "198.18.0.100";
-    const snapshot = (owner: string | undefined): ClusterViewSnapshot => ({
-      selfId: "b",
-      coordinatorId: "b",
-      term: 2,
-      members: [
-        { id: "a", address: "127.0.0.1", state: "failed" },
-        { id: "b", address: "127.0.0.1", state: "healthy" },
-      ],
-      owners: new Map([[vip, owner]]),
-      held: owner === "b" ? new Set([vip]) : new Set(),
-    });
+    const snapshot = (owner: string | undefined) => takeoverView(vip, owner);
     const clusterView = new StaticClusterView("b");
     clusterView.set(snapshot(undefined));
     const events: string[] = [];

@@ -13,7 +13,6 @@ import {
   type Operation,
   type RequestRecord,
 } from "../../src/core/requests/request-record.ts";
-import type { ClusterViewSnapshot } from "../../src/ports/cluster-view.ts";
 import { createApi } from "../../src/storage/api.ts";
 import { FileBackend } from "../../src/storage/backends/file-backend.ts";
 import { Dispatcher } from "../../src/storage/dispatcher.ts";
@@ -21,25 +20,14 @@ import { StorageError } from "../../src/storage/errors.ts";
 import { Journal } from "../../src/storage/journal.ts";
 import { PeerClient } from "../../src/storage/replication.ts";
 import { StaticClusterView } from "../../src/storage/static-cluster-view.ts";
+import { takeoverView } from "./storage-takeover-view.ts";
 
 const mib = 1024 * 1024;
 const vip = "198.18.0.100";
 const dir = mkdtempSync(path.join(tmpdir(), "fips-dispatcher-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function view(owner: string | undefined): ClusterViewSnapshot {
-  return {
-    selfId: "b",
-    coordinatorId: "b",
-    term: 2,
-    members: [
-      { id: "a", address: "127.0.0.1", state: "failed" },
-      { id: "b", address: "127.0.0.1", state: "healthy" },
-    ],
-    owners: new Map([[vip, owner]]),
-    held: owner === "b" ? new Set([vip]) : new Set(),
-  };
-}
+const view = (owner: string | undefined) => takeoverView(vip, owner);
 
 /**
  * A file backend whose removals are BUSY until `busyUntilMs` (performance.now), as `rbd rm` is
