@@ -15,6 +15,12 @@
  *   health N up|down            node's own health checks
  *   move VIP N via M | unpin VIP via M | drain N via M | undrain N via M   administrative commands
  *   foreign VIP on|off          a host outside the cluster configures the VIP
+ *   pause N MS | resume N       SIGSTOP N's agent for MS of real time (SIGCONT then), or now
+ *   clock N +MS | clock N -MS   step N's wall clock
+ *   delay A B MIN MAX | delay A B off   one-way delay A -> B (A or B may be *)
+ *   hold A B | release A B      hold datagrams A -> B as they arrive / deliver them and stop
+ *   deliver A B [TYPE] | drop A B [TYPE]   the oldest held datagram A -> B (of that type)
+ *   held                        the held datagrams
  *   status                      roles, terms and holders
  */
 import { profiles } from "../config/profiles.ts";
@@ -150,12 +156,57 @@ export class ScenarioRunner {
       case "foreign":
         sim.setForeign(vipIndex(args[0]!), args[1] === "on");
         return undefined;
+      case "pause":
+        sim.pause(args[0]!, number(args[1]));
+        return undefined;
+      case "resume":
+        sim.log(`${args[0]} resumed`);
+        sim.resume(args[0]!);
+        return undefined;
+      case "clock":
+        sim.jumpWallClock(args[0]!, number(args[1]));
+        return undefined;
+      case "delay": {
+        const node = (x: string | undefined) => (x === "*" ? undefined : x);
+        const range: readonly [number, number] | undefined =
+          args[2] === "off" ? undefined : [number(args[2]), number(args[3] ?? args[2])];
+        sim.setDelay(range, node(args[0]), node(args[1]));
+        return undefined;
+      }
+      case "hold":
+        sim.hold(args[0]!, args[1]!);
+        return undefined;
+      case "release":
+        sim.release(args[0]!, args[1]!);
+        return undefined;
+      case "deliver":
+      case "drop": {
+        const done =
+          verb === "deliver"
+            ? sim.deliverHeld(args[0]!, args[1]!, args[2])
+            : sim.dropHeld(args[0]!, args[1]!, args[2]);
+        if (!done) throw new Error(`'${command}': nothing held from ${args[0]} to ${args[1]}`);
+        return undefined;
+      }
+      case "held": {
+        const held = sim.heldMessages();
+        return held.length === 0 ? "held: none" : held.map((h) => `held: ${h}`).join("\n");
+      }
       case "status":
         return status(sim);
       default:
         throw new Error(`unknown scenario command '${command}'`);
     }
   }
+}
+
+/** A number argument; a scenario with a typo fails instead of running with NaN. */
+function number(text: string | undefined): number {
+  const value = Number(text);
+  if (text === undefined || text === "" || !Number.isFinite(value)) {
+    throw new Error(`expected a number, got ${JSON.stringify(text)}`);
+  }
+  return value;
 }
 
 function createCluster(args: readonly string[]): Simulator {

@@ -128,6 +128,11 @@ interface Datagram {
   readonly message: Message;
 }
 
+interface HeldDatagram extends Datagram {
+  /** Simulated time at which it arrived and was held. */
+  readonly heldAtMs: number;
+}
+
 /** Wall-clock reading at real time 0 (2027-01-15). */
 const wallEpochMs = 1_800_000_000_000;
 /** Datagrams kept for `replayOld`. */
@@ -158,6 +163,9 @@ export class Simulator {
   #late: { ratio: number; rangeMs: readonly [number, number] } | undefined;
   #history: Datagram[] = [];
   #historyNext = 0;
+  /** Links ("from>to") whose datagrams wait in `#held` for a scenario's deliver or drop. */
+  #holding = new Set<string>();
+  #held: HeldDatagram[] = [];
   #lastActionAt = new Map<string, number>();
   readonly #byId = new Map<string, SimNode>();
   readonly #config: CoreConfig;
@@ -349,6 +357,62 @@ export class Simulator {
       }
     }
     this.log(`partition ${groups.map((g) => g.join(" ")).join(" | ")}`);
+  }
+
+  /**
+   * Holds every datagram that arrives from `from` to `to` from now on, in arrival order, until
+   * `deliverHeld`, `dropHeld` or `release` (message-level control for scenario scripts).
+   */
+  hold(from: string, to: string): void {
+    this.#holding.add(`${from}>${to}`);
+    this.log(`hold ${from} -> ${to}`);
+  }
+
+  /** Stops holding `from` -> `to` and delivers what was held there, oldest first. */
+  release(from: string, to: string): void {
+    this.#holding.delete(`${from}>${to}`);
+    this.log(`release ${from} -> ${to}`);
+    for (const d of this.#held.filter((h) => h.from === from && h.to === to)) {
+      this.#takeHeld(d);
+      this.#arrive(d.from, d.to, d.message, true);
+    }
+  }
+
+  /**
+   * Delivers the oldest held datagram from `from` to `to` (of message type `type` if given)
+   * now; false if there is none.
+   */
+  deliverHeld(from: string, to: string, type?: string): boolean {
+    const d = this.#findHeld(from, to, type);
+    if (!d) return false;
+    this.#takeHeld(d);
+    this.log(`deliver ${describe(d)}`);
+    this.#arrive(d.from, d.to, d.message, true);
+    return true;
+  }
+
+  /** Drops the oldest held datagram from `from` to `to` (of type `type`); false if none. */
+  dropHeld(from: string, to: string, type?: string): boolean {
+    const d = this.#findHeld(from, to, type);
+    if (!d) return false;
+    this.#takeHeld(d);
+    this.log(`drop ${describe(d)}`);
+    return true;
+  }
+
+  /** The held datagrams, oldest first, one line each. */
+  heldMessages(): string[] {
+    return this.#held.map((d) => `${describe(d)}, held since ${d.heldAtMs}`);
+  }
+
+  #findHeld(from: string, to: string, type: string | undefined) {
+    return this.#held.find(
+      (h) => h.from === from && h.to === to && (type === undefined || h.message.type === type),
+    );
+  }
+
+  #takeHeld(d: HeldDatagram): void {
+    this.#held.splice(this.#held.indexOf(d), 1);
   }
 
   /** Removes every block (delays, loss and duplication are separate faults). */
@@ -723,8 +787,12 @@ export class Simulator {
     this.#historyNext = (this.#historyNext + 1) % datagramHistory;
   }
 
-  #arrive(from: string, to: string, message: Message): void {
+  #arrive(from: string, to: string, message: Message, released = false): void {
     const target = this.#node(to);
+    if (!released && this.#holding.has(`${from}>${to}`)) {
+      this.#held.push({ from, to, message, heldAtMs: this.nowMs });
+      return;
+    }
     if (!target.machineUp || this.#blocked.has(`${from}>${to}`)) return;
     this.delivered += 1;
     this.#deliver(target, { type: "message", nowMs: this.#local(target), from, message });
@@ -894,4 +962,9 @@ export function describeEvent(event: CoreEvent): string {
       return JSON.stringify(unknown);
     }
   }
+}
+
+/** "n1 -> n2 heartbeat (term 3)": a held datagram as scenario traces show it. */
+function describe(d: Datagram): string {
+  return `${d.from} -> ${d.to} ${d.message.type} (term ${d.message.term})`;
 }
