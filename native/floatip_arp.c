@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "floatip_sys.h"
+#include "floatip_tickle.h"
 
 #define FRAME_BYTES 42 /* 14 Ethernet + 28 ARP; the NIC pads to the 60-byte minimum. */
 #define MAX_ADDRESSES 65536
@@ -625,6 +626,8 @@ static napi_value init(napi_env env, napi_value exports) {
                                         properties));
   /* Realtime scheduling, memory locking and rtnetlink addresses: see floatip_sys.c. */
   NAPI_CALL(env, floatip_sys_init(env, exports));
+  /* TCP tickle ACKs after a takeover: see floatip_tickle.c. */
+  NAPI_CALL(env, floatip_tickle_init(env, exports));
   return exports;
 }
 

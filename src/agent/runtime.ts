@@ -128,6 +128,7 @@ export class Agent implements AgentHandle, ClusterView {
   #vipSince: Record<string, string> = {};
   #lastOwners = new Map<string, string | undefined>();
   #listeners = new Set<(view: ClusterViewSnapshot) => void>();
+  #servicesDatagramListeners = new Set<(from: string, payload: unknown) => void>();
   readonly #hooks = new HookQueue({
     run: (call) => this.#runHookNow(call),
     report: (skipped) =>
@@ -198,8 +199,13 @@ export class Agent implements AgentHandle, ClusterView {
       bind: { address: self.address, port: self.port },
       peers: new Map(config.nodes.map((n) => [n.id, { address: n.address, port: n.port }])),
       incarnation: this.#incarnation,
-      onMessage: (from, payload) =>
-        this.#step({ type: "message", nowMs: monotonicMs(), from, message: payload }),
+      onMessage: (from, payload) => {
+        if (isServicesDatagram(payload)) {
+          for (const listener of this.#servicesDatagramListeners) listener(from, payload);
+          return;
+        }
+        this.#step({ type: "message", nowMs: monotonicMs(), from, message: payload });
+      },
       log: (level, msg, fields) => this.#log.log(level, msg, fields),
     });
     this.#checks = this.#createChecks();
@@ -459,6 +465,21 @@ export class Agent implements AgentHandle, ClusterView {
   subscribe(listener: (view: ClusterViewSnapshot) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Datagrams of the services process's own peer protocol (`connections` lists for tickle
+   * ACKs) go past the core to `listener`; returns a function that unsubscribes.
+   */
+  onServicesDatagram(listener: (from: string, payload: unknown) => void): () => void {
+    this.#servicesDatagramListeners.add(listener);
+    return () => this.#servicesDatagramListeners.delete(listener);
+  }
+
+  /** Sends a services datagram to every peer; anything else is refused (never a core message). */
+  broadcastServicesDatagram(payload: unknown): void {
+    if (this.#stopped || !isServicesDatagram(payload)) return;
+    this.#transport.broadcast(payload);
   }
 
   // ---------------------------------------------------------------- the loop
@@ -1118,4 +1139,13 @@ function refusal(
     }
   }
   return undefined;
+}
+
+/** The services process's datagram types, which the core never sees. */
+function isServicesDatagram(payload: unknown): boolean {
+  return (
+    typeof payload === "object" &&
+    payload !== null &&
+    (payload as { type?: unknown }).type === "connections"
+  );
 }

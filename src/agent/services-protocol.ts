@@ -32,6 +32,8 @@ export type ToServices =
   | { readonly type: "view"; readonly view: ClusterViewSnapshot }
   | { readonly type: "reply"; readonly id: number; readonly ok: boolean; readonly value: unknown }
   | { readonly type: "reload-token" }
+  /** A services datagram from a peer (`connections`: tickle.ts), authenticated. */
+  | { readonly type: "peer-message"; readonly from: string; readonly payload: unknown }
   | { readonly type: "stop" };
 
 /** Services process -> control plane. */
@@ -44,6 +46,8 @@ export type FromServices =
       readonly env: Readonly<Record<string, string>>;
     }
   | { readonly type: "ready"; readonly capabilities: readonly string[] }
+  /** Send to every peer over the cluster transport (only the services datagram types). */
+  | { readonly type: "peer-broadcast"; readonly payload: unknown }
   /** Start-up failed for a reason a restart cannot fix (an invalid capability section). */
   | { readonly type: "fatal"; readonly message: string }
   | { readonly type: "stopped" };

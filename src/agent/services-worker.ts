@@ -26,6 +26,7 @@ import type {
   ServicesWorkerData,
   ToServices,
 } from "./services-protocol.ts";
+import { TickleService } from "./tickle.ts";
 
 if (!process.send) throw new Error("services-worker.ts runs only as the agent's child process");
 // Nothing may act for a control plane that is gone: the kernel ends this process with it.
@@ -81,6 +82,7 @@ function request<T>(body: ControlRequest): Promise<T> {
 let view: ChannelView;
 let capabilities: Capability[] = [];
 let api: FastifyInstance | undefined;
+let tickle: TickleService | undefined;
 
 const handle: AgentHandle = {
   async status() {
@@ -142,6 +144,17 @@ async function start(): Promise<void> {
       error: describe(error),
     });
   }
+  if (config.tickle.enabled) {
+    tickle = new TickleService({
+      nodeId: data.nodeId,
+      view,
+      scanIntervalMs: config.tickle.scanIntervalMs,
+      log: log.child({ capability: "tickle" }),
+      broadcast: (payload) => post({ type: "peer-broadcast", payload }),
+    });
+    await tickle.start();
+    capabilities.push(tickle);
+  }
   post({ type: "ready", capabilities: capabilities.map((c) => c.name) });
 }
 
@@ -196,6 +209,9 @@ process.on("message", (message: ToServices) => {
       else waiter?.reject(new Error(String(message.value)));
       return;
     }
+    case "peer-message":
+      tickle?.onPeerMessage(message.from, message.payload);
+      return;
     case "reload-token": {
       const error = api ? reloadApiToken(api) : undefined;
       if (error)

@@ -50,6 +50,7 @@ export class ServiceHost {
   readonly #options: ServiceHostOptions;
   #worker: ChildProcess | undefined;
   #unsubscribe: (() => void) | undefined;
+  #unsubscribePeers: (() => void) | undefined;
   #stopping = false;
   #restartTimer: NodeJS.Timeout | undefined;
   #backoffMs = 1000;
@@ -67,6 +68,9 @@ export class ServiceHost {
       this.#ready = resolve;
     });
     this.#unsubscribe = this.#options.agent.subscribe((view) => this.#send({ type: "view", view }));
+    this.#unsubscribePeers = this.#options.agent.onServicesDatagram((from, payload) =>
+      this.#send({ type: "peer-message", from, payload }),
+    );
     this.#spawn();
     return ready;
   }
@@ -76,6 +80,7 @@ export class ServiceHost {
     this.#stopping = true;
     clearTimeout(this.#restartTimer);
     this.#unsubscribe?.();
+    this.#unsubscribePeers?.();
     const worker = this.#worker;
     if (!worker) return;
     const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
@@ -161,6 +166,9 @@ export class ServiceHost {
         this.#options.onFatal(message.message);
         return;
       case "stopped":
+        return;
+      case "peer-broadcast":
+        this.#options.agent.broadcastServicesDatagram(message.payload);
         return;
       default: {
         const unknown: never = message;

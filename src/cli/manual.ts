@@ -103,6 +103,7 @@ const sectionTitles: Readonly<Record<string, string>> = {
   api: "API",
   notify: "NOTIFY",
   realtime: "REALTIME",
+  tickle: "TICKLE",
 };
 
 /** Every documented key path, as the manual and its test see them. */

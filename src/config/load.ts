@@ -55,6 +55,7 @@ import type {
   PlacementPolicy,
   ProfileName,
   RealtimeSpec,
+  TickleSpec,
   Timers,
   VipSpec,
 } from "./types.ts";
@@ -506,6 +507,7 @@ const rootKeys = [
   "api",
   "notify",
   "realtime",
+  "tickle",
   "state_dir",
   "address_lifetime",
   "relays",
@@ -520,6 +522,7 @@ const optionalSections = [
   "api",
   "notify",
   "realtime",
+  "tickle",
   "relays",
   "storage",
   "traffic",
@@ -550,6 +553,7 @@ function readRoot(ctx: Context, raw: unknown, options: LoadOptions): ClusterConf
   const api = readApi(ctx, root.api);
   const notify = root.notify === undefined ? undefined : readNotify(ctx, root.notify);
   const realtime = readRealtime(ctx, root.realtime);
+  const tickle = readTickle(ctx, root.tickle);
   const stateDir = str(ctx, root, "state_dir", [], { example: defaultStateDir }) ?? defaultStateDir;
   const addressLifetimeSec = readAddressLifetime(ctx, root, timers);
   if (options.nodeId !== undefined && nodes.ids.length > 0 && !nodes.ids.includes(options.nodeId)) {
@@ -569,6 +573,7 @@ function readRoot(ctx: Context, raw: unknown, options: LoadOptions): ClusterConf
     !checks ||
     !api ||
     !realtime ||
+    !tickle ||
     addressLifetimeSec === undefined
   ) {
     return undefined;
@@ -585,6 +590,7 @@ function readRoot(ctx: Context, raw: unknown, options: LoadOptions): ClusterConf
     api,
     ...(notify ? { notify } : {}),
     realtime,
+    tickle,
     stateDir: ctx.resolvePath(stateDir),
     addressLifetimeSec,
     ...(root.relays !== undefined ? { relays: root.relays } : {}),
@@ -1177,6 +1183,25 @@ function readRealtime(ctx: Context, raw: unknown): RealtimeSpec | undefined {
   return { policy, priority, lockMemory, required };
 }
 
+const tickleKeys = ["enabled", "scan_interval"];
+
+function readTickle(ctx: Context, raw: unknown): TickleSpec | undefined {
+  const at = ["tickle"];
+  const obj =
+    raw === undefined
+      ? {}
+      : mapping(ctx, raw, at, tickleKeys, "tickle: { enabled: true, scan_interval: 1s }");
+  if (!obj) return undefined;
+  const enabled = bool(ctx, obj, "enabled", at, true);
+  const scanIntervalMs = duration(ctx, obj, "scan_interval", at, {
+    min: 100,
+    fallback: 1000,
+    example: "1s",
+  });
+  if (enabled === undefined || scanIntervalMs === undefined) return undefined;
+  return { enabled, scanIntervalMs };
+}
+
 function bool(
   ctx: Context,
   obj: Obj,
@@ -1282,4 +1307,5 @@ export const configSchema: Readonly<Record<string, readonly string[]>> = {
   api: apiKeys,
   notify: notifyKeys,
   realtime: realtimeKeys,
+  tickle: tickleKeys,
 };

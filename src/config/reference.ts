@@ -16,6 +16,8 @@ export const sectionIntro: Readonly<Record<string, string>> = {
   notify: "A command run on role changes and VIP events, one call at a time, under a timeout.",
   realtime:
     "Scheduling of the control plane's thread, so that a busy machine cannot delay a heartbeat.",
+  tickle:
+    "TCP tickle ACKs (as CTDB sends them): clients of a VIP that moved learn at once that their connections are gone, instead of when their retransmissions give up.",
 };
 
 export const keyReference: Readonly<Record<string, string>> = {
@@ -31,6 +33,7 @@ export const keyReference: Readonly<Record<string, string>> = {
   api: "The local API (see API).",
   notify: "The notify hook (see NOTIFY).",
   realtime: "Realtime scheduling of the control plane (see REALTIME).",
+  tickle: "TCP tickle ACKs after a takeover (see TICKLE).",
   state_dir:
     "Directory of the node's state (votes, incarnation, journals): default /var/lib/floatip.",
   address_lifetime:
@@ -101,4 +104,8 @@ export const keyReference: Readonly<Record<string, string>> = {
   "realtime.priority": "Realtime priority 1-99 (default 10).",
   "realtime.lock_memory": "Lock the agent's code in memory (default true).",
   "realtime.required": "Refuse to start without realtime scheduling (default false).",
+  "tickle.enabled":
+    "List the established connections on held VIPs, share them with the peers, and after taking a VIP over send each listed client an ACK that resets its connection (default true; needs CAP_NET_RAW).",
+  "tickle.scan_interval":
+    "How often the holder lists its connections (default 1s, at least 100ms): a connection opened since the last scan before a crash is not tickled.",
 };

@@ -143,6 +143,7 @@ export interface ClusterConfig {
   readonly api: ApiSpec;
   readonly notify?: NotifySpec;
   readonly realtime: RealtimeSpec;
+  readonly tickle: TickleSpec;
   /** Directory for the agent's persistent state (vote record, journals, samples). */
   readonly stateDir: string;
   /** Kernel address lifetime for VIPs, renewed while the agent is healthy (seconds). */
@@ -151,4 +152,14 @@ export interface ClusterConfig {
   readonly relays?: unknown;
   readonly storage?: unknown;
   readonly traffic?: unknown;
+}
+
+/**
+ * TCP tickle ACKs after a takeover (`tickle:`): the holder of VIPs lists the established
+ * connections on them every `scanIntervalMs` and shares the list with its peers; a node that
+ * takes a VIP over sends each listed client an ACK that makes its stack reset the connection.
+ */
+export interface TickleSpec {
+  readonly enabled: boolean;
+  readonly scanIntervalMs: number;
 }

@@ -16,6 +16,8 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { FastifyInstance } from "fastify";
 import { checkCapabilitySections } from "../../src/agent/capability-check.ts";
+import { createLogger } from "../../src/agent/log.ts";
+import { TickleService } from "../../src/agent/tickle.ts";
 import { InMemoryAgentHandle } from "../../src/api/in-memory-handle.ts";
 import { createApiServer } from "../../src/api/server.ts";
 import { decodeDatagram } from "../../src/cluster/codec.ts";
@@ -36,6 +38,38 @@ import { TrafficNode } from "../../src/traffic/traffic-node.ts";
 import { type FuzzTarget, fuzz, runSeed } from "../fuzz/fuzz.ts";
 
 const seed = runSeed();
+
+/**
+ * A target for JSON payloads as peers send them: each input that is JSON goes to `deliver`
+ * with the next sender in turn (the codec drops datagrams that are not JSON).
+ */
+function peerJsonTarget(
+  name: string,
+  cases: number,
+  senders: readonly string[],
+  deliver: (from: string, message: unknown) => void,
+): FuzzTarget {
+  let i = 0;
+  return {
+    name,
+    cases,
+    check(input) {
+      const message = jsonOf(input);
+      if (message === undefined) return;
+      i += 1;
+      deliver(senders[i % senders.length]!, message);
+    },
+  };
+}
+
+/** The input as JSON, or undefined when it is none (the codec drops such datagrams). */
+function jsonOf(input: Buffer): unknown {
+  try {
+    return JSON.parse(input.toString("utf8")) as unknown;
+  } catch {
+    return undefined;
+  }
+}
 const key = Buffer.alloc(32, 7);
 const dir = mkdtempSync(path.join(tmpdir(), "floatip-fuzz-"));
 
@@ -114,24 +148,48 @@ describe(`fuzzing the decoders (seed ${seed}; FLOATIP_FUZZ_SEED=${seed} repeats 
     const sim = threeNodeCluster(11, profiles.lan);
     const core = sim.core("n1") as CoreNode;
     let nowMs = sim.nowMs + 1;
-    const senders = ["n2", "n3", "n1", "n9"];
-    let i = 0;
-    const target: FuzzTarget = {
-      name: "core-message",
-      cases: 15000,
-      check(input) {
-        let message: unknown;
-        try {
-          message = JSON.parse(input.toString("utf8"));
-        } catch {
-          return; // the codec refuses what is not JSON before the core sees it
-        }
+    const target = peerJsonTarget(
+      "core-message",
+      15000,
+      ["n2", "n3", "n1", "n9"],
+      (from, message) => {
         nowMs += 1;
-        i += 1;
-        core.step({ type: "message", nowMs, from: senders[i % senders.length]!, message });
+        core.step({ type: "message", nowMs, from, message });
       },
-    };
+    );
     await fuzz(target, seed);
+  });
+
+  it("connections datagrams (tickle lists): a peer's payload never throws and stays bounded", async () => {
+    const view = new StaticClusterView("n2");
+    view.set({
+      selfId: "n2",
+      coordinatorId: "n1",
+      term: 1,
+      members: [],
+      owners: new Map([["198.18.0.100", "n1"]]),
+      held: new Set(),
+    });
+    const tickle = new TickleService({
+      nodeId: "n2",
+      view,
+      scanIntervalMs: 60_000,
+      log: createLogger({ base: {}, write: () => {} }),
+      broadcast: () => {},
+      list: () => ({ connections: [], skipped: 0 }),
+      send: () => 1,
+    });
+    await tickle.start();
+    const target = peerJsonTarget("tickle-connections", 5000, ["n1", "n3", "n2"], (from, m) => {
+      tickle.onPeerMessage(from, m);
+      const known = (tickle.status() as { knownConnections: number }).knownConnections;
+      assert.ok(Number.isInteger(known) && known >= 0);
+    });
+    try {
+      await fuzz(target, seed);
+    } finally {
+      await tickle.stop();
+    }
   });
 
   describe("traffic channel", () => {

@@ -1,0 +1,129 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { parseProcNetTcp } from "../adapters/linux/tcp-connections.ts";
+import type { ClusterViewSnapshot } from "../ports/cluster-view.ts";
+import { StaticClusterView } from "../storage/static-cluster-view.ts";
+import { createLogger } from "./log.ts";
+import { type ConnectionsMessage, parseConnectionsMessage, TickleService } from "./tickle.ts";
+
+// /proc/net/tcp as a little-endian machine prints it: 198.18.0.100:9000 (listening), two
+// clients 198.18.0.50 on it (established), one closing, one on another local address.
+const procNetTcp = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 641212C6:2328 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0
+   1: 641212C6:2328 321212C6:C350 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0000000000000000 20 4 30 10 -1
+   2: 641212C6:2328 321212C6:C351 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0000000000000000 20 4 30 10 -1
+   3: 641212C6:2328 321212C6:C352 06 00000000:00000000 00:00000000 00000000     0        0 4 1 0000000000000000 20 4 30 10 -1
+   4: 011212C6:1F90 321212C6:C353 01 00000000:00000000 00:00000000 00000000     0        0 5 1 0000000000000000 20 4 30 10 -1
+   5: garbage
+`;
+
+describe("established connections from /proc/net/tcp", () => {
+  it("lists the established ones on the given local addresses, bounded per address", () => {
+    const { connections, skipped } = parseProcNetTcp(procNetTcp, new Set(["198.18.18.100"]), 10);
+    assert.deepEqual(connections, [
+      { localIp: "198.18.18.100", localPort: 9000, remoteIp: "198.18.18.50", remotePort: 50000 },
+      { localIp: "198.18.18.100", localPort: 9000, remoteIp: "198.18.18.50", remotePort: 50001 },
+    ]);
+    assert.equal(skipped, 0);
+    const bounded = parseProcNetTcp(procNetTcp, new Set(["198.18.18.100"]), 1);
+    assert.equal(bounded.connections.length, 1);
+    assert.equal(bounded.skipped, 1);
+  });
+});
+
+describe("connections datagrams", () => {
+  const good: ConnectionsMessage = {
+    type: "connections",
+    vip: "198.18.0.100",
+    gen: 1,
+    part: 0,
+    parts: 1,
+    conns: [["198.18.0.50", 50000, 9000]],
+  };
+  it("accepts exactly the documented shape", () => {
+    assert.deepEqual(parseConnectionsMessage(good), good);
+    for (const bad of [
+      { ...good, vip: "not-an-ip" },
+      { ...good, part: 1 },
+      { ...good, parts: 1000 },
+      { ...good, conns: [["198.18.0.50", 0, 9000]] },
+      { ...good, conns: [["198.18.0.50", 50000]] },
+      { ...good, conns: Array.from({ length: 201 }, () => ["198.18.0.50", 1, 2]) },
+      { ...good, gen: -1 },
+      { ...good, type: "heartbeat" },
+      null,
+      "connections",
+    ]) {
+      assert.equal(parseConnectionsMessage(bad), undefined, JSON.stringify(bad));
+    }
+  });
+});
+
+describe("tickle service", () => {
+  const vip = "198.18.0.100";
+  const snapshot = (held: string[]): ClusterViewSnapshot => ({
+    selfId: "n2",
+    coordinatorId: "n1",
+    term: 1,
+    members: [],
+    owners: new Map([[vip, held.length > 0 ? "n2" : "n1"]]),
+    held: new Set(held),
+  });
+  const log = createLogger({ base: {}, write: () => {} });
+
+  it("sends its list when it changes, and tickles a peer's clients when it takes the VIP over", async () => {
+    // n1 holds the VIP and sees two clients; n2 learns the list, then takes the VIP over.
+    const sent: ConnectionsMessage[] = [];
+    const n1View = new StaticClusterView("n1");
+    n1View.set(snapshot([vip]));
+    const n1 = new TickleService({
+      nodeId: "n1",
+      view: n1View,
+      scanIntervalMs: 60_000,
+      log,
+      broadcast: (m) => sent.push(m),
+      list: () => ({
+        connections: [
+          { localIp: vip, localPort: 9000, remoteIp: "198.18.0.50", remotePort: 50001 },
+          { localIp: vip, localPort: 9000, remoteIp: "198.18.0.50", remotePort: 50000 },
+        ],
+        skipped: 0,
+      }),
+    });
+    await n1.start();
+    n1.scan();
+    n1.scan(); // unchanged: not sent again
+    assert.equal(sent.length, 1);
+    assert.deepEqual(sent[0]!.conns, [
+      ["198.18.0.50", 50000, 9000],
+      ["198.18.0.50", 50001, 9000],
+    ]);
+
+    const tickles: string[] = [];
+    const n2View = new StaticClusterView("n2");
+    n2View.set(snapshot([]));
+    const n2 = new TickleService({
+      nodeId: "n2",
+      view: n2View,
+      scanIntervalMs: 60_000,
+      log,
+      broadcast: () => {},
+      list: () => ({ connections: [], skipped: 0 }),
+      send: (from, fromPort, to, toPort) => {
+        tickles.push(`${from}:${fromPort}>${to}:${toPort}`);
+        return 1;
+      },
+    });
+    await n2.start();
+    n2.onPeerMessage("n1", sent[0]);
+    n2.onPeerMessage("n1", { ...sent[0], conns: [["bad", 1, 1]] }); // dropped
+    assert.equal(tickles.length, 0);
+    n2View.set(snapshot([vip]));
+    assert.deepEqual(tickles, [`${vip}:9000>198.18.0.50:50000`, `${vip}:9000>198.18.0.50:50001`]);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    assert.equal(tickles.length, 4, "tickled again after 100 ms while still holding");
+    n2View.set(snapshot([]));
+    await n2.stop();
+    await n1.stop();
+  });
+});

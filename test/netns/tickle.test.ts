@@ -1,0 +1,151 @@
+/**
+ * TCP tickle ACKs, driven as a client sees them: a client holds an idle TCP connection to a
+ * VIP (a server on every node listens on port 9000), the VIP's owner dies (SIGKILL of its
+ * agent; its supervisor removes the addresses), another node takes the VIP over and tickles
+ * the client, and the client's socket fails at once with a reset — without the tickle an idle
+ * connection to a dead owner stays "established" until the client sends something and its
+ * retransmissions give up (minutes).
+ *
+ * Checked: the new owner learned the connection from the old owner's list before the kill
+ * (status), the client's connection is reset after the takeover, the time from the new owner's
+ * `vip-acquired` to the reset is printed (speed is the benchmark's business; the test bounds
+ * it loosely), and a second idle connection to a VIP that did not move stays open.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import {
+  allLogs,
+  type LiveCluster,
+  startCluster,
+  waitFor,
+  waitSettled,
+} from "../../src/lab/cluster.ts";
+import { skipUnlessRoot } from "../../src/lab/topology.ts";
+
+/** Accepts TCP connections on 0.0.0.0:9000 and keeps them open, silently (bounded life). */
+const server = [
+  "const net = require('node:net');",
+  "const kept = [];",
+  "net.createServer((s) => { kept.push(s); s.on('error', () => {}); }).listen(9000, '0.0.0.0');",
+  "setTimeout(() => process.exit(0), 180000);",
+].join("\n");
+
+/** Connects to VIP:9000 and reports (one JSON line each) when connected and when it failed. */
+const client = (vip: string) =>
+  [
+    "const net = require('node:net');",
+    `const s = net.connect(9000, ${JSON.stringify(vip)});`,
+    "const say = (o) => process.stdout.write(JSON.stringify(o) + '\\n');",
+    "s.on('connect', () => say({ connected: Date.now(), local: s.localPort }));",
+    "s.on('error', (e) => say({ failed: Date.now(), code: e.code }));",
+    "s.on('close', () => { say({ closed: Date.now() }); process.exit(0); });",
+    "setTimeout(() => { say({ open: Date.now() }); process.exit(0); }, 120000);",
+  ].join("\n");
+
+interface ClientLine {
+  connected?: number;
+  failed?: number;
+  code?: string;
+  closed?: number;
+  open?: number;
+}
+
+function watchClient(cluster: LiveCluster, vip: string) {
+  const lines: ClientLine[] = [];
+  const child = cluster.topology.spawn("client", process.execPath, ["-e", client(vip)], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let buffer = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    buffer += chunk.toString();
+    const parts = buffer.split("\n");
+    buffer = parts.pop() ?? "";
+    for (const part of parts) if (part.trim()) lines.push(JSON.parse(part) as ClientLine);
+  });
+  return { lines, child };
+}
+
+interface Status {
+  capabilities?: { tickle?: { knownConnections?: number; tickled?: number } };
+}
+
+describe("agent: tickle ACKs after a takeover", { skip: skipUnlessRoot() }, () => {
+  let cluster: LiveCluster;
+
+  before(async () => {
+    cluster = await startCluster({
+      prefix: "fiptk-",
+      vips: [{ host: 170 }, { host: 171 }],
+      extraYaml: "tickle: { scan_interval: 200ms }",
+    });
+    for (const id of cluster.ids) {
+      cluster.topology.spawn(id, process.execPath, ["-e", server], { stdio: "ignore" });
+    }
+    await waitSettled(cluster);
+  });
+
+  after(async () => {
+    await cluster?.destroy();
+  });
+
+  it("resets a client's idle connection to a dead owner's VIP right after the takeover", async () => {
+    const [moving, staying] = cluster.vipAddresses as [string, string];
+    const owner = (await cluster.holderOf(moving))!;
+    assert.ok(owner, "the VIP has an owner");
+    const other = await cluster.holderOf(staying);
+    const kept = other !== owner ? watchClient(cluster, staying) : undefined;
+    const watched = watchClient(cluster, moving);
+    const connected = await waitFor(async () => watched.lines.find((l) => l.connected), 10_000);
+    assert.ok(connected, "the client connected to the VIP");
+
+    // Every other node learns the owner's list (the scan runs every 200 ms).
+    const status = async (id: string) => {
+      const result = await cluster.cli(id, ["status", "--json"]);
+      return result.code === 0 ? (JSON.parse(result.stdout) as Status) : undefined;
+    };
+    const peers = cluster.ids.filter((id) => id !== owner);
+    const learned = await waitFor(async () => {
+      const views = await Promise.all(peers.map((id) => status(id)));
+      return views.every((v) => (v?.capabilities?.tickle?.knownConnections ?? 0) >= 1)
+        ? views
+        : undefined;
+    }, 10_000);
+    assert.ok(learned, `the peers know the connection\n${allLogs(cluster)}`);
+
+    process.kill(cluster.agentPid(owner)!, "SIGKILL");
+    const taken = await waitFor(async () => {
+      const holder = await cluster.holderOf(moving);
+      return holder && holder !== owner ? holder : undefined;
+    }, 15_000);
+    assert.ok(taken, `the VIP moved\n${allLogs(cluster)}`);
+    const failed = await waitFor(
+      async () => watched.lines.find((l) => l.failed !== undefined || l.closed !== undefined),
+      10_000,
+    );
+    assert.ok(failed, `the client's connection failed\n${allLogs(cluster)}`);
+    assert.equal(failed.code ?? "ECONNRESET", "ECONNRESET", JSON.stringify(watched.lines));
+    // Human log lines: "HH:MM:SS.mmmuuu INFO  vip-acquired node=n2 vip=…", UTC.
+    const day = new Date(connected.connected!).toISOString().slice(0, 11);
+    const acquired = [
+      ...cluster
+        .logs(taken)
+        .matchAll(/^(\d\d:\d\d:\d\d\.\d{3})\d{3} INFO {2}vip-acquired node=\S+ vip=(\S+)/gm),
+    ].find((m) => m[2] === moving);
+    const acquiredAt = acquired ? Date.parse(`${day}${acquired[1]}Z`) : Number.NaN;
+    const resetAt = failed.failed ?? failed.closed!;
+    if (Number.isFinite(acquiredAt)) {
+      const ms = resetAt - acquiredAt;
+      console.log(`# reset ${ms} ms after ${taken} acquired ${moving}`);
+      assert.ok(ms < 3000, `reset ${ms} ms after the takeover`);
+    }
+    assert.match(cluster.logs(taken), /tickle ACKs sent/);
+
+    if (kept) {
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      assert.ok(
+        !kept.lines.some((l) => l.failed !== undefined || l.closed !== undefined),
+        `a connection to a VIP that did not move stays open: ${JSON.stringify(kept.lines)}`,
+      );
+    }
+  });
+});
