@@ -14,11 +14,16 @@
  * A client probes VIP:8080 every 5 ms (100 ms timeout, fresh connection each time). Outage =
  * first failed request sent after the fault → first request answered by another node; switch =
  * fault → that first answer. After the fault the old owner is watched: whether it still held
- * the VIP when the new owner answered (two holders) and when it dropped it.
+ * the VIP when the new owner answered (two holders) and when it dropped it. A second client
+ * connection to VIP:8080, opened before the fault and left idle, shows what an application's
+ * pooled connection sees: how long after the switch it fails (floatip's tickle ACKs reset it;
+ * without them it stays "established" until the application writes), or "never" within
+ * 3 s.
  * Run: npm run bench:failover -- [--trials 10] [--contenders a,b] [--faults a,b] [--out FILE]
  */
 
 import { type LiveCluster, startCluster } from "../src/lab/cluster.ts";
+import { openIdleConnection } from "../src/lab/idle-connection.ts";
 import type { Topology } from "../src/lab/topology.ts";
 import { createTopology } from "../src/lab/topology.ts";
 import { positiveInteger, readOptions, sleep } from "./lib/args.ts";
@@ -66,6 +71,8 @@ const vipHost = 200;
 const switchTimeoutMs = 20_000;
 const dropWatchMs = 5000;
 const readyTimeoutMs = 20_000;
+const idleWatchMs = 3000;
+const idleAgeMs = 1500;
 
 /** One contender brought up on a fresh topology; the trial code only talks to this. */
 interface Setup {
@@ -92,6 +99,8 @@ interface Trial {
   readonly failedRequests: number;
   readonly twoHoldersAtSwitch: boolean | undefined;
   readonly oldDroppedMs: number | undefined;
+  /** The idle connection failed this long after the switch (undefined: not within 3 s). */
+  readonly idleResetMs?: number;
   readonly error?: string;
   readonly logs?: Record<string, string>;
 }
@@ -216,6 +225,11 @@ async function runTrial(
 ): Promise<Trial> {
   const { topology, vip } = setup;
   const oldOwner = await stableOwner(topology, vip, setup.steadyOwner);
+  // Opened first and left idle past floatip's connection scan (tickle.scan_interval, 1 s), as
+  // a pooled connection is: one opened in the last second before a crash is on no list.
+  const idle = openIdleConnection(topology, "client", vip, 8080, 60_000);
+  for (let i = 0; i < 60 && idle.connectedAt() === undefined; i += 1) await sleep(50);
+  await sleep(idleAgeMs);
   const prober = startProber(topology, {
     host: "client",
     vip,
@@ -258,6 +272,13 @@ async function runTrial(
     await watchDrop;
     await prober.stop();
     const outage = measureOutage(prober.records, faultAt, oldOwner);
+    let idleResetMs: number | undefined;
+    if (idle.connectedAt() !== undefined && outage.switchMs !== undefined) {
+      const switchAt = faultAt + outage.switchMs;
+      while (idle.endedAt() === undefined && now() - switchAt < idleWatchMs) await sleep(20);
+      const ended = idle.endedAt();
+      if (ended) idleResetMs = Math.max(0, ended.atMs - switchAt);
+    }
     await setup.restore(oldOwner, fault);
     return {
       contender,
@@ -270,9 +291,11 @@ async function runTrial(
       failedRequests: outage.failedRequests,
       twoHoldersAtSwitch,
       oldDroppedMs,
+      ...(idleResetMs === undefined ? {} : { idleResetMs }),
       ...(switched ? {} : { error: `no other node answered within ${switchTimeoutMs} ms` }),
     };
   } finally {
+    idle.stop();
     await prober.stop();
   }
 }
@@ -293,12 +316,15 @@ function report(results: readonly Trial[]): Record<string, unknown> {
       );
       const dropped = mine.flatMap((r) => (r.oldDroppedMs === undefined ? [] : [r.oldDroppedMs]));
       const twoHolders = mine.filter((r) => r.twoHoldersAtSwitch).length;
+      const resets = mine.flatMap((r) => (r.idleResetMs === undefined ? [] : [r.idleResetMs]));
       medians.set(contender, { outage: outage.medianMs, switch: switched.medianMs });
       summaries[`${fault}/${contender}`] = {
         outage,
         switch: switched,
         twoHolders,
         dropped: summarize(dropped),
+        idleReset: summarize(resets),
+        idleNeverReset: mine.length - resets.length,
       };
       rows.push([
         contender,
@@ -311,6 +337,9 @@ function report(results: readonly Trial[]): Record<string, unknown> {
         dropped.length === mine.length
           ? ms(summarize(dropped).medianMs)
           : `never(${mine.length - dropped.length})`,
+        resets.length === 0
+          ? `never(${mine.length})`
+          : `${ms(summarize(resets).medianMs)}${resets.length < mine.length ? ` never(${mine.length - resets.length})` : ""}`,
       ]);
     }
     if (rows.length === 0) continue;
@@ -326,6 +355,7 @@ function report(results: readonly Trial[]): Record<string, unknown> {
           "switch p50 ms",
           "two holders",
           "old dropped p50 ms",
+          "idle conn reset p50 ms",
         ],
         rows,
       ),
@@ -395,7 +425,7 @@ async function main(): Promise<number> {
           );
           results.push(result.error ? { ...result, logs: setup.logTail() } : result);
           console.log(
-            `trial ${trial} ${contender} ${fault}: ${result.oldOwner} -> ${result.newOwner ?? "?"} outage ${ms(result.outageMs)} ms, switch ${ms(result.switchMs)} ms, two holders ${result.twoHoldersAtSwitch ?? "-"}, old dropped ${result.oldDroppedMs === undefined ? "never" : `${ms(result.oldDroppedMs)} ms`}${result.error ? ` (${result.error})` : ""}`,
+            `trial ${trial} ${contender} ${fault}: ${result.oldOwner} -> ${result.newOwner ?? "?"} outage ${ms(result.outageMs)} ms, switch ${ms(result.switchMs)} ms, two holders ${result.twoHoldersAtSwitch ?? "-"}, old dropped ${result.oldDroppedMs === undefined ? "never" : `${ms(result.oldDroppedMs)} ms`}, idle connection reset ${result.idleResetMs === undefined ? "never" : `${ms(result.idleResetMs)} ms after the switch`}${result.error ? ` (${result.error})` : ""}`,
           );
         }
       } finally {

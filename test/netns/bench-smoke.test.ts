@@ -53,17 +53,19 @@ describe("benchmarks (smoke)", { skip: skipUnlessRoot(), concurrency: 1 }, () =>
         "--out",
         path,
       ],
-      45_000,
+      60_000,
     );
     assert.equal(code, 0, output);
-    assert.match(output, /contender\s+ok\s+outage p50 ms/);
+    assert.match(output, /contender\s+ok\s+outage p50 ms.*idle conn reset p50 ms/);
     const result = JSON.parse(readFileSync(path, "utf8")) as {
-      results: Array<{ contender: string }>;
+      results: Array<{ contender: string; idleResetMs?: number; error?: string }>;
     };
-    assert.ok(
-      result.results.some((r) => r.contender === "floatip-lan"),
-      output,
-    );
+    const floatip = result.results.find((r) => r.contender === "floatip-lan");
+    assert.ok(floatip && !floatip.error, output);
+    // The idle connection: reset by floatip's tickle ACKs, left hanging by keepalived.
+    assert.ok(floatip.idleResetMs !== undefined, `floatip reset the idle connection\n${output}`);
+    const keepalived = result.results.find((r) => r.contender === "keepalived-fastest");
+    if (keepalived && !keepalived.error) assert.equal(keepalived.idleResetMs, undefined, output);
   });
 
   it("garp: takeover of 50 VIPs", async () => {

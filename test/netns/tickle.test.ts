@@ -20,6 +20,7 @@ import {
   waitFor,
   waitSettled,
 } from "../../src/lab/cluster.ts";
+import { openIdleConnection } from "../../src/lab/idle-connection.ts";
 import { skipUnlessRoot } from "../../src/lab/topology.ts";
 
 /** Accepts TCP connections on 0.0.0.0:9000 and keeps them open, silently (bounded life). */
@@ -29,41 +30,6 @@ const server = [
   "net.createServer((s) => { kept.push(s); s.on('error', () => {}); }).listen(9000, '0.0.0.0');",
   "setTimeout(() => process.exit(0), 180000);",
 ].join("\n");
-
-/** Connects to VIP:9000 and reports (one JSON line each) when connected and when it failed. */
-const client = (vip: string) =>
-  [
-    "const net = require('node:net');",
-    `const s = net.connect(9000, ${JSON.stringify(vip)});`,
-    "const say = (o) => process.stdout.write(JSON.stringify(o) + '\\n');",
-    "s.on('connect', () => say({ connected: Date.now(), local: s.localPort }));",
-    "s.on('error', (e) => say({ failed: Date.now(), code: e.code }));",
-    "s.on('close', () => { say({ closed: Date.now() }); process.exit(0); });",
-    "setTimeout(() => { say({ open: Date.now() }); process.exit(0); }, 120000);",
-  ].join("\n");
-
-interface ClientLine {
-  connected?: number;
-  failed?: number;
-  code?: string;
-  closed?: number;
-  open?: number;
-}
-
-function watchClient(cluster: LiveCluster, vip: string) {
-  const lines: ClientLine[] = [];
-  const child = cluster.topology.spawn("client", process.execPath, ["-e", client(vip)], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  let buffer = "";
-  child.stdout?.on("data", (chunk: Buffer) => {
-    buffer += chunk.toString();
-    const parts = buffer.split("\n");
-    buffer = parts.pop() ?? "";
-    for (const part of parts) if (part.trim()) lines.push(JSON.parse(part) as ClientLine);
-  });
-  return { lines, child };
-}
 
 interface Status {
   capabilities?: { tickle?: { knownConnections?: number; tickled?: number } };
@@ -93,10 +59,11 @@ describe("agent: tickle ACKs after a takeover", { skip: skipUnlessRoot() }, () =
     const owner = (await cluster.holderOf(moving))!;
     assert.ok(owner, "the VIP has an owner");
     const other = await cluster.holderOf(staying);
-    const kept = other !== owner ? watchClient(cluster, staying) : undefined;
-    const watched = watchClient(cluster, moving);
-    const connected = await waitFor(async () => watched.lines.find((l) => l.connected), 10_000);
-    assert.ok(connected, "the client connected to the VIP");
+    const kept =
+      other !== owner ? openIdleConnection(cluster.topology, "client", staying, 9000) : undefined;
+    const watched = openIdleConnection(cluster.topology, "client", moving, 9000);
+    const connectedAt = await waitFor(async () => watched.connectedAt(), 10_000);
+    assert.ok(connectedAt, "the client connected to the VIP");
 
     // Every other node learns the owner's list (the scan runs every 200 ms).
     const status = async (id: string) => {
@@ -118,21 +85,18 @@ describe("agent: tickle ACKs after a takeover", { skip: skipUnlessRoot() }, () =
       return holder && holder !== owner ? holder : undefined;
     }, 15_000);
     assert.ok(taken, `the VIP moved\n${allLogs(cluster)}`);
-    const failed = await waitFor(
-      async () => watched.lines.find((l) => l.failed !== undefined || l.closed !== undefined),
-      10_000,
-    );
-    assert.ok(failed, `the client's connection failed\n${allLogs(cluster)}`);
-    assert.equal(failed.code ?? "ECONNRESET", "ECONNRESET", JSON.stringify(watched.lines));
+    const ended = await waitFor(async () => watched.endedAt(), 10_000);
+    assert.ok(ended, `the client's connection failed\n${allLogs(cluster)}`);
+    assert.equal(ended.code ?? "ECONNRESET", "ECONNRESET", JSON.stringify(watched.events));
     // Human log lines: "HH:MM:SS.mmmuuu INFO  vip-acquired node=n2 vip=…", UTC.
-    const day = new Date(connected.connected!).toISOString().slice(0, 11);
+    const day = new Date(connectedAt).toISOString().slice(0, 11);
     const acquired = [
       ...cluster
         .logs(taken)
         .matchAll(/^(\d\d:\d\d:\d\d\.\d{3})\d{3} INFO {2}vip-acquired node=\S+ vip=(\S+)/gm),
     ].find((m) => m[2] === moving);
     const acquiredAt = acquired ? Date.parse(`${day}${acquired[1]}Z`) : Number.NaN;
-    const resetAt = failed.failed ?? failed.closed!;
+    const resetAt = ended.atMs;
     if (Number.isFinite(acquiredAt)) {
       const ms = resetAt - acquiredAt;
       console.log(`# reset ${ms} ms after ${taken} acquired ${moving}`);
@@ -142,10 +106,14 @@ describe("agent: tickle ACKs after a takeover", { skip: skipUnlessRoot() }, () =
 
     if (kept) {
       await new Promise((resolve) => setTimeout(resolve, 1500));
-      assert.ok(
-        !kept.lines.some((l) => l.failed !== undefined || l.closed !== undefined),
-        `a connection to a VIP that did not move stays open: ${JSON.stringify(kept.lines)}`,
+      assert.ok(kept.connectedAt(), "the second client connected");
+      assert.equal(
+        kept.endedAt(),
+        undefined,
+        `a connection to a VIP that did not move stays open: ${JSON.stringify(kept.events)}`,
       );
     }
+    kept?.stop();
+    watched.stop();
   });
 });
