@@ -6,7 +6,12 @@
  *     vip: 198.18.0.102          one of the cluster's `vips`; clients use http://VIP:PORT
  *     port: 7490                 client API (default 7490)
  *     peer_port: 7491            replication between the nodes' gateways (default 7491)
- *     backend: { kind: rbd, pool: rbd, client_id: admin, ceph_conf: /etc/ceph/ceph.conf, timeout: 10s }
+ *     backend: { kind: rbd, pool: rbd, client_id: admin, ceph_conf: /etc/ceph/ceph.conf, timeout: 10s,
+ *                fence: blocklist, fence_addresses: { n1: 198.18.9.1 } }
+ *                                fence (default blocklist; or off): on a takeover from a holder
+ *                                declared failed, blocklist it in Ceph before the re-drive (its
+ *                                late commands are refused); fence_addresses: where Ceph sees a
+ *                                node, if not at its nodes[].address
  *     # or     { kind: file, dir: /var/lib/floatip/volumes, operation_delay: 0ms }
  *     replication_timeout: 2s    retry_delay: 1s    attempts_max: 5     (defaults)
  *     peer_body_limit: 1048576   bytes a peer-port request may carry (pushes are split to fit)
@@ -39,7 +44,7 @@
  * (S1.2); the agent registers the rbd probe kind at start.
  */
 
-import { isIP } from "node:net";
+import { isIP, isIPv4 } from "node:net";
 import type { Capability, CapabilityContext, CreateCapability } from "../agent/capability.ts";
 import { CapabilityConfigError } from "../agent/capability.ts";
 import { parseDuration } from "../config/load.ts";
@@ -72,7 +77,7 @@ const topKeys = [
   "tls",
 ];
 const fileKeys = ["kind", "dir", "operation_delay"];
-const rbdKeys = ["kind", "pool", "client_id", "ceph_conf", "timeout"];
+const rbdKeys = ["kind", "pool", "client_id", "ceph_conf", "timeout", "fence", "fence_addresses"];
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -185,12 +190,39 @@ export function parseStorageSection(section: unknown, context: CapabilityContext
     unknownKeys(b, "backend.", rbdKeys);
     const clientId = optionalText(b, "backend.", "client_id");
     const cephConf = optionalText(b, "backend.", "ceph_conf");
+    const fence = b.fence ?? "blocklist";
+    if (fence !== "blocklist" && fence !== "off") {
+      problem("backend.fence", "must be blocklist or off", "fence: blocklist (the default)");
+    }
+    const fenceAddresses: Record<string, string> = {};
+    if (b.fence_addresses !== undefined) {
+      const nodeIds = new Set(context.config.nodes.map((n) => n.id));
+      if (!isObject(b.fence_addresses)) {
+        problem("backend.fence_addresses", "must be a mapping", "e.g. { n1: 198.18.9.1 }");
+      } else {
+        for (const [id, address] of Object.entries(b.fence_addresses)) {
+          if (!nodeIds.has(id)) {
+            problem(`backend.fence_addresses.${id}`, "is not a node", "use an id from nodes:");
+          } else if (typeof address !== "string" || !isIPv4(address)) {
+            problem(
+              `backend.fence_addresses.${id}`,
+              "must be an IPv4 address",
+              "the address Ceph sees this node's rbd client at",
+            );
+          } else {
+            fenceAddresses[id] = address;
+          }
+        }
+      }
+    }
     backend = {
       kind: "rbd",
       pool: text(b, "backend.", "pool", "rbd"),
       timeoutMs: duration(b, "backend.", "timeout", 10_000),
       ...(clientId ? { clientId } : {}),
       ...(cephConf ? { cephConf } : {}),
+      ...(fence === "off" ? { fence: "off" as const } : {}),
+      ...(Object.keys(fenceAddresses).length > 0 ? { fenceAddresses } : {}),
     };
   } else {
     problem("backend.kind", "must be rbd or file", "kind: rbd (Ceph) or kind: file (one machine)");

@@ -24,6 +24,14 @@
  * was killed inside `rbd rm` leaves its client's watch on the image until Ceph drops it
  * (`osd_client_watch_timeout`, 30 s), and meanwhile the image is "still open". After that
  * time, BUSY is the answer (the image is in use by someone else).
+ *
+ * Fencing (`fencing`): a node that takes the VIP over from a holder the cluster declared
+ * failed cuts that holder off from the storage cluster (rbd: `ceph osd blocklist`) before it
+ * pulls and re-drives anything, so a holder that was only paused (SIGSTOP, a frozen VM) and
+ * wakes in the middle of a command has that command refused (FENCED) instead of applying it
+ * beside the re-drive. A holder that handed the VIP over while healthy (a move, a drain) is
+ * not fenced. A fenced node lifts its own fence (the monitors still answer it) once it holds
+ * nothing and has no command under way: at start, after losing the VIP, after a FENCED answer.
  */
 
 import {
@@ -63,7 +71,17 @@ export interface DispatcherOptions {
   readonly retention?: Retention;
   /** How long after a takeover a re-drive's BUSY may be a dead holder's watch (default 45 s). */
   readonly staleWatchWaitMs?: number;
+  /**
+   * Fence the previous holder on a takeover from a failed one (the backend's `fence`), and
+   * lift this node's own fence once it holds nothing and runs nothing. Default off.
+   */
+  readonly fencing?: boolean;
+  /** The address the storage cluster sees each node at, where not its cluster address. */
+  readonly fenceAddresses?: Readonly<Record<string, string>>;
 }
+
+const fenceAttempts = 3;
+const unfenceRetryMs = 10_000;
 
 /**
  * Default of `staleWatchWaitMs`: Ceph's default `osd_client_watch_timeout` (30 s) from the dead
@@ -108,6 +126,12 @@ export class Dispatcher {
   #takeover: Promise<void> = Promise.resolve();
   /** When this node last took over the storage VIP (performance.now). */
   #tookOverAtMs = Number.NEGATIVE_INFINITY;
+  /** The last other node seen holding the storage VIP: the one to fence on a takeover. */
+  #previousHolder: string | undefined;
+  /** This node may be fenced: lift it when it holds nothing and runs nothing. */
+  #unfenceWanted = true;
+  #unfencing = false;
+  #unfenceTimer: NodeJS.Timeout | undefined;
 
   constructor(options: DispatcherOptions) {
     this.#o = options;
@@ -151,6 +175,7 @@ export class Dispatcher {
     this.#stopped = true;
     this.#unsubscribe?.();
     clearTimeout(this.#retryTimer);
+    clearTimeout(this.#unfenceTimer);
     clearInterval(this.#pruneTimer);
     await this.#takeover;
     await this.#loop;
@@ -274,7 +299,13 @@ export class Dispatcher {
     if (this.#stopped) return;
     const active = this.#o.storageVip === undefined || view.held.has(this.#o.storageVip);
     const tookOver = active && !this.#active;
+    const lost = !active && this.#active;
     this.#active = active;
+    const owner =
+      this.#o.storageVip === undefined ? undefined : view.owners.get(this.#o.storageVip);
+    if (owner !== undefined && owner !== this.#o.nodeId) this.#previousHolder = owner;
+    if (lost) this.#unfenceWanted = true;
+    if (!active) this.#maybeUnfence();
     if (tookOver) {
       this.#o.log("takeover", { node: this.#o.nodeId, term: view.term });
       this.#tookOverAtMs = performance.now();
@@ -282,7 +313,8 @@ export class Dispatcher {
       this.#notBeforeMs.clear();
       // A pull that fails in an unforeseen way must not wedge every later drain (each one
       // waits for the takeover first): log it and re-drive what the journal has.
-      this.#takeover = this.#pullAll(view)
+      this.#takeover = this.#fencePrevious(view)
+        .then(() => this.#pullAll(view))
         .catch((error: unknown) => {
           this.#o.log("pull_failed", { error: (error as Error).message ?? String(error) });
         })
@@ -294,6 +326,65 @@ export class Dispatcher {
     } else {
       this.#kick();
     }
+  }
+
+  /** Fences the previous holder when the cluster declared it failed (see the header). */
+  async #fencePrevious(view: ClusterViewSnapshot): Promise<void> {
+    const backend = this.#o.backend;
+    const id = this.#previousHolder;
+    if (!this.#o.fencing || !backend.fence || id === undefined) return;
+    const member = view.members.find((m) => m.id === id);
+    if (member?.state === "healthy" || member?.state === "drained") {
+      this.#o.log("not_fenced", { node: id, state: member.state, reason: "it handed over" });
+      return;
+    }
+    const address = this.#o.fenceAddresses?.[id] ?? member?.address;
+    if (address === undefined) return;
+    for (let attempt = 1; attempt <= fenceAttempts; attempt += 1) {
+      try {
+        await backend.fence(address);
+        this.#o.log("fenced", { node: id, address, attempt });
+        return;
+      } catch (error) {
+        this.#o.log("fence_failed", {
+          node: id,
+          address,
+          attempt,
+          error: (error as Error).message,
+        });
+      }
+    }
+    this.#o.log("fence_gave_up", {
+      node: id,
+      address,
+      note: "re-driving without a fence: a paused old holder could still finish a command",
+    });
+  }
+
+  /** Lifts this node's own fence when it holds nothing and runs nothing (see the header). */
+  #maybeUnfence(): void {
+    const backend = this.#o.backend;
+    if (!this.#o.fencing || !backend.unfence || this.#stopped) return;
+    if (!this.#unfenceWanted || this.#unfencing || this.#active || this.#loop) return;
+    const self = this.#o.view.current().members.find((m) => m.id === this.#o.nodeId);
+    const address = this.#o.fenceAddresses?.[this.#o.nodeId] ?? self?.address;
+    if (address === undefined) return;
+    this.#unfencing = true;
+    backend
+      .unfence(address)
+      .then((removed) => {
+        this.#unfenceWanted = false;
+        if (removed) this.#o.log("unfenced", { node: this.#o.nodeId, address });
+      })
+      .catch((error: unknown) => {
+        this.#o.log("unfence_failed", { address, error: (error as Error).message });
+        clearTimeout(this.#unfenceTimer);
+        this.#unfenceTimer = setTimeout(() => this.#maybeUnfence(), unfenceRetryMs);
+        this.#unfenceTimer.unref();
+      })
+      .finally(() => {
+        this.#unfencing = false;
+      });
   }
 
   async #pullAll(view: ClusterViewSnapshot): Promise<void> {
@@ -321,6 +412,7 @@ export class Dispatcher {
         this.#again = false;
         this.#kick();
       }
+      if (!this.#active) this.#maybeUnfence();
     });
   }
 
@@ -361,6 +453,14 @@ export class Dispatcher {
     await this.#push([running]);
     const number = attempt.state.state === "running" ? attempt.state.attempt : 0;
     const outcome = await perform(this.#o.backend, record.operation, record.id);
+    if (!outcome.ok && outcome.error.code === "FENCED") {
+      this.#unfenceWanted = true;
+      this.#o.log("refused_fenced", {
+        id: record.id,
+        op: record.operation.op,
+        note: "the storage cluster refused this node: the VIP's new holder fenced it; the command had no effect",
+      });
+    }
     const observed = new Map<string, ObservedVolume | undefined>();
     for (const name of observationFor(record.operation, attempt.reDrive, outcome)) {
       const info = await this.#o.backend.info(name).catch(() => undefined);

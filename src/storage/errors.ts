@@ -38,6 +38,7 @@ export function httpStatusOf(code: GatewayErrorCode): number {
     case "TIMEOUT":
       return 504;
     case "REPLICATION_FAILED":
+    case "FENCED":
       return 503;
     case "BACKEND_ERROR":
       return 502;

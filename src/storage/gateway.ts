@@ -51,6 +51,13 @@ export type BackendConfig =
       readonly clientId?: string;
       readonly cephConf?: string;
       readonly timeoutMs: number;
+      /**
+       * blocklist (default): fence a failed holder on takeover (`ceph osd blocklist`) and lift
+       * this node's own fence when it is safe; off: no fencing.
+       */
+      readonly fence?: "blocklist" | "off";
+      /** The address Ceph sees a node at, per node id, where not its cluster address. */
+      readonly fenceAddresses?: Readonly<Record<string, string>>;
     };
 
 export interface GatewayConfig {
@@ -212,12 +219,17 @@ export function parseGatewayConfig(raw: unknown, file: string): GatewayConfig {
     }
     const clientId = text("backend.clientId", b.clientId, false);
     const cephConf = text("backend.cephConf", b.cephConf, false);
+    const fence = text("backend.fence", b.fence, false);
+    if (fence !== undefined && fence !== "blocklist" && fence !== "off") {
+      at("backend.fence", "must be 'blocklist' or 'off'");
+    }
     backend = {
       kind: "rbd",
       pool: text("backend.pool", b.pool, true) ?? "",
       timeoutMs: int("backend.timeoutMs", b.timeoutMs, 10_000, 1),
       ...(clientId ? { clientId } : {}),
       ...(cephConf ? { cephConf } : {}),
+      ...(fence === "off" ? { fence: "off" as const } : {}),
     };
   } else {
     at("backend.kind", "must be 'file' or 'rbd'");
@@ -379,6 +391,14 @@ export async function startGateway(
     nowMs: () => Date.now(),
     log,
     ...(config.retention === undefined ? {} : { retention: config.retention }),
+    ...(config.backend.kind === "rbd" && config.backend.fence !== "off"
+      ? {
+          fencing: true,
+          ...(config.backend.fenceAddresses
+            ? { fenceAddresses: config.backend.fenceAddresses }
+            : {}),
+        }
+      : {}),
   });
   const peerServer = createPeerServer(
     key,

@@ -13,14 +13,20 @@
  *    dies with it) while many are still queued or running: every request reaches a final state
  *    that matches the images in Ceph, and the client fetched every result through the VIP
  *    without submitting anything again.
- * 3. nftables in the holder's namespace drops its traffic to the Ceph ports: its rbd health
+ * 3. Fencing: the holder is stopped (SIGSTOP of its whole process tree) inside an `rbd create`
+ *    (a wrapper holds the command back 4 s while a flag file exists), the next holder blocklists
+ *    it in Ceph and re-drives the request, and when the old holder is continued its late
+ *    command is refused by Ceph (logged), no second effect appears, and the old holder lifts its
+ *    own fence once it holds nothing and runs nothing.
+ * 4. nftables in the holder's namespace drops its traffic to the Ceph ports: its rbd health
  *    check fails, it releases the storage VIP, and the next holder serves the next request.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { parentMap, processTree } from "../../bench/lib/owned.ts";
 import { run } from "../../src/adapters/exec.ts";
 import {
   allLogs,
@@ -91,12 +97,34 @@ describe("storage gateway inside the agent on real Ceph", { skip: skipUnlessRoot
     return new Map(followed.map((f) => [f.id, f.record]));
   };
 
+  /** rbd as the agents run it: held back 4 s before a create while `slow-NODE` exists. */
+  const binDir = join(work, "bin");
+  const slowFlag = (id: string) => join(work, `slow-${id}`);
+
   before(async () => {
     writeFileSync(programFile, storageClientProgram(90_000));
+    const realRbd = (
+      await run("sh", ["-c", "command -v rbd"], { timeoutMs: 5000 }).catch(() => undefined)
+    )?.stdout.trim();
+    mkdirSync(binDir, { recursive: true });
+    writeFileSync(
+      join(binDir, "rbd"),
+      [
+        "#!/bin/sh",
+        'if [ "$1" = create ] && [ -e "$FLOATIP_TEST_SLOW_FLAG" ]; then sleep 4; fi',
+        `exec ${realRbd || "/usr/bin/rbd"} "$@"`,
+        "",
+      ].join("\n"),
+    );
+    chmodSync(join(binDir, "rbd"), 0o755);
     cluster = await startCluster({
       prefix,
       vips: [{ host: 100 }, { host: 102, policy: "hash" }],
       addressLifetime: "3s",
+      agentEnv: (id) => ({
+        PATH: `${binDir}:${process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"}`,
+        FLOATIP_TEST_SLOW_FLAG: slowFlag(id),
+      }),
       // The agents need Ceph; Ceph needs the client namespace, which startCluster creates.
       startAgents: false,
       extraYaml: [
@@ -109,7 +137,9 @@ describe("storage gateway inside the agent on real Ceph", { skip: skipUnlessRoot
         ...clients.yaml,
         `  port: ${port}`,
         "  peer_port: 7491",
-        `  backend: { kind: rbd, pool: ${pool}, ceph_conf: ${cephConf}, timeout: 5s }`,
+        // 30 s per rbd call: the fencing test stops a holder for several seconds inside one,
+        // and the call must outlive the pause to reach Ceph (a shorter deadline kills it first).
+        `  backend: { kind: rbd, pool: ${pool}, ceph_conf: ${cephConf}, timeout: 30s }`,
         "  replication_timeout: 1s",
         "  retry_delay: 200ms",
       ].join("\n"),
@@ -326,6 +356,77 @@ describe("storage gateway inside the agent on real Ceph", { skip: skipUnlessRoot
     for (let i = 5; i < 10; i++) expected.push(`p${i}`, `c${i}`);
     for (let i = 0; i < 10; i++) expected.push(`q${i}`);
     assert.deepEqual([...names].sort(), expected.sort());
+  });
+
+  it("fences a holder stopped inside a command: its late command is refused, then it lifts its fence", async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const c = live();
+    await waitSettled(c, 30_000);
+    const holder = await waitFor(() => c.holderOf(vip), 20_000);
+    assert.ok(holder, `someone holds the storage VIP\n${allLogs(c)}`);
+    const address = c.topology.host(holder).address;
+    const blocklisted = async () =>
+      (
+        await c.topology.exec(
+          "client",
+          "ceph",
+          ["osd", "blocklist", "ls", "--conf", cephConf],
+          15_000,
+        )
+      ).stdout.includes(`${address}:0/0`);
+    writeFileSync(slowFlag(holder), "");
+    const tree: number[] = [];
+    try {
+      const acks = await client<Answer[]>("submit", [
+        {
+          id: "fence-1",
+          method: "POST",
+          path: "/v1/volumes?request_id=fence-1",
+          body: { name: "fenced-vol", sizeBytes: mib },
+        },
+      ]);
+      assert.equal(acks[0]?.status, 202, JSON.stringify(acks[0]?.body));
+      // The holder's rbd create is now held back in the wrapper: stop everything of the node.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      tree.push(...processTree(c.agents.get(holder)!.pid!, parentMap()));
+      for (const pid of tree) process.kill(pid, "SIGSTOP");
+      const next = await waitFor(async () => {
+        const h = await c.holderOf(vip);
+        return h && h !== holder ? h : undefined;
+      }, 20_000);
+      assert.ok(next, `the storage VIP moved\n${allLogs(c)}`);
+      const finals = new Map(
+        (await client<Followed[]>("follow", [{ id: "fence-1", method: "GET", path: "" }])).map(
+          (f) => [f.id, f.record],
+        ),
+      );
+      assert.equal(finals.get("fence-1")?.state.state, "succeeded", JSON.stringify(finals));
+      assert.ok(await blocklisted(), `${holder} (${address}) is blocklisted\n${c.logs(next)}`);
+      assert.match(c.logs(next), /fenced/);
+    } finally {
+      rmSync(slowFlag(holder), { force: true });
+      for (const pid of tree) {
+        try {
+          process.kill(pid, "SIGCONT");
+        } catch {
+          // Gone already.
+        }
+      }
+    }
+    // Continued, the old holder's rbd create runs at last: Ceph refuses it.
+    const refused = await waitFor(
+      async () => (/refused_fenced/.test(c.logs(holder)) ? true : undefined),
+      20_000,
+    );
+    assert.ok(refused, `${holder}'s late command was refused\n${c.logs(holder)}`);
+    const names = await images();
+    assert.equal(names.filter((n) => n === "fenced-vol").length, 1, names.join(" "));
+    assert.ok(!names.some((n) => n.startsWith("fenced-vol.")), names.join(" "));
+    // Holding nothing and running nothing, it lifts its own fence, and its rbd works again.
+    const lifted = await waitFor(async () => ((await blocklisted()) ? undefined : true), 30_000);
+    assert.ok(lifted, `${holder} lifted its fence\n${c.logs(holder)}`);
+    assert.match(c.logs(holder), /unfenced/);
+    await waitSettled(c, 30_000);
   });
 
   it("moves the storage VIP away from a node cut off from Ceph", async (t) => {

@@ -29,6 +29,14 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 const view = (owner: string | undefined) => takeoverView(vip, owner);
 
+async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("timed out waiting");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 /**
  * A file backend whose removals are BUSY until `busyUntilMs` (performance.now), as `rbd rm` is
  * while a killed client's watch is still registered on the image.
@@ -36,6 +44,21 @@ const view = (owner: string | undefined) => takeoverView(vip, owner);
 class WatchedBackend extends FileBackend {
   busyUntilMs = 0;
   removals = 0;
+  /** What fencing calls were made, in order, among the operations ("op:NAME"). */
+  readonly calls: string[] = [];
+  fencedFor = new Set<string>();
+  async fence(address: string): Promise<void> {
+    this.calls.push(`fence:${address}`);
+    this.fencedFor.add(address);
+  }
+  async unfence(address: string): Promise<boolean> {
+    this.calls.push(`unfence:${address}`);
+    return this.fencedFor.delete(address);
+  }
+  override async create(name: string, sizeBytes: number, requestId?: string) {
+    this.calls.push(`op:create ${name}`);
+    return super.create(name, sizeBytes, requestId);
+  }
   override async remove(name: string): Promise<void> {
     this.removals += 1;
     if (performance.now() < this.busyUntilMs) {
@@ -45,7 +68,7 @@ class WatchedBackend extends FileBackend {
   }
 }
 
-async function setup(name: string, staleWatchWaitMs?: number) {
+async function setup(name: string, staleWatchWaitMs?: number, fencing = false) {
   const backend = new WatchedBackend({ dir: path.join(dir, name, "volumes") });
   await backend.init();
   const journal = new Journal(path.join(dir, `${name}.sqlite`));
@@ -64,6 +87,7 @@ async function setup(name: string, staleWatchWaitMs?: number) {
     nowMs: () => Date.now(),
     log: () => {},
     ...(staleWatchWaitMs === undefined ? {} : { staleWatchWaitMs }),
+    ...(fencing ? { fencing: true } : {}),
   });
   dispatcher.start();
   return { backend, journal, clusterView, dispatcher };
@@ -238,6 +262,78 @@ describe("idempotent re-drive after the executing node died", () => {
         const final = await dispatcher.wait("d2", 5000);
         assert.equal(final?.state.state, "failed", JSON.stringify(final?.state));
         assert.equal(backend.removals, 1);
+      } finally {
+        await dispatcher.stop();
+        journal.close();
+      }
+    });
+  });
+
+  describe("fencing the previous holder", () => {
+    /** a held the VIP (a at .1, b at .2); then b holds it, with a in `aState`. */
+    const views = (aState: "failed" | "healthy") => {
+      const base = {
+        selfId: "b",
+        coordinatorId: "b",
+        term: 2,
+        members: [
+          { id: "a", address: "198.18.0.1", state: "healthy" as const },
+          { id: "b", address: "198.18.0.2", state: "healthy" as const },
+        ],
+      };
+      return {
+        before: { ...base, owners: new Map([[vip, "a"]]), held: new Set<string>() },
+        after: {
+          ...base,
+          members: [
+            { id: "a", address: "198.18.0.1", state: aState },
+            { id: "b", address: "198.18.0.2", state: "healthy" as const },
+          ],
+          owners: new Map([[vip, "b"]]),
+          held: new Set([vip]),
+        },
+      };
+    };
+
+    it("fences a failed holder before re-driving, and lifts its own fence when it holds nothing", async () => {
+      const { backend, journal, clusterView, dispatcher } = await setup("fence", 1000, true);
+      try {
+        // At start b holds nothing: it checks for a fence of its own (its address: 127.0.0.1).
+        await waitFor(() => backend.calls.includes("unfence:127.0.0.1"));
+        const { before, after } = views("failed");
+        clusterView.set(before);
+        journal.apply({
+          ...createRecord("c1", { op: "create", name: "v", sizeBytes: mib }, "a", 1),
+          state: { state: "running", node: "a", attempt: 1 },
+        });
+        clusterView.set(after);
+        const final = await dispatcher.wait("c1", 10_000);
+        assert.equal(final?.state.state, "succeeded", JSON.stringify(final?.state));
+        const fenceAt = backend.calls.indexOf("fence:198.18.0.1");
+        assert.ok(fenceAt >= 0, backend.calls.join(" "));
+        assert.ok(fenceAt < backend.calls.indexOf("op:create v"), backend.calls.join(" "));
+        // b is fenced in turn and loses the VIP: once idle, it lifts its own fence.
+        backend.fencedFor.add("198.18.0.2");
+        clusterView.set({ ...before, members: after.members });
+        await waitFor(() => !backend.fencedFor.has("198.18.0.2"));
+      } finally {
+        await dispatcher.stop();
+        journal.close();
+      }
+    });
+
+    it("does not fence a holder that handed over while healthy", async () => {
+      const { backend, journal, clusterView, dispatcher } = await setup("no-fence", 1000, true);
+      try {
+        const { before, after } = views("healthy");
+        clusterView.set(before);
+        journal.apply({
+          ...createRecord("c2", { op: "create", name: "w", sizeBytes: mib }, "a", 1),
+          state: { state: "running", node: "a", attempt: 1 },
+        });
+        clusterView.set(after);
+        assert.equal((await dispatcher.wait("c2", 10_000))?.state.state, "succeeded");
+        assert.ok(!backend.calls.some((c) => c.startsWith("fence:")), backend.calls.join(" "));
       } finally {
         await dispatcher.stop();
         journal.close();

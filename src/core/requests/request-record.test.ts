@@ -133,6 +133,13 @@ describe("idempotent re-drive", () => {
     assert.equal(resolveOutcome(sd, again, fail("BUSY")).state, "failed");
   });
 
+  it("FENCED is never final: the VIP's new holder decides the request", () => {
+    const del: Operation = { op: "delete", name: "vol" };
+    const fenced = { ok: false, error: { code: "FENCED", message: "blocklisted" } } as const;
+    assert.equal(resolveOutcome(del, first, fenced).state, "outcome_unknown");
+    assert.equal(resolveOutcome(del, again, fenced).state, "outcome_unknown");
+  });
+
   it("BUSY on a re-drive is tried again while a dead predecessor's watch may hold the image", () => {
     const del: Operation = { op: "delete", name: "vol" };
     const retry = resolveOutcome(del, again, fail("BUSY"), new Map(), "r-1", true);

@@ -73,7 +73,9 @@ export type StorageErrorCode =
   | "BUSY"
   | "TIMEOUT"
   | "BACKEND_ERROR"
-  | "INVALID_REQUEST";
+  | "INVALID_REQUEST"
+  /** The storage cluster refused this node: the VIP's new holder fenced it (rbd: blocklist). */
+  | "FENCED";
 
 export interface RequestError {
   readonly code: StorageErrorCode;
@@ -292,7 +294,9 @@ export function resolveOutcome(
 ): RequestState {
   if (outcome.ok) return { state: "succeeded", result: outcome.result };
   const code = outcome.error.code;
-  if (code === "TIMEOUT") {
+  // TIMEOUT: the effect may or may not have happened. FENCED: this node was cut off from the
+  // storage cluster by the VIP's new holder, whose own attempt decides the request.
+  if (code === "TIMEOUT" || code === "FENCED") {
     return { state: "outcome_unknown", node: attempt.node, attempt: attempt.attempt };
   }
   const failed: RequestState = { state: "failed", error: outcome.error };

@@ -39,4 +39,11 @@ export interface StorageBackend {
   snapList(name: string): Promise<SnapshotInfo[]>;
   snapRemove(name: string, snapshot: string): Promise<void>;
   clone(name: string, snapshot: string, target: string, requestId?: string): Promise<VolumeInfo>;
+  /**
+   * Fencing, where the storage cluster offers it: `fence` cuts every client at `address` off
+   * from the cluster (its late commands fail with FENCED); `unfence` lifts that for `address`
+   * and tells whether there was a fence to lift.
+   */
+  fence?(address: string): Promise<void>;
+  unfence?(address: string): Promise<boolean>;
 }

@@ -25,7 +25,16 @@ export interface RbdBackendOptions {
   readonly timeoutMs: number;
   /** The rbd executable (default "rbd"). */
   readonly rbdPath?: string;
+  /** The ceph executable for fencing (default "ceph"). */
+  readonly cephPath?: string;
 }
+
+/**
+ * How long a fence lasts unless the fenced node lifts it first (it does once it knows it
+ * holds nothing and runs nothing): long enough that a node paused for a long time still finds
+ * its late command refused.
+ */
+export const fenceExpirySeconds = 3600;
 
 const progressCommands = new Set(["create", "rm", "resize", "cp", "snap create", "snap rm"]);
 
@@ -34,6 +43,7 @@ const errnoCodes: Record<number, StorageError["code"]> = {
   16: "BUSY", // EBUSY: watchers, protected snapshot
   17: "EXISTS", // EEXIST
   39: "BUSY", // ENOTEMPTY: image has snapshots
+  108: "FENCED", // ESHUTDOWN: this client's address is on the OSD blocklist
 };
 
 /** Suffix of an image being made (renamed to its final name when complete). */
@@ -54,15 +64,22 @@ export class RbdBackend implements StorageBackend {
   }
 
   async #rbd(args: readonly string[], what: string): Promise<string> {
-    const common: string[] = [];
     // Only the commands that draw a progress bar accept --no-progress (others refuse it).
-    if (progressCommands.has(args[0] === "snap" ? `snap ${args[1]}` : (args[0] ?? ""))) {
-      common.push("--no-progress");
-    }
+    const progress = progressCommands.has(args[0] === "snap" ? `snap ${args[1]}` : (args[0] ?? ""));
+    return this.#run(
+      this.#options.rbdPath ?? "rbd",
+      progress ? [...args, "--no-progress"] : args,
+      what,
+    );
+  }
+
+  /** One rbd or ceph command with the client id and conf, under the backend's deadline. */
+  async #run(binary: string, args: readonly string[], what: string): Promise<string> {
+    const common: string[] = [];
     if (this.#options.clientId) common.push("--id", this.#options.clientId);
     if (this.#options.cephConf) common.push("--conf", this.#options.cephConf);
     try {
-      const result = await run(this.#options.rbdPath ?? "rbd", [...args, ...common], {
+      const result = await run(binary, [...args, ...common], {
         timeoutMs: this.#options.timeoutMs,
         // A gateway killed with its agent must not leave an rbd call running beside the
         // new holder's re-drive of the same request (and holding the image's lock).
@@ -72,6 +89,31 @@ export class RbdBackend implements StorageBackend {
     } catch (error) {
       throw mapError(error, what);
     }
+  }
+
+  /** A `ceph` command (fencing), under the same deadline as rbd's. */
+  #ceph(args: readonly string[], what: string): Promise<string> {
+    return this.#run(this.#options.cephPath ?? "ceph", args, what);
+  }
+
+  /**
+   * Blocklists every client at `address` (`ceph osd blocklist add ADDRESS:0/0`): the OSDs
+   * refuse its operations, a command already under way included, and drop its watches. The
+   * monitors still answer it, so the fenced node can lift its own fence later.
+   */
+  async fence(address: string): Promise<void> {
+    await this.#ceph(
+      ["osd", "blocklist", "add", `${address}:0/0`, String(fenceExpirySeconds)],
+      `fence ${address}`,
+    );
+  }
+
+  async unfence(address: string): Promise<boolean> {
+    const listed = await this.#ceph(["osd", "blocklist", "ls"], "list the blocklist");
+    const entry = `${address}:0/0`;
+    if (!listed.split("\n").some((line) => line.split(/\s+/)[0] === entry)) return false;
+    await this.#ceph(["osd", "blocklist", "rm", entry], `unfence ${address}`);
+    return true;
   }
 
   async #json(args: readonly string[], what: string): Promise<unknown> {
