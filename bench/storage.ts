@@ -12,7 +12,8 @@
  *    the holder A, A is SIGKILLed, the view hands the VIP to B (SIGHUP), and the clock runs from
  *    the kill until the client has every request's final result from B. Membership detection is
  *    not included (the agent's own failover time is measured by bench/failover.ts); this is the
- *    gateway's part: takeover pull, re-drive of the cut-off requests, answers.
+ *    gateway's part: fencing of A on rbd (ceph osd blocklist, see startTrio), takeover pull,
+ *    re-drive of the cut-off requests, answers.
  *
  * Options: --pairs N (create+delete pairs per side, default 30), --inflight N (default 20),
  * --rounds N (failover rounds, default 3), --out FILE.
@@ -108,9 +109,13 @@ async function startTrio(dir: string, backend: Backend, label: string): Promise<
       viewFile,
       JSON.stringify({
         term: failed.length + 1,
-        members: nodes.map((n) => ({
+        // Each member at an address of its own that no rbd client uses (they all reach Ceph
+        // from 127.0.0.1): the new holder fences the killed one by that address, so the
+        // failover pays for the fence (a monitor command before the re-drive) without cutting
+        // the survivors off, as fencing 127.0.0.1 would on one loopback host.
+        members: nodes.map((n, i) => ({
           id: n.id,
-          address: "127.0.0.1",
+          address: `127.0.0.${2 + i}`,
           state: failed.includes(n.id) ? "failed" : "healthy",
         })),
         owners: { [vip]: owner },
@@ -323,6 +328,8 @@ async function failoverRound(trio: Trio, tag: string) {
   }
   return {
     allFinalMs: performance.now() - killedAt,
+    /** Whether B fenced A before its re-drive (rbd only; B's log says so). */
+    fenced: /\bfenced\b/.test(b.output),
     unfinishedAtKill,
     succeeded: finals.filter((f) => f.state === "succeeded").length,
     failed: finals.filter((f) => f.state === "failed").length,
@@ -398,6 +405,7 @@ async function main(): Promise<void> {
           "unfinished at kill",
           "succeeded",
           "failed",
+          "A fenced",
           "kill -> all final ms",
         ],
         failovers.map((f, i) => [
@@ -406,6 +414,7 @@ async function main(): Promise<void> {
           String(f.unfinishedAtKill),
           String(f.succeeded),
           String(f.failed),
+          f.fenced ? "yes" : "no",
           ms(f.allFinalMs),
         ]),
       ),
