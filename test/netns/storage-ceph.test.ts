@@ -13,12 +13,16 @@
  *    dies with it) while many are still queued or running: every request reaches a final state
  *    that matches the images in Ceph, and the client fetched every result through the VIP
  *    without submitting anything again.
- * 3. Fencing: the holder is stopped (SIGSTOP of its whole process tree) inside an `rbd create`
+ * 3. Two clients create one name across a failover: A's create made the image (the wrapper
+ *    holds the answer back after the rename) and B's, same name and size, waits behind it;
+ *    the holder is killed; the new holder re-drives both: A succeeded, B failed EXISTS, and the
+ *    image carries A's request id (before the request id on the image, both were told yes).
+ * 4. Fencing: the holder is stopped (SIGSTOP of its whole process tree) inside an `rbd create`
  *    (a wrapper holds the command back 4 s while a flag file exists), the next holder blocklists
  *    it in Ceph and re-drives the request, and when the old holder is continued its late
  *    command is refused by Ceph (logged), no second effect appears, and the old holder lifts its
  *    own fence once it holds nothing and runs nothing.
- * 4. nftables in the holder's namespace drops its traffic to the Ceph ports: its rbd health
+ * 5. nftables in the holder's namespace drops its traffic to the Ceph ports: its rbd health
  *    check fails, it releases the storage VIP, and the next holder serves the next request.
  */
 import assert from "node:assert/strict";
@@ -97,9 +101,13 @@ describe("storage gateway inside the agent on real Ceph", { skip: skipUnlessRoot
     return new Map(followed.map((f) => [f.id, f.record]));
   };
 
-  /** rbd as the agents run it: held back 4 s before a create while `slow-NODE` exists. */
+  /**
+   * rbd as the agents run it: held back 4 s before a create while `slow-NODE` exists, and
+   * answering 8 s late after a rename (done) while `slow-mv-NODE` exists.
+   */
   const binDir = join(work, "bin");
   const slowFlag = (id: string) => join(work, `slow-${id}`);
+  const slowRenameFlag = (id: string) => join(work, `slow-mv-${id}`);
 
   before(async () => {
     writeFileSync(programFile, storageClientProgram(90_000));
@@ -112,6 +120,7 @@ describe("storage gateway inside the agent on real Ceph", { skip: skipUnlessRoot
       [
         "#!/bin/sh",
         'if [ "$1" = create ] && [ -e "$FLOATIP_TEST_SLOW_FLAG" ]; then sleep 4; fi',
+        `if [ "$1" = mv ] && [ -e "$FLOATIP_TEST_SLOW_MV_FLAG" ]; then ${realRbd || "/usr/bin/rbd"} "$@"; rc=$?; sleep 8; exit $rc; fi`,
         `exec ${realRbd || "/usr/bin/rbd"} "$@"`,
         "",
       ].join("\n"),
@@ -124,6 +133,7 @@ describe("storage gateway inside the agent on real Ceph", { skip: skipUnlessRoot
       agentEnv: (id) => ({
         PATH: `${binDir}:${process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"}`,
         FLOATIP_TEST_SLOW_FLAG: slowFlag(id),
+        FLOATIP_TEST_SLOW_MV_FLAG: slowRenameFlag(id),
       }),
       // The agents need Ceph; Ceph needs the client namespace, which startCluster creates.
       startAgents: false,
@@ -358,6 +368,55 @@ describe("storage gateway inside the agent on real Ceph", { skip: skipUnlessRoot
     assert.deepEqual([...names].sort(), expected.sort());
   });
 
+  it("tells only one of two clients that it created a name, across a failover", async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const c = live();
+    await waitSettled(c, 30_000);
+    const holder = await waitFor(() => c.holderOf(vip), 20_000);
+    assert.ok(holder, `someone holds the storage VIP\n${allLogs(c)}`);
+    writeFileSync(slowRenameFlag(holder), "");
+    try {
+      const create = (id: string) => ({
+        id,
+        method: "POST" as const,
+        path: `/v1/volumes?request_id=${id}`,
+        body: { name: "two-vol", sizeBytes: mib },
+      });
+      const first = await client<Answer[]>("submit", [create("two-a")]);
+      assert.equal(first[0]?.status, 202, JSON.stringify(first[0]?.body));
+      // A's rename has happened (the image is there) while its answer is held back.
+      const made = await waitFor(
+        async () => ((await images()).includes("two-vol") ? true : undefined),
+        15_000,
+      );
+      assert.ok(made, `two-vol was made\n${c.logs(holder)}`);
+      const second = await client<Answer[]>("submit", [create("two-b")]);
+      assert.equal(second[0]?.status, 202, JSON.stringify(second[0]?.body));
+      process.kill(c.agentPid(holder)!, "SIGKILL");
+      const finals = new Map(
+        (
+          await client<Followed[]>("follow", [
+            { id: "two-a", method: "GET", path: "" },
+            { id: "two-b", method: "GET", path: "" },
+          ])
+        ).map((f) => [f.id, f.record]),
+      );
+      assert.equal(finals.get("two-a")?.state.state, "succeeded", JSON.stringify([...finals]));
+      assert.equal(finals.get("two-b")?.state.state, "failed", JSON.stringify([...finals]));
+      assert.equal(finals.get("two-b")?.state.error?.code, "EXISTS", JSON.stringify([...finals]));
+      const meta = await c.topology.exec(
+        "client",
+        "rbd",
+        ["image-meta", "get", `${pool}/two-vol`, "floatip.request", "--conf", cephConf],
+        15_000,
+      );
+      assert.equal(meta.stdout.trim(), "two-a");
+    } finally {
+      rmSync(slowRenameFlag(holder), { force: true });
+    }
+    await waitSettled(c, 30_000);
+  });
+
   it("fences a holder stopped inside a command: its late command is refused, then it lifts its fence", async (t) => {
     if (skipReason) return t.skip(skipReason);
     const c = live();
@@ -400,7 +459,7 @@ describe("storage gateway inside the agent on real Ceph", { skip: skipUnlessRoot
           (f) => [f.id, f.record],
         ),
       );
-      assert.equal(finals.get("fence-1")?.state.state, "succeeded", JSON.stringify(finals));
+      assert.equal(finals.get("fence-1")?.state.state, "succeeded", JSON.stringify([...finals]));
       assert.ok(await blocklisted(), `${holder} (${address}) is blocklisted\n${c.logs(next)}`);
       assert.match(c.logs(next), /fenced/);
     } finally {
