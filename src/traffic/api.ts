@@ -64,7 +64,14 @@ export const trafficRoutes: FastifyPluginAsync<TrafficRoutesOptions> = async (ap
     } catch (error) {
       const code = (error as { code?: unknown }).code;
       const known = typeof code === "string" ? code : "INTERNAL";
-      const status = known === "UNKNOWN_NODE" ? 404 : known === "INTERNAL" ? 500 : 503;
+      const status =
+        known === "UNKNOWN_NODE"
+          ? 404
+          : known === "QUERY_TOO_LARGE"
+            ? 400
+            : known === "INTERNAL"
+              ? 500
+              : 503;
       return reply.code(status).send({
         error: { code: known, message: error instanceof Error ? error.message : String(error) },
       });

@@ -51,6 +51,29 @@ export interface TrafficBucket {
   readonly samples: number;
 }
 
+/** The most buckets one query may ask for (range / step). */
+export const maxQueryBuckets = 100_000;
+
+export class QueryTooLarge extends Error {
+  readonly code = "QUERY_TOO_LARGE";
+}
+
+function addBuckets(a: TrafficBucket, b: TrafficBucket): TrafficBucket {
+  return {
+    tsMs: a.tsMs,
+    iface: a.iface,
+    rxBytes: a.rxBytes + b.rxBytes,
+    rxPackets: a.rxPackets + b.rxPackets,
+    rxErrors: a.rxErrors + b.rxErrors,
+    rxDrops: a.rxDrops + b.rxDrops,
+    txBytes: a.txBytes + b.txBytes,
+    txPackets: a.txPackets + b.txPackets,
+    txErrors: a.txErrors + b.txErrors,
+    txDrops: a.txDrops + b.txDrops,
+    samples: a.samples + b.samples,
+  };
+}
+
 export interface TrafficQuery {
   readonly origin: string;
   readonly fromMs: number;
@@ -266,6 +289,62 @@ export class TrafficStore {
       after = rows.at(-1)![0];
     }
     return { count, sha256: hash.digest("hex") };
+  }
+
+  /**
+   * `query` over any range without holding the event loop: the range is read in slices of
+   * `sliceMs` (an hour: at most 3,600 raw rows per interface, a few milliseconds each), with a
+   * turn of the event loop between slices, and the slices' buckets summed. A bucket that spans
+   * two slices gets its rows from both, so the answer equals one `query` over the range. The
+   * range is first narrowed to the stored samples (retention bounds it: 2 days raw, 30 days of
+   * minutes), and at most `maxQueryBuckets` buckets may result: a smaller step is refused
+   * (QUERY_TOO_LARGE) before anything is read, so every answer comes in bounded time.
+   */
+  async querySliced(q: TrafficQuery, sliceMs = 3_600_000): Promise<TrafficBucket[]> {
+    // Only where there are rows: "everything since 1970" reads the days the store keeps.
+    const extent = this.#extent(q.origin);
+    if (extent === undefined) return [];
+    const fromMs = Math.max(q.fromMs, extent.firstMs);
+    const toMs = Math.min(q.toMs, extent.lastMs + 1);
+    if (toMs <= fromMs) return [];
+    const buckets = Math.ceil((toMs - fromMs) / q.stepMs) + 1;
+    if (buckets > maxQueryBuckets) {
+      throw new QueryTooLarge(
+        `up to ${buckets} buckets of ${q.stepMs} ms over the stored range; at most ${maxQueryBuckets}: use a larger step or a shorter range`,
+      );
+    }
+    const sums = new Map<string, TrafficBucket>();
+    for (let from = fromMs; from < toMs; from += sliceMs) {
+      if (from > fromMs) await new Promise((resolve) => setImmediate(resolve));
+      for (const b of this.query({ ...q, fromMs: from, toMs: Math.min(toMs, from + sliceMs) })) {
+        const key = `${b.tsMs}\u0000${b.iface}`;
+        const seen = sums.get(key);
+        sums.set(key, seen ? addBuckets(seen, b) : b);
+      }
+    }
+    return [...sums.values()].sort((a, b) =>
+      a.tsMs !== b.tsMs ? a.tsMs - b.tsMs : a.iface < b.iface ? -1 : a.iface > b.iface ? 1 : 0,
+    );
+  }
+
+  /** First and last sample time of `origin`, raw and rolled up (indexes make it cheap). */
+  #extent(origin: string): { firstMs: number; lastMs: number } | undefined {
+    const raw =
+      origin === this.selfId
+        ? (this.statement("SELECT min(ts_ms) AS a, max(ts_ms) AS b FROM own_samples").get() as {
+            a: number | null;
+            b: number | null;
+          })
+        : (this.statement(
+            "SELECT min(ts_ms) AS a, max(ts_ms) AS b FROM backup_samples WHERE origin = ?",
+          ).get(origin) as { a: number | null; b: number | null });
+    const rolled = this.statement(
+      "SELECT min(minute_ms) AS a, max(minute_ms) AS b FROM rollups WHERE origin = ?",
+    ).get(origin) as { a: number | null; b: number | null };
+    const firsts = [raw.a, rolled.a].filter((v): v is number => v !== null);
+    const lasts = [raw.b, rolled.b].filter((v): v is number => v !== null);
+    if (firsts.length === 0) return undefined;
+    return { firstMs: Math.min(...firsts), lastMs: Math.max(...lasts) };
   }
 
   /** Sums per (bucket of `stepMs`, interface) over raw rows and rollups in [fromMs, toMs). */

@@ -345,7 +345,7 @@ export class TrafficNode implements TrafficQueryService {
 
   // ---- channel requests ----
 
-  private handle(peer: string, m: ChannelMessage): ChannelMessage {
+  private handle(peer: string, m: ChannelMessage): ChannelMessage | Promise<ChannelMessage> {
     const self = this.options.selfId;
     switch (m.t) {
       case "position":
@@ -406,16 +406,15 @@ export class TrafficNode implements TrafficQueryService {
         ) {
           throw new ChannelError("BAD_QUERY", "query needs origin, fromMs, toMs, stepMs >= 1");
         }
-        return {
-          t: "query-result",
-          buckets: this.store.query({
+        return this.store
+          .querySliced({
             origin: m.origin,
             fromMs: m.fromMs,
             toMs: m.toMs,
             stepMs: m.stepMs,
             iface: m.iface,
-          }),
-        };
+          })
+          .then((buckets): ChannelMessage => ({ t: "query-result", buckets }));
       default:
         throw new ChannelError("UNEXPECTED", `unexpected message ${m.t}`);
     }
@@ -613,7 +612,7 @@ export class TrafficNode implements TrafficQueryService {
     };
     let buckets: TrafficBucket[];
     if (answer.nodeId === this.options.selfId) {
-      buckets = this.store.query(q);
+      buckets = await this.store.querySliced(q);
     } else {
       const reply = await this.call(answer.nodeId, {
         t: "query",

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import type { InterfaceSample } from "../../src/traffic/collector.ts";
-import { TrafficStore } from "../../src/traffic/store.ts";
+import { maxQueryBuckets, TrafficStore } from "../../src/traffic/store.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "fipt-store-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -110,6 +110,51 @@ describe("traffic store", () => {
         [2000, 100],
         [3000, 100],
       ],
+    );
+    s.close();
+  });
+
+  it("answers a long range in slices with turns of the event loop between them, equal to one query", async () => {
+    const s = open();
+    // Six hours of 1-s samples on two interfaces, some of them already rolled up.
+    const hour = 3_600_000;
+    const start = 1_700_000_000_000;
+    for (let h = 0; h < 6; h += 1) {
+      const rows: InterfaceSample[] = [];
+      for (let t = 0; t < hour; t += 1000) {
+        rows.push(
+          sample(start + h * hour + t, "eth0", t % 997),
+          sample(start + h * hour + t, "eth1", 1),
+        );
+      }
+      s.appendOwn(rows);
+    }
+    s.prune(start + 2 * hour + 2 * 86_400_000 + 60_000); // the first two hours into rollups
+    const q = {
+      origin: "n1",
+      fromMs: start + 1234,
+      toMs: start + 6 * hour - 777,
+      stepMs: 7 * 60_000,
+    };
+    const whole = s.query(q);
+    // A task beside the query: it runs only when the query yields.
+    let turns = 0;
+    let running = true;
+    const beside = (async () => {
+      while (running) {
+        turns += 1;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    })();
+    const sliced = await s.querySliced(q, hour);
+    running = false;
+    await beside;
+    assert.deepEqual(sliced, whole);
+    assert.ok(whole.length > 50);
+    assert.ok(turns >= 5, `the event loop turned between the slices (${turns} turns)`);
+    await assert.rejects(
+      s.querySliced({ ...q, stepMs: 1, toMs: q.fromMs + maxQueryBuckets + 1 }),
+      /QUERY_TOO_LARGE|at most/,
     );
     s.close();
   });
