@@ -463,6 +463,15 @@ export class Dispatcher {
     }
     const observed = new Map<string, ObservedVolume | undefined>();
     for (const name of observationFor(record.operation, attempt.reDrive, outcome)) {
+      // VOLUME@SNAPSHOT names a snapshot (volume names cannot hold '@').
+      const [volume, snapshot] = name.split("@") as [string, string | undefined];
+      if (snapshot !== undefined) {
+        const createdBy = await this.#o.backend
+          .snapCreatorOf(volume, snapshot)
+          .catch(() => undefined);
+        observed.set(name, { name, sizeBytes: 0, ...(createdBy ? { createdBy } : {}) });
+        continue;
+      }
       const info = await this.#o.backend.info(name).catch(() => undefined);
       const createdBy = await this.#o.backend.creatorOf(name).catch(() => undefined);
       observed.set(
@@ -548,7 +557,7 @@ async function call(
     case "copy":
       return backend.copy(operation.name, operation.target, requestId);
     case "snap-create":
-      return backend.snapCreate(operation.name, operation.snapshot);
+      return backend.snapCreate(operation.name, operation.snapshot, requestId);
     case "snap-list":
       return { snapshots: await backend.snapList(operation.name) };
     case "snap-delete":

@@ -96,7 +96,7 @@ export function backendContract(backend: () => StorageBackend, prefix: string): 
     await b.remove(n("v6"));
   });
 
-  it("records the request that made a volume with it: create, copy and clone; a loser records nothing", async () => {
+  it("records the request that made a volume or snapshot with it: create, copy, clone, snapshot; a loser records nothing", async () => {
     const b = backend();
     await b.create(n("v7"), mib, "req-a");
     assert.equal(await b.creatorOf(n("v7")), "req-a");
@@ -104,7 +104,11 @@ export function backendContract(backend: () => StorageBackend, prefix: string): 
     assert.equal(await b.creatorOf(n("v7")), "req-a", "the loser did not overwrite it");
     await b.copy(n("v7"), n("v7c"), "req-c");
     assert.equal(await b.creatorOf(n("v7c")), "req-c");
-    await b.snapCreate(n("v7"), "s");
+    await b.snapCreate(n("v7"), "s", "req-s");
+    assert.equal(await b.snapCreatorOf(n("v7"), "s"), "req-s");
+    await rejectsWith(b.snapCreate(n("v7"), "s", "req-t"), "EXISTS");
+    assert.equal(await b.snapCreatorOf(n("v7"), "s"), "req-s", "the loser did not overwrite it");
+    assert.equal(await b.snapCreatorOf(n("v7"), "none"), undefined);
     await b.clone(n("v7"), "s", n("v7k"), "req-k");
     assert.equal(await b.creatorOf(n("v7k")), "req-k");
     // Made without a request id (outside a request): nothing recorded; absent: undefined.
@@ -116,6 +120,7 @@ export function backendContract(backend: () => StorageBackend, prefix: string): 
     assert.deepEqual(names.sort(), [n("v7"), n("v7c"), n("v7k"), n("v7u")].sort());
     await b.remove(n("v7k"));
     await b.snapRemove(n("v7"), "s");
+    assert.equal(await b.snapCreatorOf(n("v7"), "s"), undefined, "the record goes with it");
     for (const name of ["v7", "v7c", "v7u"]) await b.remove(n(name));
     assert.equal(await b.creatorOf(n("v7")), undefined, "the record goes with the volume");
   });

@@ -131,9 +131,9 @@ describe("idempotent re-drive after the executing node died", () => {
     },
     {
       operation: { op: "snap-create", name: "v", snapshot: "s" },
-      prepare: async (b) => {
+      prepare: async (b, id) => {
         await b.create("v", mib);
-        await b.snapCreate("v", "s");
+        await b.snapCreate("v", "s", id);
       },
       check: async (b) =>
         assert.deepEqual(
@@ -339,6 +339,32 @@ describe("idempotent re-drive after the executing node died", () => {
         journal.close();
       }
     });
+  });
+
+  it("a snapshot another request made is not this request's effect: its re-drive fails EXISTS", async () => {
+    const { backend, journal, clusterView, dispatcher } = await setup("two-snapshots");
+    try {
+      await backend.create("v", mib);
+      await backend.snapCreate("v", "s", "a-snap");
+      for (const [id, at] of [
+        ["a-snap", 1],
+        ["b-snap", 2],
+      ] as const) {
+        journal.apply({
+          ...createRecord(id, { op: "snap-create", name: "v", snapshot: "s" }, "a", at),
+          state: { state: "running", node: "a", attempt: 1 },
+        });
+      }
+      clusterView.set(view("b"));
+      const a = await dispatcher.wait("a-snap", 10_000);
+      const b = await dispatcher.wait("b-snap", 10_000);
+      assert.equal(a?.state.state, "succeeded", JSON.stringify(a?.state));
+      assert.equal(b?.state.state, "failed", JSON.stringify(b?.state));
+      assert.equal(await backend.snapCreatorOf("v", "s"), "a-snap");
+    } finally {
+      await dispatcher.stop();
+      journal.close();
+    }
   });
 
   it("a first attempt on the accepting node reports EXISTS as a failure", async () => {

@@ -151,7 +151,12 @@ describe("idempotent re-drive", () => {
 
   it("snap-create, copy and clone: an existing result means done on a re-drive when this request made it", () => {
     const sc: Operation = { op: "snap-create", name: "vol", snapshot: "s" };
-    assert.equal(resolveOutcome(sc, again, fail("EXISTS")).state, "succeeded");
+    assert.deepEqual(observationFor(sc, true, fail("EXISTS")), ["vol@s"]);
+    const snap = new Map([["vol@s", { name: "vol@s", sizeBytes: 0, createdBy: "r-1" }]]);
+    assert.equal(resolveOutcome(sc, again, fail("EXISTS"), snap, "r-1").state, "succeeded");
+    // Another request's snapshot of that name, or one without a record: not this one's effect.
+    assert.equal(resolveOutcome(sc, again, fail("EXISTS"), snap, "r-2").state, "failed");
+    assert.equal(resolveOutcome(sc, again, fail("EXISTS")).state, "failed");
     const cp: Operation = { op: "copy", name: "vol", target: "v2" };
     const sizes = new Map([
       ["vol", { name: "vol", sizeBytes: 5 }],

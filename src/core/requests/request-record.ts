@@ -273,6 +273,8 @@ export function observationFor(
       return [operation.target, operation.name];
     case "clone":
       return [operation.target];
+    case "snap-create":
+      return [`${operation.name}@${operation.snapshot}`];
     default:
       return [];
   }
@@ -316,10 +318,13 @@ export function resolveOutcome(
       return code === "NOT_FOUND"
         ? { state: "succeeded", result: { name: operation.name, snapshot: operation.snapshot } }
         : failed;
-    case "snap-create":
-      return code === "EXISTS"
+    // A snapshot that exists is this request's effect only when it carries this request's id.
+    case "snap-create": {
+      const seen = observed.get(`${operation.name}@${operation.snapshot}`);
+      return code === "EXISTS" && seen !== undefined && madeBy(seen, requestId)
         ? { state: "succeeded", result: { name: operation.name, snapshot: operation.snapshot } }
         : failed;
+    }
     // A volume that exists is this request's effect only when it carries this request's id:
     // another client's request may have made a volume of the same name and size.
     case "create": {

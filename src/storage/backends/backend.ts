@@ -35,7 +35,10 @@ export interface StorageBackend {
   info(name: string): Promise<VolumeInfo>;
   resize(name: string, sizeBytes: number): Promise<VolumeInfo>;
   copy(source: string, target: string, requestId?: string): Promise<VolumeInfo>;
-  snapCreate(name: string, snapshot: string): Promise<SnapshotInfo>;
+  /** With `requestId`, recorded with the snapshot as create records it with a volume. */
+  snapCreate(name: string, snapshot: string, requestId?: string): Promise<SnapshotInfo>;
+  /** The request id recorded with snapshot NAME@SNAPSHOT (undefined: none recorded). */
+  snapCreatorOf(name: string, snapshot: string): Promise<string | undefined>;
   snapList(name: string): Promise<SnapshotInfo[]>;
   snapRemove(name: string, snapshot: string): Promise<void>;
   clone(name: string, snapshot: string, target: string, requestId?: string): Promise<VolumeInfo>;

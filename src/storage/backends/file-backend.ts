@@ -205,14 +205,27 @@ export class FileBackend implements StorageBackend {
     return { name: target, sizeBytes };
   }
 
-  async snapCreate(name: string, snapshot: string): Promise<SnapshotInfo> {
+  async snapCreate(name: string, snapshot: string, requestId?: string): Promise<SnapshotInfo> {
     await this.#delay();
     const sizeBytes = await this.#sizeOf(this.#volume(name), `volume ${name}`);
     await fs.mkdir(this.#snapDir(name), { recursive: true });
-    await this.#publish(this.#snap(name, snapshot), `snapshot ${name}@${snapshot}`, (tmp) =>
-      sparseCopy(this.#volume(name), tmp, sizeBytes),
+    await this.#publish(
+      this.#snap(name, snapshot),
+      `snapshot ${name}@${snapshot}`,
+      (tmp) => sparseCopy(this.#volume(name), tmp, sizeBytes),
+      requestId,
     );
     return { name, snapshot, sizeBytes };
+  }
+
+  async snapCreatorOf(name: string, snapshot: string): Promise<string | undefined> {
+    let inode: number;
+    try {
+      inode = (await fs.stat(this.#snap(name, snapshot))).ino;
+    } catch {
+      return undefined;
+    }
+    return fs.readFile(this.#creatorFile(inode), "utf8").catch(() => undefined);
   }
 
   async snapList(name: string): Promise<SnapshotInfo[]> {
@@ -236,8 +249,10 @@ export class FileBackend implements StorageBackend {
     if (await this.#hasClones(`${name}@${snapshot}`)) {
       throw new StorageError("BUSY", `snapshot ${name}@${snapshot} has clones`);
     }
+    const inode = (await fs.stat(file).catch(() => undefined))?.ino;
     try {
       await fs.unlink(file);
+      if (inode !== undefined) await fs.rm(this.#creatorFile(inode), { force: true });
     } catch (error) {
       if (errno(error) === "ENOENT") {
         throw new StorageError("NOT_FOUND", `snapshot ${name}@${snapshot} does not exist`);

@@ -50,6 +50,8 @@ const errnoCodes: Record<number, StorageError["code"]> = {
 const partialSuffix = ".floatip-partial";
 /** Image metadata key holding the id of the request that made the image. */
 const creatorKey = "floatip.request";
+/** Image metadata key holding the id of the request that made snapshot `snapshot`. */
+const snapCreatorKey = (snapshot: string) => `floatip.snap.${snapshot}`;
 
 export class RbdBackend implements StorageBackend {
   readonly kind = "rbd";
@@ -229,11 +231,44 @@ export class RbdBackend implements StorageBackend {
     }
   }
 
-  async snapCreate(name: string, snapshot: string): Promise<SnapshotInfo> {
+  /**
+   * With `requestId`: the id is recorded first in the image's metadata under
+   * `floatip.snap.SNAPSHOT`, then the snapshot is made, so a snapshot under its name always
+   * carries the id of the request that made it. Only the storage VIP's holder runs requests,
+   * one at a time, and a failed holder is fenced: no other request writes that key meanwhile.
+   * A key left by a crash between the two steps names a snapshot that does not exist, and is
+   * overwritten by the next request for that name.
+   */
+  async snapCreate(name: string, snapshot: string, requestId?: string): Promise<SnapshotInfo> {
+    if (requestId !== undefined) {
+      if ((await this.snapList(name)).some((s) => s.snapshot === snapshot)) {
+        throw new StorageError("EXISTS", `snapshot ${name}@${snapshot} exists`);
+      }
+      await this.#rbd(
+        ["image-meta", "set", this.#spec(name), snapCreatorKey(snapshot), requestId],
+        `record the request of ${name}@${snapshot}`,
+      );
+    }
     await this.#rbd(["snap", "create", this.#spec(name, snapshot)], `snapshot ${name}`);
     const found = (await this.snapList(name)).find((s) => s.snapshot === snapshot);
     if (!found) throw new StorageError("BACKEND_ERROR", `snapshot ${name}@${snapshot} vanished`);
     return found;
+  }
+
+  async snapCreatorOf(name: string, snapshot: string): Promise<string | undefined> {
+    if (!(await this.snapList(name).catch(() => [])).some((s) => s.snapshot === snapshot)) {
+      return undefined;
+    }
+    try {
+      const value = await this.#rbd(
+        ["image-meta", "get", this.#spec(name), snapCreatorKey(snapshot)],
+        `request of ${name}@${snapshot}`,
+      );
+      return value.trim() || undefined;
+    } catch (error) {
+      if (error instanceof StorageError && error.code === "NOT_FOUND") return undefined;
+      throw error;
+    }
   }
 
   async snapList(name: string): Promise<SnapshotInfo[]> {
@@ -255,6 +290,10 @@ export class RbdBackend implements StorageBackend {
       if (!(error instanceof StorageError && error.code === "BACKEND_ERROR")) throw error;
     }
     await this.#rbd(["snap", "rm", spec], `remove snapshot ${spec}`);
+    await this.#rbd(
+      ["image-meta", "remove", this.#spec(name), snapCreatorKey(snapshot)],
+      `forget the request of ${spec}`,
+    ).catch(() => undefined);
   }
 
   async clone(
