@@ -2,6 +2,9 @@
  * The trade-off benchmark run once with the smallest options (one heartbeat interval, one
  * trial per fault, 3 s of load), so that it cannot rot unnoticed: it must exit 0, print its
  * table header and write a result with the asked interval. Nothing here looks at the figures.
+ * The interval is lan's 50 ms: at 20 ms (the bench's fastest point) a fresh-clone run once
+ * saw a VIP move on the idle cluster while it settled, and the bench rightly reported "never
+ * settled"; that is a figure of the bench (spurious moves at 20 ms), not a failure of it.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -40,7 +43,7 @@ describe("tradeoff benchmark (smoke)", { skip: skipUnlessRoot(), concurrency: 1 
   it("one interval, one trial per fault, 3 s of load", async () => {
     const path = join(out, "tradeoff.json");
     const { code, output } = await runBench(
-      ["--intervals", "20", "--trials", "1", "--seconds", "3", "--out", path],
+      ["--intervals", "50", "--trials", "1", "--seconds", "3", "--out", path],
       90_000,
     );
     assert.equal(code, 0, output);
@@ -53,7 +56,7 @@ describe("tradeoff benchmark (smoke)", { skip: skipUnlessRoot(), concurrency: 1 
     };
     assert.deepEqual(
       result.points.map((p) => [p.heartbeatIntervalMs, p.trials.length]),
-      [[20, 2]],
+      [[50, 2]],
       output,
     );
   });
