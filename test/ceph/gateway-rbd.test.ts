@@ -11,12 +11,10 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createRecord } from "../../src/core/requests/request-record.ts";
 import { RbdBackend } from "../../src/storage/backends/rbd-backend.ts";
-import { Dispatcher } from "../../src/storage/dispatcher.ts";
 import { type Gateway, parseGatewayConfig, startGateway } from "../../src/storage/gateway.ts";
 import { Journal } from "../../src/storage/journal.ts";
-import { PeerClient } from "../../src/storage/replication.ts";
 import { StaticClusterView } from "../../src/storage/static-cluster-view.ts";
-import { takeoverView } from "../unit/storage-takeover-view.ts";
+import { takeoverDispatcher, takeoverView } from "../unit/storage-takeover-view.ts";
 import { startCephCluster } from "./ceph-cluster.ts";
 
 const root = path.resolve(import.meta.dirname, "../..");
@@ -178,17 +176,12 @@ describe("storage gateway on real Ceph", {
     const clusterView = new StaticClusterView("b");
     clusterView.set(snapshot(undefined));
     const events: string[] = [];
-    const dispatcher = new Dispatcher({
-      nodeId: "b",
+    const dispatcher = takeoverDispatcher({
       journal,
       backend: new RbdBackend({ pool: "rbd", cephConf: cluster.conf, timeoutMs: 20_000 }),
       view: clusterView,
       storageVip: vip,
-      peers: new PeerClient(Buffer.alloc(32, 1), 500),
-      peerUrl: () => "http://127.0.0.1:1",
       retryDelayMs: 1000,
-      attemptsMax: 3,
-      nowMs: () => Date.now(),
       log: (event) => events.push(event),
     });
     dispatcher.start();

@@ -15,12 +15,10 @@ import {
 } from "../../src/core/requests/request-record.ts";
 import { createApi } from "../../src/storage/api.ts";
 import { FileBackend } from "../../src/storage/backends/file-backend.ts";
-import { Dispatcher } from "../../src/storage/dispatcher.ts";
 import { StorageError } from "../../src/storage/errors.ts";
 import { Journal } from "../../src/storage/journal.ts";
-import { PeerClient } from "../../src/storage/replication.ts";
 import { StaticClusterView } from "../../src/storage/static-cluster-view.ts";
-import { takeoverView } from "./storage-takeover-view.ts";
+import { takeoverDispatcher, takeoverView } from "./storage-takeover-view.ts";
 
 const mib = 1024 * 1024;
 const vip = "198.18.0.100";
@@ -74,18 +72,12 @@ async function setup(name: string, staleWatchWaitMs?: number, fencing = false) {
   const journal = new Journal(path.join(dir, `${name}.sqlite`));
   const clusterView = new StaticClusterView("b");
   clusterView.set(view(undefined));
-  const dispatcher = new Dispatcher({
-    nodeId: "b",
+  const dispatcher = takeoverDispatcher({
     journal,
     backend,
     view: clusterView,
     storageVip: vip,
-    peers: new PeerClient(Buffer.alloc(32, 1), 500),
-    peerUrl: () => "http://127.0.0.1:1",
     retryDelayMs: 10,
-    attemptsMax: 3,
-    nowMs: () => Date.now(),
-    log: () => {},
     ...(staleWatchWaitMs === undefined ? {} : { staleWatchWaitMs }),
     ...(fencing ? { fencing: true } : {}),
   });
