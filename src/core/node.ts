@@ -89,6 +89,8 @@ interface MemberRecord {
   /** Receipt time of the newest heartbeat of this node whose seq we echoed in a grant. */
   lastGrantAnchorMs: number | undefined;
   failReason: string;
+  /** The node's agent incarnation when last heard: a new one means its agent restarted. */
+  incarnation: number | undefined;
 }
 
 interface CoordinatorState {
@@ -1160,11 +1162,12 @@ export class CoreNode {
     // The coordinator's configuration is the reference: our own.
     this.#noteCoordinatorConfig(this.id, this.#fingerprint);
     const previous = this.#table;
-    const members: MemberRecord[] = this.#config.nodes.map(() => ({
+    const members: MemberRecord[] = this.#config.nodes.map((node) => ({
       damper: initialDamperState(true),
       eligibleSinceMs: now,
       lastGrantAnchorMs: undefined,
       failReason: "",
+      incarnation: this.#peers.get(node.id)?.incarnation,
     }));
     const version: TableVersion = [this.#term, 1];
     // Peers get a suspicion window from our election to acknowledge a round of ours.
@@ -1289,9 +1292,20 @@ export class CoreNode {
       } else {
         const peer = this.#peers.get(node.id);
         const heard = peer !== undefined && now - peer.lastHeardMs <= t.suspectAfterMs;
+        const restarted =
+          heard && member.incarnation !== undefined && peer.incarnation !== member.incarnation;
+        if (heard) member.incarnation = peer.incarnation;
         if (!heard) {
           ok = false;
           reason = "not heard";
+        } else if (restarted) {
+          // Its agent restarted: whatever it held went with the old process (its supervisor or
+          // the new agent removed the addresses). A failure like any other, reported as one,
+          // and the node comes back only after rise rounds, so a crash loop cannot keep
+          // taking VIPs back.
+          ok = false;
+          immediate = true;
+          reason = "its agent restarted: new incarnation";
         } else if (peer.config !== this.#fingerprint) {
           // Its node and VIP indexes mean something else: it must hold nothing of ours.
           ok = false;

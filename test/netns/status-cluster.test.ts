@@ -134,8 +134,10 @@ describe("floatip status --cluster", { skip: skipUnlessRoot() }, () => {
       since: string | null;
       explain: string;
     }
-    const list = async (id: string): Promise<Vip[]> => {
+    /** Undefined while the agent's API is not up yet (a restarted agent is still starting). */
+    const listWhenUp = async (id: string): Promise<Vip[] | undefined> => {
       const result = await cluster.cli(id, ["ip", "list", "--json", "--explain"]);
+      if (result.code !== 0 && /no floatip agent answers/.test(result.stderr)) return undefined;
       assert.equal(result.code, 0, result.stderr);
       return JSON.parse(result.stdout) as Vip[];
     };
@@ -153,7 +155,9 @@ describe("floatip status --cluster", { skip: skipUnlessRoot() }, () => {
     cluster.startAgent(restarted);
     await waitSettled(cluster);
     const agreed = await waitFor(async () => {
-      const lists = await Promise.all(cluster.ids.map((id) => list(id)));
+      const answers = await Promise.all(cluster.ids.map((id) => listWhenUp(id)));
+      if (answers.some((l) => l === undefined)) return undefined;
+      const lists = answers as Vip[][];
       for (const [i, vip] of lists[0]!.entries()) {
         const times = lists.map((l) => (l[i]!.since ? Date.parse(l[i]!.since!) : Number.NaN));
         if (times.some(Number.isNaN) || Math.max(...times) - Math.min(...times) > 300)

@@ -109,6 +109,9 @@ describe("traffic backup in namespaces", { skip: skipUnlessRoot() }, () => {
       const own = withStore("n2", (s) => s.highestSeq("n2"));
       return own > 0 && withStore("n3", (s) => s.highestSeq("n2")) >= own - 4;
     });
+    // A history worth re-syncing: more than 20 samples on n2 before anything fails (a quick
+    // machine gets through the rest of the test in about a second).
+    await waitFor("n2's first 21 samples", () => withStore("n2", (s) => s.digest("n2").count > 20));
 
     // Bounded traffic into n3: one 2 MB TCP transfer from n1.
     const sink = topo.spawn("n3", node, [
