@@ -1,6 +1,8 @@
 /**
  * The mutation suite: proof that the simulator's checkers can fail. Each mutation is a named
- * one-line change to a safety or liveness rule of `src/core/`. For each, the suite copies
+ * one-line change (two for a rule guarded twice) to a safety or liveness rule of `src/core/`
+ * or of the agent's control loop (`src/agent/control-loop.ts`, which the simulator runs in
+ * its runtime mode). For each, the suite copies
  * `src/` to a temporary directory, applies the change there (the find string must occur
  * exactly once; the real tree is never touched), and runs every property check and then
  * swarm seeds against the copy (`src/sim/hunt.ts` of the copy) until an invariant fires.
@@ -27,10 +29,15 @@ interface Mutation {
   readonly file: string;
   readonly find: string;
   readonly replace: string;
+  /** Further changes to the same file, for a rule guarded in two places at once. */
+  readonly also?: readonly { readonly find: string; readonly replace: string }[];
 }
 
 const node = "src/core/node.ts";
 const timing = "src/core/timing.ts";
+const loop = "src/agent/control-loop.ts";
+
+const edits = (m: Mutation) => [{ find: m.find, replace: m.replace }, ...(m.also ?? [])];
 
 const mutations: readonly Mutation[] = [
   {
@@ -167,6 +174,34 @@ const mutations: readonly Mutation[] = [
     find: "if (now - this.#stallEndedMs < this.#config.timers.electionTimeoutMs) return true;",
     replace: "void 0;",
   },
+  // The agent's control loop, hunted through the simulator's runtime mode.
+  {
+    name: "vote-not-persisted",
+    rule: "the control loop sends a vote without writing it to the state file first",
+    file: loop,
+    find: "this.#p.persistVote(effect.state);",
+    replace: "void 0;",
+  },
+  {
+    name: "inputs-before-stall",
+    rule: "the control loop hands datagrams read after a pause to the core before the stall",
+    file: loop,
+    find: 'if (input.type !== "tick" && input.type !== "stall") this.#catchStall(input.nowMs);',
+    replace: "void 0;",
+  },
+  {
+    name: "renew-unchecked",
+    rule: "renew a VIP's kernel lifetime without checking that it is still there and leased (a renewal re-creates a missing address)",
+    file: loop,
+    find: "if (!present.has(spec.address)) {",
+    replace: "if (false) {",
+    also: [
+      {
+        find: "if (this.#stopped || !this.core.status(this.#p.now(), { explain: false }).leaseValid)",
+        replace: "if (this.#stopped)",
+      },
+    ],
+  },
 ];
 
 const root = resolve(import.meta.dirname, "..");
@@ -196,12 +231,14 @@ async function main(): Promise<number> {
   }
   for (const mutation of selected) {
     const text = readFileSync(join(root, mutation.file), "utf8");
-    const count = text.split(mutation.find).length - 1;
-    if (count !== 1) {
-      process.stderr.write(
-        `${mutation.name}: "${mutation.find}" occurs ${count} times in ${mutation.file}, not once\n`,
-      );
-      return 2;
+    for (const edit of edits(mutation)) {
+      const count = text.split(edit.find).length - 1;
+      if (count !== 1) {
+        process.stderr.write(
+          `${mutation.name}: "${edit.find}" occurs ${count} times in ${mutation.file}, not once\n`,
+        );
+        return 2;
+      }
     }
   }
 
@@ -241,7 +278,9 @@ function prepareCopy(dir: string, mutation: Mutation | undefined): void {
   if (!mutation) return;
   const path = join(dir, mutation.file);
   const text = readFileSync(path, "utf8");
-  writeFileSync(path, text.replace(mutation.find, mutation.replace));
+  let mutated = text;
+  for (const edit of edits(mutation)) mutated = mutated.replace(edit.find, edit.replace);
+  writeFileSync(path, mutated);
 }
 
 type ChildOutcome = HuntResult | { readonly error: string };

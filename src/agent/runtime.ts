@@ -13,25 +13,10 @@
  */
 
 import { randomInt } from "node:crypto";
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  writeSync,
-} from "node:fs";
+import { closeSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { run } from "../adapters/exec.ts";
-import {
-  type AddressOperation,
-  applyAddressBatch,
-  listAddresses,
-  removeAddress,
-} from "../adapters/linux/address.ts";
-import { announceBurst, probeOccupiedMany } from "../adapters/linux/arp.ts";
-import { listAddressesNetlink, renewAddressLifetime } from "../adapters/linux/netlink.ts";
+import { listAddresses, removeAddress } from "../adapters/linux/address.ts";
 import { SystemdNotifier } from "../adapters/linux/sd-notify.ts";
 import { inheritedStateLock, lockNodeState } from "../adapters/linux/state-lock.ts";
 import { supervisorVipsEnv, writeVipManifest } from "../adapters/linux/supervisor.ts";
@@ -43,10 +28,11 @@ import type { ClusterConfig, VipSpec } from "../config/types.ts";
 import { canonicalVipOrder } from "../config/vip-order.ts";
 import { CoreNode, type VipStatus } from "../core/node.ts";
 import { SeededRandom } from "../core/prng.ts";
-import type { AdminCommand, CoreEvent, Effect, Input, PersistentState } from "../core/types.ts";
+import type { AdminCommand, CoreEvent, Input } from "../core/types.ts";
 import { CheckRunner, type HealthReport } from "../health/check-runner.ts";
 import type { ClusterView, ClusterViewSnapshot } from "../ports/cluster-view.ts";
 import { registerRbdProbe } from "../storage/rbd-probe.ts";
+import { ControlLoop } from "./control-loop.ts";
 import type { AdminResult, AgentEventRecord, AgentHandle, AgentStatus } from "./handle.ts";
 import {
   type FailoverPhase,
@@ -55,8 +41,9 @@ import {
   type HistogramSnapshot,
 } from "./histogram.ts";
 import { type HookCall, HookQueue, type HookQueueCounts, hookKey } from "./hook-queue.ts";
+import { LinuxPlatform, readNodeState, writeNodeState } from "./linux-platform.ts";
 import type { Logger } from "./log.ts";
-import { type LoopLagSnapshot, LoopMonitor } from "./loop-monitor.ts";
+import type { LoopLagSnapshot } from "./loop-monitor.ts";
 
 export interface AgentOptions {
   readonly configPath: string;
@@ -83,44 +70,22 @@ export class Agent implements AgentHandle, ClusterView {
   readonly #log: Logger;
   readonly #core: CoreNode;
   readonly #transport: UdpTransport;
+  readonly #control: ControlLoop;
   readonly #incarnation: number;
   readonly #key: Buffer;
   readonly #startedAt = new Date().toISOString();
   #checks: CheckRunner;
   #health: HealthReport = { healthy: true, checks: [] };
-  #wakeTimer: NodeJS.Timeout | undefined;
-  /** When the wake timer is due (monotonic ms): its lateness is the loop's own lag. */
-  #wakeDueMs = 0;
-  /** Hops left while the datagrams queued during a stall are read (see #afterStall). */
-  #draining = false;
-  readonly #loop: LoopMonitor;
-  #stallLogMs = Number.NEGATIVE_INFINITY;
-  #stallsUnlogged = 0;
-  #renewTimer: NodeJS.Timeout | undefined;
-  #refreshTimer: NodeJS.Timeout | undefined;
   /** systemd notification (Type=notify): readiness, status lines, watchdog, stopping. */
   readonly #systemd = new SystemdNotifier(process.env, (message) => this.#log.log("warn", message));
   #systemdTimers: NodeJS.Timeout[] = [];
   #systemdReady = false;
   #systemdStatus = "";
-  /** Effects collected during one turn of the event loop, performed together (see #flush). */
-  #pending: {
-    addresses: { vip: number; op: "add" | "del" }[];
-    probes: Set<number>;
-    announce: Set<number>;
-  } = {
-    addresses: [],
-    probes: new Set(),
-    announce: new Set(),
-  };
-  #flushScheduled = false;
   #viewScheduled = false;
   /** The table version of the last view published. */
   #publishedTable: readonly [number, number] = [0, 0];
   /** keepalived-style hooks: after FAULT or STOP, releases are not reported as BACKUP. */
   #keepalivedQuiet = false;
-  /** The address batch in flight: batches (and renewals) run one after the other, in order. */
-  #addressBatch: Promise<void> = Promise.resolve();
   #events: AgentEventRecord[] = [];
   #eventId = 0;
   /** Counters for /metrics, from the core's events since this process started. */
@@ -147,8 +112,6 @@ export class Agent implements AgentHandle, ClusterView {
   readonly #phases = new Map<FailoverPhase, Histogram>(
     failoverPhases.map((p) => [p, new Histogram()]),
   );
-  /** When each VIP was added here, until its first announcement (the `announced` phase). */
-  readonly #addedAtMs = new Map<number, number>();
 
   constructor(options: AgentOptions) {
     this.nodeId = options.nodeId;
@@ -166,9 +129,9 @@ export class Agent implements AgentHandle, ClusterView {
     // STATE_LOCKED with the other instance's PID). Under a supervisor, the supervisor holds
     // the lock and this process inherited it.
     if (!inheritedStateLock(stateDir)) this.#lockFd = lockNodeState(this.nodeId, stateDir, false);
-    const persisted = this.#readState(stateDir);
+    const persisted = readNodeState(stateDir);
     this.#incarnation = Math.max(Date.now(), (persisted.incarnation ?? 0) + 1);
-    this.#writeState(stateDir, { ...persisted, incarnation: this.#incarnation });
+    writeNodeState(stateDir, { ...persisted, incarnation: this.#incarnation });
     // The supervisor removes what this list names when this process dies: the VIPs of the
     // configuration read now, which a restart may have changed.
     const supervisorVips = process.env[supervisorVipsEnv];
@@ -204,12 +167,34 @@ export class Agent implements AgentHandle, ClusterView {
           for (const listener of this.#servicesDatagramListeners) listener(from, payload);
           return;
         }
-        this.#step({ type: "message", nowMs: monotonicMs(), from, message: payload });
+        this.#control.receive(from, payload);
       },
       log: (level, msg, fields) => this.#log.log(level, msg, fields),
     });
+    this.#control = new ControlLoop({
+      core: this.#core,
+      platform: new LinuxPlatform({
+        transport: this.#transport,
+        stateDir,
+        incarnation: this.#incarnation,
+      }),
+      vips: this.#vips.map((v) => ({
+        address: v.address,
+        prefixLength: v.prefixLength,
+        iface: this.#interfaceOf(v),
+      })),
+      heartbeatIntervalMs: config.timers.heartbeatIntervalMs,
+      probeTimeoutMs: config.timers.probeTimeoutMs,
+      garpRepeat: config.timers.garpRepeat,
+      garpIntervalMs: config.timers.garpIntervalMs,
+      garpRefreshMs: config.timers.garpRefreshMs,
+      addressLifetimeSec: config.addressLifetimeSec,
+      log: (level, msg, fields) => this.#log.log(level, msg, fields as Record<string, unknown>),
+      onEvent: (event) => this.#onEvent(event),
+      afterStep: (events) => this.#afterStep(events),
+      recordPhase: (phase, ms) => this.#phases.get(phase)!.record(ms),
+    });
     this.#checks = this.#createChecks();
-    this.#loop = new LoopMonitor(config.timers.heartbeatIntervalMs);
   }
 
   readonly #stateDir: string;
@@ -224,14 +209,7 @@ export class Agent implements AgentHandle, ClusterView {
     this.#checks.start();
     this.#health = this.#checks.current();
     this.#step({ type: "health", nowMs: monotonicMs(), healthy: this.#health.healthy });
-    const lifetimeMs = this.#config.addressLifetimeSec * 1000;
-    this.#renewTimer = setInterval(
-      () => this.#renewHeld(),
-      Math.max(250, Math.floor(lifetimeMs / 3)),
-    );
-    const refreshMs = this.#config.timers.garpRefreshMs;
-    if (refreshMs > 0)
-      this.#refreshTimer = setInterval(() => void this.#refreshAnnouncements(), refreshMs);
+    this.#control.start();
     this.#startSystemdNotify();
     this.#log.log("info", "agent started", {
       node: this.nodeId,
@@ -256,20 +234,18 @@ export class Agent implements AgentHandle, ClusterView {
     while (!this.#core.drainedForShutdown && monotonicMs() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
-    await this.#addressBatch;
+    await this.#control.idle();
     await this.stop();
   }
 
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    clearTimeout(this.#wakeTimer);
-    clearInterval(this.#renewTimer);
-    clearInterval(this.#refreshTimer);
+    this.#control.stop();
     for (const timer of this.#systemdTimers) clearInterval(timer);
     await this.#checks.stop();
     await this.#transport.close();
-    await this.#addressBatch;
+    await this.#control.idle();
     await this.#removeStaleVips("stopping: removing any VIP still configured");
     await this.#hooks.idle();
     // Our own lock (not one inherited from a supervisor) goes once nothing is left to remove.
@@ -333,7 +309,7 @@ export class Agent implements AgentHandle, ClusterView {
       startedAt: this.#startedAt,
       health: this.#health,
       vipSince: this.#vipSinceOf(core.vips),
-      loop: this.#loop.snapshot(),
+      loop: this.#control.monitor.snapshot(),
       transport: {
         sent: transport.sent,
         received: transport.received,
@@ -486,349 +462,31 @@ export class Agent implements AgentHandle, ClusterView {
 
   #step(input: Input): void {
     if (this.#stopped) return;
-    if (input.type !== "tick" && input.type !== "stall") this.#catchStall(input.nowMs);
-    const output = this.#core.step(input);
-    for (const event of output.events) this.#onEvent(event);
-    for (const effect of output.effects) this.#perform(effect);
-    if (!this.#draining) this.#armWake(output.wakeAtMs);
-    // Republish on events, and on a newer table without one: a follower adopts the
-    // coordinator's table (a member recovered, a VIP moved between other nodes) silently,
-    // and a services process with stale members would, for one, replicate storage requests
-    // to too few peers.
+    this.#control.step(input);
+  }
+
+  /**
+   * Republish on events, and on a newer table without one: a follower adopts the
+   * coordinator's table (a member recovered, a VIP moved between other nodes) silently, and
+   * a services process with stale members would, for one, replicate storage requests to too
+   * few peers.
+   */
+  #afterStep(events: readonly CoreEvent[]): void {
     const version = this.#core.tableVersion;
     const newTable =
       version[0] !== this.#publishedTable[0] || version[1] !== this.#publishedTable[1];
     if (
       newTable ||
-      output.events.some((e) => e.type !== "message-dropped" && e.type !== "failover-phase")
+      events.some((e) => e.type !== "message-dropped" && e.type !== "failover-phase")
     ) {
       this.#publishedTable = version;
       this.#publishView();
     }
   }
 
-  #armWake(dueMs: number): void {
-    // Most datagrams leave the next wake where it was (the next heartbeat): keep that timer
-    // instead of allocating a new one per datagram.
-    if (dueMs === this.#wakeDueMs && this.#wakeTimer !== undefined) return;
-    clearTimeout(this.#wakeTimer);
-    this.#wakeDueMs = dueMs;
-    this.#wakeTimer = setTimeout(() => this.#onWake(), Math.max(0, dueMs - monotonicMs()));
-  }
-
-  /**
-   * The wake timer fired. After a stall, timers run before the poll phase that reads the
-   * datagrams which queued up meanwhile, so a plain tick now would judge peers by a silence
-   * that was ours. Instead: tell the core first (it shifts its failure detection past the
-   * stall and, if the lease ran out, releases before it sends anything), then read what
-   * queued up, and only then tick.
-   */
-  #onWake(): void {
-    this.#wakeTimer = undefined;
-    const nowMs = monotonicMs();
-    const lateMs = nowMs - this.#wakeDueMs;
-    if (!this.#loop.record(lateMs)) {
-      this.#step({ type: "tick", nowMs });
-      return;
-    }
-    this.#logStall(lateMs);
-    this.#step({ type: "stall", nowMs, stalledMs: lateMs });
-    this.#afterStall();
-  }
-
-  /**
-   * A stall noticed by an input instead of the wake timer. A process stopped inside
-   * `epoll_wait` resumes in libuv's poll phase: the datagrams that queued up meanwhile are
-   * handled before the overdue timer runs, and a holder whose lease ran out would answer
-   * them (a heartbeat out) before it released. So every input first checks the wake timer:
-   * overdue by the stall threshold means this process was paused, and the stall goes to the
-   * core before the input does, exactly as if the timer had fired first.
-   */
-  #catchStall(nowMs: number): void {
-    if (this.#wakeTimer === undefined || this.#draining) return;
-    const lateMs = nowMs - this.#wakeDueMs;
-    if (lateMs < this.#loop.stallThresholdMs) return;
-    clearTimeout(this.#wakeTimer);
-    this.#wakeTimer = undefined;
-    this.#loop.record(lateMs);
-    this.#logStall(lateMs);
-    this.#afterStall(); // draining from here on: the tick comes after the queued datagrams
-    this.#step({ type: "stall", nowMs, stalledMs: lateMs });
-  }
-
-  /**
-   * Reads the datagrams queued during a stall before the next tick: libuv reads a bounded
-   * number per socket per loop turn, so hop through turns (setImmediate runs after the poll
-   * phase) while datagrams keep arriving, at most 32 turns.
-   */
-  #afterStall(): void {
-    this.#draining = true;
-    let hops = 0;
-    let seen = -1;
-    const hop = () => {
-      const stats = this.#transport.stats();
-      const count = stats.received + Object.values(stats.dropped).reduce((a, b) => a + b, 0);
-      if (count !== seen && hops < 32 && !this.#stopped) {
-        seen = count;
-        hops += 1;
-        setImmediate(hop);
-        return;
-      }
-      this.#draining = false;
-      this.#step({ type: "tick", nowMs: monotonicMs() });
-    };
-    setImmediate(hop);
-  }
-
-  /** One warning per stall, at most one a second (with the count of the rest). */
-  #logStall(lateMs: number): void {
-    const nowMs = monotonicMs();
-    if (nowMs - this.#stallLogMs < 1000) {
-      this.#stallsUnlogged += 1;
-      return;
-    }
-    this.#log.log("warn", "control plane stalled (process pause detected)", {
-      stalledMs: lateMs,
-      thresholdMs: this.#loop.stallThresholdMs,
-      ...(this.#stallsUnlogged > 0 ? { stallsNotLogged: this.#stallsUnlogged } : {}),
-    });
-    this.#stallLogMs = nowMs;
-    this.#stallsUnlogged = 0;
-  }
-
   /** The control plane's own lag histogram and stall count. */
   loopLag(): LoopLagSnapshot {
-    return this.#loop.snapshot();
-  }
-
-  #perform(effect: Effect): void {
-    switch (effect.type) {
-      case "persist-vote":
-        this.#writeState(this.#stateDir, { incarnation: this.#incarnation, vote: effect.state });
-        return;
-      case "send":
-        this.#transport.send(effect.to, effect.message);
-        return;
-      case "broadcast":
-        this.#transport.broadcast(effect.message);
-        return;
-      case "probe-address":
-        this.#pending.probes.add(effect.vip);
-        this.#scheduleFlush();
-        return;
-      case "add-address":
-        this.#pending.addresses.push({ vip: effect.vip, op: "add" });
-        this.#scheduleFlush();
-        return;
-      case "remove-address":
-        this.#pending.addresses.push({ vip: effect.vip, op: "del" });
-        this.#scheduleFlush();
-        return;
-      case "announce":
-        this.#pending.announce.add(effect.vip);
-        this.#scheduleFlush();
-        return;
-      default: {
-        const unknown: never = effect;
-        throw new Error(`unknown effect ${JSON.stringify(unknown)}`);
-      }
-    }
-  }
-
-  #scheduleFlush(): void {
-    if (this.#flushScheduled) return;
-    this.#flushScheduled = true;
-    setImmediate(() => this.#flush());
-  }
-
-  /**
-   * Performs the effects of this turn together: one `ip -batch` for every address change
-   * (after the previous batch, so a remove never overtakes the add before it), one ARP probe
-   * socket per interface for every VIP to probe, one announcement burst per interface. A
-   * thousand VIPs then cost a handful of processes instead of thousands.
-   */
-  #flush(): void {
-    this.#flushScheduled = false;
-    const { addresses, probes, announce } = this.#pending;
-    this.#pending = { addresses: [], probes: new Set(), announce: new Set() };
-    if (addresses.length > 0) this.#chain(() => this.#applyAddresses(addresses));
-    if (probes.size > 0) void this.#probe([...probes]);
-    if (announce.size > 0) void this.#announce([...announce], this.#config.timers.garpRepeat);
-  }
-
-  /** Runs `task` after every address change queued before it. */
-  #chain(task: () => Promise<void>): void {
-    this.#addressBatch = this.#addressBatch.then(task).catch((error: unknown) => {
-      this.#log.log("error", "an address batch failed", { error: describe(error) });
-    });
-  }
-
-  async #applyAddresses(batch: readonly { vip: number; op: "add" | "del" }[]): Promise<void> {
-    const operations: AddressOperation[] = batch.map(({ vip, op }) => {
-      const spec = this.#vips[vip]!;
-      return {
-        op,
-        iface: this.#interfaceOf(spec),
-        ip: spec.address,
-        prefix: spec.prefixLength,
-        ...(op === "add" ? { validLftSec: this.#config.addressLifetimeSec } : {}),
-      };
-    });
-    const startedMs = monotonicMs();
-    const outcomes = await applyAddressBatch(operations);
-    const nowMs = monotonicMs();
-    batch.forEach(({ vip, op }, i) => {
-      if (op !== "add" || outcomes[i]) return;
-      this.#phases.get("address-added")!.record(nowMs - startedMs);
-      this.#addedAtMs.set(vip, nowMs);
-    });
-    const inputs = batch.map(({ vip, op }, i): Exclude<Input, { type: "batch" }> => {
-      const failure = outcomes[i];
-      if (op === "add") {
-        return failure
-          ? { type: "address-add-failed", nowMs, vip, reason: failure.message }
-          : { type: "address-added", nowMs, vip };
-      }
-      return failure
-        ? { type: "address-remove-failed", nowMs, vip, reason: failure.message }
-        : { type: "address-removed", nowMs, vip };
-    });
-    this.#step({ type: "batch", nowMs, inputs });
-  }
-
-  async #probe(vips: readonly number[]): Promise<void> {
-    const byInterface = new Map<string, number[]>();
-    for (const vip of vips) {
-      const iface = this.#interfaceOf(this.#vips[vip]!);
-      byInterface.set(iface, [...(byInterface.get(iface) ?? []), vip]);
-    }
-    await Promise.all(
-      [...byInterface].map(async ([iface, group]) => {
-        const addresses = group.map((vip) => this.#vips[vip]!.address);
-        let results: { occupied: boolean; mac?: string }[];
-        const startedMs = monotonicMs();
-        try {
-          results = await probeOccupiedMany(iface, addresses, this.#config.timers.probeTimeoutMs);
-        } catch (error) {
-          // Without a working probe we cannot know an address is free: treat it as occupied.
-          const by = `probe failed: ${describe(error)}`;
-          results = group.map(() => ({ occupied: true, mac: by }));
-        }
-        const nowMs = monotonicMs();
-        for (const _vip of group) this.#phases.get("probe")!.record(nowMs - startedMs);
-        const inputs = group.map((vip, i): Exclude<Input, { type: "batch" }> => {
-          const result = results[i] ?? { occupied: true, mac: "probe returned no result" };
-          return {
-            type: "probe-result",
-            nowMs,
-            vip,
-            occupied: result.occupied,
-            ...(result.mac ? { by: result.mac } : {}),
-          };
-        });
-        this.#step({ type: "batch", nowMs, inputs });
-      }),
-    );
-  }
-
-  async #announce(vips: readonly number[], repeat: number): Promise<void> {
-    const byInterface = new Map<string, string[]>();
-    const indexOf = new Map(vips.map((vip) => [this.#vips[vip]!.address, vip]));
-    const nowMs = monotonicMs();
-    for (const vip of vips) {
-      const addedAt = this.#addedAtMs.get(vip);
-      if (addedAt !== undefined) {
-        // The first announcement of a fresh acquisition leaves now (announceBurst sends its
-        // first frames before it waits).
-        this.#phases.get("announced")!.record(nowMs - addedAt);
-        this.#addedAtMs.delete(vip);
-      }
-      const spec = this.#vips[vip]!;
-      const iface = this.#interfaceOf(spec);
-      byInterface.set(iface, [...(byInterface.get(iface) ?? []), spec.address]);
-    }
-    for (const [iface, addresses] of byInterface) {
-      try {
-        await announceBurst(iface, addresses, {
-          repeat,
-          intervalMs: this.#config.timers.garpIntervalMs,
-          stillHeld: (address) => !this.#stopped && this.#core.holds(indexOf.get(address) ?? -1),
-        });
-      } catch (error) {
-        this.#log.log("warn", "gratuitous ARP failed", {
-          interface: iface,
-          error: describe(error),
-        });
-      }
-    }
-  }
-
-  /**
-   * Keeps the kernel lifetime of held VIPs ahead: one listing and one `ip -batch` per
-   * interface, run in the address chain and checked again right before it that each VIP is
-   * still held under a valid lease: `ip address change` re-creates a missing IPv4 address,
-   * so a renewal that overtook a release would bring the released VIP back for a whole
-   * lifetime, next to its new owner. A held VIP the kernel already dropped is lost.
-   */
-  #renewHeld(): void {
-    this.#chain(async () => {
-      if (this.#stopped || !this.#core.status(monotonicMs(), { explain: false }).leaseValid) return;
-      const byInterface = new Map<string, number[]>();
-      this.#core.ownership().local.forEach((state, vip) => {
-        if (state !== "held") return;
-        const iface = this.#interfaceOf(this.#vips[vip]!);
-        byInterface.set(iface, [...(byInterface.get(iface) ?? []), vip]);
-      });
-      for (const [iface, vips] of byInterface) await this.#renewOn(iface, vips);
-    });
-  }
-
-  /**
-   * One netlink dump and one netlink request per VIP, in this process: renewals run every
-   * third of the address lifetime on every node, so they must not spawn `ip` (a fork of the
-   * whole agent each time). Netlink calls on a local socket take microseconds and carry a
-   * receive timeout, so they cannot hang.
-   */
-  async #renewOn(iface: string, vips: readonly number[]): Promise<void> {
-    let present: Set<string>;
-    try {
-      present = new Set(listAddressesNetlink(iface).map((a) => a.ip));
-    } catch (error) {
-      this.#log.log("warn", "cannot list addresses to renew lifetimes", {
-        interface: iface,
-        error: describe(error),
-      });
-      return;
-    }
-    for (const vip of vips) {
-      const spec = this.#vips[vip]!;
-      if (!present.has(spec.address)) {
-        this.#log.log("warn", "a held VIP vanished from its interface", { vip: spec.address });
-        this.#step({ type: "address-lost", nowMs: monotonicMs(), vip });
-        continue;
-      }
-      try {
-        renewAddressLifetime(
-          iface,
-          spec.address,
-          spec.prefixLength,
-          this.#config.addressLifetimeSec,
-        );
-      } catch (error) {
-        this.#log.log("warn", "renewing a VIP lifetime failed", {
-          vip: spec.address,
-          error: describe(error),
-        });
-      }
-    }
-  }
-
-  async #refreshAnnouncements(): Promise<void> {
-    const held = this.#core
-      .ownership()
-      .local.map((state, i) => (state === "held" ? i : -1))
-      .filter((i) => i >= 0);
-    if (held.length > 0) await this.#announce(held, 1);
+    return this.#control.monitor.snapshot();
   }
 
   async #removeStaleVips(reason: string): Promise<void> {
@@ -1069,31 +727,6 @@ export class Agent implements AgentHandle, ClusterView {
 
   #interfaceOf(spec: VipSpec): string {
     return spec.interface ?? this.#self().interface;
-  }
-
-  #readState(dir: string): { incarnation?: number; vote?: PersistentState } {
-    try {
-      return JSON.parse(readFileSync(join(dir, "state.json"), "utf8")) as {
-        incarnation?: number;
-        vote?: PersistentState;
-      };
-    } catch {
-      return {};
-    }
-  }
-
-  /** Durable before return: write a temporary file, fsync it, rename over the old one. */
-  #writeState(dir: string, state: { incarnation?: number; vote?: PersistentState }): void {
-    const path = join(dir, "state.json");
-    const temporary = `${path}.tmp`;
-    const fd = openSync(temporary, "w", 0o600);
-    try {
-      writeSync(fd, JSON.stringify(state));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temporary, path);
   }
 }
 

@@ -3,7 +3,9 @@
  * imports this file from the copy): every property check, then swarm seeds until one
  * violates an invariant or the budget runs out. The seeds rotate through four settings so
  * that every checker gets its chance: `lan` and `wan` with the occupancy probe working, and
- * `lan` and `fast` with it blinded (leases alone). An exception thrown by the core counts as
+ * `lan` and `fast` with it blinded (leases alone); two of them also drive the agent's own
+ * control loop (the simulator's `runtime` mode), so mutations of src/agent/control-loop.ts
+ * are hunted too. An exception thrown by the core counts as
  * nothing caught: only an invariant or a property may catch a mutation.
  */
 import { profiles } from "../config/profiles.ts";
@@ -37,11 +39,18 @@ export interface HuntResult {
   readonly exceptions: readonly string[];
 }
 
-const settings: readonly { name: string; timers: Timers; blindProbe: boolean }[] = [
-  { name: "lan", timers: profiles.lan, blindProbe: false },
-  { name: "lan, blind probe", timers: profiles.lan, blindProbe: true },
-  { name: "fast, blind probe", timers: profiles.fast, blindProbe: true },
-  { name: "wan", timers: profiles.wan, blindProbe: false },
+const settings: readonly {
+  name: string;
+  timers: Timers;
+  blindProbe: boolean;
+  runtime: boolean;
+}[] = [
+  { name: "lan", timers: profiles.lan, blindProbe: false, runtime: false },
+  { name: "lan, runtime", timers: profiles.lan, blindProbe: false, runtime: true },
+  { name: "lan, blind probe", timers: profiles.lan, blindProbe: true, runtime: false },
+  { name: "fast, blind probe, runtime", timers: profiles.fast, blindProbe: true, runtime: true },
+  { name: "fast, blind probe", timers: profiles.fast, blindProbe: true, runtime: false },
+  { name: "wan", timers: profiles.wan, blindProbe: false, runtime: false },
 ];
 
 export function hunt(options: HuntOptions): HuntResult {
@@ -66,6 +75,7 @@ export function hunt(options: HuntOptions): HuntResult {
         seed,
         timers: setting.timers,
         blindProbe: setting.blindProbe,
+        runtime: setting.runtime,
       });
       const violation = result.violations[0];
       if (violation && !swarm) {

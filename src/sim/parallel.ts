@@ -14,6 +14,7 @@ export interface ParallelSwarmOptions {
   readonly timers: Timers;
   readonly nodes?: number;
   readonly jobs: number;
+  readonly runtime?: boolean;
   /** Seeds finished so far (called every few seconds). */
   readonly onProgress?: (done: number) => void;
 }
@@ -33,6 +34,7 @@ export async function runSwarmParallel(options: ParallelSwarmOptions): Promise<S
             seeds,
             timers: options.timers,
             ...(options.nodes ? { nodes: options.nodes } : {}),
+            ...(options.runtime ? { runtime: true } : {}),
           };
           const worker = new Worker(script, { workerData: data });
           let summary: SwarmSummary | undefined;

@@ -12,7 +12,7 @@ import { profiles } from "../config/profiles.ts";
 import type { Timers } from "../config/types.ts";
 import { SeededRandom } from "../core/prng.ts";
 import { grantWindowMs, leaseSafeWaitMs, releaseGuardMs } from "../core/timing.ts";
-import { Simulator } from "./simulator.ts";
+import { type SimOptions, Simulator } from "./simulator.ts";
 import { persistentFaultBoundMs } from "./swarm.ts";
 
 export interface Property {
@@ -29,8 +29,13 @@ const seeds = [1, 2, 3, 4, 5];
  * Three nodes of weight 1 and three round-robin VIPs without failback, booted and settled
  * (2 s): the small cluster the properties and the stall tests pause and cut.
  */
-export function threeNodeCluster(seed: number, timers: Timers): Simulator {
+export function threeNodeCluster(
+  seed: number,
+  timers: Timers,
+  extra: Partial<Pick<SimOptions, "runtime" | "addressLifetimeMs">> = {},
+): Simulator {
   const sim = new Simulator({
+    ...extra,
     seed,
     nodes: [
       { id: "n1", weight: 1 },
@@ -83,6 +88,35 @@ const timers = profiles.lan;
 /** A coordinator pause no follower can notice: an election timeout less a heartbeat and a delay. */
 const shortPauseMs = timers.electionTimeoutMs - timers.heartbeatIntervalMs - 5;
 
+/**
+ * A follower that holds a VIP is paused for three leases: on waking it must release every
+ * VIP before its first datagram, and every VIP must be held again.
+ */
+function pauseBeyondLease(seed: number, sim: Simulator): string | undefined {
+  const coordinator = coordinatorOf(sim);
+  const paused = sim.nodes.find((n) => n.id !== coordinator && n.addresses.size > 0);
+  if (!paused) return `seed ${seed}: no follower holds a VIP after boot`;
+  const wakeAt = sim.nowMs + timers.leaseMs * 3;
+  sim.pause(paused.id, timers.leaseMs * 3);
+  sim.runUntil(wakeAt + 2000);
+  const failure = violations(sim, seed);
+  if (failure) return failure;
+  const firstSend = paused.sent.find((s) => s.atMs >= wakeAt);
+  if (!firstSend) return `seed ${seed}: ${paused.id} never speaks again`;
+  for (const [vip, history] of sim.holderHistory) {
+    const heldAtWake = history.filter(([at]) => at <= wakeAt).at(-1)?.[1] === paused.id;
+    if (!heldAtWake) continue;
+    const released = history.find(([at, holder]) => at >= wakeAt && holder !== paused.id);
+    if (!released || released[0] > firstSend.atMs) {
+      return `seed ${seed}: VIP ${vip} not released before ${paused.id}'s first datagram at ${firstSend.atMs}`;
+    }
+  }
+  for (const vip of sim.holderHistory.keys()) {
+    if (!sim.holder(vip)) return `seed ${seed}: VIP ${vip} not held again`;
+  }
+  return undefined;
+}
+
 export const properties: readonly Property[] = [
   {
     id: "short-coordinator-pause",
@@ -132,32 +166,45 @@ export const properties: readonly Property[] = [
   {
     id: "holder-pause-beyond-lease",
     name: "a holder paused beyond its lease releases on waking before it sends anything",
+    check: () => forSeeds((seed) => pauseBeyondLease(seed, cluster(seed, timers))),
+  },
+  {
+    id: "runtime-pause-beyond-lease",
+    name: "the same through the agent's control loop: its own stall detection releases first, whether its timers or its sockets run first on waking",
     check: () =>
-      forSeeds((seed) => {
-        const sim = cluster(seed, timers);
+      forSeeds((seed) =>
+        pauseBeyondLease(seed, cluster(seed, timers, { runtime: true, addressLifetimeMs: 3000 })),
+      ),
+  },
+  {
+    id: "runtime-pause-beyond-lifetime",
+    name: "a holder paused until the kernel dropped its VIP, which moved meanwhile, never brings it back by renewing its lifetime",
+    check: () => {
+      // The renewal timer and the wake timer are both overdue on waking; which runs first
+      // depends on where in the renewal period the pause began: try every 10 ms of it
+      // (one seed, so that the period's phase stays put while the pause's start moves).
+      const lifetimeMs = 3000;
+      const seed = 7;
+      for (let offset = 0; offset < lifetimeMs / 3; offset += 10) {
+        const sim = cluster(seed, timers, { runtime: true, addressLifetimeMs: lifetimeMs });
+        sim.runUntil(sim.nowMs + offset);
         const coordinator = coordinatorOf(sim);
         const paused = sim.nodes.find((n) => n.id !== coordinator && n.addresses.size > 0);
-        if (!paused) return `seed ${seed}: no follower holds a VIP after boot`;
-        const wakeAt = sim.nowMs + timers.leaseMs * 3;
-        sim.pause(paused.id, timers.leaseMs * 3);
-        sim.runUntil(wakeAt + 2000);
+        if (!paused) return `offset ${offset}: no follower holds a VIP after boot`;
+        const vips = [...paused.addresses];
+        sim.pause(paused.id, lifetimeMs + 1000);
+        sim.runUntil(sim.nowMs + lifetimeMs + 3000);
         const failure = violations(sim, seed);
-        if (failure) return failure;
-        const firstSend = paused.sent.find((s) => s.atMs >= wakeAt);
-        if (!firstSend) return `seed ${seed}: ${paused.id} never speaks again`;
-        for (const [vip, history] of sim.holderHistory) {
-          const heldAtWake = history.filter(([at]) => at <= wakeAt).at(-1)?.[1] === paused.id;
-          if (!heldAtWake) continue;
-          const released = history.find(([at, holder]) => at >= wakeAt && holder !== paused.id);
-          if (!released || released[0] > firstSend.atMs) {
-            return `seed ${seed}: VIP ${vip} not released before ${paused.id}'s first datagram at ${firstSend.atMs}`;
+        if (failure) return `pause begun ${offset} ms in: ${failure}`;
+        for (const vip of vips) {
+          const holder = sim.holder(vip);
+          if (!holder || holder === paused.id) {
+            return `offset ${offset}: VIP ${vip} held by ${holder ?? "nobody"} after ${paused.id}'s pause (it should have moved for good)`;
           }
         }
-        for (const vip of sim.holderHistory.keys()) {
-          if (!sim.holder(vip)) return `seed ${seed}: VIP ${vip} not held again`;
-        }
-        return undefined;
-      }),
+      }
+      return undefined;
+    },
   },
   {
     id: "deaf-coordinator",

@@ -18,6 +18,8 @@ export function runSwarm(options: {
   timers: Timers;
   nodes?: number;
   faultPhaseMs?: number;
+  /** Through the agent's control loop (the simulator's runtime mode). */
+  runtime?: boolean;
   /** Sees every run's result (fault coverage, measurements). */
   onResult?: (result: SwarmRunResult) => void;
 }): SwarmSummary {
@@ -30,6 +32,7 @@ export function runSwarm(options: {
       timers: options.timers,
       ...(options.nodes ? { nodes: options.nodes } : {}),
       ...(options.faultPhaseMs ? { faultPhaseMs: options.faultPhaseMs } : {}),
+      ...(options.runtime ? { runtime: true } : {}),
     });
     options.onResult?.(result);
     if (result.violations.length > 0) failed.push(result);

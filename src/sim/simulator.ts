@@ -16,6 +16,12 @@
  * what they check from what happened here and never read a core's fields; a violation stops
  * the run and carries the seed and the trace so that `floatip sim --seed S --trace` replays it.
  */
+import {
+  type AddressChange,
+  ControlLoop,
+  type ControlPlatform,
+  type ProbeOutcome,
+} from "../agent/control-loop.ts";
 import type { Timers } from "../config/types.ts";
 import { CoreNode } from "../core/node.ts";
 import type { PlacementVip } from "../core/placement/types.ts";
@@ -66,6 +72,14 @@ export interface SimOptions {
   readonly fingerprints?: Readonly<Record<string, string>>;
   /** Keep a readable trace (costs memory; on for scenarios and replays). */
   readonly trace?: boolean;
+  /**
+   * Drive each node through the agent's own control loop (src/agent/control-loop.ts) on a
+   * virtual platform instead of the core alone: the real effect batching, address chain,
+   * lifetime renewal (which, like the kernel, re-creates a missing address) and stall
+   * detection run under the faults. A paused process runs nothing; on waking it runs what
+   * queued up, I/O or timers first as a seeded coin says (both happen in libuv).
+   */
+  readonly runtime?: boolean;
 }
 
 export interface Violation {
@@ -114,6 +128,11 @@ interface SimNode {
   voteWritePauseMs: number | undefined;
   /** Messages this node sent: real time and type (to check what a woken node says first). */
   readonly sent: { atMs: number; type: string }[];
+  /** Runtime mode: the agent's control loop, and what its paused process has yet to run. */
+  loop: ControlLoop | undefined;
+  pausedTasks: { kind: "out" | "io" | "timer"; run: () => void }[];
+  /** Datagrams the process read (the platform's `datagramsSeen`). */
+  read: number;
 }
 
 interface QueueEntry {
@@ -206,6 +225,9 @@ export class Simulator {
       deferredEffects: [],
       voteWritePauseMs: undefined,
       sent: [],
+      loop: undefined,
+      pausedTasks: [],
+      read: 0,
     }));
     for (const node of this.nodes) this.#byId.set(node.id, node);
     options.vips.forEach((_, vip) => {
@@ -247,7 +269,10 @@ export class Simulator {
       ...(node.persisted ? { persisted: node.persisted } : {}),
     });
     this.log(`${id} boots (incarnation ${node.incarnation})`);
-    if (this.options.addressLifetimeMs !== undefined) this.#scheduleRenewal(node);
+    if (this.options.runtime) {
+      node.loop = this.#createLoop(node, node.core);
+      node.loop.start();
+    } else if (this.options.addressLifetimeMs !== undefined) this.#scheduleRenewal(node);
     this.#deliver(node, { type: "health", nowMs: this.#local(node), healthy: node.healthy });
   }
 
@@ -589,6 +614,9 @@ export class Simulator {
 
   /** A new or dead agent process: nothing paused, queued, deferred or in flight. */
   #resetProcess(node: SimNode): void {
+    node.loop?.stop();
+    node.loop = undefined;
+    node.pausedTasks = [];
     node.paused = false;
     node.pausedUntil = 0;
     node.pauseToken += 1;
@@ -618,6 +646,10 @@ export class Simulator {
   }
 
   #wake(node: SimNode): void {
+    if (node.loop) {
+      this.#wakeProcess(node);
+      return;
+    }
     node.paused = false;
     node.pausedUntil = 0;
     node.wokeAtMs = this.nowMs;
@@ -639,6 +671,22 @@ export class Simulator {
   #deliver(node: SimNode, input: Input): void {
     const core = node.core;
     if (!core || !node.agentUp) return;
+    const loop = node.loop;
+    if (loop) {
+      if (input.type === "tick" || input.type === "stall") return; // the loop times itself
+      this.#inProcess(node, "io", () => {
+        if (input.type === "message") {
+          for (const checker of this.#checkers) {
+            checker.onDeliver?.(node.id, input.from, input.message as Message);
+          }
+          node.read += 1;
+          loop.receive(input.from, input.message);
+        } else {
+          loop.step({ ...input, nowMs: this.#local(node) });
+        }
+      });
+      return;
+    }
     if (node.paused) {
       if (input.type !== "tick") node.pausedInputs.push(input);
       return;
@@ -674,6 +722,207 @@ export class Simulator {
     });
     const wakeSeq = node.wakeEvent;
     this.#checkSafety();
+  }
+
+  // ---------------------------------------------------------------- runtime mode
+
+  /**
+   * Runs `task` in the node's agent process: now, or when it wakes if it is paused; never
+   * once the process is gone (a new incarnation runs none of the old one's tasks).
+   */
+  #inProcess(node: SimNode, kind: "out" | "io" | "timer", task: () => void): void {
+    if (!node.agentUp || !node.loop) return;
+    if (node.paused) {
+      node.pausedTasks.push({ kind, run: task });
+      return;
+    }
+    task();
+    this.#checkSafety();
+  }
+
+  /** A task of this incarnation's process, dropped if the process died meanwhile. */
+  #processTask(node: SimNode, kind: "io" | "timer", task: () => void): () => void {
+    const incarnation = node.incarnation;
+    const loop = node.loop;
+    return () => {
+      if (node.incarnation !== incarnation || node.loop !== loop) return;
+      this.#inProcess(node, kind, task);
+    };
+  }
+
+  #wakeProcess(node: SimNode): void {
+    node.paused = false;
+    node.pausedUntil = 0;
+    node.wokeAtMs = this.nowMs;
+    const tasks = node.pausedTasks;
+    node.pausedTasks = [];
+    this.log(`${node.id} wakes`);
+    // What the stalled step had left (datagrams after a vote write) goes first; then a
+    // process stopped in epoll_wait reads its sockets before its timers, one stopped while
+    // running runs its overdue timers first: both happen, so a coin decides.
+    const ioFirst = this.random.chance(0.5);
+    const order = (kind: string) => (kind === "out" ? 0 : (kind === "io") === ioFirst ? 1 : 2);
+    const sorted = tasks
+      .map((task, i) => ({ task, i }))
+      .sort((a, b) => order(a.task.kind) - order(b.task.kind) || a.i - b.i);
+    const incarnation = node.incarnation;
+    for (const { task } of sorted) {
+      if (node.incarnation !== incarnation || !node.agentUp) return;
+      this.#inProcess(node, task.kind, task.run);
+    }
+  }
+
+  #createLoop(node: SimNode, core: CoreNode): ControlLoop {
+    const t = this.options.timers;
+    const lifetimeMs = this.options.addressLifetimeMs;
+    const index = new Map(this.options.vips.map((v, i) => [v.address, i]));
+    const vipOf = (address: string) => {
+      const vip = index.get(address);
+      if (vip === undefined) throw new Error(`${address} is not a VIP of the simulation`);
+      return vip;
+    };
+    const sim = this;
+    const incarnation = node.incarnation;
+    const sameAgent = () => node.agentUp && node.incarnation === incarnation;
+    const platform: ControlPlatform = {
+      now: () => this.#local(node),
+      setTimer: (run, delayMs) => {
+        const timer = { cancelled: false };
+        const dueReal = Math.max(this.#realAt(node, this.#local(node) + delayMs), this.nowMs);
+        const task = this.#processTask(node, "timer", () => {
+          if (!timer.cancelled) run();
+        });
+        this.at(dueReal, task);
+        return timer;
+      },
+      clearTimer: (handle) => {
+        if (handle) (handle as { cancelled: boolean }).cancelled = true;
+      },
+      soon: (run) => {
+        this.at(this.nowMs, this.#processTask(node, "io", run));
+      },
+      send: (to, message) => {
+        const out = () => {
+          node.sent.push({ atMs: this.nowMs, type: message.type });
+          for (const checker of this.#checkers) checker.onSend?.(node.id, to, message);
+          this.#send(node, to, message);
+        };
+        // A process stalled in its vote write sends the rest of its step on waking.
+        if (node.paused) node.pausedTasks.push({ kind: "out", run: out });
+        else out();
+      },
+      broadcast: (message) => {
+        const out = () => {
+          node.sent.push({ atMs: this.nowMs, type: message.type });
+          for (const checker of this.#checkers) checker.onSend?.(node.id, undefined, message);
+          for (const peer of this.nodes) if (peer !== node) this.#send(node, peer.id, message);
+        };
+        if (node.paused) node.pausedTasks.push({ kind: "out", run: out });
+        else out();
+      },
+      datagramsSeen: () => node.read,
+      persistVote: (state) => {
+        node.persisted = state;
+        if (node.voteWritePauseMs !== undefined) {
+          // The vote is durable; the process stalls before the datagrams that follow it.
+          const pauseMs = node.voteWritePauseMs;
+          node.voteWritePauseMs = undefined;
+          this.log(`${node.id} stalls ${pauseMs} ms in a vote write`);
+          this.#beginPause(node, pauseMs);
+        }
+      },
+      applyAddresses(changes: readonly AddressChange[], done) {
+        const vips = changes.map((c) => vipOf(c.ip));
+        const fails = changes.map(
+          (c) => c.op === "add" && sim.random.chance(sim.options.addFailureRatio ?? 0),
+        );
+        for (const [i, vip] of vips.entries()) if (changes[i]!.op === "add") node.adding.add(vip);
+        // One `ip -batch`: every change in order, done when the slowest one is.
+        let doneAt = sim.nowMs;
+        for (const vip of vips) doneAt = Math.max(doneAt, sim.#actionAt(node, vip));
+        let outcomes: (Error | undefined)[] = [];
+        const reply = sim.#processTask(node, "io", () => done(outcomes));
+        sim.at(doneAt, () => {
+          outcomes = changes.map((change, i): Error | undefined => {
+            const vip = vips[i]!;
+            if (change.op === "add") {
+              node.adding.delete(vip);
+              if (!sameAgent()) return new Error("the agent is gone");
+              if (fails[i]) return new Error("injected");
+              sim.#addAddress(node, vip);
+              return undefined;
+            }
+            if (node.machineUp) sim.#removeAddress(node, vip);
+            return undefined;
+          });
+          sim.#checkSafety();
+          reply();
+        });
+      },
+      probe(_iface, addresses: readonly string[], timeoutMs, done) {
+        const vips = addresses.map(vipOf);
+        for (const vip of vips) {
+          for (const checker of sim.#checkers) checker.onProbeStart?.(node.id, vip);
+          node.probing.add(vip);
+        }
+        const probeReal = Math.ceil(timeoutMs / node.rate);
+        let results: ProbeOutcome[] = [];
+        const reply = sim.#processTask(node, "io", () => {
+          for (const vip of vips) node.probing.delete(vip);
+          done(results);
+        });
+        sim.at(sim.nowMs + probeReal, () => {
+          if (!sameAgent()) return;
+          const blind = sim.options.probeSeesOthers === false;
+          results = vips.map((vip): ProbeOutcome => {
+            const by = blind
+              ? undefined
+              : sim.#foreign.has(vip)
+                ? "foreign"
+                : sim.nodes.find((n) => n !== node && n.machineUp && n.addresses.has(vip))?.id;
+            return { occupied: by !== undefined, ...(by ? { mac: by } : {}) };
+          });
+          reply();
+        });
+      },
+      announce(_iface, addresses: readonly string[], options, done) {
+        for (const address of addresses) {
+          if (options.stillHeld(address)) {
+            sim.announcements.push({ atMs: sim.nowMs, node: node.id, vip: vipOf(address) });
+          }
+        }
+        sim.at(
+          sim.nowMs,
+          sim.#processTask(node, "io", () => done(undefined)),
+        );
+      },
+      listAddresses: () => [...node.addresses].map((vip) => this.options.vips[vip]!.address),
+      renewLifetime: (_iface, address) => {
+        const vip = vipOf(address);
+        if (lifetimeMs === undefined) return;
+        if (node.addresses.has(vip)) {
+          this.#expireAt(node, vip, this.nowMs + lifetimeMs);
+          return;
+        }
+        // The kernel's RTM_NEWADDR creates a missing address: the renewal brings it back.
+        this.log(`${node.id} re-creates ${address} by renewing its lifetime`);
+        this.#addAddress(node, vip);
+        this.#checkSafety();
+      },
+    };
+    return new ControlLoop({
+      core,
+      platform,
+      vips: this.options.vips.map((v) => ({ address: v.address, prefixLength: 24, iface: "sim0" })),
+      heartbeatIntervalMs: t.heartbeatIntervalMs,
+      probeTimeoutMs: t.probeTimeoutMs,
+      garpRepeat: 1,
+      garpIntervalMs: 0,
+      garpRefreshMs: 0,
+      addressLifetimeSec: lifetimeMs === undefined ? 10 ** 6 : lifetimeMs / 1000,
+      log: () => {},
+      onEvent: (event) => this.#onEvent(node, event),
+    });
   }
 
   #onEvent(node: SimNode, event: CoreEvent): void {

@@ -11,6 +11,7 @@ export interface SwarmWorkerData {
   readonly seeds: readonly number[];
   readonly timers: Timers;
   readonly nodes?: number;
+  readonly runtime?: boolean;
 }
 
 const data = workerData as SwarmWorkerData;
@@ -20,6 +21,7 @@ const summary = runSwarm({
   seeds: data.seeds,
   timers: data.timers,
   ...(data.nodes ? { nodes: data.nodes } : {}),
+  ...(data.runtime ? { runtime: true } : {}),
   onResult: () => {
     done += 1;
     if (performance.now() - reportedAt >= 2000) {

@@ -36,6 +36,8 @@ export interface SwarmRunOptions {
    * supervisor removing their addresses at once.
    */
   readonly blindProbe?: boolean;
+  /** Drive the agent's own control loop on a virtual platform (Simulator `runtime`). */
+  readonly runtime?: boolean;
 }
 
 export interface SwarmRunResult {
@@ -205,6 +207,7 @@ export function runSwarmSeed(options: SwarmRunOptions): SwarmRunResult {
     probeSeesOthers: !blind,
     addressLifetimeMs: swarmLimits.addressLifetimeMs,
     wallClockIncarnations: true,
+    ...(options.runtime ? { runtime: true } : {}),
   });
   const faults: string[] = [];
   const faultKinds: string[] = [];

@@ -1,6 +1,6 @@
 /**
  * `floatip sim`: the deterministic fault-injecting simulator.
- *   floatip sim --seeds N [--nodes K] [--profile lan] [--first S] [--jobs J]   run a swarm
+ *   floatip sim --seeds N [--nodes K] [--profile lan] [--first S] [--jobs J] [--runtime]
  *   floatip sim --seed S [--nodes K] [--trace]                      replay one seed
  * Exits 1 when any invariant was violated.
  */
@@ -16,7 +16,10 @@ export const usage = `usage:
   floatip sim --seeds N [--nodes K] [--profile fast|lan|wan] [--first S] [--jobs J]
                                                         run a swarm of N seeds on J worker
                                                         threads (default: one per CPU)
-  floatip sim --seed S [--nodes K] [--profile P] [--trace]                 replay one seed
+  --runtime   drive each node through the agent's own control loop (effect batching, address
+              chain, lifetime renewal, stall detection) on a virtual platform, not the core
+              alone
+  floatip sim --seed S [--nodes K] [--profile P] [--trace] [--runtime]     replay one seed
   Exit status: 0 no invariant violated, 1 a violation (the seeds are printed), 2 usage error.
 `;
 
@@ -31,6 +34,7 @@ export async function run(args: string[]): Promise<number> {
       profile: { type: "string", default: "lan" },
       trace: { type: "boolean", default: false },
       jobs: { type: "string" },
+      runtime: { type: "boolean", default: false },
     },
     strict: true,
   });
@@ -53,6 +57,7 @@ export async function run(args: string[]): Promise<number> {
       timers,
       trace: values.trace,
       ...(nodes ? { nodes } : {}),
+      ...(values.runtime ? { runtime: true } : {}),
     });
     process.stdout.write(
       `seed=${result.seed} nodes=${result.nodes} vips=${result.vips}\nfaults:\n`,
@@ -79,11 +84,16 @@ export async function run(args: string[]): Promise<number> {
   }
   const seeds = Array.from({ length: count }, (_, i) => first + i);
   process.stdout.write(
-    `profile ${profile}: ${count} seeds from ${first}${nodes ? `, ${nodes} nodes` : ", 3/5/7 nodes"}, ${jobs} job${jobs === 1 ? "" : "s"}\n`,
+    `profile ${profile}: ${count} seeds from ${first}${nodes ? `, ${nodes} nodes` : ", 3/5/7 nodes"}, ${jobs} job${jobs === 1 ? "" : "s"}${values.runtime ? ", through the agent's control loop" : ""}\n`,
   );
   const startedAt = performance.now();
   let lastProgressAt = startedAt;
-  const swarm = { seeds, timers, ...(nodes ? { nodes } : {}) };
+  const swarm = {
+    seeds,
+    timers,
+    ...(nodes ? { nodes } : {}),
+    ...(values.runtime ? { runtime: true } : {}),
+  };
   const summary =
     jobs === 1
       ? runSwarm(swarm)
