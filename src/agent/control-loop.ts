@@ -343,10 +343,34 @@ export class ControlLoop {
    */
   #flush(): void {
     this.#flushScheduled = false;
+    if (this.#stopped) return;
+    // The process may have been paused between the step that queued these effects and now
+    // (a stop between two phases of one loop turn runs the flush before the overdue timer):
+    // report the stall first, so that the core releases what its lease no longer covers, and
+    // then perform only what the core still wants. Found by the simulator's runtime mode: a
+    // coordinator paused right after deciding to acquire probed, on waking 6.5 s later, VIPs
+    // other nodes held under their leases.
+    this.#catchStall(this.#p.now());
     const { addresses, probes, announce } = this.#pending;
     this.#pending = { addresses: [], probes: new Set(), announce: new Set() };
-    if (addresses.length > 0) this.#chain((next) => this.#applyAddresses(addresses, next));
-    if (probes.size > 0) this.#probe([...probes]);
+    const local = this.core.ownership().local;
+    const wanted = addresses.filter(({ vip, op }) => op === "del" || local[vip] === "adding");
+    // A probe whose result the core would discard (it acquires only under a valid lease) is
+    // not sent: the core gets that result at once instead, and probes again once it may hold.
+    const nowMs = this.#p.now();
+    const mayAcquire = probes.size > 0 && this.core.status(nowMs, { explain: false }).leaseValid;
+    const live = [...probes].filter((vip) => local[vip] === "probing");
+    const probing = mayAcquire ? live : [];
+    if (wanted.length > 0) this.#chain((next) => this.#applyAddresses(wanted, next));
+    if (!mayAcquire && live.length > 0) {
+      const by = "not probed: the lease ran out before the probe was sent";
+      this.step({
+        type: "batch",
+        nowMs,
+        inputs: live.map((vip) => ({ type: "probe-result", nowMs, vip, occupied: true, by })),
+      });
+    }
+    if (probing.length > 0) this.#probe(probing);
     if (announce.size > 0) this.#announce([...announce], this.#o.garpRepeat);
   }
 

@@ -71,6 +71,17 @@ describe("swarm simulation", () => {
     );
   });
 
+  it("seeds a 5,000-seed runtime sweep failed on: effects queued before a pause, flushed after it", () => {
+    // A coordinator paused right after deciding to acquire (its probes queued for the end of
+    // the loop turn) probed, on waking 6.5 s later, VIPs that other nodes held under their
+    // leases. The control loop now reports the stall before it flushes and performs only
+    // what the core still wants.
+    for (const seed of [202630, 204690]) {
+      const result = runSwarmSeed({ seed, timers: profiles.lan, runtime: true });
+      assert.deepEqual(result.violations, [], `seed ${seed}`);
+    }
+  });
+
   it("replays a seed bit for bit", () => {
     const a = runSwarmSeed({ seed: 4242, timers: profiles.lan, trace: true });
     const b = runSwarmSeed({ seed: 4242, timers: profiles.lan, trace: true });

@@ -1,0 +1,55 @@
+/**
+ * The scale benchmark run once on the smallest sizes, so that it cannot rot unnoticed: it
+ * must exit 0, measure each configuration (traffic counted by the real codec, a failover per
+ * trial) and write its JSON. The figures are checked only against what the configuration
+ * fixes: every node of a 3-node cluster sends a heartbeat to each of its two peers 20 times
+ * a second at `lan`, so the mean is about 40 datagrams a second.
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { promisify } from "node:util";
+
+const out = mkdtempSync(join(tmpdir(), "fipscale-"));
+after(() => rmSync(out, { recursive: true, force: true }));
+
+describe("scale benchmark (smoke)", () => {
+  it("measures 3 and 5 nodes with 10 VIPs and writes its JSON", async () => {
+    const path = join(out, "scale.json");
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [
+        join(import.meta.dirname, "scale.ts"),
+        ...["--nodes", "3,5", "--vips", "10", "--trials", "2", "--out", path],
+      ],
+      { timeout: 120_000 },
+    );
+    assert.match(stdout, /coord CPU ms\/round/);
+    const result = JSON.parse(readFileSync(path, "utf8")) as {
+      rows: {
+        nodes: number;
+        mean: { datagrams: number; bytes: number; oversize: number };
+        failoverP50: number;
+        failoverMissing: number;
+        violations: number;
+      }[];
+    };
+    assert.deepEqual(
+      result.rows.map((r) => r.nodes),
+      [3, 5],
+    );
+    const [three, five] = result.rows;
+    assert.ok(Math.abs(three!.mean.datagrams - 40) <= 4, `3 nodes: ${three!.mean.datagrams}/s`);
+    assert.ok(Math.abs(five!.mean.datagrams - 80) <= 8, `5 nodes: ${five!.mean.datagrams}/s`);
+    for (const row of result.rows) {
+      assert.ok(row.mean.bytes > row.mean.datagrams * 100, "each datagram sized by the codec");
+      assert.equal(row.mean.oversize, 0);
+      assert.equal(row.violations, 0);
+      assert.equal(row.failoverMissing, 0);
+      assert.ok(row.failoverP50 > 0);
+    }
+  });
+});
