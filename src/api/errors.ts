@@ -20,6 +20,7 @@ export type ApiErrorCode =
   | "UNSUPPORTED_MEDIA_TYPE"
   | "PAYLOAD_TOO_LARGE"
   | "UNAVAILABLE"
+  | "TOO_MANY_STREAMS"
   | "INTERNAL";
 
 export interface ApiErrorBody {

@@ -99,6 +99,39 @@ export const openApiDocument = {
         },
       },
     },
+    "/": {
+      get: {
+        summary: "The dashboard: one self-contained HTML page (read-only without the token)",
+        responses: {
+          "200": {
+            description: "The page",
+            content: { "text/html": { schema: { type: "string" } } },
+          },
+        },
+      },
+    },
+    "/v1/events/stream": {
+      get: {
+        summary:
+          "Server-Sent Events: every event after an id (Last-Event-ID or ?since), as it happens",
+        parameters: [
+          {
+            name: "since",
+            in: "query",
+            schema: { type: "integer", minimum: 0 },
+            description: "Start after this event id (default 0; Last-Event-ID wins)",
+          },
+        ],
+        responses: {
+          "200": {
+            description: "`event: agent` records with `id:` set to the event id",
+            content: { "text/event-stream": { schema: { type: "string" } } },
+          },
+          "400": error,
+          "503": error,
+        },
+      },
+    },
     "/v1/events": {
       get: {
         summary: "Recent events after an id; optionally waits for new ones",

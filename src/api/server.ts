@@ -20,6 +20,7 @@ import Fastify, {
 } from "fastify";
 import type { AdminResult, AgentHandle, AgentStatus } from "../agent/handle.ts";
 import type { AdminCommand } from "../core/types.ts";
+import { registerDashboard } from "./dashboard.ts";
 import { sendError } from "./errors.ts";
 import {
   bodyTooLargeMessage,
@@ -206,6 +207,8 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
     }
     return undefined;
   };
+
+  registerDashboard(app, handle);
 
   app.get("/healthz", async (_request, reply) => {
     try {

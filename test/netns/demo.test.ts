@@ -79,6 +79,21 @@ describe("floatip demo", { skip: skipUnlessRoot() }, () => {
 
   it("runs the scripted tour: takeover by another node, failback, exit 0, nothing left", async () => {
     const demo = startDemo(["--script", "--prefix", prefix, "--duration", "60"]);
+    // The dashboard URL it prints works from this machine while the demo runs.
+    let url: string | undefined;
+    for (let waitedMs = 0; !url && waitedMs < 60_000; waitedMs += 100) {
+      url = /^dashboard: (http:\/\/127\.0\.0\.1:\d+\/) /m.exec(demo.output())?.[1];
+      if (demo.child.exitCode !== null) break;
+      await sleep(100);
+    }
+    assert.ok(url, `no dashboard line in:\n${demo.output()}`);
+    const page = await fetch(url, { signal: AbortSignal.timeout(5000) });
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<title>floatip<\/title>/);
+    const status = (await (
+      await fetch(new URL("v1/status", url), { signal: AbortSignal.timeout(5000) })
+    ).json()) as { node: string };
+    assert.equal(status.node, "n1");
     const { code } = await exitOf(demo, 120_000);
     const output = demo.output();
     assert.equal(code, 0, output);

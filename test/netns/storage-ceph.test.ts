@@ -424,15 +424,25 @@ describe("storage gateway inside the agent on real Ceph", { skip: skipUnlessRoot
     const holder = await waitFor(() => c.holderOf(vip), 20_000);
     assert.ok(holder, `someone holds the storage VIP\n${allLogs(c)}`);
     const address = c.topology.host(holder).address;
-    const blocklisted = async () =>
-      (
-        await c.topology.exec(
-          "client",
-          "ceph",
-          ["osd", "blocklist", "ls", "--conf", cephConf],
-          15_000,
-        )
-      ).stdout.includes(`${address}:0/0`);
+    // The monitor answers a command now and then with EPERM ("problem getting command
+    // descriptions from mon") while it commits osdmap changes such as these blocklist
+    // entries: the test's own look is retried, as floatip retries its fence.
+    const blocklisted = async () => {
+      for (let attempt = 1; ; attempt += 1) {
+        try {
+          const listed = await c.topology.exec(
+            "client",
+            "ceph",
+            ["osd", "blocklist", "ls", "--conf", cephConf],
+            15_000,
+          );
+          return listed.stdout.includes(`${address}:0/0`);
+        } catch (error) {
+          if (attempt >= 5 || !/EPERM|EAGAIN/.test(String((error as Error).message))) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+        }
+      }
+    };
     writeFileSync(slowFlag(holder), "");
     const tree: number[] = [];
     try {

@@ -9,6 +9,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, beforeEach, describe, it } from "node:test";
+import { Script } from "node:vm";
 import type { FastifyInstance } from "fastify";
 import { LoopMonitor } from "../../src/agent/loop-monitor.ts";
 import { ApiSetupError } from "../../src/api/errors.ts";
@@ -547,6 +548,8 @@ describe("GET /v1/openapi.json", () => {
       ["/v1/vips", "get"],
       ["/v1/members", "get"],
       ["/v1/events", "get"],
+      ["/", "get"],
+      ["/v1/events/stream", "get"],
       ["/v1/vips/{address}/move", "post"],
       ["/v1/vips/{address}/pin", "delete"],
       ["/v1/nodes/{id}/disable", "post"],
@@ -559,6 +562,7 @@ describe("GET /v1/openapi.json", () => {
     // And the other way round: every documented operation is answered (not 404).
     for (const [path, operations] of Object.entries(doc.paths as Record<string, object>)) {
       for (const method of Object.keys(operations)) {
+        if (path === "/v1/events/stream") continue; // never ends: its own test below
         const url = path.replace("{address}", "198.18.0.100").replace("{id}", "n2");
         const r = await app.inject({
           method: method.toUpperCase() as "GET",
@@ -592,5 +596,64 @@ describe("extra plugins", () => {
     });
     servers.push(app);
     assert.deepEqual((await app.inject("/v1/extra")).json(), { extra: true });
+  });
+});
+
+describe("dashboard", () => {
+  it("serves the page at / without the token, with no resource from elsewhere", async () => {
+    const app = serve(makeHandle());
+    const response = await app.inject("/");
+    assert.equal(response.statusCode, 200);
+    assert.match(String(response.headers["content-type"]), /^text\/html/);
+    assert.match(String(response.headers["content-security-policy"]), /default-src 'none'/);
+    assert.match(response.body, /<title>floatip<\/title>/);
+    // No CDN: nothing is loaded from another origin.
+    assert.doesNotMatch(response.body, /(src|href)="(https?:)?\/\//);
+    // Its script compiles (a syntax error would leave the page empty in every browser).
+    const script = /<script>([\s\S]*)<\/script>/.exec(response.body)?.[1];
+    assert.ok(script, "the page has its script inline");
+    assert.doesNotThrow(() => new Script(script, { filename: "dashboard.js" }));
+  });
+
+  it("streams events as Server-Sent Events from Last-Event-ID on, live", async () => {
+    const handle = makeHandle();
+    handle.emit({ type: "member-failed", node: "n2", reason: "not heard" });
+    const second = handle.emit({ type: "member-recovered", node: "n2" });
+    const app = serve(handle);
+    const address = await app.listen({ host: "127.0.0.1", port: 0 });
+    const controller = new AbortController();
+    const response = await fetch(`${address}/v1/events/stream`, {
+      headers: { "last-event-id": String(second - 1) },
+      signal: controller.signal,
+    });
+    assert.equal(response.status, 200);
+    assert.match(String(response.headers.get("content-type")), /^text\/event-stream/);
+    const reader = response.body!.getReader();
+    let text = "";
+    const readUntil = async (pattern: RegExp) => {
+      const deadline = Date.now() + 5000;
+      while (!pattern.test(text) && Date.now() < deadline) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+      assert.match(text, pattern);
+    };
+    await readUntil(/member-recovered/);
+    assert.doesNotMatch(text, /member-failed/, "nothing at or before Last-Event-ID");
+    assert.match(text, new RegExp(`^id: ${second}$`, "m"));
+    // A new event arrives on the open stream.
+    const third = handle.emit({ type: "role-changed", role: "coordinator", term: 2, reason: "x" });
+    await readUntil(new RegExp(`id: ${third}\\n`));
+    controller.abort();
+  });
+
+  it("refuses a malformed Last-Event-ID with a JSON error", async () => {
+    const app = serve(makeHandle());
+    const response = await app.inject({
+      url: "/v1/events/stream",
+      headers: { "last-event-id": "x" },
+    });
+    assertError(response, 400, "BAD_REQUEST");
   });
 });

@@ -12,6 +12,7 @@
  */
 import { rmSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { type ApiForward, forwardApi } from "../../lab/api-forward.ts";
 import { type LiveCluster, startCluster } from "../../lab/cluster.ts";
 
 export const usage = "usage: floatip demo [--script] [--duration SECONDS] [--prefix NAME]\n";
@@ -27,6 +28,8 @@ const moveMsMax = 20_000;
 const watchEveryMs = 100;
 const askTimeoutMs = 250;
 const eventsShown = 8;
+/** The dashboard's URL on this machine, once the demo has forwarded n1's API. */
+let dashboardUrl: string | undefined;
 
 interface DemoOptions {
   readonly script: boolean;
@@ -103,6 +106,7 @@ function parseOptions(args: string[]): DemoOptions | string {
 async function runDemo(options: DemoOptions, interactive: boolean): Promise<number> {
   const deadline = Date.now() + options.durationMs;
   let cluster: LiveCluster | undefined;
+  let dashboard: ApiForward | undefined;
   let restoreTerminal = () => {};
   // A signal ends the process at once: the lab's exit hook kills every process it started and
   // deletes every namespace synchronously, so only the terminal and the temporary directory
@@ -133,6 +137,15 @@ async function runDemo(options: DemoOptions, interactive: boolean): Promise<numb
       return 1;
     }
     say(`every VIP is placed after ${seconds(ready)}`);
+    try {
+      dashboard = await forwardApi(cluster.topology, "n1", cluster.dir);
+      dashboardUrl = dashboard.url;
+      say(
+        `dashboard: ${dashboard.url} (n1's agent; from another machine: ssh -L ${new URL(dashboard.url).port}:127.0.0.1:${new URL(dashboard.url).port} THIS-HOST)`,
+      );
+    } catch (error) {
+      say(`floatip demo: no dashboard URL: ${(error as Error).message}`);
+    }
     if (interactive) {
       const session = new InteractiveSession(cluster, deadline);
       restoreTerminal = () => session.restoreTerminal();
@@ -142,6 +155,7 @@ async function runDemo(options: DemoOptions, interactive: boolean): Promise<numb
   } finally {
     restoreTerminal();
     for (const signal of signals) process.off(signal, onSignal);
+    await dashboard?.close();
     if (cluster) {
       say("floatip demo: tearing the cluster down");
       try {
@@ -435,6 +449,7 @@ class InteractiveSession {
   private render(): string {
     const remaining = Math.max(0, Math.round((this.deadline - Date.now()) / 1000));
     const header = [`floatip demo: live cluster (ends in ${remaining} s; q quits)`];
+    if (dashboardUrl) header.push(`dashboard: ${dashboardUrl}`);
     const downs = [...this.linksDown].join(" ");
     const footer = [
       "",

@@ -1,0 +1,301 @@
+/**
+ * The dashboard: one self-contained page at `/` (no CDN, no build step, no network at run
+ * time) and the Server-Sent Events stream it listens to, `GET /v1/events/stream`. Read-only
+ * without the API token; actions (move a VIP, unpin it, disable or enable a node) send the
+ * token the operator types in, kept in the tab's session storage only.
+ *
+ * What it shows, all from `GET /v1/status` of the agent that serves it: the cluster (term,
+ * coordinator, quorum, profile, this node's configuration fingerprint against the
+ * coordinator's), every member with the view its heartbeats report (role, term, lease left,
+ * fingerprint, what it holds), every VIP with owner, since, local state and the placement's
+ * explanation, the heartbeat matrix (for every pair, how long ago one last heard the other,
+ * as the observer reported it: a one-way link failure shows as one stale cell), the failover
+ * phases this node timed, and the events as they happen.
+ */
+import type { FastifyInstance } from "fastify";
+import type { AgentHandle } from "../agent/handle.ts";
+import { sendError } from "./errors.ts";
+
+/** At most this many pages may listen at once: each stream polls the control plane. */
+const maxStreams = 16;
+const streamPollMs = 250;
+const keepAliveMs = 15_000;
+
+export function registerDashboard(app: FastifyInstance, handle: AgentHandle): void {
+  let streams = 0;
+
+  app.get("/", async (_request, reply) =>
+    reply
+      .type("text/html; charset=utf-8")
+      .header("cache-control", "no-store")
+      .header(
+        "content-security-policy",
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
+      )
+      .send(dashboardHtml),
+  );
+
+  app.get<{ Querystring: { since?: string } }>("/v1/events/stream", async (request, reply) => {
+    const fromHeader = request.headers["last-event-id"];
+    const sinceText =
+      (typeof fromHeader === "string" ? fromHeader : undefined) ?? request.query.since ?? "0";
+    if (!/^\d+$/.test(sinceText)) {
+      return sendError(
+        reply,
+        400,
+        "BAD_REQUEST",
+        "since: expected a non-negative integer event id",
+      );
+    }
+    if (streams >= maxStreams) {
+      return sendError(
+        reply,
+        503,
+        "TOO_MANY_STREAMS",
+        `at most ${maxStreams} event streams at once; close a dashboard tab or poll GET /v1/events?wait=25s`,
+      );
+    }
+    streams += 1;
+    let since = Number(sinceText);
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-store",
+      connection: "keep-alive",
+    });
+    raw.write("retry: 2000\n\n");
+    let closed = false;
+    let timer: NodeJS.Timeout | undefined;
+    let lastWriteMs = Date.now();
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      clearTimeout(timer);
+      streams -= 1;
+    };
+    request.raw.on("close", close);
+    raw.on("close", close);
+    const poll = async () => {
+      if (closed) return;
+      try {
+        const events = await handle.events(since);
+        for (const event of events) {
+          raw.write(`id: ${event.id}\nevent: agent\ndata: ${JSON.stringify(event)}\n\n`);
+          since = event.id;
+          lastWriteMs = Date.now();
+        }
+        if (Date.now() - lastWriteMs >= keepAliveMs) {
+          raw.write(": keep-alive\n\n");
+          lastWriteMs = Date.now();
+        }
+      } catch {
+        // The control plane is restarting: the page keeps its stream and hears it later.
+      }
+      if (!closed) timer = setTimeout(poll, streamPollMs);
+    };
+    await poll();
+  });
+}
+
+export const dashboardHtml = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>floatip</title>
+<style>
+:root { color-scheme: light dark; --bg: #f6f7f9; --fg: #1b1f24; --muted: #5b6570; --card: #fff;
+  --line: #d8dde3; --ok: #1a7f37; --bad: #c62828; --warn: #9a6700; --accent: #0b5cad; }
+@media (prefers-color-scheme: dark) { :root { --bg: #0f1317; --fg: #e6e9ec; --muted: #9aa5b1;
+  --card: #171c21; --line: #2c343c; --ok: #4ac26b; --bad: #ff6b6b; --warn: #d29922; --accent: #6cb6ff; } }
+* { box-sizing: border-box; }
+body { margin: 0; font: 14px/1.45 system-ui, sans-serif; background: var(--bg); color: var(--fg); }
+header { display: flex; flex-wrap: wrap; gap: .5rem 1.5rem; align-items: baseline; padding: .8rem 1rem;
+  border-bottom: 1px solid var(--line); background: var(--card); }
+header h1 { font-size: 1.1rem; margin: 0; }
+main { display: grid; gap: 1rem; padding: 1rem; grid-template-columns: repeat(auto-fit, minmax(min(100%, 560px), 1fr)); }
+section { background: var(--card); border: 1px solid var(--line); border-radius: 6px; padding: .7rem .9rem; overflow-x: auto; }
+section.wide { grid-column: 1 / -1; }
+h2 { font-size: 1rem; margin: 0 0 .5rem; }
+table { border-collapse: collapse; width: 100%; }
+th, td { text-align: left; padding: .25rem .5rem .25rem 0; border-bottom: 1px solid var(--line); vertical-align: top; }
+th { color: var(--muted); font-weight: 600; }
+.ok { color: var(--ok); } .bad { color: var(--bad); font-weight: 600; } .warn { color: var(--warn); }
+.muted { color: var(--muted); } .mono { font-family: ui-monospace, monospace; }
+button, select, input { font: inherit; color: inherit; background: var(--bg); border: 1px solid var(--line);
+  border-radius: 4px; padding: .15rem .45rem; }
+button:focus-visible, select:focus-visible, input:focus-visible { outline: 2px solid var(--accent); outline-offset: 1px; }
+#result { min-height: 1.4em; }
+#events { max-height: 22rem; overflow-y: auto; }
+.cell-bad { background: color-mix(in srgb, var(--bad) 22%, transparent); }
+</style>
+</head>
+<body>
+<header>
+  <h1>floatip <span id="cluster" class="muted"></span></h1>
+  <span>node <b id="node">…</b></span>
+  <span>term <b id="term">…</b></span>
+  <span>coordinator <b id="coordinator">…</b></span>
+  <span id="quorum"></span>
+  <span id="config"></span>
+  <span id="live" class="muted">connecting…</span>
+</header>
+<main>
+  <section class="wide" aria-labelledby="h-vips"><h2 id="h-vips">VIPs</h2>
+    <table id="vips"><thead><tr><th>VIP</th><th>owner</th><th>since</th><th>here</th><th>why</th><th>action</th></tr></thead><tbody></tbody></table>
+  </section>
+  <section aria-labelledby="h-members"><h2 id="h-members">Members</h2>
+    <table id="members"><thead><tr><th>node</th><th>state</th><th>role / term</th><th>lease left</th><th>config</th><th>holds</th><th>action</th></tr></thead><tbody></tbody></table>
+  </section>
+  <section aria-labelledby="h-matrix"><h2 id="h-matrix">Heartbeat matrix</h2>
+    <p class="muted">Row heard column this long ago (ms), as the row's node reported it.</p>
+    <table id="matrix"><thead></thead><tbody></tbody></table>
+  </section>
+  <section aria-labelledby="h-phases"><h2 id="h-phases">Failover phases (this node)</h2>
+    <table id="phases"><thead><tr><th>phase</th><th>count</th><th>mean</th><th>slowest</th></tr></thead><tbody></tbody></table>
+  </section>
+  <section aria-labelledby="h-actions"><h2 id="h-actions">Actions</h2>
+    <label for="token">API token</label>
+    <input id="token" type="password" autocomplete="off" size="28" placeholder="read-only without it">
+    <button id="save-token" type="button">Use token</button>
+    <p id="result" role="status" aria-live="polite"></p>
+  </section>
+  <section class="wide" aria-labelledby="h-events"><h2 id="h-events">Events</h2>
+    <table id="events"><thead><tr><th>time</th><th>node</th><th>event</th><th>details</th></tr></thead><tbody></tbody></table>
+  </section>
+</main>
+<script>
+"use strict";
+const $ = (id) => document.getElementById(id);
+const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+let status;
+const token = () => sessionStorage.getItem("floatip-token") || "";
+$("token").value = token();
+$("save-token").addEventListener("click", () => {
+  sessionStorage.setItem("floatip-token", $("token").value);
+  say("token set for this tab");
+});
+function say(text, bad) { const r = $("result"); r.textContent = text; r.className = bad ? "bad" : "ok"; }
+async function act(method, path, body) {
+  const headers = { "content-type": "application/json" };
+  if (token()) headers.authorization = "Bearer " + token();
+  try {
+    const res = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined });
+    const data = await res.json().catch(() => ({}));
+    if (res.ok) say(method + " " + path + ": done" + (data.forwardedTo ? " (forwarded to " + data.forwardedTo + ")" : ""));
+    else say(method + " " + path + ": " + (data.error?.code || res.status) + ": " + (data.error?.message || ""), true);
+  } catch (e) { say(String(e), true); }
+  refresh();
+}
+const ms = (v) => v === undefined || v === null ? "—" : String(Math.round(v));
+// Targets picked in the VIP table, kept across the re-renders of live updates.
+const moveTo = new Map();
+const last = new Map();
+/** Replaces a table body only when it changed, keeping the keyboard focus where it was. */
+function setHtml(el, html) {
+  if (last.get(el) === html) return;
+  last.set(el, html);
+  const a = document.activeElement;
+  const key = a && el.contains(a) ? a.getAttribute("data-key") : null;
+  el.innerHTML = html;
+  if (key) el.querySelector('[data-key="' + CSS.escape(key) + '"]')?.focus();
+}
+function render(s) {
+  status = s;
+  $("cluster").textContent = s.cluster + " · " + s.profile;
+  $("node").textContent = s.node + " (" + s.role + ")";
+  $("term").textContent = s.term;
+  $("coordinator").textContent = s.coordinator ?? "none";
+  $("quorum").innerHTML = s.quorum ? '<span class="ok">quorum</span>' : '<span class="bad">NO QUORUM</span>';
+  $("config").innerHTML = s.config.matchesCoordinator
+    ? '<span class="muted">config ' + esc(s.config.fingerprint) + "</span>"
+    : '<span class="bad">config ' + esc(s.config.fingerprint) + " differs from the coordinator's " + esc(s.config.coordinator) + "</span>";
+  const ids = s.members.map((m) => m.id);
+  setHtml($("vips").tBodies[0], s.vips.map((v) => {
+    const target = moveTo.get(v.address) ?? v.owner;
+    const options = ids.map((id) => '<option' + (id === target ? " selected" : "") + ">" + esc(id) + "</option>").join("");
+    return '<tr data-vip="' + esc(v.address) + '"><td class="mono">' + esc(v.address) + '</td><td class="owner">' +
+      (v.owner ? esc(v.owner) : '<span class="bad">none</span>') + (v.conflict ? ' <span class="bad">conflict</span>' : "") +
+      "</td><td>" + (v.since ? esc(new Date(v.since).toLocaleTimeString()) : "—") + "</td><td>" + esc(v.local) +
+      '</td><td class="muted">' + esc(v.explain) + '</td><td><label class="muted">to <select aria-label="move ' + esc(v.address) +
+      ' to" data-key="to ' + esc(v.address) + '" data-target="' + esc(v.address) + '">' + options + '</select></label> <button type="button" data-key="move ' +
+      esc(v.address) + '" data-move="' + esc(v.address) + '">Move</button> <button type="button" data-key="unpin ' + esc(v.address) + '" data-unpin="' +
+      esc(v.address) + '">Unpin</button></td></tr>';
+  }).join(""));
+  const peers = new Map(s.peers.map((p) => [p.id, p]));
+  setHtml($("members").tBodies[0], s.members.map((m) => {
+    const p = peers.get(m.id);
+    const self = m.id === s.node;
+    const role = self ? s.role + " / " + s.term : p ? p.role + " / " + p.term : "—";
+    const lease = self ? s.view.leaseLeftMs : p?.leaseLeftMs;
+    const config = self ? s.config.fingerprint : p?.config;
+    const mismatch = config && config !== (s.config.coordinator ?? s.config.fingerprint);
+    const holds = self ? s.vips.filter((v) => v.local === "held").map((v) => v.address) : (p?.holding ?? []);
+    const state = m.state === "healthy" ? '<span class="ok">healthy</span>' : '<span class="bad">' + esc(m.state) + "</span>";
+    return '<tr data-member="' + esc(m.id) + '"><td>' + esc(m.id) + (self ? " (this)" : "") + "</td><td>" + state +
+      (m.heard || self ? "" : ' <span class="warn">not heard</span>') + "</td><td>" + esc(role) + "</td><td>" + ms(lease) +
+      '</td><td class="mono ' + (mismatch ? "bad" : "muted") + '">' + esc(config || "—") + '</td><td class="mono">' +
+      esc(holds.join(" ")) + '</td><td><button type="button" data-key="disable ' + esc(m.id) + '" data-disable="' + esc(m.id) +
+      '">Disable</button> <button type="button" data-key="enable ' + esc(m.id) + '" data-enable="' + esc(m.id) + '">Enable</button></td></tr>';
+  }).join(""));
+  const views = [[s.node, s.view.heardMs], ...s.peers.map((p) => [p.id, p.heardMs])];
+  // Three heartbeat intervals (the stall threshold is half of one).
+  const stale = 6 * (s.loop?.stallThresholdMs ?? 25);
+  setHtml($("matrix").tHead, "<tr><th>heard →</th>" + ids.map((id) => "<th>" + esc(id) + "</th>").join("") + "</tr>");
+  setHtml($("matrix").tBodies[0], views.map(([row, heard]) => '<tr data-row="' + esc(row) + '"><th>' + esc(row) + "</th>" + ids.map((col) => {
+    if (col === row) return '<td class="muted">·</td>';
+    const v = heard ? heard[col] : undefined;
+    const bad = v === undefined || v > stale;
+    return '<td data-col="' + esc(col) + '" class="' + (bad ? "cell-bad" : "") + '">' + ms(v) + "</td>";
+  }).join("") + "</tr>").join(""));
+  const phases = Object.entries(s.failover ?? {});
+  setHtml($("phases").tBodies[0], phases.map(([phase, h]) => {
+    // The smallest bound that holds every sample: an upper bound of the slowest one.
+    const i = h.buckets.findIndex((n) => n === h.count);
+    const bound = h.count === 0 ? "—" : i < 0 || i >= h.boundsMs.length ? "> " + h.boundsMs.at(-1) + " ms" : "≤ " + h.boundsMs[i] + " ms";
+    return '<tr data-phase="' + esc(phase) + '"><td>' + esc(phase) + "</td><td>" + h.count + "</td><td>" +
+      (h.count ? ms(h.sumMs / h.count) + " ms" : "—") + "</td><td>" + esc(bound) + "</td></tr>";
+  }).join(""));
+}
+document.addEventListener("change", (e) => {
+  const select = e.target.closest("select[data-target]");
+  if (select) moveTo.set(select.dataset.target, select.value);
+});
+document.addEventListener("click", (e) => {
+  const b = e.target.closest("button"); if (!b) return;
+  if (b.dataset.move) {
+    const node = moveTo.get(b.dataset.move) ?? b.closest("tr").querySelector("select").value;
+    moveTo.delete(b.dataset.move);
+    act("POST", "/v1/vips/" + encodeURIComponent(b.dataset.move) + "/move", { node });
+  }
+  if (b.dataset.unpin) act("DELETE", "/v1/vips/" + encodeURIComponent(b.dataset.unpin) + "/pin");
+  if (b.dataset.disable) act("POST", "/v1/nodes/" + encodeURIComponent(b.dataset.disable) + "/disable");
+  if (b.dataset.enable) act("POST", "/v1/nodes/" + encodeURIComponent(b.dataset.enable) + "/enable");
+});
+let pending = false;
+async function refresh() {
+  if (pending) return; pending = true;
+  try { const res = await fetch("/v1/status"); if (res.ok) render(await res.json()); } catch {} finally { pending = false; }
+}
+const maxEvents = 200;
+function addEvent(record) {
+  const { type, ...fields } = record.event;
+  const row = document.createElement("tr");
+  row.dataset.type = type;
+  row.innerHTML = "<td>" + esc(new Date(record.at).toLocaleTimeString()) + "</td><td>" + esc(record.node) + "</td><td>" + esc(type) +
+    '</td><td class="muted mono">' + esc(JSON.stringify(fields)) + "</td>";
+  const body = $("events").tBodies[0];
+  body.insertBefore(row, body.firstChild);
+  while (body.rows.length > maxEvents) body.deleteRow(body.rows.length - 1);
+}
+const stream = new EventSource("/v1/events/stream");
+stream.addEventListener("open", () => { $("live").textContent = "live"; $("live").className = "ok"; });
+stream.addEventListener("error", () => { $("live").textContent = "reconnecting…"; $("live").className = "warn"; });
+stream.addEventListener("agent", (e) => { addEvent(JSON.parse(e.data)); refresh(); });
+refresh();
+setInterval(refresh, 1000);
+</script>
+</body>
+</html>
+`;

@@ -1,0 +1,213 @@
+/**
+ * The dashboard in real headless Chromium (Debian's `chromium`, driven by playwright-core,
+ * no browser download) against three real agents in network namespaces. The browser runs
+ * inside the coordinator's namespace (a wrapper execs it under `ip netns exec`) and opens
+ * that agent's own page at http://127.0.0.1:7480/, as an operator would through an SSH
+ * tunnel. Checked on the page, without a reload:
+ *   1. every VIP with the owner the namespaces show;
+ *   2. SIGKILL of another VIP owner's agent: the row shows the new owner, the events show
+ *      the failure and the acquisition, and the coordinator's failover phases count it;
+ *   3. one direction of one link cut (nftables in one namespace): the heartbeat matrix
+ *      marks that one cell, not its mirror;
+ *   4. a move without the token is refused (UNAUTHORIZED) and changes nothing; with the
+ *      token it is done and the VIP moves.
+ * Screenshots of each step go to test/artifacts/dashboard/ (not tracked).
+ */
+/// <reference lib="dom" />
+import assert from "node:assert/strict";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { type Browser, chromium, type Page } from "playwright-core";
+import {
+  allLogs,
+  type LiveCluster,
+  startCluster,
+  waitFor,
+  waitSettled,
+} from "../../src/lab/cluster.ts";
+import { ensureDebianPackage } from "../../src/lab/debian.ts";
+import { clearDrops, coordinatorOf, dropPackets } from "../../src/lab/faults.ts";
+import { skipUnlessRoot } from "../../src/lab/topology.ts";
+
+const artifacts = new URL("../artifacts/dashboard/", import.meta.url).pathname;
+
+describe("dashboard in headless Chromium", { skip: skipUnlessRoot() }, () => {
+  let cluster: LiveCluster;
+  let browser: Browser | undefined;
+  let page: Page;
+  let viewer: string;
+  const pageErrors: string[] = [];
+  const shot = async (name: string) => {
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+  };
+  /** The owner the page shows for `vip` (the table cell's text). */
+  const shownOwner = (vip: string) =>
+    page.locator(`#vips tr[data-vip="${vip}"] td.owner`).textContent({ timeout: 5000 });
+
+  before(async () => {
+    const executable = await ensureDebianPackage("chromium", ["/usr/bin/chromium"]);
+    assert.ok(executable, "Debian's chromium package is needed (apt-get install chromium)");
+    cluster = await startCluster({
+      prefix: "fipdb-",
+      vips: [
+        { host: 160, policy: "round-robin" },
+        { host: 161, policy: "round-robin" },
+        { host: 162, policy: "round-robin" },
+      ],
+    });
+    await waitSettled(cluster);
+    viewer = coordinatorOf(cluster);
+    // The browser in the viewer's namespace: the API listens on its loopback only.
+    const wrapper = join(cluster.dir, "chromium-in-netns");
+    writeFileSync(
+      wrapper,
+      `#!/bin/sh\nexec ip netns exec ${cluster.topology.host(viewer).netns} ${executable} "$@"\n`,
+    );
+    chmodSync(wrapper, 0o755);
+    browser = await chromium.launch({ executablePath: wrapper, headless: true, timeout: 60_000 });
+    page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    page.on("pageerror", (error) => pageErrors.push(String(error)));
+    await page.goto("http://127.0.0.1:7480/", { timeout: 30_000 });
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => undefined);
+    await cluster?.destroy();
+  });
+
+  it("lists every VIP with the owner the namespaces show", async () => {
+    await page.waitForSelector("#vips tr[data-vip]", { timeout: 10_000 }).catch(() => {
+      assert.fail(`the page rendered no VIP; script errors: ${pageErrors.join("; ") || "none"}`);
+    });
+    for (const vip of cluster.vipAddresses) {
+      const holder = await cluster.holderOf(vip);
+      assert.ok(holder, `${vip} is held`);
+      await page.waitForFunction(
+        ([address, owner]) =>
+          document.querySelector(`#vips tr[data-vip="${address}"] td.owner`)?.textContent === owner,
+        [vip, holder] as const,
+        { timeout: 10_000 },
+      );
+    }
+    assert.deepEqual(pageErrors, [], "no script error on the page");
+    assert.match((await page.locator("#live").textContent()) ?? "", /live/);
+    assert.equal(await page.locator("#coordinator").textContent(), viewer);
+    await shot("1-settled");
+  });
+
+  it("shows a failover without a reload: new owner, the events, the coordinator's phases", async () => {
+    let victim: string | undefined;
+    let vip: string | undefined;
+    for (const address of cluster.vipAddresses) {
+      const holder = await cluster.holderOf(address);
+      if (holder && holder !== viewer) [victim, vip] = [holder, address];
+    }
+    assert.ok(victim && vip, "a VIP held by a node other than the coordinator");
+    const detectedBefore = Number(
+      (await page.locator('#phases tr[data-phase="detected"] td').nth(1).textContent()) || 0,
+    );
+    process.kill(cluster.agentPid(victim)!, "SIGKILL");
+    await page.waitForFunction(
+      ([address, old]) => {
+        const owner = document.querySelector(`#vips tr[data-vip="${address}"] td.owner`);
+        return owner && owner.textContent !== old && /^n\d$/.test(owner.textContent ?? "");
+      },
+      [vip, victim] as const,
+      { timeout: 15_000 },
+    );
+    const owner = (await shownOwner(vip))?.trim();
+    const holder = await waitFor(async () => {
+      const h = await cluster.holderOf(vip);
+      return h && h !== victim ? h : undefined;
+    }, 10_000);
+    assert.equal(owner, holder, `the page shows the namespaces' holder\n${allLogs(cluster)}`);
+    await page.waitForSelector(`#events tr[data-type="member-failed"]`, { timeout: 10_000 });
+    await page.waitForSelector(`#events tr[data-type="vip-acquired"]`, { timeout: 10_000 });
+    await page.waitForFunction(
+      (before) =>
+        Number(document.querySelectorAll('#phases tr[data-phase="detected"] td')[1]?.textContent) >
+        before,
+      detectedBefore,
+      { timeout: 10_000 },
+    );
+    await shot("2-failover");
+  });
+
+  it("marks one direction of a cut link in the heartbeat matrix, not its mirror", async () => {
+    await waitSettled(cluster);
+    const [a, b] = cluster.ids.filter((id) => id !== viewer) as [string, string];
+    const cell = (row: string, col: string) =>
+      page.locator(`#matrix tr[data-row="${row}"] td[data-col="${col}"]`);
+    // a stops hearing b; b still hears a.
+    await dropPackets(cluster, a, {
+      input: [`ip saddr ${cluster.topology.host(b).address} meta l4proto udp drop`],
+    });
+    try {
+      await page.waitForFunction(
+        ([row, col]) =>
+          document
+            .querySelector(`#matrix tr[data-row="${row}"] td[data-col="${col}"]`)
+            ?.classList.contains("cell-bad"),
+        [a, b] as const,
+        { timeout: 10_000 },
+      );
+      // The mirror stays fresh: b hears a.
+      await page.waitForTimeout(500);
+      assert.equal(await cell(b, a).getAttribute("class"), "");
+      await shot("3-one-way-cut");
+    } finally {
+      await clearDrops(cluster, a);
+    }
+    await page.waitForFunction(
+      ([row, col]) =>
+        !document
+          .querySelector(`#matrix tr[data-row="${row}"] td[data-col="${col}"]`)
+          ?.classList.contains("cell-bad"),
+      [a, b] as const,
+      { timeout: 10_000 },
+    );
+  });
+
+  it("refuses a move without the token and performs it with the token", async () => {
+    await waitSettled(cluster);
+    const vip = cluster.vipAddresses[0]!;
+    const from = (await cluster.holderOf(vip))!;
+    const to = cluster.ids.find((id) => id !== from)!;
+    const row = page.locator(`#vips tr[data-vip="${vip}"]`);
+    await row.locator("select").selectOption(to);
+    await row.locator("button[data-move]").click();
+    await page.waitForFunction(
+      () => /UNAUTHORIZED/.test(document.getElementById("result")?.textContent ?? ""),
+      undefined,
+      { timeout: 10_000 },
+    );
+    await shot("4-refused");
+    assert.equal(await cluster.holderOf(vip), from, "nothing moved without the token");
+
+    const token = readFileSync(join(cluster.dir, "api.token"), "utf8").trim();
+    await page.locator("#token").fill(token);
+    await page.locator("#save-token").click();
+    // The table re-renders every second: select and click on the fresh row.
+    await row.locator("select").selectOption(to);
+    await row.locator("button[data-move]").click();
+    await page.waitForFunction(
+      () => /: done/.test(document.getElementById("result")?.textContent ?? ""),
+      undefined,
+      { timeout: 10_000 },
+    );
+    const moved = await waitFor(
+      async () => ((await cluster.holderOf(vip)) === to ? to : undefined),
+      10_000,
+    );
+    assert.equal(moved, to, allLogs(cluster));
+    await page.waitForFunction(
+      ([address, owner]) =>
+        document.querySelector(`#vips tr[data-vip="${address}"] td.owner`)?.textContent === owner,
+      [vip, to] as const,
+      { timeout: 10_000 },
+    );
+    await shot("5-moved");
+  });
+});
