@@ -93,7 +93,7 @@ describe("floatip demo", { skip: skipUnlessRoot() }, () => {
     const status = (await (
       await fetch(new URL("v1/status", url), { signal: AbortSignal.timeout(5000) })
     ).json()) as { node: string };
-    assert.equal(status.node, "n1");
+    assert.equal(status.node, "n3");
     const { code } = await exitOf(demo, 120_000);
     const output = demo.output();
     assert.equal(code, 0, output);
