@@ -32,7 +32,7 @@ const seeds = [1, 2, 3, 4, 5];
 export function threeNodeCluster(
   seed: number,
   timers: Timers,
-  extra: Partial<Pick<SimOptions, "runtime" | "addressLifetimeMs">> = {},
+  extra: Partial<Pick<SimOptions, "runtime" | "addressLifetimeMs" | "onPhase">> = {},
 ): Simulator {
   const sim = new Simulator({
     ...extra,

@@ -22,6 +22,7 @@ import {
   type ControlPlatform,
   type ProbeOutcome,
 } from "../agent/control-loop.ts";
+import type { FailoverPhase } from "../agent/histogram.ts";
 import type { Timers } from "../config/types.ts";
 import { CoreNode } from "../core/node.ts";
 import type { PlacementVip } from "../core/placement/types.ts";
@@ -80,6 +81,8 @@ export interface SimOptions {
    * queued up, I/O or timers first as a seeded coin says (both happen in libuv).
    */
   readonly runtime?: boolean;
+  /** Runtime mode: the failover phases each node's control loop timed (probe, added, announced). */
+  readonly onPhase?: (node: string, phase: FailoverPhase, ms: number) => void;
 }
 
 export interface Violation {
@@ -922,6 +925,7 @@ export class Simulator {
       addressLifetimeSec: lifetimeMs === undefined ? 10 ** 6 : lifetimeMs / 1000,
       log: () => {},
       onEvent: (event) => this.#onEvent(node, event),
+      recordPhase: (phase, ms) => this.options.onPhase?.(node.id, phase, ms),
     });
   }
 

@@ -69,3 +69,42 @@ describe("failover phases", () => {
     );
   });
 });
+
+describe("failover phases timed by the control loop", () => {
+  it("the new owner's loop times the probe, the address add and the first announcement", () => {
+    // The agent's own control loop in the simulator's runtime mode: the probe takes the
+    // probe timeout, the add the simulated `ip` time (1-4 ms), and the first gratuitous ARP
+    // leaves in the same turn as the add's outcome.
+    const seen: { node: string; phase: string; ms: number }[] = [];
+    const sim = threeNodeCluster(23, timers, {
+      runtime: true,
+      addressLifetimeMs: 3000,
+      onPhase: (node, phase, ms) => seen.push({ node, phase, ms }),
+    });
+    const coordinator = coordinatorOf(sim);
+    const owner = sim.nodes.find((n) => n.id !== coordinator && n.addresses.size > 0)!;
+    const moved = [...owner.addresses];
+    seen.length = 0;
+    sim.crash(owner.id);
+    sim.runUntil(sim.nowMs + 3000);
+    assert.deepEqual(sim.violations, []);
+    const takers = new Set(moved.map((vip) => sim.holder(vip)));
+    assert.ok(![...takers].includes(owner.id) && !takers.has(undefined), "every VIP moved");
+    for (const taker of takers) {
+      const of = (phase: string) => seen.filter((p) => p.node === taker && p.phase === phase);
+      const mine = moved.filter((vip) => sim.holder(vip) === taker).length;
+      assert.equal(of("probe").length, mine, JSON.stringify(seen));
+      assert.equal(of("address-added").length, mine, JSON.stringify(seen));
+      assert.equal(of("announced").length, mine, JSON.stringify(seen));
+      for (const p of of("probe")) {
+        // Local time: the probe waits its timeout on a clock within the drift bound.
+        assert.ok(
+          p.ms >= timers.probeTimeoutMs * 0.95 && p.ms <= timers.probeTimeoutMs + 5,
+          JSON.stringify(p),
+        );
+      }
+      for (const p of of("address-added")) assert.ok(p.ms >= 1 && p.ms <= 5, JSON.stringify(p));
+      for (const p of of("announced")) assert.ok(p.ms >= 0 && p.ms <= 2, JSON.stringify(p));
+    }
+  });
+});
