@@ -128,6 +128,7 @@ button, select, input { font: inherit; color: inherit; background: var(--bg); bo
 button:focus-visible, select:focus-visible, input:focus-visible { outline: 2px solid var(--accent); outline-offset: 1px; }
 #result { min-height: 1.4em; }
 #events { max-height: 22rem; overflow-y: auto; }
+pre { margin: .3rem 0; max-height: 16rem; overflow: auto; font-size: 12px; }
 .cell-bad { background: color-mix(in srgb, var(--bad) 22%, transparent); }
 </style>
 </head>
@@ -151,6 +152,13 @@ button:focus-visible, select:focus-visible, input:focus-visible { outline: 2px s
   <section aria-labelledby="h-matrix"><h2 id="h-matrix">Heartbeat matrix</h2>
     <p class="muted">Row heard column this long ago (ms), as the row's node reported it.</p>
     <table id="matrix"><thead></thead><tbody></tbody></table>
+  </section>
+  <section aria-labelledby="h-flapping"><h2 id="h-flapping">Flapping</h2>
+    <p id="damping-rule" class="muted"></p>
+    <table id="flapping"><thead><tr><th>node</th><th>faults this unit</th><th>state</th><th>why</th></tr></thead><tbody></tbody></table>
+  </section>
+  <section aria-labelledby="h-capabilities"><h2 id="h-capabilities">Capabilities</h2>
+    <div id="capabilities"></div>
   </section>
   <section aria-labelledby="h-phases"><h2 id="h-phases">Failover phases (this node)</h2>
     <table id="phases"><thead><tr><th>phase</th><th>count</th><th>mean</th><th>slowest</th></tr></thead><tbody></tbody></table>
@@ -249,6 +257,19 @@ function render(s) {
     const bad = v === undefined || v > stale;
     return '<td data-col="' + esc(col) + '" class="' + (bad ? "cell-bad" : "") + '">' + ms(v) + "</td>";
   }).join("") + "</tr>").join(""));
+  const d = s.damping;
+  $("damping-rule").textContent = d
+    ? "A member fails after " + d.faultsToFail + " faults within " + d.windowMs + " ms and is trusted again after " + d.rise + " good rounds (the coordinator's count)."
+    : "Only the coordinator counts faults: open the page of " + (s.coordinator ?? "the coordinator") + ".";
+  setHtml($("flapping").tBodies[0], d ? d.members.map((m) => {
+    const state = m.up ? (m.faults > 0 ? '<span class="warn">up, counting</span>' : '<span class="ok">up</span>')
+      : '<span class="bad">down</span>' + (m.goodStreak > 0 ? ' <span class="warn">rising ' + m.goodStreak + "/" + d.rise + "</span>" : "");
+    return '<tr data-flap="' + esc(m.id) + '"><td>' + esc(m.id) + "</td><td>" + m.faults + " / " + d.faultsToFail + "</td><td>" + state +
+      '</td><td class="muted">' + esc(m.reason) + "</td></tr>";
+  }).join("") : "");
+  const caps = Object.entries(s.capabilities ?? {});
+  setHtml($("capabilities"), caps.length === 0 ? '<p class="muted">none configured on this node</p>' : caps.map(([name, value]) =>
+    '<details data-capability="' + esc(name) + '" open><summary>' + esc(name) + '</summary><pre class="mono">' + esc(JSON.stringify(value, null, 2)) + "</pre></details>").join(""));
   const phases = Object.entries(s.failover ?? {});
   setHtml($("phases").tBodies[0], phases.map(([phase, h]) => {
     // The smallest bound that holds every sample: an upper bound of the slowest one.

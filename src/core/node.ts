@@ -156,6 +156,23 @@ export interface NodeStatus {
   readonly view: HeartbeatView;
   /** Every other configured node as last heard (`floatip status --cluster`). */
   readonly peers: readonly PeerStatus[];
+  /**
+   * Coordinator only: its flap damping of every member (S4: M faults per unit of time), with
+   * the faults counted in the current unit and, for a member that is down, its good rounds
+   * so far towards `rise`.
+   */
+  readonly damping?: {
+    readonly faultsToFail: number;
+    readonly windowMs: number;
+    readonly rise: number;
+    readonly members: readonly {
+      readonly id: string;
+      readonly up: boolean;
+      readonly faults: number;
+      readonly goodStreak: number;
+      readonly reason: string;
+    }[];
+  };
 }
 
 /** Durations in a heartbeat's view are capped (a day): they are for display. */
@@ -516,6 +533,29 @@ export class CoreNode {
       }),
       view: this.#ownView(nowMs),
       peers: nodes.filter((n) => n.id !== this.id).map((n) => this.#peerStatus(n.id, nowMs)),
+      ...(coordinatorState
+        ? {
+            damping: {
+              faultsToFail: this.#config.timers.faultsToFail,
+              windowMs: this.#config.timers.faultWindowMs,
+              rise: this.#config.timers.riseRounds,
+              members: nodes.map((n, i) => {
+                const member = coordinatorState.members[i]!;
+                const fresh =
+                  member.damper.windowStartMs !== undefined &&
+                  nowMs - member.damper.windowStartMs < this.#config.timers.faultWindowMs;
+                return {
+                  id: n.id,
+                  up: member.damper.up,
+                  // A unit of time that has ended counts nothing any more.
+                  faults: fresh || !member.damper.up ? member.damper.faults : 0,
+                  goodStreak: member.damper.goodStreak,
+                  reason: member.damper.up ? "" : member.failReason,
+                };
+              }),
+            },
+          }
+        : {}),
     };
   }
 

@@ -94,6 +94,17 @@ describe("dashboard in headless Chromium", { skip: skipUnlessRoot() }, () => {
     assert.deepEqual(pageErrors, [], "no script error on the page");
     assert.match((await page.locator("#live").textContent()) ?? "", /live/);
     assert.equal(await page.locator("#coordinator").textContent(), viewer);
+    // The coordinator's flap damping: the rule, and a row per member with nothing counted.
+    assert.match(
+      (await page.locator("#damping-rule").textContent()) ?? "",
+      /fails after 3 faults within 1000 ms and is trusted again after 3 good rounds/,
+    );
+    for (const id of cluster.ids) {
+      assert.match(
+        (await page.locator(`#flapping tr[data-flap="${id}"]`).textContent()) ?? "",
+        /0 \/ 3\s*up/,
+      );
+    }
     await shot("1-settled");
   });
 

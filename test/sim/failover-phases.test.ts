@@ -108,3 +108,39 @@ describe("failover phases timed by the control loop", () => {
     }
   });
 });
+
+describe("flap damping in the coordinator's status", () => {
+  it("counts a silent member's faults, shows it down with its reason, then its rise", () => {
+    const sim = threeNodeCluster(24, timers);
+    const coordinator = coordinatorOf(sim);
+    const member = sim.nodes.find((n) => n.id !== coordinator)!.id;
+    const damping = () => sim.core(coordinator)!.status(sim.localNow(coordinator)).damping!;
+    const row = () => damping().members.find((m) => m.id === member)!;
+    assert.equal(damping().faultsToFail, timers.faultsToFail);
+    assert.deepEqual(
+      { up: row().up, faults: row().faults },
+      { up: true, faults: 0 },
+      "a healthy member counts nothing",
+    );
+    assert.equal(sim.core(member)!.status(sim.localNow(member)).damping, undefined, "followers");
+    // Silent long enough to fail: down, with the reason.
+    sim.pause(
+      member,
+      timers.suspectAfterMs + timers.heartbeatIntervalMs * (timers.faultsToFail + 4),
+    );
+    let sawDown = false;
+    let sawRising = false;
+    for (let t = 0; t < 3000 && !(sawDown && row().up); t += 10) {
+      sim.runUntil(sim.nowMs + 10);
+      if (!row().up) {
+        sawDown = true;
+        assert.equal(row().reason, "not heard");
+        assert.ok(row().faults >= timers.faultsToFail);
+        if (row().goodStreak > 0) sawRising = true;
+      }
+    }
+    assert.ok(sawDown, "declared down");
+    assert.ok(sawRising, "rising before it is up again");
+    assert.ok(row().up, "up again after its rise rounds");
+  });
+});
