@@ -6,6 +6,7 @@
  *
  * Commands:
  *   cluster nodes=n1:100,n2:50,n3:10 vips=198.18.0.100:round-robin:n1:immediate,... [seed=1] [profile=lan]
+ *           [runtime=yes]       drive the agent's own control loop (the simulator's runtime mode)
  *   run MS                      advance virtual time
  *   crash N | restart N         power loss / boot (new incarnation)
  *   kill-agent N MS             SIGKILL the agent; its supervisor removes addresses after MS
@@ -240,6 +241,8 @@ function createCluster(args: readonly string[]): Simulator {
     actionMs: [1, 2],
     drift: false,
     trace: true,
+    // runtime=yes: through the agent's control loop (address lifetimes of 3 s, renewed).
+    ...(options.get("runtime") === "yes" ? { runtime: true, addressLifetimeMs: 3000 } : {}),
   });
 }
 
