@@ -648,6 +648,37 @@ describe("dashboard", () => {
     controller.abort();
   });
 
+  it("serves at most 16 streams at once and frees a place when a page goes away", async () => {
+    const app = serve(makeHandle());
+    const address = await app.listen({ host: "127.0.0.1", port: 0 });
+    const open = async () => {
+      const controller = new AbortController();
+      const response = await fetch(`${address}/v1/events/stream`, { signal: controller.signal });
+      return { response, controller };
+    };
+    const streams = [];
+    for (let i = 0; i < 16; i += 1) {
+      const stream = await open();
+      assert.equal(stream.response.status, 200);
+      streams.push(stream);
+    }
+    const refused = await open();
+    assert.equal(refused.response.status, 503);
+    const body = (await refused.response.json()) as { error: { code: string } };
+    assert.equal(body.error.code, "TOO_MANY_STREAMS");
+    streams.pop()!.controller.abort();
+    let again: Awaited<ReturnType<typeof open>> | undefined;
+    for (let attempt = 0; attempt < 50; attempt += 1) {
+      again = await open();
+      if (again.response.status === 200) break;
+      await again.response.body?.cancel();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.equal(again?.response.status, 200, "a closed page frees its place");
+    again?.controller.abort();
+    for (const stream of streams) stream.controller.abort();
+  });
+
   it("refuses a malformed Last-Event-ID with a JSON error", async () => {
     const app = serve(makeHandle());
     const response = await app.inject({
