@@ -197,8 +197,8 @@ const mutations: readonly Mutation[] = [
     replace: "if (false) {",
     also: [
       {
-        find: "if (this.#stopped || !this.core.status(this.#p.now(), { explain: false }).leaseValid)",
-        replace: "if (this.#stopped)",
+        find: "if (this.#stopped || !this.core.leaseValid(this.#p.now())) return;",
+        replace: "if (this.#stopped) return;",
       },
     ],
   },

@@ -358,7 +358,7 @@ export class ControlLoop {
     // A probe whose result the core would discard (it acquires only under a valid lease) is
     // not sent: the core gets that result at once instead, and probes again once it may hold.
     const nowMs = this.#p.now();
-    const mayAcquire = probes.size > 0 && this.core.status(nowMs, { explain: false }).leaseValid;
+    const mayAcquire = probes.size > 0 && this.core.leaseValid(nowMs);
     const live = [...probes].filter((vip) => local[vip] === "probing");
     const probing = mayAcquire ? live : [];
     if (wanted.length > 0) this.#chain((next) => this.#applyAddresses(wanted, next));
@@ -531,8 +531,7 @@ export class ControlLoop {
   #renewHeld(): void {
     this.#chain((next) => {
       try {
-        if (this.#stopped || !this.core.status(this.#p.now(), { explain: false }).leaseValid)
-          return;
+        if (this.#stopped || !this.core.leaseValid(this.#p.now())) return;
         const byInterface = new Map<string, number[]>();
         this.core.ownership().local.forEach((state, vip) => {
           if (state !== "held") return;

@@ -491,6 +491,11 @@ export class CoreNode {
     return this.#leaseExpiryMs;
   }
 
+  /** Whether this node's lease still covers holding (it releases two margins before its end). */
+  leaseValid(nowMs: number): boolean {
+    return nowMs < this.#leaseExpiryMs - releaseGuardMs(this.#config.timers);
+  }
+
   status(nowMs: number, options: { explain?: boolean } = {}): NodeStatus {
     const explain = options.explain ?? true;
     const nodes = this.#config.nodes;
@@ -502,7 +507,7 @@ export class CoreNode {
       coordinator: this.#coordinator,
       healthy: this.#healthy && !this.#leaving,
       quorum: this.#hearsMajority(nowMs),
-      leaseValid: nowMs < this.#leaseExpiryMs - releaseGuardMs(this.#config.timers),
+      leaseValid: this.leaseValid(nowMs),
       tableVersion: this.#table.version,
       config: {
         fingerprint: this.#fingerprint,

@@ -804,25 +804,8 @@ export class Simulator {
       soon: (run) => {
         this.at(this.nowMs, this.#processTask(node, "io", run));
       },
-      send: (to, message) => {
-        const out = () => {
-          node.sent.push({ atMs: this.nowMs, type: message.type });
-          for (const checker of this.#checkers) checker.onSend?.(node.id, to, message);
-          this.#send(node, to, message);
-        };
-        // A process stalled in its vote write sends the rest of its step on waking.
-        if (node.paused) node.pausedTasks.push({ kind: "out", run: out });
-        else out();
-      },
-      broadcast: (message) => {
-        const out = () => {
-          node.sent.push({ atMs: this.nowMs, type: message.type });
-          for (const checker of this.#checkers) checker.onSend?.(node.id, undefined, message);
-          for (const peer of this.nodes) if (peer !== node) this.#send(node, peer.id, message);
-        };
-        if (node.paused) node.pausedTasks.push({ kind: "out", run: out });
-        else out();
-      },
+      send: (to, message) => this.#transmitFromProcess(node, to, message),
+      broadcast: (message) => this.#transmitFromProcess(node, undefined, message),
       datagramsSeen: () => node.read,
       persistVote: (state) => {
         node.persisted = state;
@@ -876,13 +859,8 @@ export class Simulator {
         });
         sim.at(sim.nowMs + probeReal, () => {
           if (!sameAgent()) return;
-          const blind = sim.options.probeSeesOthers === false;
           results = vips.map((vip): ProbeOutcome => {
-            const by = blind
-              ? undefined
-              : sim.#foreign.has(vip)
-                ? "foreign"
-                : sim.nodes.find((n) => n !== node && n.machineUp && n.addresses.has(vip))?.id;
+            const by = sim.#probeOccupant(node, vip);
             return { occupied: by !== undefined, ...(by ? { mac: by } : {}) };
           });
           reply();
@@ -944,14 +922,10 @@ export class Simulator {
         node.persisted = effect.state;
         return;
       case "send":
-        node.sent.push({ atMs: this.nowMs, type: effect.message.type });
-        for (const checker of this.#checkers) checker.onSend?.(node.id, effect.to, effect.message);
-        this.#send(node, effect.to, effect.message);
+        this.#transmit(node, effect.to, effect.message);
         return;
       case "broadcast":
-        node.sent.push({ atMs: this.nowMs, type: effect.message.type });
-        for (const checker of this.#checkers) checker.onSend?.(node.id, undefined, effect.message);
-        for (const peer of this.nodes) if (peer !== node) this.#send(node, peer.id, effect.message);
+        this.#transmit(node, undefined, effect.message);
         return;
       case "probe-address": {
         const vip = effect.vip;
@@ -960,12 +934,7 @@ export class Simulator {
         const probeReal = Math.ceil(t.probeTimeoutMs / node.rate);
         this.at(this.nowMs + probeReal, () => {
           if (!sameAgent()) return;
-          const blind = this.options.probeSeesOthers === false;
-          const by = blind
-            ? undefined
-            : this.#foreign.has(vip)
-              ? "foreign"
-              : this.nodes.find((n) => n !== node && n.machineUp && n.addresses.has(vip))?.id;
+          const by = this.#probeOccupant(node, vip);
           this.#deliver(node, {
             type: "probe-result",
             nowMs: this.#local(node),
@@ -1016,6 +985,28 @@ export class Simulator {
         throw new Error(`unknown effect ${JSON.stringify(unknown)}`);
       }
     }
+  }
+
+  /** A datagram (to one peer, or `to` undefined: every peer) leaves `node`, checkers told. */
+  #transmit(node: SimNode, to: string | undefined, message: Message): void {
+    node.sent.push({ atMs: this.nowMs, type: message.type });
+    for (const checker of this.#checkers) checker.onSend?.(node.id, to, message);
+    if (to !== undefined) this.#send(node, to, message);
+    else for (const peer of this.nodes) if (peer !== node) this.#send(node, peer.id, message);
+  }
+
+  /** Runtime mode: a process stalled in its vote write sends the rest of its step on waking. */
+  #transmitFromProcess(node: SimNode, to: string | undefined, message: Message): void {
+    const out = () => this.#transmit(node, to, message);
+    if (node.paused) node.pausedTasks.push({ kind: "out", run: out });
+    else out();
+  }
+
+  /** Who answers an occupancy probe of `vip` from `node` now (undefined: nobody). */
+  #probeOccupant(node: SimNode, vip: number): string | undefined {
+    if (this.options.probeSeesOthers === false) return undefined;
+    if (this.#foreign.has(vip)) return "foreign";
+    return this.nodes.find((n) => n !== node && n.machineUp && n.addresses.has(vip))?.id;
   }
 
   #send(from: SimNode, to: string, message: Message): void {
@@ -1106,7 +1097,7 @@ export class Simulator {
       const core = node.core;
       if (!core || node.paused) return;
       const nowLocal = this.#local(node);
-      if (!core.status(nowLocal, { explain: false }).leaseValid) return;
+      if (!core.leaseValid(nowLocal)) return;
       core.ownership().local.forEach((state, vip) => {
         if (state !== "held") return;
         if (node.addresses.has(vip)) this.#expireAt(node, vip, this.nowMs + lifetime);

@@ -142,8 +142,9 @@ async function runDemo(options: DemoOptions, interactive: boolean): Promise<numb
       // served by a dead agent shows nothing until its supervisor has restarted it.
       dashboard = await forwardApi(cluster.topology, "n3", cluster.dir);
       dashboardUrl = dashboard.url;
+      const port = new URL(dashboard.url).port;
       say(
-        `dashboard: ${dashboard.url} (n3's agent; from another machine: ssh -L ${new URL(dashboard.url).port}:127.0.0.1:${new URL(dashboard.url).port} THIS-HOST)`,
+        `dashboard: ${dashboard.url} (n3's agent; from another machine: ssh -L ${port}:127.0.0.1:${port} THIS-HOST)`,
       );
     } catch (error) {
       say(`floatip demo: no dashboard URL: ${(error as Error).message}`);
