@@ -30,8 +30,12 @@
  * pulls and re-drives anything, so a holder that was only paused (SIGSTOP, a frozen VM) and
  * wakes in the middle of a command has that command refused (FENCED) instead of applying it
  * beside the re-drive. A holder that handed the VIP over while healthy (a move, a drain) is
- * not fenced. A fenced node lifts its own fence (the monitors still answer it) once it holds
- * nothing and has no command under way: at start, after losing the VIP, after a FENCED answer.
+ * not fenced. A fenced node lifts its own fence (the monitors still answer it) once it has no
+ * command under way: at start, after losing the VIP, after a FENCED answer, every
+ * `unfenceRetryMs` while the cluster counts it failed (a node can be fenced without ever
+ * running a command: it was the VIP's assigned owner when it failed, and the blocklist then
+ * fails its own rbd health check, so it would stay failed for good), and when it takes the
+ * VIP over (a fence left from an earlier failure must not refuse its own re-drive).
  */
 
 import {
@@ -78,10 +82,12 @@ export interface DispatcherOptions {
   readonly fencing?: boolean;
   /** The address the storage cluster sees each node at, where not its cluster address. */
   readonly fenceAddresses?: Readonly<Record<string, string>>;
+  /** How often a failed node, or one whose unfence failed, looks again (default 10 s). */
+  readonly unfenceRetryMs?: number;
 }
 
 const fenceAttempts = 3;
-const unfenceRetryMs = 10_000;
+const defaultUnfenceRetryMs = 10_000;
 
 /**
  * Default of `staleWatchWaitMs`: Ceph's default `osd_client_watch_timeout` (30 s) from the dead
@@ -131,6 +137,10 @@ export class Dispatcher {
   /** This node may be fenced: lift it when it holds nothing and runs nothing. */
   #unfenceWanted = true;
   #unfencing = false;
+  /** A failed node looks for a fence of its own at most every `unfenceRetryMs` (monotonic). */
+  #unfenceNotBeforeMs = 0;
+  /** Counts the reasons given to look for a fence, so one given during a look is not lost. */
+  #unfenceAsks = 0;
   #unfenceTimer: NodeJS.Timeout | undefined;
 
   constructor(options: DispatcherOptions) {
@@ -304,7 +314,8 @@ export class Dispatcher {
     const owner =
       this.#o.storageVip === undefined ? undefined : view.owners.get(this.#o.storageVip);
     if (owner !== undefined && owner !== this.#o.nodeId) this.#previousHolder = owner;
-    if (lost) this.#unfenceWanted = true;
+    if (lost) this.#askUnfence(true);
+    else if (!active && this.#selfFailed(view)) this.#askUnfence(false);
     if (!active) this.#maybeUnfence();
     if (tookOver) {
       this.#o.log("takeover", { node: this.#o.nodeId, term: view.term });
@@ -313,7 +324,8 @@ export class Dispatcher {
       this.#notBeforeMs.clear();
       // A pull that fails in an unforeseen way must not wedge every later drain (each one
       // waits for the takeover first): log it and re-drive what the journal has.
-      this.#takeover = this.#fencePrevious(view)
+      const own = this.#loop === undefined ? this.#liftOwnFence() : Promise.resolve();
+      this.#takeover = Promise.all([this.#fencePrevious(view), own])
         .then(() => this.#pullAll(view))
         .catch((error: unknown) => {
           this.#o.log("pull_failed", { error: (error as Error).message ?? String(error) });
@@ -361,30 +373,85 @@ export class Dispatcher {
     });
   }
 
+  get #unfenceRetryMs(): number {
+    return this.#o.unfenceRetryMs ?? defaultUnfenceRetryMs;
+  }
+
+  /**
+   * Something says this node may be fenced. `now` (it lost the VIP, a command was refused):
+   * look at once, also when a look is under way. Otherwise (it is counted failed): a look
+   * under way decides again when it ends, and a failed node looks every `unfenceRetryMs`.
+   */
+  #askUnfence(now: boolean): void {
+    this.#unfenceWanted = true;
+    if (!now) return;
+    this.#unfenceAsks += 1;
+    this.#unfenceNotBeforeMs = 0;
+  }
+
+  #selfFailed(view: ClusterViewSnapshot): boolean {
+    return view.members.find((m) => m.id === this.#o.nodeId)?.state === "failed";
+  }
+
+  #ownFenceAddress(): string | undefined {
+    const self = this.#o.view.current().members.find((m) => m.id === this.#o.nodeId);
+    return this.#o.fenceAddresses?.[this.#o.nodeId] ?? self?.address;
+  }
+
   /** Lifts this node's own fence when it holds nothing and runs nothing (see the header). */
   #maybeUnfence(): void {
     const backend = this.#o.backend;
     if (!this.#o.fencing || !backend.unfence || this.#stopped) return;
     if (!this.#unfenceWanted || this.#unfencing || this.#active || this.#loop) return;
-    const self = this.#o.view.current().members.find((m) => m.id === this.#o.nodeId);
-    const address = this.#o.fenceAddresses?.[this.#o.nodeId] ?? self?.address;
+    const retry = (afterMs: number) => {
+      clearTimeout(this.#unfenceTimer);
+      this.#unfenceTimer = setTimeout(() => this.#maybeUnfence(), afterMs);
+      this.#unfenceTimer.unref();
+    };
+    const waitMs = this.#unfenceNotBeforeMs - performance.now();
+    if (waitMs > 0) {
+      retry(Math.ceil(waitMs));
+      return;
+    }
+    const address = this.#ownFenceAddress();
     if (address === undefined) return;
     this.#unfencing = true;
+    const asks = this.#unfenceAsks;
     backend
       .unfence(address)
       .then((removed) => {
-        this.#unfenceWanted = false;
         if (removed) this.#o.log("unfenced", { node: this.#o.nodeId, address });
+        if (this.#unfenceAsks !== asks) return; // asked again meanwhile: look again at once
+        // Counted failed, this node may be fenced by a takeover still to come: look again.
+        this.#unfenceWanted = this.#selfFailed(this.#o.view.current());
+        if (this.#unfenceWanted) {
+          this.#unfenceNotBeforeMs = performance.now() + this.#unfenceRetryMs;
+        }
       })
       .catch((error: unknown) => {
         this.#o.log("unfence_failed", { address, error: (error as Error).message });
-        clearTimeout(this.#unfenceTimer);
-        this.#unfenceTimer = setTimeout(() => this.#maybeUnfence(), unfenceRetryMs);
-        this.#unfenceTimer.unref();
+        this.#unfenceNotBeforeMs = performance.now() + this.#unfenceRetryMs;
       })
       .finally(() => {
         this.#unfencing = false;
+        // Asked again meanwhile (or to look again later): the wait above is respected.
+        if (this.#unfenceWanted) this.#maybeUnfence();
       });
+  }
+
+  /** On a takeover with nothing under way: a fence of this node from an earlier failure goes. */
+  async #liftOwnFence(): Promise<void> {
+    const backend = this.#o.backend;
+    const address = this.#ownFenceAddress();
+    if (!this.#o.fencing || !backend.unfence || address === undefined) return;
+    try {
+      if (await backend.unfence(address)) {
+        this.#o.log("unfenced", { node: this.#o.nodeId, address, on: "takeover" });
+      }
+      this.#unfenceWanted = false;
+    } catch (error) {
+      this.#o.log("unfence_failed", { address, error: (error as Error).message });
+    }
   }
 
   async #pullAll(view: ClusterViewSnapshot): Promise<void> {
@@ -454,7 +521,7 @@ export class Dispatcher {
     const number = attempt.state.state === "running" ? attempt.state.attempt : 0;
     const outcome = await perform(this.#o.backend, record.operation, record.id);
     if (!outcome.ok && outcome.error.code === "FENCED") {
-      this.#unfenceWanted = true;
+      this.#askUnfence(true);
       this.#o.log("refused_fenced", {
         id: record.id,
         op: record.operation.op,

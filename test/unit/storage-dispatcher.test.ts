@@ -67,6 +67,7 @@ class WatchedBackend extends FileBackend {
 }
 
 async function setup(name: string, staleWatchWaitMs?: number, fencing = false) {
+  // A failed node looks for a fence of its own every 10 s in production; 50 ms here.
   const backend = new WatchedBackend({ dir: path.join(dir, name, "volumes") });
   await backend.init();
   const journal = new Journal(path.join(dir, `${name}.sqlite`));
@@ -79,7 +80,7 @@ async function setup(name: string, staleWatchWaitMs?: number, fencing = false) {
     storageVip: vip,
     retryDelayMs: 10,
     ...(staleWatchWaitMs === undefined ? {} : { staleWatchWaitMs }),
-    ...(fencing ? { fencing: true } : {}),
+    ...(fencing ? { fencing: true, unfenceRetryMs: 50 } : {}),
   });
   dispatcher.start();
   return { backend, journal, clusterView, dispatcher };
@@ -308,6 +309,57 @@ describe("idempotent re-drive after the executing node died", () => {
         backend.fencedFor.add("198.18.0.2");
         clusterView.set({ ...before, members: after.members });
         await waitFor(() => !backend.fencedFor.has("198.18.0.2"));
+      } finally {
+        await dispatcher.stop();
+        journal.close();
+      }
+    });
+
+    it("a failed node fenced without ever running a command lifts its fence (it would stay failed)", async () => {
+      const { backend, journal, clusterView, dispatcher } = await setup("fenced-idle", 1000, true);
+      try {
+        await waitFor(() => backend.calls.includes("unfence:127.0.0.1"));
+        // b is counted failed (its health checks) and holds nothing; it looks for a fence.
+        const failed = {
+          ...view(undefined),
+          members: [
+            { id: "a", address: "127.0.0.1", state: "healthy" as const },
+            { id: "b", address: "127.0.0.1", state: "failed" as const },
+          ],
+          owners: new Map([[vip, "a"]]),
+        };
+        clusterView.set(failed);
+        const looked = backend.calls.filter((c) => c === "unfence:127.0.0.1").length;
+        await waitFor(() => backend.calls.filter((c) => c === "unfence:127.0.0.1").length > looked);
+        // The new holder a fences b afterwards (b was the VIP's assigned owner when it failed):
+        // no view change tells b, yet it finds the fence and lifts it.
+        backend.fencedFor.add("127.0.0.1");
+        await waitFor(() => !backend.fencedFor.has("127.0.0.1"), 2000);
+        assert.ok(!backend.calls.some((c) => c.startsWith("op:")), backend.calls.join(" "));
+      } finally {
+        await dispatcher.stop();
+        journal.close();
+      }
+    });
+
+    it("a node taking the VIP over lifts a fence left on it before it re-drives", async () => {
+      const { backend, journal, clusterView, dispatcher } = await setup("fenced-taker", 1000, true);
+      try {
+        await waitFor(() => backend.calls.includes("unfence:127.0.0.1"));
+        const { before, after } = views("failed");
+        clusterView.set(before);
+        // A fence from an earlier failure of b, not looked for since (b was healthy).
+        backend.fencedFor.add("198.18.0.2");
+        journal.apply({
+          ...createRecord("c3", { op: "create", name: "u", sizeBytes: mib }, "a", 1),
+          state: { state: "running", node: "a", attempt: 1 },
+        });
+        clusterView.set(after);
+        assert.equal((await dispatcher.wait("c3", 10_000))?.state.state, "succeeded");
+        const lifted = backend.calls.indexOf("unfence:198.18.0.2");
+        assert.ok(lifted >= 0, backend.calls.join(" "));
+        assert.ok(lifted < backend.calls.indexOf("op:create u"), backend.calls.join(" "));
+        assert.ok(!backend.fencedFor.has("198.18.0.2"));
       } finally {
         await dispatcher.stop();
         journal.close();
