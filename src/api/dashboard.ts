@@ -10,7 +10,10 @@
  * fingerprint, what it holds), every VIP with owner, since, local state and the placement's
  * explanation, the heartbeat matrix (for every pair, how long ago one last heard the other,
  * as the observer reported it: a one-way link failure shows as one stale cell), the failover
- * phases this node timed, and the events as they happen.
+ * phases this node timed, and the events as they happen. Capabilities each get a panel: the
+ * relays with their backends' states and switch history, the storage gateway with its oldest
+ * unfinished requests and where each runs, and the traffic index table with every node's
+ * bytes per second over five minutes (GET /v1/traffic and /v1/traffic/NODE, every 10 s).
  */
 import type { FastifyInstance } from "fastify";
 import type { AgentHandle } from "../agent/handle.ts";
@@ -129,6 +132,9 @@ button:focus-visible, select:focus-visible, input:focus-visible { outline: 2px s
 #result { min-height: 1.4em; }
 #events { max-height: 22rem; overflow-y: auto; }
 pre { margin: .3rem 0; max-height: 16rem; overflow: auto; font-size: 12px; }
+h3 { font-size: .9rem; margin: .6rem 0 .2rem; }
+ul.history { margin: .2rem 0; padding-left: 1.2rem; font-size: 12px; }
+svg.chart { vertical-align: middle; color: var(--accent); }
 .cell-bad { background: color-mix(in srgb, var(--bad) 22%, transparent); }
 </style>
 </head>
@@ -269,7 +275,8 @@ function render(s) {
   }).join("") : "");
   const caps = Object.entries(s.capabilities ?? {});
   setHtml($("capabilities"), caps.length === 0 ? '<p class="muted">none configured on this node</p>' : caps.map(([name, value]) =>
-    '<details data-capability="' + esc(name) + '" open><summary>' + esc(name) + '</summary><pre class="mono">' + esc(JSON.stringify(value, null, 2)) + "</pre></details>").join(""));
+    '<div data-capability="' + esc(name) + '"><h3>' + esc(name) + "</h3>" + (panels[name] ?? rawPanel)(value) + "</div>").join(""));
+  if (s.capabilities?.traffic && Date.now() - trafficAt > 10_000) refreshTraffic();
   const phases = Object.entries(s.failover ?? {});
   setHtml($("phases").tBodies[0], phases.map(([phase, h]) => {
     // The smallest bound that holds every sample: an upper bound of the slowest one.
@@ -278,6 +285,69 @@ function render(s) {
     return '<tr data-phase="' + esc(phase) + '"><td>' + esc(phase) + "</td><td>" + h.count + "</td><td>" +
       (h.count ? ms(h.sumMs / h.count) + " ms" : "—") + "</td><td>" + esc(bound) + "</td></tr>";
   }).join(""));
+}
+const when = (v) => v ? esc(new Date(v).toLocaleTimeString()) : "—";
+const rawPanel = (value) => '<details><summary class="muted">raw</summary><pre class="mono">' + esc(JSON.stringify(value, null, 2)) + "</pre></details>";
+const upDown = (state) => '<span class="' + (state === "up" ? "ok" : "bad") + '">' + esc(state) + "</span>";
+const panels = {
+  relays: (v) => (v.relays ?? []).map((r) => {
+    const where = r.running ? "runs here" : r.placement === "vip-holder" ? "runs on the VIP holder " + esc(r.vipOwner ?? "(none)") : "not running" + (r.error ? ": " + esc(r.error) : "");
+    const backends = (r.backends ?? []).map((b) => '<tr data-backend="' + esc(b.id) + '"><td class="mono">' + esc(b.id) + "</td><td>" + esc(b.role) + "</td><td>" +
+      upDown(b.state) + (b.active ? ' <b class="active">active</b>' : "") + "</td><td>" + b.faultsInWindow + "</td><td>" + b.connections + "</td><td>" + when(b.since) + "</td></tr>").join("");
+    const history = (r.events ?? []).slice(-8).reverse().map((e) => '<li data-relay-event="' + esc(e.type) + '">' + when(e.at) + " " +
+      (e.type === "switched" ? "switched " + esc(e.from ?? "none") + " → " + esc(e.to ?? "none") + " (" + esc(e.reason) + ")" : esc(e.type) + " " + esc(e.backend)) + "</li>").join("");
+    return '<div data-relay="' + esc(r.name) + '"><p><b>' + esc(r.name) + '</b> <span class="mono">' + esc(r.listen) + "</span> " + esc(r.mode) + "/" + esc(r.protocol) +
+      " · " + where + " · active <b>" + esc(r.active ?? "none") + "</b>" + (r.activeSince ? " since " + when(r.activeSince) : "") + "</p>" +
+      (backends ? "<table><thead><tr><th>backend</th><th>role</th><th>state</th><th>faults</th><th>conns</th><th>since</th></tr></thead><tbody>" + backends + "</tbody></table>" : "") +
+      (history ? '<p class="muted">switch history (newest first)</p><ul class="history">' + history + "</ul>" : '<p class="muted">no switch yet</p>') + "</div>";
+  }).join("") || '<p class="muted">no relay</p>',
+  storage: (v) => {
+    const rows = (v.unfinishedRequests ?? []).map((r) => '<tr data-request="' + esc(r.id) + '"><td class="mono">' + esc(r.id) + "</td><td>" + esc(r.op) + " " + esc(r.name ?? "") +
+      "</td><td>" + esc(r.state) + "</td><td>" + esc(r.node ?? "—") + "</td><td>" + esc(r.attempt ?? "—") + "</td></tr>").join("");
+    return '<p><span class="mono">' + esc(v.vip ?? "") + "</span> · backend " + esc(v.backend) + " · " +
+      (v.serving ? '<b class="ok" data-serving="yes">serving here</b>' : '<span class="muted" data-serving="no">another node serves</span>') +
+      " · " + esc(v.requests) + " requests, <b>" + esc(v.unfinished) + "</b> unfinished</p>" +
+      (rows ? "<table><thead><tr><th>request</th><th>operation</th><th>state</th><th>on</th><th>attempt</th></tr></thead><tbody>" + rows + "</tbody></table>" : "");
+  },
+  traffic: (v) => '<p>index table v' + esc(v.tableVersion) + " · this node " + esc(v.status ?? "—") + ", backup on " + esc(v.backupTarget ?? "—") +
+    " · a sample every " + esc(v.intervalMs) + ' ms</p><div id="traffic-view">' + trafficHtml + "</div>",
+};
+// The traffic panel: the index table and each node's bytes per second over the last five
+// minutes, read from this agent's traffic store (GET /v1/traffic, /v1/traffic/NODE), every 10 s.
+let trafficAt = 0;
+let trafficHtml = '<p class="muted">loading…</p>';
+function chart(buckets, stepMs) {
+  const perBucket = new Map();
+  for (const b of buckets) if (b.iface !== "lo") perBucket.set(b.tsMs, (perBucket.get(b.tsMs) ?? 0) + b.rxBytes + b.txBytes);
+  const points = [...perBucket].sort((a, b) => a[0] - b[0]).map(([t, bytes]) => [t, bytes / (stepMs / 1000)]);
+  if (points.length === 0) return '<span class="muted">no samples</span>';
+  const max = Math.max(1, ...points.map((p) => p[1]));
+  const t0 = points[0][0], t1 = Math.max(t0 + stepMs, points.at(-1)[0]);
+  const xy = points.map(([t, v]) => ((t - t0) / (t1 - t0) * 200).toFixed(1) + "," + (38 - v / max * 36).toFixed(1)).join(" ");
+  return '<svg class="chart" viewBox="0 0 200 40" width="200" height="40" role="img" aria-label="bytes per second, peak ' + Math.round(max) +
+    '"><polyline fill="none" stroke="currentColor" stroke-width="1.5" points="' + xy + '"/><circle r="2" fill="currentColor" cx="' + xy.split(" ").at(-1).replace(",", '" cy="') +
+    '"/></svg> <span class="muted">peak ' + Math.round(max) + " B/s</span>";
+}
+async function refreshTraffic() {
+  trafficAt = Date.now();
+  try {
+    const res = await fetch("/v1/traffic");
+    if (!res.ok) { trafficHtml = '<p class="muted">no index table yet</p>'; return; }
+    const table = await res.json();
+    const stepMs = 10_000;
+    const rows = await Promise.all(table.rows.map(async (row) => {
+      let graph = '<span class="muted">—</span>';
+      try {
+        const r = await fetch("/v1/traffic/" + encodeURIComponent(row.nodeId) + "?from=now-5m&step=10s");
+        if (r.ok) { const a = await r.json(); graph = chart(a.buckets ?? [], stepMs) + (a.fromBackup ? ' <span class="warn">from the backup on ' + esc(a.answeredBy) + "</span>" : ""); }
+      } catch {}
+      return '<tr data-traffic="' + esc(row.nodeId) + '"><td>' + esc(row.nodeId) + '</td><td class="mono">' + esc((row.nodeIps ?? []).join(" ")) + "</td><td>" +
+        (row.status === "Normal" ? '<span class="ok">Normal</span>' : '<span class="bad">' + esc(row.status) + "</span>") + "</td><td>" + esc(row.backupTargetId ?? "—") + "</td><td>" + graph + "</td></tr>";
+    }));
+    trafficHtml = '<table><thead><tr><th>node</th><th>IPs</th><th>status</th><th>backup on</th><th>last 5 min</th></tr></thead><tbody>' + rows.join("") + "</tbody></table>";
+  } catch { trafficHtml = '<p class="muted">traffic store unreachable</p>'; }
+  const view = $("traffic-view");
+  if (view) setHtml(view, trafficHtml);
 }
 document.addEventListener("change", (e) => {
   const select = e.target.closest("select[data-target]");

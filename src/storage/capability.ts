@@ -358,6 +358,16 @@ export const createCapability: CreateCapability = (section, context): Capability
         serving: gateway?.dispatcher.active ?? false,
         requests: counts.total,
         unfinished: counts.total - counts.final,
+        // The oldest few unfinished requests (the dashboard's storage panel): where each runs.
+        unfinishedRequests: (gateway?.dispatcher.unfinished(10) ?? []).map((r) => ({
+          id: r.id,
+          op: r.operation.op,
+          name: "name" in r.operation ? r.operation.name : undefined,
+          state: r.state.state,
+          node: "node" in r.state ? r.state.node : undefined,
+          attempt: "attempt" in r.state ? r.state.attempt : undefined,
+          acceptedBy: r.acceptedBy,
+        })),
       };
     },
   };

@@ -199,6 +199,11 @@ export class Dispatcher {
     return this.#o.journal.get(id);
   }
 
+  /** The oldest `limit` requests without a final state, as this node's journal has them. */
+  unfinished(limit: number): RequestRecord[] {
+    return this.#o.journal.unfinished(limit);
+  }
+
   /** Journal totals: requests known here, and how many are final. */
   counts(): { total: number; final: number } {
     return this.#o.journal.counts();

@@ -61,7 +61,7 @@ export class Journal {
       "UPDATE requests SET record = ?, final = ?, accepted_at_ms = ?, updated_at_ms = ? WHERE id = ?",
     );
     this.#unfinished = this.#db.prepare(
-      "SELECT record FROM requests WHERE final = 0 ORDER BY accepted_at_ms, id",
+      "SELECT record FROM requests WHERE final = 0 ORDER BY accepted_at_ms, id LIMIT ?",
     );
     this.#recent = this.#db.prepare(
       "SELECT record FROM requests ORDER BY updated_at_ms DESC, id LIMIT ?",
@@ -137,9 +137,9 @@ export class Journal {
     );
   }
 
-  /** Requests that have no final state, oldest first (the order of re-drives). */
-  unfinished(): RequestRecord[] {
-    return (this.#unfinished.all() as { record: string }[]).map((row) => decode(row.record));
+  /** Requests that have no final state, oldest first (the order of re-drives); `limit`: the first so many. */
+  unfinished(limit = -1): RequestRecord[] {
+    return (this.#unfinished.all(limit) as { record: string }[]).map((row) => decode(row.record));
   }
 
   /** How many requests the journal holds, and how many of them are final (for status). */

@@ -10,12 +10,19 @@
  *   3. one direction of one link cut (nftables in one namespace): the heartbeat matrix
  *      marks that one cell, not its mirror;
  *   4. a move without the token is refused (UNAUTHORIZED) and changes nothing; with the
- *      token it is done and the VIP moves.
- * Screenshots of each step go to test/artifacts/dashboard/ (not tracked).
+ *      token it is done and the VIP moves;
+ *   5. the capability panels: the relay's backends and its switch when the primary backend
+ *      dies; the storage gateway's unfinished requests and where each runs, until they are
+ *      final; the traffic index table with a chart per node from the agent's own store;
+ *   6. a long-open page: thousands of status renders and events leave the DOM and the JS heap
+ *      bounded.
+ * Screenshots of each step go to test/artifacts/dashboard/ (not tracked), also at phone size.
  */
 /// <reference lib="dom" />
 import assert from "node:assert/strict";
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import type { ChildProcess } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type Browser, chromium, type Page } from "playwright-core";
@@ -28,9 +35,22 @@ import {
 } from "../../src/lab/cluster.ts";
 import { ensureDebianPackage } from "../../src/lab/debian.ts";
 import { clearDrops, coordinatorOf, dropPackets } from "../../src/lab/faults.ts";
-import { skipUnlessRoot } from "../../src/lab/topology.ts";
+import { skipUnlessRoot, subnetFor } from "../../src/lab/topology.ts";
+import {
+  type Answer,
+  type Call,
+  type Followed,
+  storageClientProgram,
+  storageClients,
+} from "./storage-client.ts";
 
 const artifacts = new URL("../artifacts/dashboard/", import.meta.url).pathname;
+const prefix = "fipdb-";
+const subnet = `198.18.${subnetFor(prefix)}`;
+const storageVip = `${subnet}.162`;
+const storageUrl = `http://${storageVip}:7490`;
+// Hosts get .10, .11, … in the order n1, n2, n3, client (src/lab/topology.ts).
+const backendScript = `require("node:http").createServer((q, s) => s.end(process.argv[1])).listen(8081, "0.0.0.0")`;
 
 describe("dashboard in headless Chromium", { skip: skipUnlessRoot() }, () => {
   let cluster: LiveCluster;
@@ -38,6 +58,11 @@ describe("dashboard in headless Chromium", { skip: skipUnlessRoot() }, () => {
   let page: Page;
   let viewer: string;
   const pageErrors: string[] = [];
+  const work = mkdtempSync(join(tmpdir(), `${prefix}work-`));
+  const programFile = join(work, "client.cjs");
+  const live = () => cluster;
+  const clients = storageClients(work, storageUrl, programFile, live, 60_000);
+  let primaryBackend: ChildProcess | undefined;
   const shot = async (name: string) => {
     mkdirSync(artifacts, { recursive: true });
     await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
@@ -49,13 +74,39 @@ describe("dashboard in headless Chromium", { skip: skipUnlessRoot() }, () => {
   before(async () => {
     const executable = await ensureDebianPackage("chromium", ["/usr/bin/chromium"]);
     assert.ok(executable, "Debian's chromium package is needed (apt-get install chromium)");
+    writeFileSync(programFile, storageClientProgram(30_000));
     cluster = await startCluster({
-      prefix: "fipdb-",
+      prefix,
       vips: [
         { host: 160, policy: "round-robin" },
         { host: 161, policy: "round-robin" },
         { host: 162, policy: "round-robin" },
       ],
+      extraYaml: [
+        "traffic: { interval: 1s }",
+        // On every node (its own loopback): the viewer's page shows a relay that runs there.
+        "relays:",
+        "  - name: web",
+        "    listen: 127.0.0.1:9000",
+        "    protocol: http",
+        "    mode: proxy",
+        `    primary: ${subnet}.11:8081`,
+        `    standby: [${subnet}.12:8081]`,
+        "    check: { kind: tcp, interval: 100ms, timeout: 500ms, fall: 2, within: 1s, rise: 2 }",
+        "storage:",
+        `  vip: ${storageVip}`,
+        ...clients.yaml,
+        "  port: 7490",
+        "  peer_port: 7491",
+        // Slow enough that the page sees the requests unfinished, each with where it runs.
+        `  backend: { kind: file, dir: ${join(work, "volumes")}, operation_delay: 1500ms }`,
+      ].join("\n"),
+    });
+    primaryBackend = cluster.topology.spawn("n2", process.execPath, ["-e", backendScript, "n2"], {
+      stdio: "ignore",
+    });
+    cluster.topology.spawn("n3", process.execPath, ["-e", backendScript, "n3"], {
+      stdio: "ignore",
     });
     await waitSettled(cluster);
     viewer = coordinatorOf(cluster);
@@ -75,6 +126,7 @@ describe("dashboard in headless Chromium", { skip: skipUnlessRoot() }, () => {
   after(async () => {
     await browser?.close().catch(() => undefined);
     await cluster?.destroy();
+    rmSync(work, { recursive: true, force: true });
   });
 
   it("lists every VIP with the owner the namespaces show", async () => {
@@ -106,6 +158,84 @@ describe("dashboard in headless Chromium", { skip: skipUnlessRoot() }, () => {
       );
     }
     await shot("1-settled");
+  });
+
+  it("shows the capabilities: relay backends and a switch, storage requests in flight, traffic per node", async () => {
+    const relay = page.locator('#capabilities [data-relay="web"]');
+    await page.waitForFunction(
+      () =>
+        /active n2|active 198\.18\.\d+\.11:8081/.test(
+          document.querySelector('#capabilities [data-relay="web"]')?.textContent ?? "",
+        ),
+      undefined,
+      { timeout: 15_000 },
+    );
+    assert.match((await relay.textContent()) ?? "", /runs here/);
+    // The primary backend dies: the relay switches, and the page shows it in the history.
+    primaryBackend?.kill("SIGKILL");
+    await page.waitForSelector('#capabilities [data-relay="web"] li[data-relay-event="switched"]', {
+      timeout: 15_000,
+    });
+    assert.match((await relay.textContent()) ?? "", new RegExp(`active ${subnet}\\.12:8081`));
+
+    // Three slow creates through the storage VIP: the page lists them unfinished, each with
+    // where it runs, until every one is final.
+    const calls: Call[] = ["a", "b", "c"].map((n) => ({
+      id: `dash-${n}`,
+      method: "POST",
+      path: `/v1/volumes?request_id=dash-${n}`,
+      body: { name: `vol-${n}`, sizeBytes: 1024 * 1024 },
+    }));
+    const acks = await clients.client<Answer[]>("submit", calls);
+    assert.ok(
+      acks.every((a) => a.status === 202),
+      `${JSON.stringify(acks)}\n${allLogs(cluster)}`,
+    );
+    const storageHolder = await cluster.holderOf(storageVip);
+    await page.waitForFunction(
+      (holder) =>
+        [
+          ...document.querySelectorAll(
+            '#capabilities [data-capability="storage"] tr[data-request]',
+          ),
+        ].some(
+          (row) =>
+            /running/.test(row.textContent ?? "") && row.textContent?.includes(holder ?? "?"),
+        ),
+      storageHolder,
+      { timeout: 10_000 },
+    );
+    await shot("2-capabilities-busy");
+    const followed = await clients.client<Followed[]>("follow", calls);
+    assert.ok(
+      followed.every((f) => f.record?.state.state === "succeeded"),
+      JSON.stringify(followed),
+    );
+    await page.waitForFunction(
+      () =>
+        document.querySelectorAll('#capabilities [data-capability="storage"] tr[data-request]')
+          .length === 0,
+      undefined,
+      { timeout: 10_000 },
+    );
+
+    // The traffic index table, every node Normal, each with a chart of its last minutes.
+    await page.waitForFunction(
+      (ids) =>
+        ids.every((id) => {
+          const row = document.querySelector(`#traffic-view tr[data-traffic="${id}"]`);
+          // At least two 10 s buckets: a line, not a dot.
+          const points = row?.querySelector("svg polyline")?.getAttribute("points") ?? "";
+          return /Normal/.test(row?.textContent ?? "") && points.split(" ").length >= 2;
+        }),
+      cluster.ids,
+      { timeout: 45_000 },
+    );
+    assert.deepEqual(pageErrors, [], "no script error on the page");
+    await shot("2-capabilities");
+    await page.setViewportSize({ width: 390, height: 844 });
+    await shot("2-capabilities-phone");
+    await page.setViewportSize({ width: 1280, height: 800 });
   });
 
   it("shows a failover without a reload: new owner, the events, the coordinator's phases", async () => {
@@ -220,5 +350,47 @@ describe("dashboard in headless Chromium", { skip: skipUnlessRoot() }, () => {
       { timeout: 10_000 },
     );
     await shot("5-moved");
+  });
+
+  it("stays bounded when open for long: thousands of renders and events", async () => {
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send("Performance.enable");
+    const measure = async () => {
+      await cdp.send("HeapProfiler.collectGarbage");
+      const { metrics } = await cdp.send("Performance.getMetrics");
+      const get = (name: string) => metrics.find((m) => m.name === name)?.value ?? 0;
+      return {
+        heap: get("JSHeapUsedSize"),
+        nodes: get("Nodes"),
+        listeners: get("JSEventListeners"),
+      };
+    };
+    // A day of a busy cluster, compressed: the page's own render and event paths, fed with
+    // the agent's real status (each render a fresh object, as from the network).
+    const churn = (rounds: number) =>
+      page.evaluate(async (n) => {
+        const w = window as unknown as {
+          render: (s: unknown) => void;
+          addEvent: (r: unknown) => void;
+        };
+        const status = await (await fetch("/v1/status")).json();
+        for (let i = 0; i < n; i += 1) {
+          const copy = structuredClone(status);
+          copy.term = status.term + i;
+          w.render(copy);
+          w.addEvent({ id: i, at: Date.now(), node: status.node, event: { type: "synthetic", i } });
+        }
+      }, rounds);
+    await churn(500);
+    const base = await measure();
+    await churn(5000);
+    const after = await measure();
+    assert.ok(after.nodes <= base.nodes * 1.2 + 200, `DOM nodes ${base.nodes} -> ${after.nodes}`);
+    assert.ok(
+      after.listeners <= base.listeners + 20,
+      `listeners ${base.listeners} -> ${after.listeners}`,
+    );
+    assert.ok(after.heap <= base.heap * 1.5 + 2e6, `JS heap ${base.heap} -> ${after.heap} bytes`);
+    assert.deepEqual(pageErrors, [], "no script error on the page");
   });
 });
