@@ -23,6 +23,8 @@ export interface AgentStatus extends NodeStatus {
   readonly profile: string;
   readonly incarnation: number;
   readonly startedAt: string;
+  /** floatip's version on this node. */
+  readonly version?: string;
   readonly health: HealthReport;
   /** Wall-clock time since when each VIP has had its current owner, as this node saw it. */
   readonly vipSince: Readonly<Record<string, string>>;

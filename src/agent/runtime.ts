@@ -32,6 +32,7 @@ import type { AdminCommand, CoreEvent, Input } from "../core/types.ts";
 import { CheckRunner, type HealthReport } from "../health/check-runner.ts";
 import type { ClusterView, ClusterViewSnapshot } from "../ports/cluster-view.ts";
 import { registerRbdProbe } from "../storage/rbd-probe.ts";
+import { floatipVersion } from "../version.ts";
 import { ControlLoop } from "./control-loop.ts";
 import type { AdminResult, AgentEventRecord, AgentHandle, AgentStatus } from "./handle.ts";
 import {
@@ -148,6 +149,7 @@ export class Agent implements AgentHandle, ClusterView {
         })),
         timers: config.timers,
         fingerprint: configFingerprint(config),
+        version: floatipVersion,
       },
       random: new SeededRandom(randomInt(2 ** 31)),
       incarnation: this.#incarnation,
@@ -307,6 +309,7 @@ export class Agent implements AgentHandle, ClusterView {
       profile: this.#config.profile,
       incarnation: this.#incarnation,
       startedAt: this.#startedAt,
+      version: floatipVersion,
       health: this.#health,
       vipSince: this.#vipSinceOf(core.vips),
       loop: this.#control.monitor.snapshot(),

@@ -136,6 +136,7 @@ h3 { font-size: .9rem; margin: .6rem 0 .2rem; }
 ul.history { margin: .2rem 0; padding-left: 1.2rem; font-size: 12px; }
 svg.chart { vertical-align: middle; color: var(--accent); }
 .cell-bad { background: color-mix(in srgb, var(--bad) 22%, transparent); }
+.cell-warn { background: color-mix(in srgb, var(--warn) 18%, transparent); }
 </style>
 </head>
 <body>
@@ -150,13 +151,13 @@ svg.chart { vertical-align: middle; color: var(--accent); }
 </header>
 <main>
   <section class="wide" aria-labelledby="h-vips"><h2 id="h-vips">VIPs</h2>
-    <table id="vips"><thead><tr><th>VIP</th><th>owner</th><th>since</th><th>here</th><th>why</th><th>action</th></tr></thead><tbody></tbody></table>
+    <table id="vips"><thead><tr><th>VIP</th><th>owner</th><th>since</th><th>owner's lease</th><th>policy</th><th>here</th><th>why</th><th>action</th></tr></thead><tbody></tbody></table>
   </section>
   <section aria-labelledby="h-members"><h2 id="h-members">Members</h2>
-    <table id="members"><thead><tr><th>node</th><th>state</th><th>role / term</th><th>lease left</th><th>config</th><th>holds</th><th>action</th></tr></thead><tbody></tbody></table>
+    <table id="members"><thead><tr><th>node</th><th>state</th><th>role / term</th><th>lease left</th><th>config</th><th>version</th><th>holds</th><th>action</th></tr></thead><tbody></tbody></table>
   </section>
   <section aria-labelledby="h-matrix"><h2 id="h-matrix">Heartbeat matrix</h2>
-    <p class="muted">Row heard column this long ago (ms), as the row's node reported it.</p>
+    <p class="muted">Row heard column this long ago (ms), and the heartbeats it missed in the last 10 s, as the row's node reported it.</p>
     <table id="matrix"><thead></thead><tbody></tbody></table>
   </section>
   <section aria-labelledby="h-flapping"><h2 id="h-flapping">Flapping</h2>
@@ -226,18 +227,20 @@ function render(s) {
     ? '<span class="muted">config ' + esc(s.config.fingerprint) + "</span>"
     : '<span class="bad">config ' + esc(s.config.fingerprint) + " differs from the coordinator's " + esc(s.config.coordinator) + "</span>";
   const ids = s.members.map((m) => m.id);
+  const peers = new Map(s.peers.map((p) => [p.id, p]));
+  const leaseOf = (id) => id === s.node ? s.view.leaseLeftMs : peers.get(id)?.leaseLeftMs;
   setHtml($("vips").tBodies[0], s.vips.map((v) => {
     const target = moveTo.get(v.address) ?? v.owner;
     const options = ids.map((id) => '<option' + (id === target ? " selected" : "") + ">" + esc(id) + "</option>").join("");
     return '<tr data-vip="' + esc(v.address) + '"><td class="mono">' + esc(v.address) + '</td><td class="owner">' +
       (v.owner ? esc(v.owner) : '<span class="bad">none</span>') + (v.conflict ? ' <span class="bad">conflict</span>' : "") +
-      "</td><td>" + (v.since ? esc(new Date(v.since).toLocaleTimeString()) : "—") + "</td><td>" + esc(v.local) +
+      "</td><td>" + (v.since ? esc(new Date(v.since).toLocaleTimeString()) : "—") + '</td><td class="lease">' + (v.owner ? ms(leaseOf(v.owner)) + " ms" : "—") +
+      '</td><td class="policy">' + esc(v.policy ?? "") + (v.pinnedTo ? ' <b class="warn">pinned to ' + esc(v.pinnedTo) + "</b>" : "") + "</td><td>" + esc(v.local) +
       '</td><td class="muted">' + esc(v.explain) + '</td><td><label class="muted">to <select aria-label="move ' + esc(v.address) +
       ' to" data-key="to ' + esc(v.address) + '" data-target="' + esc(v.address) + '">' + options + '</select></label> <button type="button" data-key="move ' +
       esc(v.address) + '" data-move="' + esc(v.address) + '">Move</button> <button type="button" data-key="unpin ' + esc(v.address) + '" data-unpin="' +
       esc(v.address) + '">Unpin</button></td></tr>';
   }).join(""));
-  const peers = new Map(s.peers.map((p) => [p.id, p]));
   setHtml($("members").tBodies[0], s.members.map((m) => {
     const p = peers.get(m.id);
     const self = m.id === s.node;
@@ -245,23 +248,28 @@ function render(s) {
     const lease = self ? s.view.leaseLeftMs : p?.leaseLeftMs;
     const config = self ? s.config.fingerprint : p?.config;
     const mismatch = config && config !== (s.config.coordinator ?? s.config.fingerprint);
+    const version = self ? s.version : p?.version;
+    const versionOff = version && s.version && version !== s.version;
     const holds = self ? s.vips.filter((v) => v.local === "held").map((v) => v.address) : (p?.holding ?? []);
     const state = m.state === "healthy" ? '<span class="ok">healthy</span>' : '<span class="bad">' + esc(m.state) + "</span>";
     return '<tr data-member="' + esc(m.id) + '"><td>' + esc(m.id) + (self ? " (this)" : "") + "</td><td>" + state +
       (m.heard || self ? "" : ' <span class="warn">not heard</span>') + "</td><td>" + esc(role) + "</td><td>" + ms(lease) +
-      '</td><td class="mono ' + (mismatch ? "bad" : "muted") + '">' + esc(config || "—") + '</td><td class="mono">' +
+      '</td><td class="mono ' + (mismatch ? "bad" : "muted") + '">' + esc(config || "—") + "</td>" +
+      '<td class="version ' + (versionOff ? "bad" : "muted") + '">' + esc(version || "—") + "</td>" + '<td class="mono">' +
       esc(holds.join(" ")) + '</td><td><button type="button" data-key="disable ' + esc(m.id) + '" data-disable="' + esc(m.id) +
       '">Disable</button> <button type="button" data-key="enable ' + esc(m.id) + '" data-enable="' + esc(m.id) + '">Enable</button></td></tr>';
   }).join(""));
-  const views = [[s.node, s.view.heardMs], ...s.peers.map((p) => [p.id, p.heardMs])];
+  const views = [[s.node, s.view.heardMs, s.view.missed], ...s.peers.map((p) => [p.id, p.heardMs, p.missed])];
   // Three heartbeat intervals (the stall threshold is half of one).
   const stale = 6 * (s.loop?.stallThresholdMs ?? 25);
   setHtml($("matrix").tHead, "<tr><th>heard →</th>" + ids.map((id) => "<th>" + esc(id) + "</th>").join("") + "</tr>");
-  setHtml($("matrix").tBodies[0], views.map(([row, heard]) => '<tr data-row="' + esc(row) + '"><th>' + esc(row) + "</th>" + ids.map((col) => {
+  setHtml($("matrix").tBodies[0], views.map(([row, heard, missed]) => '<tr data-row="' + esc(row) + '"><th>' + esc(row) + "</th>" + ids.map((col) => {
     if (col === row) return '<td class="muted">·</td>';
     const v = heard ? heard[col] : undefined;
+    const miss = missed?.[col] ?? 0;
     const bad = v === undefined || v > stale;
-    return '<td data-col="' + esc(col) + '" class="' + (bad ? "cell-bad" : "") + '">' + ms(v) + "</td>";
+    return '<td data-col="' + esc(col) + '" data-missed="' + miss + '" class="' + (bad ? "cell-bad" : miss > 0 ? "cell-warn" : "") + '">' + ms(v) +
+      (miss > 0 ? ' <span class="muted">' + miss + " missed</span>" : "") + "</td>";
   }).join("") + "</tr>").join(""));
   const d = s.damping;
   $("damping-rule").textContent = d

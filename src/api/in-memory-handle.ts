@@ -93,6 +93,8 @@ export class InMemoryAgentHandle implements AgentHandle {
         localSinceMs: mine ? 1000 : undefined,
         heldForMs: owner !== undefined && !conflict ? 5000 : undefined,
         conflict,
+        policy: "round-robin",
+        pinnedTo: undefined,
         explain: this.#explain.get(address) ?? "",
       };
     });
@@ -137,6 +139,8 @@ export class InMemoryAgentHandle implements AgentHandle {
           coordinator,
           leaseLeftMs: m.heard ? 380 : undefined,
           heardMs: m.heard ? { [self]: 20 } : undefined,
+          missed: m.heard ? {} : undefined,
+          version: "0.1.0",
         })),
       health: { healthy: checks.every((c) => c.up), checks },
       vipSince: Object.fromEntries(this.#options.vips.map((v) => [v, "2030-01-01T00:00:01.000Z"])),

@@ -127,6 +127,13 @@ function isView(raw: unknown): boolean {
   if (!isObject(raw.heardMs)) return false;
   const entries = Object.entries(raw.heardMs);
   if (entries.length > 256 || !entries.every(([id, ms]) => isName(id) && isCount(ms))) return false;
+  if (raw.missed !== undefined) {
+    if (!isObject(raw.missed)) return false;
+    const missed = Object.entries(raw.missed);
+    if (missed.length > 256 || !missed.every(([id, n]) => isName(id) && isCount(n))) return false;
+  }
+  if (raw.version !== undefined && (typeof raw.version !== "string" || raw.version.length > 64))
+    return false;
   return (
     raw.held === undefined ||
     (Array.isArray(raw.held) &&

@@ -22,7 +22,12 @@
 import { type FlapDamperState, forceDown, initialDamperState, observe } from "./flap-damper.ts";
 import { compareVersions, parseMessage } from "./messages.ts";
 import { place } from "./placement/place.ts";
-import { type PlacementDecision, reasonCodes, reasonWords } from "./placement/types.ts";
+import {
+  type PlacementDecision,
+  type PlacementVip,
+  reasonCodes,
+  reasonWords,
+} from "./placement/types.ts";
 import { grantWindowMs, leaseSafeWaitMs, releaseGuardMs } from "./timing.ts";
 import type {
   AdminCommand,
@@ -74,6 +79,10 @@ interface PeerInfo {
   view: HeartbeatView | undefined;
   /** VIP -> when (our clock) the peer began to hold it, from its `held` reports. */
   heldSince: Map<number, number>;
+  /** Heartbeats missed from this peer: [receipt ms, how many were missed before it], in window. */
+  missGaps: readonly (readonly [number, number])[];
+  /** Its software version, as its latest report said ("" none yet). */
+  version: string;
   /**
    * Coordinator only: receipt of the peer's latest heartbeat that acknowledged one of our
    * rounds sent within an election timeout. A peer whose heartbeats arrive but whose
@@ -130,6 +139,9 @@ export interface VipStatus {
   readonly heldForMs: number | undefined;
   readonly conflict: boolean;
   readonly explain: string;
+  /** Its placement policy, and the node an operator pinned it to (if any). */
+  readonly policy: PlacementVip["policy"];
+  readonly pinnedTo: string | undefined;
 }
 
 export interface NodeStatus {
@@ -179,6 +191,8 @@ export interface NodeStatus {
 const viewMsMax = 86_400_000;
 /** A heartbeat's view repeats what the node holds, and since when, this often. */
 const heldReportEveryMs = 1000;
+/** The window over which a heartbeat's view counts the heartbeats missed per peer. */
+export const missWindowMs = 10_000;
 
 /** A peer as this node last heard it, with the view it reported (`floatip status --cluster`). */
 export interface PeerStatus {
@@ -200,6 +214,10 @@ export interface PeerStatus {
   readonly coordinator: string | undefined;
   readonly leaseLeftMs: number | undefined;
   readonly heardMs: Readonly<Record<string, number>> | undefined;
+  /** From its view: per peer, heartbeats it missed in the last `missWindowMs`. */
+  readonly missed: Readonly<Record<string, number>> | undefined;
+  /** Its software version ("" until it reported one). */
+  readonly version: string;
 }
 
 const noTable = (nodeCount: number, vipCount: number): VipTable => ({
@@ -525,6 +543,7 @@ export class CoreNode {
         const desired = coordinatorState?.desired[i];
         const local = this.#vips.get(i);
         const conflict = this.#vipHasConflict(i);
+        const pin = this.#table.pins.find(([v]) => v === i);
         return {
           address: vip.address,
           owner: owner >= 0 ? nodes[owner]?.id : undefined,
@@ -534,6 +553,8 @@ export class CoreNode {
           heldForMs: this.#heldForMs(i, owner, nowMs),
           conflict,
           explain: explain ? this.#explain(i, nowMs) : "",
+          policy: vip.policy,
+          pinnedTo: pin ? nodes[pin[1]]?.id : undefined,
         };
       }),
       view: this.#ownView(nowMs),
@@ -593,6 +614,8 @@ export class CoreNode {
         coordinator: undefined,
         leaseLeftMs: undefined,
         heardMs: undefined,
+        missed: undefined,
+        version: "",
       };
     }
     const vips = this.#config.vips;
@@ -611,6 +634,8 @@ export class CoreNode {
       coordinator: peer.view?.coordinator,
       leaseLeftMs: peer.view?.leaseLeftMs,
       heardMs: peer.view?.heardMs,
+      missed: peer.view?.missed ?? {},
+      version: peer.version,
     };
   }
 
@@ -712,6 +737,8 @@ export class CoreNode {
       role: message.role,
       view: message.view,
       heldSince: this.#heldSinceOf(message, previous, now),
+      missGaps: this.#missGapsOf(message, previous, now),
+      version: message.view?.version ?? previous?.version ?? "",
     });
 
     if (message.term > this.#term) {
@@ -1088,20 +1115,52 @@ export class CoreNode {
   /** What this node reports of its view for operators; nothing is decided from it. */
   #ownView(now: number): HeartbeatView {
     const heardMs: Record<string, number> = {};
+    let missed: Record<string, number> | undefined;
+    const intervalMs = this.#config.timers.heartbeatIntervalMs;
     for (const [id, peer] of this.#peers) {
-      heardMs[id] = Math.min(viewMsMax, Math.max(0, Math.round(now - peer.lastHeardMs)));
+      const silentMs = Math.max(0, now - peer.lastHeardMs);
+      heardMs[id] = Math.min(viewMsMax, Math.round(silentMs));
+      // The silence now counts from the first heartbeat overdue by half an interval.
+      let count = silentMs >= 1.5 * intervalMs ? Math.floor(silentMs / intervalMs) : 0;
+      for (const [atMs, n] of peer.missGaps) if (now - atMs < missWindowMs) count += n;
+      if (count > 0) {
+        missed ??= {};
+        missed[id] = Math.min(count, Math.ceil(missWindowMs / intervalMs));
+      }
     }
     const leaseEnd = this.#leaseExpiryMs - releaseGuardMs(this.#config.timers);
     return {
       ...(this.#coordinator !== undefined ? { coordinator: this.#coordinator } : {}),
       leaseLeftMs: Math.min(viewMsMax, Math.max(0, Math.round(leaseEnd - now))),
       heardMs,
+      ...(missed ? { missed } : {}),
     };
+  }
+
+  /**
+   * The heartbeats missed before this one from the same process (a gap of k intervals is
+   * k - 1 missed), kept for `missWindowMs`: a fresh array only when something changes.
+   */
+  #missGapsOf(
+    message: HeartbeatMessage,
+    previous: PeerInfo | undefined,
+    now: number,
+  ): readonly (readonly [number, number])[] {
+    if (previous === undefined || previous.incarnation !== message.incarnation) return [];
+    let gaps = previous.missGaps;
+    if (gaps.length > 0 && now - gaps[0]![0] >= missWindowMs) {
+      gaps = gaps.filter(([atMs]) => now - atMs < missWindowMs);
+    }
+    const intervalMs = this.#config.timers.heartbeatIntervalMs;
+    const missed = Math.round((now - previous.lastHeardMs) / intervalMs) - 1;
+    return missed > 0 ? [...gaps, [now, missed] as const] : gaps;
   }
 
   #withHeld(view: HeartbeatView, now: number): HeartbeatView {
     const held = this.#heldReport(now);
-    return held === undefined ? view : { ...view, held };
+    if (held === undefined) return view;
+    const version = this.#config.version;
+    return version === undefined ? { ...view, held } : { ...view, held, version };
   }
 
   /**

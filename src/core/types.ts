@@ -31,6 +31,8 @@ export interface CoreConfig {
    * counts it failed, until they match. Absent: "" (the simulator's nodes all agree).
    */
   readonly fingerprint?: string;
+  /** This node's software version, reported in its heartbeats' view (display only). */
+  readonly version?: string;
 }
 
 /** Injected source of chance: uniform in [0, 1). Seeded in the simulator. */
@@ -133,6 +135,13 @@ export interface HeartbeatView {
    * what it holds changes, so every node shows the owner's own "since".
    */
   readonly held?: readonly (readonly [number, number])[];
+  /**
+   * Per peer, the heartbeats it missed from that peer in the last `missWindowMs` (gaps in
+   * what arrived, and the silence now); peers with none are left out, and so is the field.
+   */
+  readonly missed?: Readonly<Record<string, number>>;
+  /** Its software version; sent with `held`, about once a second. */
+  readonly version?: string;
 }
 
 export interface PreVoteRequest {

@@ -145,6 +145,27 @@ describe("dashboard in headless Chromium", { skip: skipUnlessRoot() }, () => {
     }
     assert.deepEqual(pageErrors, [], "no script error on the page");
     assert.match((await page.locator("#live").textContent()) ?? "", /live/);
+    // Each VIP's policy and its owner's lease; each member's version, the same everywhere.
+    const version = (
+      JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+        version: string;
+      }
+    ).version;
+    for (const vip of cluster.vipAddresses) {
+      const row = page.locator(`#vips tr[data-vip="${vip}"]`);
+      assert.equal(await row.locator("td.policy").textContent(), "round-robin");
+      assert.match((await row.locator("td.lease").textContent()) ?? "", /^\d+ ms$/);
+    }
+    await page.waitForFunction(
+      ([ids, v]) =>
+        ids.every(
+          (id) =>
+            document.querySelector(`#members tr[data-member="${id}"] td.version`)?.textContent ===
+            v,
+        ),
+      [cluster.ids, version] as const,
+      { timeout: 10_000 },
+    );
     assert.equal(await page.locator("#coordinator").textContent(), viewer);
     // The coordinator's flap damping: the rule, and a row per member with nothing counted.
     assert.match(
@@ -294,9 +315,11 @@ describe("dashboard in headless Chromium", { skip: skipUnlessRoot() }, () => {
         [a, b] as const,
         { timeout: 10_000 },
       );
-      // The mirror stays fresh: b hears a.
+      // a counts b's heartbeats as missed; the mirror stays fresh: b hears a.
+      assert.ok(Number(await cell(a, b).getAttribute("data-missed")) > 0);
+      assert.match((await cell(a, b).textContent()) ?? "", /\d+ missed/);
       await page.waitForTimeout(500);
-      assert.equal(await cell(b, a).getAttribute("class"), "");
+      assert.doesNotMatch((await cell(b, a).getAttribute("class")) ?? "", /cell-bad/);
       await shot("3-one-way-cut");
     } finally {
       await clearDrops(cluster, a);

@@ -66,6 +66,31 @@ describe("heartbeat views", () => {
     assert.ok(status.view.heardMs[paused]! >= 1400);
   });
 
+  it("counts the heartbeats missed per link in the window, one direction only, and forgets them after it", () => {
+    const sim = threeNodeCluster(11, timers);
+    const [a, b, c] = sim.nodes.map((n) => n.id) as [string, string, string];
+    const missed = (observer: string) => sim.core(observer)!.status(sim.localNow(observer)).view;
+    assert.deepEqual(missed(a).missed ?? {}, {}, "nothing missed in a quiet cluster");
+    // b's heartbeats do not reach a for four intervals; everything else flows.
+    sim.block(b, a);
+    sim.runUntil(sim.nowMs + 4 * timers.heartbeatIntervalMs + 10);
+    sim.unblock(b, a);
+    sim.runUntil(sim.nowMs + 3 * timers.heartbeatIntervalMs);
+    const count = missed(a).missed?.[b] ?? 0;
+    assert.ok(count >= 3 && count <= 5, `a missed ${count} of b's heartbeats`);
+    assert.equal(missed(b).missed?.[a], undefined, "b missed none of a's: one direction only");
+    assert.equal(missed(c).missed?.[b], undefined);
+    // The others see a's report in its heartbeats.
+    const reported = sim
+      .core(c)!
+      .status(sim.localNow(c))
+      .peers.find((p) => p.id === a);
+    assert.equal(reported?.missed?.[b], count);
+    // The window passes: the count goes.
+    sim.runUntil(sim.nowMs + 10_500);
+    assert.equal(missed(a).missed?.[b], undefined);
+  });
+
   it("every node shows the owner's own 'held for', also a node that started later", () => {
     const sim = threeNodeCluster(9, timers);
     sim.runUntil(sim.nowMs + 3000);
@@ -149,7 +174,18 @@ describe("heartbeat views", () => {
     };
     assert.ok(parseMessage({ ...base, view: { leaseLeftMs: 5, heardMs: { n2: 3 } } }, 3, 0));
     assert.ok(parseMessage(base, 3, 0), "a heartbeat without a view (an older agent) is fine");
+    assert.ok(
+      parseMessage(
+        { ...base, view: { leaseLeftMs: 5, heardMs: {}, missed: { n2: 4 }, version: "0.1.0" } },
+        3,
+        0,
+      ),
+    );
     for (const view of [
+      { leaseLeftMs: 1, heardMs: {}, missed: { n2: -1 } },
+      { leaseLeftMs: 1, heardMs: {}, missed: [3] },
+      { leaseLeftMs: 1, heardMs: {}, version: 3 },
+      { leaseLeftMs: 1, heardMs: {}, version: "x".repeat(65) },
       { leaseLeftMs: -1, heardMs: {} },
       { leaseLeftMs: 1, heardMs: { n2: "soon" } },
       { leaseLeftMs: 1, heardMs: [] },
