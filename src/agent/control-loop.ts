@@ -104,7 +104,7 @@ export interface ControlLoopOptions {
   /** After every step, with its events. */
   readonly afterStep?: (events: readonly CoreEvent[]) => void;
   /** A failover phase this loop timed (probe, address-added, announced). */
-  readonly recordPhase?: (phase: FailoverPhase, ms: number) => void;
+  readonly recordPhase?: (phase: FailoverPhase, ms: number, vip: number) => void;
 }
 
 type SingleInput = Exclude<Input, { type: "batch" }>;
@@ -425,7 +425,7 @@ export class ControlLoop {
         const nowMs = this.#p.now();
         batch.forEach(({ vip, op }, i) => {
           if (op !== "add" || outcomes[i]) return;
-          this.#o.recordPhase?.("address-added", nowMs - startedMs);
+          this.#o.recordPhase?.("address-added", nowMs - startedMs, vip);
           this.#addedAtMs.set(vip, nowMs);
         });
         const inputs = batch.map(({ vip, op }, i): SingleInput => {
@@ -462,7 +462,7 @@ export class ControlLoop {
             ? group.map(() => ({ occupied: true, mac: `probe failed: ${outcome.message}` }))
             : outcome;
         const nowMs = this.#p.now();
-        for (const _vip of group) this.#o.recordPhase?.("probe", nowMs - startedMs);
+        for (const vip of group) this.#o.recordPhase?.("probe", nowMs - startedMs, vip);
         const inputs = group.map((vip, i): SingleInput => {
           const result = results[i] ?? { occupied: true, mac: "probe returned no result" };
           return {
@@ -487,7 +487,7 @@ export class ControlLoop {
       if (addedAt !== undefined) {
         // The first announcement of a fresh acquisition leaves now (a burst sends its first
         // frames before it waits).
-        this.#o.recordPhase?.("announced", nowMs - addedAt);
+        this.#o.recordPhase?.("announced", nowMs - addedAt, vip);
         this.#addedAtMs.delete(vip);
       }
       const spec = this.#vips[vip]!;

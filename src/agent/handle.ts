@@ -28,6 +28,8 @@ export interface AgentStatus extends NodeStatus {
   readonly health: HealthReport;
   /** Wall-clock time since when each VIP has had its current owner, as this node saw it. */
   readonly vipSince: Readonly<Record<string, string>>;
+  /** Per VIP, its last owners (null: none) as this node saw the table change, oldest first. */
+  readonly ownership?: Readonly<Record<string, readonly { owner: string | null; at: string }[]>>;
   /** The control plane's event-loop lag and stalls. */
   readonly loop?: LoopLagSnapshot;
   /** Status of each capability the node runs (relays, storage, traffic), by name. */

@@ -3,6 +3,7 @@
  * the failover phases (`floatip_failover_phase_seconds`); cheap enough to record on every
  * acquisition (no allocation).
  */
+import { type FailoverPhaseName, failoverPhaseCodes } from "../core/types.ts";
 
 /** Upper bounds of the failover phase buckets, in milliseconds (the last is +Inf). */
 export const phaseBucketsMs = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000] as const;
@@ -48,12 +49,5 @@ export class Histogram {
 }
 
 /** The phases of a failover, in order: three on the coordinator, three on the new owner. */
-export const failoverPhases = [
-  "detected",
-  "elected",
-  "lease-wait",
-  "probe",
-  "address-added",
-  "announced",
-] as const;
-export type FailoverPhase = (typeof failoverPhases)[number];
+export const failoverPhases = failoverPhaseCodes;
+export type FailoverPhase = FailoverPhaseName;

@@ -53,6 +53,8 @@ export interface AgentOptions {
 }
 
 const eventHistory = 1000;
+/** Owner changes kept per VIP for the dashboard's timeline. */
+const ownershipKept = 10;
 
 function monotonicMs(): number {
   return Math.floor(performance.now());
@@ -92,6 +94,8 @@ export class Agent implements AgentHandle, ClusterView {
   /** Counters for /metrics, from the core's events since this process started. */
   readonly #counters = { elections: 0, vipsAcquired: 0, vipsReleased: 0, memberFailures: 0 };
   #vipSince: Record<string, string> = {};
+  /** Per VIP, its last owners in the table as this node saw them change (newest last). */
+  readonly #ownership = new Map<string, { owner: string | null; at: string }[]>();
   #lastOwners = new Map<string, string | undefined>();
   #listeners = new Set<(view: ClusterViewSnapshot) => void>();
   #servicesDatagramListeners = new Set<(from: string, payload: unknown) => void>();
@@ -194,7 +198,10 @@ export class Agent implements AgentHandle, ClusterView {
       log: (level, msg, fields) => this.#log.log(level, msg, fields as Record<string, unknown>),
       onEvent: (event) => this.#onEvent(event),
       afterStep: (events) => this.#afterStep(events),
-      recordPhase: (phase, ms) => this.#phases.get(phase)!.record(ms),
+      recordPhase: (phase, ms, vip) => {
+        this.#phases.get(phase)!.record(ms);
+        this.#core.notePhase(phase, ms, vip, monotonicMs());
+      },
     });
     this.#checks = this.#createChecks();
   }
@@ -312,6 +319,7 @@ export class Agent implements AgentHandle, ClusterView {
       version: floatipVersion,
       health: this.#health,
       vipSince: this.#vipSinceOf(core.vips),
+      ownership: Object.fromEntries(this.#ownership),
       loop: this.#control.monitor.snapshot(),
       transport: {
         sent: transport.sent,
@@ -573,7 +581,12 @@ export class Agent implements AgentHandle, ClusterView {
         const owner = owners[i];
         if (this.#lastOwners.get(spec.address) !== owner || !(spec.address in this.#vipSince)) {
           this.#lastOwners.set(spec.address, owner);
-          this.#vipSince[spec.address] = new Date().toISOString();
+          const at = new Date().toISOString();
+          this.#vipSince[spec.address] = at;
+          const history = this.#ownership.get(spec.address) ?? [];
+          history.push({ owner: owner ?? null, at });
+          if (history.length > ownershipKept) history.shift();
+          this.#ownership.set(spec.address, history);
         }
       });
       if (this.#listeners.size === 0) return;
@@ -621,7 +634,7 @@ export class Agent implements AgentHandle, ClusterView {
       FLOATIP_TERM: String(this.#core.term),
     };
     let argument = "";
-    if ("vip" in event) env.FLOATIP_VIP = argument = event.vip;
+    if ("vip" in event && event.vip !== undefined) env.FLOATIP_VIP = argument = event.vip;
     if (event.type === "role-changed") {
       env.FLOATIP_ROLE = argument = event.role;
       env.FLOATIP_TERM = String(event.term);

@@ -134,6 +134,7 @@ button:focus-visible, select:focus-visible, input:focus-visible { outline: 2px s
 pre { margin: .3rem 0; max-height: 16rem; overflow: auto; font-size: 12px; }
 h3 { font-size: .9rem; margin: .6rem 0 .2rem; }
 ul.history { margin: .2rem 0; padding-left: 1.2rem; font-size: 12px; }
+.phase { white-space: nowrap; }
 svg.chart { vertical-align: middle; color: var(--accent); }
 .cell-bad { background: color-mix(in srgb, var(--bad) 22%, transparent); }
 .cell-warn { background: color-mix(in srgb, var(--warn) 18%, transparent); }
@@ -152,6 +153,10 @@ svg.chart { vertical-align: middle; color: var(--accent); }
 <main>
   <section class="wide" aria-labelledby="h-vips"><h2 id="h-vips">VIPs</h2>
     <table id="vips"><thead><tr><th>VIP</th><th>owner</th><th>since</th><th>owner's lease</th><th>policy</th><th>here</th><th>why</th><th>action</th></tr></thead><tbody></tbody></table>
+  </section>
+  <section class="wide" aria-labelledby="h-timeline"><h2 id="h-timeline">Failover timeline</h2>
+    <p class="muted">Each VIP's owners as this node saw the table change, and each failover of the last minute split into its phases, each timed by the node named (the coordinator's and the new owner's, shared in their heartbeats): every node's page shows the same.</p>
+    <table id="timeline"><thead><tr><th>VIP</th><th>owners (newest last)</th><th>failovers in the last minute (newest first)</th></tr></thead><tbody></tbody></table>
   </section>
   <section aria-labelledby="h-members"><h2 id="h-members">Members</h2>
     <table id="members"><thead><tr><th>node</th><th>state</th><th>role / term</th><th>lease left</th><th>config</th><th>version</th><th>holds</th><th>action</th></tr></thead><tbody></tbody></table>
@@ -281,6 +286,7 @@ function render(s) {
     return '<tr data-flap="' + esc(m.id) + '"><td>' + esc(m.id) + "</td><td>" + m.faults + " / " + d.faultsToFail + "</td><td>" + state +
       '</td><td class="muted">' + esc(m.reason) + "</td></tr>";
   }).join("") : "");
+  renderTimeline(s);
   const caps = Object.entries(s.capabilities ?? {});
   setHtml($("capabilities"), caps.length === 0 ? '<p class="muted">none configured on this node</p>' : caps.map(([name, value]) =>
     '<div data-capability="' + esc(name) + '"><h3>' + esc(name) + "</h3>" + (panels[name] ?? rawPanel)(value) + "</div>").join(""));
@@ -295,6 +301,36 @@ function render(s) {
   }).join(""));
 }
 const when = (v) => v ? esc(new Date(v).toLocaleTimeString()) : "—";
+const phaseOrder = ["detected", "elected", "lease-wait", "probe", "address-added", "announced"];
+/**
+ * The failovers of one VIP from the phase marks (newest first): each assignment (its lease-wait
+ * on the coordinator) with the detection and election that ended within 5 s before it, and the
+ * new owner's probe, address add and announcement that followed it within 10 s.
+ */
+function failoversOf(address, marks, nowMs) {
+  const waits = marks.filter((m) => m.vip === address && m.phase === "lease-wait");
+  return waits.map((w) => {
+    const before = (phase) => marks.filter((m) => m.phase === phase && m.agoMs >= w.agoMs && m.agoMs - w.agoMs <= 5000).at(-1);
+    const after = (phase) => marks.find((m) => m.vip === address && m.phase === phase && m.agoMs <= w.agoMs && w.agoMs - m.agoMs <= 10_000);
+    const phases = [before("detected"), before("elected"), w, after("probe"), after("address-added"), after("announced")].filter(Boolean);
+    const first = phases[0], last = phases.at(-1);
+    const owner = after("probe")?.by;
+    const chips = phases.map((m) => '<span class="phase" data-phase="' + esc(m.phase) + '" data-by="' + esc(m.by) + '">' + esc(m.phase) + " <b>" + m.ms + " ms</b>" +
+      ' <span class="muted">' + esc(m.by) + (m.failed ? ", " + esc(m.failed) + " failed" : "") + "</span></span>").join(" · ");
+    return '<li data-failover="' + esc(address) + '" data-to="' + esc(owner ?? "") + '">' + when(nowMs - first.agoMs - first.ms) + " → <b>" + esc(owner ?? "?") + "</b>: " + chips +
+      ' · <span class="muted">total</span> <b class="total">' + Math.round(first.agoMs + first.ms - last.agoMs) + " ms</b></li>";
+  }).reverse();
+}
+function renderTimeline(s) {
+  const marks = s.failoverMarks ?? [];
+  const nowMs = Date.now();
+  setHtml($("timeline").tBodies[0], s.vips.map((v) => {
+    const owners = (s.ownership?.[v.address] ?? []).slice(-5).map((o) => (o.owner ? esc(o.owner) : '<span class="bad">none</span>') + ' <span class="muted">' + when(o.at) + "</span>").join(" → ");
+    const failovers = failoversOf(v.address, marks, nowMs).slice(0, 3).join("");
+    return '<tr data-timeline="' + esc(v.address) + '"><td class="mono">' + esc(v.address) + "</td><td>" + (owners || "—") + "</td><td>" +
+      (failovers ? '<ul class="history">' + failovers + "</ul>" : '<span class="muted">none</span>') + "</td></tr>";
+  }).join(""));
+}
 const rawPanel = (value) => '<details><summary class="muted">raw</summary><pre class="mono">' + esc(JSON.stringify(value, null, 2)) + "</pre></details>";
 const upDown = (state) => '<span class="' + (state === "up" ? "ok" : "bad") + '">' + esc(state) + "</span>";
 const panels = {

@@ -115,6 +115,7 @@ export class InMemoryAgentHandle implements AgentHandle {
       config: { fingerprint: "0123456789abcdef", matchesCoordinator: true },
       members: [...this.#members].map(([id, m]) => ({ id, state: m.state, heard: m.heard })),
       vips,
+      failoverMarks: [],
       view: {
         ...(coordinator !== undefined ? { coordinator } : {}),
         leaseLeftMs: coordinator !== undefined ? 380 : 0,

@@ -4,7 +4,13 @@
  * not have exactly the expected shape is rejected (and counted by the caller), never
  * half-applied.
  */
-import type { AdminCommand, Message, TableVersion, VipTable } from "./types.ts";
+import {
+  type AdminCommand,
+  failoverPhaseCodes,
+  type Message,
+  type TableVersion,
+  type VipTable,
+} from "./types.ts";
 
 type Shape = Record<string, unknown>;
 
@@ -134,6 +140,28 @@ function isView(raw: unknown): boolean {
   }
   if (raw.version !== undefined && (typeof raw.version !== "string" || raw.version.length > 64))
     return false;
+  if (
+    raw.phases !== undefined &&
+    !(
+      Array.isArray(raw.phases) &&
+      raw.phases.length <= 64 &&
+      raw.phases.every(
+        (m) =>
+          Array.isArray(m) &&
+          m.length === 5 &&
+          Number.isInteger(m[0]) &&
+          m[0] >= 0 &&
+          m[0] < failoverPhaseCodes.length &&
+          isCount(m[1]) &&
+          isCount(m[2]) &&
+          Number.isInteger(m[3]) &&
+          m[3] >= -1 &&
+          Number.isInteger(m[4]) &&
+          m[4] >= -1,
+      )
+    )
+  )
+    return false;
   return (
     raw.held === undefined ||
     (Array.isArray(raw.held) &&
@@ -169,7 +197,7 @@ export function parseMessage(
       if ((raw.config ?? "") !== fingerprint) {
         const { table: _table, grants: _grants, view, ...rest } = raw;
         // VIP indexes mean something else under another configuration: no `held` either.
-        const { held: _held, ...viewRest } = (view ?? {}) as Shape;
+        const { held: _held, phases: _phases, ...viewRest } = (view ?? {}) as Shape;
         return {
           ...rest,
           ...(view === undefined ? {} : { view: viewRest }),
@@ -178,8 +206,10 @@ export function parseMessage(
         } as unknown as Message;
       }
       const held = (raw.view as Shape | undefined)?.held as [number, number][] | undefined;
+      const phases = (raw.view as Shape | undefined)?.phases as number[][] | undefined;
       const ok =
         (held === undefined || held.every(([vip]) => vip < vipCount)) &&
+        (phases === undefined || phases.every((m) => m[3]! < vipCount && m[4]! < nodeCount)) &&
         isIndexList(raw.holding, vipCount) &&
         isIndexList(raw.conflicts, vipCount) &&
         (raw.table === undefined || isTable(raw.table, nodeCount, vipCount)) &&

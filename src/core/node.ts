@@ -29,23 +29,25 @@ import {
   reasonWords,
 } from "./placement/types.ts";
 import { grantWindowMs, leaseSafeWaitMs, releaseGuardMs } from "./timing.ts";
-import type {
-  AdminCommand,
-  CoordinatorSighting,
-  CoreConfig,
-  CoreEvent,
-  Effect,
-  HeartbeatMessage,
-  HeartbeatView,
-  Input,
-  MemberStateCode,
-  Message,
-  PersistentState,
-  Random,
-  Role,
-  StepOutput,
-  TableVersion,
-  VipTable,
+import {
+  type AdminCommand,
+  type CoordinatorSighting,
+  type CoreConfig,
+  type CoreEvent,
+  type Effect,
+  type FailoverPhaseName,
+  failoverPhaseCodes,
+  type HeartbeatMessage,
+  type HeartbeatView,
+  type Input,
+  type MemberStateCode,
+  type Message,
+  type PersistentState,
+  type Random,
+  type Role,
+  type StepOutput,
+  type TableVersion,
+  type VipTable,
 } from "./types.ts";
 
 type LocalVipState = "probing" | "adding" | "held" | "removing" | "conflict";
@@ -83,6 +85,8 @@ interface PeerInfo {
   missGaps: readonly (readonly [number, number])[];
   /** Its software version, as its latest report said ("" none yet). */
   version: string;
+  /** The failover phases it reported timing in the last minute (our clock). */
+  marks: readonly PhaseMark[];
   /**
    * Coordinator only: receipt of the peer's latest heartbeat that acknowledged one of our
    * rounds sent within an election timeout. A peer whose heartbeats arrive but whose
@@ -91,6 +95,40 @@ interface PeerInfo {
    */
   lastTimelyAckMs: number;
 }
+
+/** A failover phase a node timed: which, how long, when it ended, for which VIP / node. */
+interface PhaseMark {
+  readonly phase: number;
+  readonly ms: number;
+  readonly atMs: number;
+  /** VIP index, -1 when the phase is not a VIP's. */
+  readonly vip: number;
+  /** Index of the node found failed (`detected`), else -1. */
+  readonly node: number;
+}
+
+/** A failover phase as `status()` lists it, with the node that timed it. */
+export interface FailoverMark {
+  readonly by: string;
+  readonly phase: FailoverPhaseName;
+  readonly ms: number;
+  /** How long ago the phase ended (this node's clock). */
+  readonly agoMs: number;
+  readonly vip?: string;
+  readonly failed?: string;
+}
+
+/**
+ * Heartbeats missed in a gap of `gapMs` between two heard (k intervals: k - 1 missed); one
+ * late by less than 0.8 of an interval is late, not missed.
+ */
+function missedIn(gapMs: number, intervalMs: number): number {
+  return Math.max(0, Math.floor(gapMs / intervalMs + 0.2) - 1);
+}
+
+/** Phases are reported for a minute, at most this many per node. */
+const marksKeptMs = 60_000;
+const marksMax = 24;
 
 interface MemberRecord {
   damper: FlapDamperState;
@@ -168,6 +206,11 @@ export interface NodeStatus {
   readonly view: HeartbeatView;
   /** Every other configured node as last heard (`floatip status --cluster`). */
   readonly peers: readonly PeerStatus[];
+  /**
+   * The failover phases timed in the last minute by this node and, from their heartbeats, by
+   * every peer, oldest first: the coordinator's and the new owners' phases on one timeline.
+   */
+  readonly failoverMarks: readonly FailoverMark[];
   /**
    * Coordinator only: its flap damping of every member (S4: M faults per unit of time), with
    * the faults counted in the current unit and, for a member that is down, its good rounds
@@ -288,6 +331,8 @@ export class CoreNode {
   #silentAfterStall: { untilMs: number; vips: Set<number> } | undefined;
   /** Transitions into or out of `held` so far, and as of the latest `held` report (sent at). */
   #heldChanges = 0;
+  #marks: PhaseMark[] = [];
+  #marksDirty = false;
   #heldReported = 0;
   #heldReportMs = Number.NEGATIVE_INFINITY;
   /** This step withheld an acquisition behind a vote write: wake again at once. */
@@ -559,6 +604,7 @@ export class CoreNode {
       }),
       view: this.#ownView(nowMs),
       peers: nodes.filter((n) => n.id !== this.id).map((n) => this.#peerStatus(n.id, nowMs)),
+      failoverMarks: this.#failoverMarks(nowMs),
       ...(coordinatorState
         ? {
             damping: {
@@ -739,6 +785,15 @@ export class CoreNode {
       heldSince: this.#heldSinceOf(message, previous, now),
       missGaps: this.#missGapsOf(message, previous, now),
       version: message.view?.version ?? previous?.version ?? "",
+      marks: message.view?.phases
+        ? message.view.phases.map(([phase, ms, agoMs, vip, node]) => ({
+            phase,
+            ms,
+            atMs: now - agoMs,
+            vip,
+            node,
+          }))
+        : (previous?.marks ?? []),
     });
 
     if (message.term > this.#term) {
@@ -1120,8 +1175,8 @@ export class CoreNode {
     for (const [id, peer] of this.#peers) {
       const silentMs = Math.max(0, now - peer.lastHeardMs);
       heardMs[id] = Math.min(viewMsMax, Math.round(silentMs));
-      // The silence now counts from the first heartbeat overdue by half an interval.
-      let count = silentMs >= 1.5 * intervalMs ? Math.floor(silentMs / intervalMs) : 0;
+      // The silence now counts like a gap that ends now.
+      let count = missedIn(silentMs, intervalMs);
       for (const [atMs, n] of peer.missGaps) if (now - atMs < missWindowMs) count += n;
       if (count > 0) {
         missed ??= {};
@@ -1139,7 +1194,8 @@ export class CoreNode {
 
   /**
    * The heartbeats missed before this one from the same process (a gap of k intervals is
-   * k - 1 missed), kept for `missWindowMs`: a fresh array only when something changes.
+   * k - 1 missed, from 1.8 intervals on), kept for `missWindowMs`: a fresh array only when
+   * something changes.
    */
   #missGapsOf(
     message: HeartbeatMessage,
@@ -1152,15 +1208,65 @@ export class CoreNode {
       gaps = gaps.filter(([atMs]) => now - atMs < missWindowMs);
     }
     const intervalMs = this.#config.timers.heartbeatIntervalMs;
-    const missed = Math.round((now - previous.lastHeardMs) / intervalMs) - 1;
+    const missed = missedIn(now - previous.lastHeardMs, intervalMs);
     return missed > 0 ? [...gaps, [now, missed] as const] : gaps;
   }
 
   #withHeld(view: HeartbeatView, now: number): HeartbeatView {
     const held = this.#heldReport(now);
-    if (held === undefined) return view;
+    if (held === undefined && !this.#marksDirty) return view;
+    this.#marksDirty = false;
+    const phases = this.#phaseReport(now);
     const version = this.#config.version;
-    return version === undefined ? { ...view, held } : { ...view, held, version };
+    return {
+      ...view,
+      ...(held !== undefined ? { held } : {}),
+      ...(held !== undefined && version !== undefined ? { version } : {}),
+      ...(phases.length > 0 ? { phases } : {}),
+    };
+  }
+
+  /** Notes a failover phase this node timed (the runtime's: probe, address added, announced). */
+  notePhase(phase: FailoverPhaseName, ms: number, vip: number, nowMs: number): void {
+    this.#mark(phase, ms, nowMs, vip);
+  }
+
+  #mark(phase: FailoverPhaseName, ms: number, now: number, vip = -1, node = -1): void {
+    this.#marks.push({
+      phase: failoverPhaseCodes.indexOf(phase),
+      ms: Math.max(0, Math.round(ms)),
+      atMs: now,
+      vip,
+      node,
+    });
+    if (this.#marks.length > marksMax) this.#marks.shift();
+    this.#marksDirty = true;
+  }
+
+  #phaseReport(now: number): (readonly [number, number, number, number, number])[] {
+    while (this.#marks.length > 0 && now - this.#marks[0]!.atMs >= marksKeptMs) this.#marks.shift();
+    return this.#marks.map((m) => [m.phase, m.ms, Math.round(now - m.atMs), m.vip, m.node]);
+  }
+
+  /** Every failover phase timed in the last minute, by this node and as peers reported theirs. */
+  #failoverMarks(now: number): FailoverMark[] {
+    const nodes = this.#config.nodes;
+    const vips = this.#config.vips;
+    const list: FailoverMark[] = [];
+    const add = (by: string, m: PhaseMark) => {
+      if (now - m.atMs >= marksKeptMs) return;
+      list.push({
+        by,
+        phase: failoverPhaseCodes[m.phase] ?? "detected",
+        ms: m.ms,
+        agoMs: Math.max(0, Math.round(now - m.atMs)),
+        ...(m.vip >= 0 && vips[m.vip] ? { vip: vips[m.vip]!.address } : {}),
+        ...(m.node >= 0 && nodes[m.node] ? { failed: nodes[m.node]!.id } : {}),
+      });
+    };
+    for (const m of this.#marks) add(this.id, m);
+    for (const [id, peer] of this.#peers) for (const m of peer.marks) add(id, m);
+    return list.sort((a, b) => b.agoMs - a.agoMs);
   }
 
   /**
@@ -1255,11 +1361,9 @@ export class CoreNode {
     const vipCount = this.#config.vips.length;
     this.#votes = undefined;
     if (Number.isFinite(this.#lastCoordinatorContactMs)) {
-      this.#events.push({
-        type: "failover-phase",
-        phase: "elected",
-        ms: now - this.#lastCoordinatorContactMs,
-      });
+      const ms = now - this.#lastCoordinatorContactMs;
+      this.#events.push({ type: "failover-phase", phase: "elected", ms });
+      this.#mark("elected", ms, now);
     }
     this.#setRole("coordinator", `won the election for term ${this.#term}`);
     this.#setCoordinator(this.id);
@@ -1443,7 +1547,9 @@ export class CoreNode {
         this.#events.push({ type: "member-failed", node: node.id, reason: member.failReason });
         const silentSince = this.#peers.get(node.id)?.lastHeardMs;
         if (node.id !== this.id && silentSince !== undefined) {
-          this.#events.push({ type: "failover-phase", phase: "detected", ms: now - silentSince });
+          const ms = now - silentSince;
+          this.#events.push({ type: "failover-phase", phase: "detected", ms, node: node.id });
+          this.#mark("detected", ms, now, -1, this.#config.nodes.indexOf(node));
         }
         state.tableDirty = true;
       } else if (!wasUp && member.damper.up) {
@@ -1517,7 +1623,14 @@ export class CoreNode {
         owners[vip] = desired;
         changed = true;
         const waitedMs = now - (state.desiredAtMs[vip] ?? now);
-        this.#events.push({ type: "failover-phase", phase: "lease-wait", ms: waitedMs });
+        const address = this.#config.vips[vip]!.address;
+        this.#events.push({
+          type: "failover-phase",
+          phase: "lease-wait",
+          ms: waitedMs,
+          vip: address,
+        });
+        this.#mark("lease-wait", waitedMs, now, vip);
       }
     });
     if (!changed) return;

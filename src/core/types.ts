@@ -142,7 +142,25 @@ export interface HeartbeatView {
   readonly missed?: Readonly<Record<string, number>>;
   /** Its software version; sent with `held`, about once a second. */
   readonly version?: string;
+  /**
+   * The failover phases it timed in the last minute (at most 24, newest last), each
+   * [phase code (index in `failoverPhaseCodes`), ms it took, ms ago it ended, VIP index or -1,
+   * index of the node found failed or -1]; sent when one is added and with `held`. Every node
+   * shows the same failover timeline from these: the coordinator's phases and the owner's.
+   */
+  readonly phases?: readonly (readonly [number, number, number, number, number])[];
 }
+
+/** Failover phases in order: three on the coordinator, three on the new owner. */
+export const failoverPhaseCodes = [
+  "detected",
+  "elected",
+  "lease-wait",
+  "probe",
+  "address-added",
+  "announced",
+] as const;
+export type FailoverPhaseName = (typeof failoverPhaseCodes)[number];
 
 export interface PreVoteRequest {
   readonly type: "pre-vote-request";
@@ -298,6 +316,10 @@ export type CoreEvent =
       readonly type: "failover-phase";
       readonly phase: "detected" | "elected" | "lease-wait";
       readonly ms: number;
+      /** lease-wait: the VIP. */
+      readonly vip?: string;
+      /** detected: the member found failed. */
+      readonly node?: string;
     };
 
 export interface StepOutput {

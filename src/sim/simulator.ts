@@ -903,7 +903,10 @@ export class Simulator {
       addressLifetimeSec: lifetimeMs === undefined ? 10 ** 6 : lifetimeMs / 1000,
       log: () => {},
       onEvent: (event) => this.#onEvent(node, event),
-      recordPhase: (phase, ms) => this.options.onPhase?.(node.id, phase, ms),
+      recordPhase: (phase, ms, vip) => {
+        core.notePhase(phase, ms, vip, platform.now());
+        this.options.onPhase?.(node.id, phase, ms);
+      },
     });
   }
 

@@ -220,6 +220,7 @@ describe("storage capability", () => {
         serving: true,
         requests: 1,
         unfinished: 0,
+        unfinishedRequests: [],
       });
     } finally {
       await capability.stop();

@@ -294,6 +294,50 @@ describe("dashboard in headless Chromium", { skip: skipUnlessRoot() }, () => {
       detectedBefore,
       { timeout: 10_000 },
     );
+    // The timeline: this failover of the VIP to its new owner, in its phases, each timed by
+    // the node that did it (the coordinator, which serves this page, and the new owner).
+    const failover = `#timeline tr[data-timeline="${vip}"] li[data-failover][data-to="${holder}"]`;
+    const expected: [string, string][] = [
+      ["detected", viewer],
+      ["lease-wait", viewer],
+      ["probe", holder!],
+      ["address-added", holder!],
+      ["announced", holder!],
+    ];
+    await page.waitForFunction(
+      ([selector, phases]) =>
+        phases.every(([phase, by]) =>
+          document.querySelector(`${selector} [data-phase="${phase}"][data-by="${by}"]`),
+        ),
+      [failover, expected] as const,
+      { timeout: 10_000 },
+    );
+    const shown = await page.locator(`${failover} .phase`).allTextContents();
+    // The new owner's own agent tells the same story: the same phases, the same durations.
+    const ownerStatus = JSON.parse(
+      (
+        await cluster.topology.exec(
+          holder!,
+          "curl",
+          ["-s", "-m", "3", "http://127.0.0.1:7480/v1/status"],
+          5000,
+        )
+      ).stdout,
+    ) as { failoverMarks: { by: string; phase: string; ms: number; vip?: string }[] };
+    for (const [phase, by] of expected) {
+      // The newest of each (the first assignment at start is in the last minute too).
+      const mark = ownerStatus.failoverMarks
+        .filter((m) => m.phase === phase && m.by === by && (m.vip === vip || phase === "detected"))
+        .at(-1);
+      assert.ok(
+        mark,
+        `${holder} knows ${by}'s ${phase}: ${JSON.stringify(ownerStatus.failoverMarks)}`,
+      );
+      assert.ok(
+        shown.some((text) => text.startsWith(`${phase} ${mark.ms} ms`)),
+        `the page shows ${phase} ${mark.ms} ms as ${holder} does: ${shown.join(" | ")}`,
+      );
+    }
     await shot("2-failover");
   });
 

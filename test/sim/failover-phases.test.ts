@@ -109,6 +109,47 @@ describe("failover phases timed by the control loop", () => {
   });
 });
 
+describe("one failover timeline on every node", () => {
+  it("the coordinator's phases and the new owner's reach every node through the heartbeats", () => {
+    const sim = threeNodeCluster(25, timers, { runtime: true, addressLifetimeMs: 3000 });
+    const coordinator = coordinatorOf(sim);
+    const owner = sim.nodes.find((n) => n.id !== coordinator && n.addresses.size > 0)!;
+    const index = [...owner.addresses][0]!;
+    const vip = sim.core(coordinator)!.status(sim.localNow(coordinator)).vips[index]!.address;
+    sim.crash(owner.id);
+    sim.runUntil(sim.nowMs + 3000);
+    const taker = sim.holder(index)!;
+    assert.ok(taker && taker !== owner.id, "the VIP moved");
+    const marksOn = (id: string) =>
+      sim
+        .core(id)!
+        .status(sim.localNow(id))
+        .failoverMarks.filter((m) => m.vip === vip || m.failed === owner.id);
+    const summary = (id: string) =>
+      marksOn(id)
+        .map((m) => `${m.by}:${m.phase}:${m.ms}`)
+        .sort();
+    const expected = [
+      `${coordinator}:detected`,
+      `${coordinator}:lease-wait`,
+      `${taker}:probe`,
+      `${taker}:address-added`,
+      `${taker}:announced`,
+    ];
+    for (const id of [coordinator, taker]) {
+      const names = marksOn(id).map((m) => `${m.by}:${m.phase}`);
+      for (const e of expected) assert.ok(names.includes(e), `${id} lacks ${e}: ${names}`);
+    }
+    // The same phases with the same durations, whichever node is asked.
+    assert.deepEqual(summary(coordinator), summary(taker));
+    const detected = marksOn(taker).find((m) => m.phase === "detected")!;
+    assert.equal(detected.failed, owner.id);
+    // A minute later they are gone from the reports.
+    sim.runUntil(sim.nowMs + 61_000);
+    assert.deepEqual(marksOn(taker), []);
+  });
+});
+
 describe("flap damping in the coordinator's status", () => {
   it("counts a silent member's faults, shows it down with its reason, then its rise", () => {
     const sim = threeNodeCluster(24, timers);
