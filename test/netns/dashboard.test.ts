@@ -257,6 +257,13 @@ describe("dashboard in headless Chromium", { skip: skipUnlessRoot() }, () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await shot("2-capabilities-phone");
     await page.setViewportSize({ width: 1280, height: 800 });
+    // Dark as the system says: the page's own colours change, not only the browser's.
+    await page.emulateMedia({ colorScheme: "dark" });
+    const dark = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    await shot("2-capabilities-dark");
+    await page.emulateMedia({ colorScheme: "light" });
+    const light = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    assert.notEqual(dark, light, "dark and light backgrounds differ");
   });
 
   it("shows a failover without a reload: new owner, the events, the coordinator's phases", async () => {
