@@ -20,6 +20,8 @@ export interface HolderCount {
 }
 
 export interface HolderMonitor {
+  /** When it started (`now()` of prober.ts): changes' `atMs` count from here. */
+  readonly startedAt: number;
   /** Ends every `ip monitor` child (by its PID) and returns what was seen. */
   stop(): HolderCount;
 }
@@ -59,6 +61,7 @@ export async function monitorHolders(cluster: LiveCluster): Promise<HolderMonito
     return child;
   });
   return {
+    startedAt,
     stop() {
       for (const m of monitors) {
         if (m.pid !== undefined && m.exitCode === null && m.signalCode === null) {

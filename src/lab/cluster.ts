@@ -175,7 +175,10 @@ export async function startCluster(options: ClusterOptions): Promise<LiveCluster
       const script = ids
         .map((id) => `echo "@@ ${id}"; ip -n ${topology.host(id).netns} -o address show dev eth0`)
         .join("; ");
-      const { stdout } = await run("bash", ["-c", script], { timeoutMs: 5000 });
+      // A few ms per namespace; more on a machine busy starting a large cluster.
+      const { stdout } = await run("bash", ["-c", script], {
+        timeoutMs: Math.max(5000, 700 * ids.length),
+      });
       const held = new Map<string, Set<string>>(ids.map((id) => [id, new Set()]));
       let current: string | undefined;
       for (const line of stdout.split("\n")) {
