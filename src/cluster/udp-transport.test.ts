@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createSocket, type Socket } from "node:dgram";
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import { afterEach, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { DROP_REASONS, type DropReason, encodeDatagram } from "./codec.ts";
@@ -366,6 +367,29 @@ describe("UDP transport", () => {
     const drops = b.transport.kernelDrops() ?? 0;
     assert.ok(drops > 0, `the kernel dropped ${drops} datagrams`);
     await waitFor("reading the backlog", () => statsOf(b).dropped["bad-magic"] > 0);
+  });
+
+  it("puts a datagram on the wire inside send(), not a tick later (a pause in between would reorder it after the wake)", async () => {
+    const receiver = await rawSocket();
+    const port = receiver.address().port;
+    const a = await startNode("a", { peers: new Map([["b", { address: "127.0.0.1", port }]]) });
+    const portHex = port.toString(16).toUpperCase().padStart(4, "0");
+    /** Bytes waiting in the receiver's kernel queue (/proc/net/udp, rx_queue). */
+    const queued = () => {
+      for (const line of readFileSync("/proc/net/udp", "utf8").split("\n")) {
+        const fields = line.trim().split(/\s+/);
+        if (fields[1] === `0100007F:${portHex}`)
+          return Number.parseInt(fields[4]!.split(":")[1]!, 16);
+      }
+      return 0;
+    };
+    assert.equal(queued(), 0);
+    a.transport.send("b", { type: "heartbeat", term: 1 });
+    // Still inside this turn of the event loop: no tick has run since send().
+    const deadline = performance.now() + 50;
+    let bytes = queued();
+    while (bytes === 0 && performance.now() < deadline) bytes = queued();
+    assert.ok(bytes > 0, "the datagram reached the receiver before send()'s turn ended");
   });
 
   it("finds its socket's drop counter in /proc/net/udp text", () => {

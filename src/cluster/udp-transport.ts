@@ -22,9 +22,10 @@
  * first heartbeat, are delivered; a recording of a dead node's heartbeats replayed to a
  * restarted node delivers nothing.
  */
-import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
+import { createSocket, type RemoteInfo, type Socket, type SocketOptions } from "node:dgram";
+import { lookup as dnsLookup } from "node:dns";
 import { readFileSync } from "node:fs";
-import { isIPv6 } from "node:net";
+import { isIP, isIPv6 } from "node:net";
 import {
   CodecError,
   DROP_REASONS,
@@ -33,6 +34,28 @@ import {
   encodeDatagram,
 } from "./codec.ts";
 import { ReplayGuard } from "./replay-guard.ts";
+
+/**
+ * dgram's address lookup, answered at once for the IP literals peers are configured with.
+ * Node's default (dns.lookup) answers even a literal on the next tick, so a datagram left one
+ * tick after `send()`: a process stopped in that gap (SIGSTOP, a frozen VM) sent, on waking,
+ * a heartbeat decided before the pause ahead of the stall handling that must come first.
+ */
+function literalLookup(
+  hostname: string,
+  family: unknown,
+  callback: (error: Error | null, address: string, family: number) => void,
+): void {
+  const version = isIP(hostname);
+  if (version !== 0) {
+    callback(null, hostname, version);
+    return;
+  }
+  const wanted = typeof family === "number" ? family : 0;
+  dnsLookup(hostname, { family: wanted }, (error, address, found) =>
+    callback(error, address, found),
+  );
+}
 
 export interface PeerAddress {
   readonly address: string;
@@ -135,7 +158,10 @@ export class UdpTransport {
       return Promise.reject(new Error("UdpTransport.start called twice or after close"));
     }
     const { address, port } = this.#options.bind;
-    const socket = createSocket({ type: isIPv6(address) ? "udp6" : "udp4" });
+    const socket = createSocket({
+      type: isIPv6(address) ? "udp6" : "udp4",
+      lookup: literalLookup as NonNullable<SocketOptions["lookup"]>,
+    });
     this.#socket = socket;
     return new Promise<void>((resolve, reject) => {
       const onError = (error: Error) => {
