@@ -423,6 +423,23 @@ describe("storage gateway inside the agent on real Ceph", { skip: skipUnlessRoot
     if (skipReason) return t.skip(skipReason);
     const c = live();
     await waitSettled(c, 30_000);
+    // The earlier tests killed holders, and each takeover fenced the node it took over from:
+    // such a node is failed until it lifted its fence and its rbd check rose again. Until
+    // every member is healthy, the holder would accept the request with no healthy peer to
+    // replicate it to, and the stopped holder would take it along.
+    const allHealthy = await waitFor(async () => {
+      const states = await Promise.all(
+        c.ids.map(async (id) => {
+          const r = await c.topology
+            .exec(id, "curl", ["-s", "-m", "2", "http://127.0.0.1:7480/v1/status"], 5000)
+            .catch(() => undefined);
+          const status = r ? (JSON.parse(r.stdout) as { members?: { state: string }[] }) : {};
+          return status.members?.every((m) => m.state === "healthy") === true;
+        }),
+      );
+      return states.every(Boolean) ? true : undefined;
+    }, 60_000);
+    assert.ok(allHealthy, `every member healthy again\n${allLogs(c)}`);
     const holder = await waitFor(() => c.holderOf(vip), 20_000);
     assert.ok(holder, `someone holds the storage VIP\n${allLogs(c)}`);
     const address = c.topology.host(holder).address;
