@@ -93,10 +93,11 @@ export class Agent implements AgentHandle, ClusterView {
   #eventId = 0;
   /** Counters for /metrics, from the core's events since this process started. */
   readonly #counters = { elections: 0, vipsAcquired: 0, vipsReleased: 0, memberFailures: 0 };
-  #vipSince: Record<string, string> = {};
-  /** Per VIP, its last owners in the table as this node saw them change (newest last). */
+  /**
+   * Per VIP, its last owners in the table as this node saw them change (newest last): the
+   * newest entry is also the VIP's "since" when its owner reports none.
+   */
   readonly #ownership = new Map<string, { owner: string | null; at: string }[]>();
-  #lastOwners = new Map<string, string | undefined>();
   #listeners = new Set<(view: ClusterViewSnapshot) => void>();
   #servicesDatagramListeners = new Set<(from: string, payload: unknown) => void>();
   readonly #hooks = new HookQueue({
@@ -341,7 +342,8 @@ export class Agent implements AgentHandle, ClusterView {
    * saw the owner change.
    */
   #vipSinceOf(vips: readonly VipStatus[]): Record<string, string> {
-    const since = { ...this.#vipSince };
+    const since: Record<string, string> = {};
+    for (const [address, history] of this.#ownership) since[address] = history.at(-1)!.at;
     const nowMs = Date.now();
     for (const vip of vips) {
       if (vip.heldForMs !== undefined) {
@@ -578,16 +580,12 @@ export class Agent implements AgentHandle, ClusterView {
       this.#viewScheduled = false;
       const { owners } = this.#core.ownership();
       this.#vips.forEach((spec, i) => {
-        const owner = owners[i];
-        if (this.#lastOwners.get(spec.address) !== owner || !(spec.address in this.#vipSince)) {
-          this.#lastOwners.set(spec.address, owner);
-          const at = new Date().toISOString();
-          this.#vipSince[spec.address] = at;
-          const history = this.#ownership.get(spec.address) ?? [];
-          history.push({ owner: owner ?? null, at });
-          if (history.length > ownershipKept) history.shift();
-          this.#ownership.set(spec.address, history);
-        }
+        const owner = owners[i] ?? null;
+        const history = this.#ownership.get(spec.address) ?? [];
+        if (history.length > 0 && history.at(-1)!.owner === owner) return;
+        history.push({ owner, at: new Date().toISOString() });
+        if (history.length > ownershipKept) history.shift();
+        this.#ownership.set(spec.address, history);
       });
       if (this.#listeners.size === 0) return;
       const view = this.current();
