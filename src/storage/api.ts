@@ -324,6 +324,8 @@ const errorSchema = {
             "INVALID_REQUEST",
             "REQUEST_ID_REUSED",
             "REPLICATION_FAILED",
+            "NO_REPLICA",
+            "FENCED",
             "UNAUTHENTICATED",
             "FORBIDDEN",
           ],
@@ -359,7 +361,7 @@ function operationPath(summary: string, bodyProperties: Record<string, unknown> 
         content: { "application/json": { schema: errorSchema } },
       },
       "503": {
-        description: "REPLICATION_FAILED",
+        description: "REPLICATION_FAILED or NO_REPLICA (retry with the same request id)",
         content: { "application/json": { schema: errorSchema } },
       },
     },

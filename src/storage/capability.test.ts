@@ -17,7 +17,7 @@ const tokenFile = path.join(dir, "client.token");
 writeFileSync(tokenFile, "cap-token\n", { mode: 0o600 });
 const clients = [{ name: "ops", token_file: tokenFile, access: "write" }];
 
-function context(extra = ""): CapabilityContext {
+function context(extra = "", nodes = 1): CapabilityContext {
   const config = parseConfig(
     [
       "cluster: test",
@@ -25,6 +25,9 @@ function context(extra = ""): CapabilityContext {
       `state_dir: ${dir}`,
       "nodes:",
       "  - { id: a, address: 127.0.0.1, interface: lo }",
+      ...["b", "c"]
+        .slice(0, nodes - 1)
+        .map((id, i) => `  - { id: ${id}, address: 127.0.0.${i + 2}, interface: lo }`),
       "vips:",
       `  - { address: ${vip}/24 }`,
       extra,
@@ -117,6 +120,23 @@ describe("storage capability", () => {
       clientId: "admin",
       timeoutMs: 5000,
     });
+  });
+
+  it("min_replicas: 1 by default with peers, 0 alone, at most the number of peers", () => {
+    const section = { vip, clients, backend: { kind: "file", dir: "/tmp/v" } };
+    assert.equal(parseStorageSection(section, context()).minReplicas, 0);
+    assert.equal(parseStorageSection(section, context("", 3)).minReplicas, 1);
+    assert.equal(
+      parseStorageSection({ ...section, min_replicas: 2 }, context("", 3)).minReplicas,
+      2,
+    );
+    assert.equal(
+      parseStorageSection({ ...section, min_replicas: 0 }, context("", 3)).minReplicas,
+      0,
+    );
+    assert.deepEqual(problems({ ...section, min_replicas: 1 }), ["storage.min_replicas"]);
+    assert.deepEqual(problems({ ...section, min_replicas: -1 }), ["storage.min_replicas"]);
+    assert.deepEqual(problems({ ...section, min_replicas: "one" }), ["storage.min_replicas"]);
   });
 
   it("reports every problem at once with its storage.* path", () => {
@@ -212,7 +232,9 @@ describe("storage capability", () => {
       const anonymous = await fetch(`http://127.0.0.1:${port}/v1/volumes`);
       assert.equal(anonymous.status, 401);
       assert.ok(existsSync(path.join(volumes, "volumes", "v1.img")));
-      assert.deepEqual(capability.status?.(), {
+      const status = capability.status?.() as Record<string, unknown>;
+      const { takeovers, ...rest } = status as { takeovers: { last?: { atMs: number } } };
+      assert.deepEqual(rest, {
         running: true,
         vip,
         url: `http://${vip}:${port}`,
@@ -221,6 +243,13 @@ describe("storage capability", () => {
         requests: 1,
         unfinished: 0,
         unfinishedRequests: [],
+        minReplicas: 0,
+      });
+      // A single node takes the VIP over with no peer to ask: not a takeover "without peers".
+      assert.deepEqual(takeovers, {
+        count: 1,
+        withoutPeers: 0,
+        last: { atMs: takeovers.last?.atMs, peers: [], pulledFrom: [], unfinished: 0 },
       });
     } finally {
       await capability.stop();

@@ -14,6 +14,10 @@
  *                                node, if not at its nodes[].address
  *     # or     { kind: file, dir: /var/lib/floatip/volumes, operation_delay: 0ms }
  *     replication_timeout: 2s    retry_delay: 1s    attempts_max: 5     (defaults)
+ *     min_replicas: 1            healthy peers that must confirm a submission before it is
+ *                                acknowledged (default 1 with two nodes or more, else 0); with
+ *                                fewer, new requests are refused with 503 NO_REPLICA (retry
+ *                                with the same id). 0 accepts on the holder alone.
  *     peer_body_limit: 1048576   bytes a peer-port request may carry (pushes are split to fit)
  *     clients:                   who may use the client API (at least one; token files 0600)
  *       - { name: provisioner, token_file: /etc/floatip/storage-provisioner.token, access: write }
@@ -70,6 +74,7 @@ const topKeys = [
   "replication_timeout",
   "retry_delay",
   "attempts_max",
+  "min_replicas",
   "peer_body_limit",
   "clients",
   "listen",
@@ -162,6 +167,20 @@ export function parseStorageSection(section: unknown, context: CapabilityContext
       `${apiListen.port} is the agent's own API port`,
       "choose another port",
     );
+  }
+  const peerCount = context.config.nodes.length - 1;
+  let minReplicas = Math.min(1, peerCount);
+  if (o.min_replicas !== undefined) {
+    const m = o.min_replicas;
+    if (Number.isSafeInteger(m) && (m as number) >= 0 && (m as number) <= peerCount) {
+      minReplicas = m as number;
+    } else {
+      problem(
+        "min_replicas",
+        `must be a whole number from 0 to ${peerCount} (the cluster's other nodes)`,
+        `e.g. min_replicas: ${Math.min(1, peerCount)} (0 acknowledges with no peer)`,
+      );
+    }
   }
   const attemptsRaw = o.attempts_max;
   let attemptsMax = 5;
@@ -319,6 +338,7 @@ export function parseStorageSection(section: unknown, context: CapabilityContext
     replicationTimeoutMs,
     retryDelayMs,
     attemptsMax,
+    minReplicas,
     peerBodyLimitBytes,
     clients,
     retention: { maxAgeMs, maxRecords },
@@ -358,6 +378,10 @@ export const createCapability: CreateCapability = (section, context): Capability
         serving: gateway?.dispatcher.active ?? false,
         requests: counts.total,
         unfinished: counts.total - counts.final,
+        minReplicas: config.minReplicas ?? 0,
+        // Takeovers of the storage VIP by this node; those no healthy peer answered re-drove
+        // from this node's journal alone (see the dispatcher).
+        takeovers: gateway?.dispatcher.takeovers() ?? { count: 0, withoutPeers: 0 },
         // The oldest few unfinished requests (the dashboard's storage panel): where each runs.
         unfinishedRequests: (gateway?.dispatcher.unfinished(10) ?? []).map((r) => ({
           id: r.id,

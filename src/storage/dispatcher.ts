@@ -84,6 +84,12 @@ export interface DispatcherOptions {
   readonly fenceAddresses?: Readonly<Record<string, string>>;
   /** How often a failed node, or one whose unfence failed, looks again (default 10 s). */
   readonly unfenceRetryMs?: number;
+  /**
+   * Healthy peers that must confirm a submission before it is acknowledged (default 0). With
+   * fewer healthy peers the submission is refused with NO_REPLICA and journaled nowhere else:
+   * an acknowledged request then survives the loss of its acceptor.
+   */
+  readonly minReplicas?: number;
 }
 
 const fenceAttempts = 3;
@@ -94,6 +100,17 @@ const defaultUnfenceRetryMs = 10_000;
  * client's last ping, which was before the takeover, with room for a slow monitor.
  */
 export const defaultStaleWatchWaitMs = 45_000;
+
+/** What the last takeover of the storage VIP found (status, dashboard). */
+export interface TakeoverReport {
+  /** Wall clock (ms) of the takeover. */
+  readonly atMs: number;
+  /** Healthy peers asked for their records, and those that answered. */
+  readonly peers: readonly string[];
+  readonly pulledFrom: readonly string[];
+  /** Unfinished records in the journal once the pull was merged: the re-drive's work. */
+  readonly unfinished: number;
+}
 
 export interface Retention {
   readonly maxAgeMs: number;
@@ -142,6 +159,15 @@ export class Dispatcher {
   /** Counts the reasons given to look for a fence, so one given during a look is not lost. */
   #unfenceAsks = 0;
   #unfenceTimer: NodeJS.Timeout | undefined;
+  /**
+   * Requests this node accepted while holding the storage VIP, since it last took it over. Any
+   * other unfinished record may have run elsewhere meanwhile (this node was away, or its
+   * journal missed the holder's pushes): its next attempt here is a re-drive.
+   */
+  readonly #acceptedInTenure = new Set<string>();
+  #takeovers = 0;
+  #takeoversWithoutPeers = 0;
+  #lastTakeover: TakeoverReport | undefined;
 
   constructor(options: DispatcherOptions) {
     this.#o = options;
@@ -204,6 +230,15 @@ export class Dispatcher {
     return this.#o.journal.unfinished(limit);
   }
 
+  /** Takeovers of the storage VIP since start, those no peer answered, and the last one. */
+  takeovers(): { count: number; withoutPeers: number; last: TakeoverReport | undefined } {
+    return {
+      count: this.#takeovers,
+      withoutPeers: this.#takeoversWithoutPeers,
+      last: this.#lastTakeover,
+    };
+  }
+
   /** Journal totals: requests known here, and how many are final. */
   counts(): { total: number; final: number } {
     return this.#o.journal.counts();
@@ -219,10 +254,17 @@ export class Dispatcher {
    * REQUEST_ID_REUSED (same id, other operation) or REPLICATION_FAILED (a peer did not confirm).
    */
   async submit(id: string, operation: Operation, client?: string): Promise<RequestRecord> {
+    const minReplicas = this.#o.minReplicas ?? 0;
+    const healthy = this.#healthyPeers().length;
+    const short = healthy < minReplicas;
+    // A new request is refused before it is journaled: nothing of it may run anywhere.
+    if (short && this.#o.journal.get(id) === undefined) throw this.#noReplica(id, healthy);
     const write = this.#o.journal.submit(
       createRecord(id, operation, this.#o.nodeId, this.#o.nowMs(), client),
     );
     if (!write.changed && isFinal(write.record.state)) return write.record;
+    if (this.#active) this.#acceptedInTenure.add(id);
+    if (short) throw this.#noReplica(id, healthy);
     this.#submitting.add(id);
     try {
       const failures = await this.#push([write.record]);
@@ -237,6 +279,15 @@ export class Dispatcher {
       this.#kick();
     }
     return this.#o.journal.get(id) ?? write.record;
+  }
+
+  #noReplica(id: string, healthy: number): StorageError {
+    const minReplicas = this.#o.minReplicas ?? 0;
+    this.#o.log("refused_no_replica", { id, healthyPeers: healthy, minReplicas });
+    return new StorageError(
+      "NO_REPLICA",
+      `request ${id} refused: ${healthy} healthy peer(s) to replicate it to, ${minReplicas} required (storage.min_replicas); retry with the same request id once a peer is back`,
+    );
   }
 
   /** Waits until the request is final or `timeoutMs` passes; undefined for an unknown id. */
@@ -319,25 +370,44 @@ export class Dispatcher {
     const owner =
       this.#o.storageVip === undefined ? undefined : view.owners.get(this.#o.storageVip);
     if (owner !== undefined && owner !== this.#o.nodeId) this.#previousHolder = owner;
-    if (lost) this.#askUnfence(true);
-    else if (!active && this.#selfFailed(view)) this.#askUnfence(false);
+    if (lost) {
+      this.#acceptedInTenure.clear();
+      this.#askUnfence(true);
+    } else if (!active && this.#selfFailed(view)) this.#askUnfence(false);
     if (!active) this.#maybeUnfence();
     if (tookOver) {
       this.#o.log("takeover", { node: this.#o.nodeId, term: view.term });
       this.#tookOverAtMs = performance.now();
       this.#attemptsHere.clear();
       this.#notBeforeMs.clear();
+      this.#acceptedInTenure.clear();
+      this.#takeovers += 1;
+      const atMs = this.#o.nowMs();
       // A pull that fails in an unforeseen way must not wedge every later drain (each one
       // waits for the takeover first): log it and re-drive what the journal has.
       const own = this.#loop === undefined ? this.#liftOwnFence() : Promise.resolve();
+      const peers = this.#healthyPeers(view).map((p) => p.id);
+      let pulledFrom: string[] = [];
       this.#takeover = Promise.all([this.#fencePrevious(view), own])
-        .then(() => this.#pullAll(view))
+        .then(async () => {
+          pulledFrom = await this.#pullAll(view);
+        })
         .catch((error: unknown) => {
           this.#o.log("pull_failed", { error: (error as Error).message ?? String(error) });
         })
         .then(() => {
           const unfinished = this.#o.journal.unfinished().length;
-          this.#o.log("takeover_ready", { node: this.#o.nodeId, unfinished });
+          this.#lastTakeover = { atMs, peers, pulledFrom, unfinished };
+          this.#o.log("takeover_ready", { node: this.#o.nodeId, unfinished, peers, pulledFrom });
+          const others = view.members.some((m) => m.id !== this.#o.nodeId);
+          if (pulledFrom.length === 0 && others && this.#o.storageVip !== undefined) {
+            this.#takeoversWithoutPeers += 1;
+            this.#o.log("takeover_without_peers", {
+              node: this.#o.nodeId,
+              unfinished,
+              note: "no healthy peer answered: re-driving from this node's own journal only; every record it did not accept in this tenure is re-driven as possibly done elsewhere",
+            });
+          }
           this.#kick();
         });
     } else {
@@ -459,17 +529,21 @@ export class Dispatcher {
     }
   }
 
-  async #pullAll(view: ClusterViewSnapshot): Promise<void> {
+  /** Merges every healthy peer's records; returns the peers that answered. */
+  async #pullAll(view: ClusterViewSnapshot): Promise<string[]> {
     const peers = this.#healthyPeers(view);
     const results = await Promise.allSettled(peers.map((p) => this.#o.peers.pull(p)));
+    const answered: string[] = [];
     results.forEach((result, i) => {
       if (result.status === "fulfilled") {
+        answered.push(peers[i]!.id);
         for (const record of result.value) this.#apply(record);
       } else {
         const reason = result.reason as PeerError | Error;
         this.#o.log("pull_failed", { peer: peers[i]!.id, error: reason.message });
       }
     });
+    return answered;
   }
 
   #kick(): void {
@@ -519,7 +593,11 @@ export class Dispatcher {
   }
 
   async #execute(record: RequestRecord): Promise<void> {
-    const attempt = nextAttempt(record, this.#o.nodeId);
+    const next = nextAttempt(record, this.#o.nodeId);
+    const attempt = {
+      state: next.state,
+      reDrive: next.reDrive || !this.#acceptedInTenure.has(record.id),
+    };
     const running = this.#apply({ ...record, state: attempt.state });
     this.#attemptsHere.set(record.id, (this.#attemptsHere.get(record.id) ?? 0) + 1);
     await this.#push([running]);
@@ -534,7 +612,7 @@ export class Dispatcher {
       });
     }
     const observed = new Map<string, ObservedVolume | undefined>();
-    for (const name of observationFor(record.operation, attempt.reDrive, outcome)) {
+    for (const name of observationFor(record.operation, outcome)) {
       // VOLUME@SNAPSHOT names a snapshot (volume names cannot hold '@').
       const [volume, snapshot] = name.split("@") as [string, string | undefined];
       if (snapshot !== undefined) {
@@ -576,6 +654,7 @@ export class Dispatcher {
       }
     }
     const finished = this.#apply({ ...running, state });
+    if (isFinal(finished.state)) this.#acceptedInTenure.delete(record.id);
     this.#o.log("executed", {
       id: record.id,
       op: record.operation.op,
@@ -599,6 +678,7 @@ export async function perform(
     if (error instanceof StorageError && error.code !== "REQUEST_ID_REUSED") {
       const code =
         error.code === "REPLICATION_FAILED" ||
+        error.code === "NO_REPLICA" ||
         error.code === "UNAUTHENTICATED" ||
         error.code === "FORBIDDEN"
           ? "BACKEND_ERROR"

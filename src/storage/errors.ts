@@ -9,6 +9,7 @@ export type GatewayErrorCode =
   | StorageErrorCode
   | "REQUEST_ID_REUSED"
   | "REPLICATION_FAILED"
+  | "NO_REPLICA"
   | "UNAUTHENTICATED"
   | "FORBIDDEN";
 
@@ -38,6 +39,7 @@ export function httpStatusOf(code: GatewayErrorCode): number {
     case "TIMEOUT":
       return 504;
     case "REPLICATION_FAILED":
+    case "NO_REPLICA":
     case "FENCED":
       return 503;
     case "BACKEND_ERROR":

@@ -15,6 +15,7 @@
  *   backend: { kind: file, dir: /var/lib/floatip/volumes, operationDelayMs: 0 }
  *          | { kind: rbd, pool: rbd, clientId: admin, cephConf: /etc/ceph/ceph.conf, timeoutMs: 10000 }
  *   replicationTimeoutMs: 2000    retryDelayMs: 1000    attemptsMax: 5
+ *   minReplicas: 0                healthy peers that must confirm a submission (default 0)
  *   clients:                      client credentials (at least one; token files mode 0600)
  *     - { name: provisioner, tokenFile: /etc/floatip/storage-provisioner.token, access: write }
  *     - { name: monitor, tokenFile: /etc/floatip/storage-monitor.token, access: read }
@@ -73,6 +74,8 @@ export interface GatewayConfig {
   readonly replicationTimeoutMs: number;
   readonly retryDelayMs: number;
   readonly attemptsMax: number;
+  /** Healthy peers that must take a submission before it is acknowledged (default 0). */
+  readonly minReplicas?: number;
   /** Largest request body the peer port reads (default 1 MiB); pushes are split to fit. */
   readonly peerBodyLimitBytes?: number;
   /** Client credentials of the API; the token of each is read from its file at start. */
@@ -157,6 +160,7 @@ export function parseGatewayConfig(raw: unknown, file: string): GatewayConfig {
     "replicationTimeoutMs",
     "retryDelayMs",
     "attemptsMax",
+    "minReplicas",
     "peerBodyLimitBytes",
     "clients",
     "retention",
@@ -278,6 +282,7 @@ export function parseGatewayConfig(raw: unknown, file: string): GatewayConfig {
     replicationTimeoutMs: int("replicationTimeoutMs", o.replicationTimeoutMs, 2000, 1),
     retryDelayMs: int("retryDelayMs", o.retryDelayMs, 1000, 0),
     attemptsMax: int("attemptsMax", o.attemptsMax, 5, 1),
+    minReplicas: int("minReplicas", o.minReplicas, 0, 0),
     peerBodyLimitBytes: int(
       "peerBodyLimitBytes",
       o.peerBodyLimitBytes,
@@ -388,6 +393,7 @@ export async function startGateway(
     peerUrl: (id, address) => config.peers[id] ?? `http://${address}:${config.peer.port}`,
     retryDelayMs: config.retryDelayMs,
     attemptsMax: config.attemptsMax,
+    ...(config.minReplicas === undefined ? {} : { minReplicas: config.minReplicas }),
     nowMs: () => Date.now(),
     log,
     ...(config.retention === undefined ? {} : { retention: config.retention }),

@@ -136,14 +136,15 @@ const request = async (method, path, body) => {
 (async () => {
   if (mode === "submit") {
     // REPLICATION_FAILED (503) means "journaled here, a peer did not confirm in time; retry
-    // with the same request id": what the API tells a client to do, done here (bounded).
+    // with the same request id", NO_REPLICA (503) "no healthy peer to take it yet; retry":
+    // what the API tells a client to do, done here (bounded).
     const once = async (c) => {
       try { return { id: c.id, ...(await request(c.method, c.path, c.body)) }; }
       catch (e) { return { id: c.id, status: 0, body: { error: { code: "NETWORK", message: String(e) } } }; }
     };
     const out = await Promise.all(calls.map(async (c) => {
       let answer = await once(c);
-      for (let retry = 1; retry <= 5 && answer.body?.error?.code === "REPLICATION_FAILED"; retry++) {
+      for (let retry = 1; retry <= 5 && ["REPLICATION_FAILED", "NO_REPLICA"].includes(answer.body?.error?.code); retry++) {
         await new Promise((r) => setTimeout(r, 300 * retry));
         answer = { ...(await once(c)), replicationRetries: retry };
       }

@@ -15,6 +15,7 @@ import {
 } from "../../src/core/requests/request-record.ts";
 import { createApi } from "../../src/storage/api.ts";
 import { FileBackend } from "../../src/storage/backends/file-backend.ts";
+import type { DispatcherOptions } from "../../src/storage/dispatcher.ts";
 import { StorageError } from "../../src/storage/errors.ts";
 import { Journal } from "../../src/storage/journal.ts";
 import { StaticClusterView } from "../../src/storage/static-cluster-view.ts";
@@ -66,7 +67,12 @@ class WatchedBackend extends FileBackend {
   }
 }
 
-async function setup(name: string, staleWatchWaitMs?: number, fencing = false) {
+async function setup(
+  name: string,
+  staleWatchWaitMs?: number,
+  fencing = false,
+  more: Partial<DispatcherOptions> = {},
+) {
   // A failed node looks for a fence of its own every 10 s in production; 50 ms here.
   const backend = new WatchedBackend({ dir: path.join(dir, name, "volumes") });
   await backend.init();
@@ -81,6 +87,7 @@ async function setup(name: string, staleWatchWaitMs?: number, fencing = false) {
     retryDelayMs: 10,
     ...(staleWatchWaitMs === undefined ? {} : { staleWatchWaitMs }),
     ...(fencing ? { fencing: true, unfenceRetryMs: 50 } : {}),
+    ...more,
   });
   dispatcher.start();
   return { backend, journal, clusterView, dispatcher };
@@ -421,6 +428,66 @@ describe("idempotent re-drive after the executing node died", () => {
       assert.equal(final?.state.state, "failed");
       if (final?.state.state === "failed") assert.equal(final.state.error.code, "EXISTS");
     } finally {
+      await dispatcher.stop();
+      journal.close();
+    }
+  });
+
+  it("a record this node accepted before it last took the VIP over is re-driven: another holder may have run it", async () => {
+    // b accepted both requests while it held the VIP, then stopped before running them; the
+    // next holder ran them (the delete removed v, the create made w with its own id), and b's
+    // journal never heard of it. b restarts and takes the VIP over with no peer to pull from.
+    const { backend, journal, clusterView, dispatcher } = await setup("stale-journal");
+    try {
+      await backend.create("w", mib, "stale-create");
+      journal.apply(createRecord("stale-delete", { op: "delete", name: "v" }, "b", 1));
+      journal.apply(
+        createRecord("stale-create", { op: "create", name: "w", sizeBytes: mib }, "b", 2),
+      );
+      clusterView.set(view("b"));
+      const deleted = await dispatcher.wait("stale-delete", 10_000);
+      const created = await dispatcher.wait("stale-create", 10_000);
+      assert.equal(deleted?.state.state, "succeeded", JSON.stringify(deleted?.state));
+      assert.equal(created?.state.state, "succeeded", JSON.stringify(created?.state));
+      const takeovers = dispatcher.takeovers();
+      assert.equal(takeovers.withoutPeers, 1);
+      assert.deepEqual(takeovers.last?.pulledFrom, []);
+      assert.equal(takeovers.last?.unfinished, 2);
+      // Accepted in this tenure, a delete of a missing volume is an ordinary failure.
+      await dispatcher.submit("fresh-delete", { op: "delete", name: "v" });
+      const fresh = await dispatcher.wait("fresh-delete", 10_000);
+      assert.equal(fresh?.state.state, "failed", JSON.stringify(fresh?.state));
+    } finally {
+      await dispatcher.stop();
+      journal.close();
+    }
+  });
+
+  it("refuses a new request with NO_REPLICA when fewer healthy peers than min_replicas could take it", async () => {
+    const { backend, journal, clusterView, dispatcher } = await setup(
+      "min-replicas",
+      undefined,
+      false,
+      { minReplicas: 1 },
+    );
+    clusterView.set(view("b")); // a is failed: b has no healthy peer
+    const app = createApi(dispatcher, [{ name: "ops", token: "t-ops", access: "write" }]);
+    try {
+      const refused = await app.inject({
+        method: "POST",
+        url: "/v1/volumes?wait=1s",
+        headers: { authorization: "Bearer t-ops" },
+        payload: { request_id: "lonely-1", name: "v", sizeBytes: mib },
+      });
+      assert.equal(refused.statusCode, 503);
+      assert.equal(refused.json().error.code, "NO_REPLICA");
+      assert.match(refused.json().error.message, /min_replicas/);
+      // Refused means journaled nowhere and run nowhere.
+      assert.equal(journal.get("lonely-1"), undefined);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.deepEqual(await backend.list(), []);
+    } finally {
+      await app.close();
       await dispatcher.stop();
       journal.close();
     }

@@ -34,7 +34,7 @@ async function attempt(
 ): Promise<RequestState> {
   const outcome = await perform(backend, operation, id);
   const observed = new Map<string, ObservedVolume | undefined>();
-  for (const name of observationFor(operation, reDrive, outcome)) {
+  for (const name of observationFor(operation, outcome)) {
     const info = await backend.info(name).catch(() => undefined);
     const createdBy = await backend.creatorOf(name);
     observed.set(name, info && { ...info, ...(createdBy ? { createdBy } : {}) });

@@ -110,10 +110,15 @@ describe("idempotent re-drive", () => {
     });
   });
 
-  it("create: an existing image succeeds only on a re-drive, and only when this request made it", () => {
+  it("create: an existing image succeeds only when this request made it, on any attempt", () => {
     const mine = new Map([["vol", { name: "vol", sizeBytes: 1024, createdBy: "r-1" }]]);
-    assert.equal(resolveOutcome(operation, first, fail("EXISTS"), mine, "r-1").state, "failed");
-    assert.deepEqual(observationFor(operation, true, fail("EXISTS")), ["vol"]);
+    // A first attempt meets its own image when another node ran it unbeknown to this journal.
+    assert.deepEqual(resolveOutcome(operation, first, fail("EXISTS"), mine, "r-1"), {
+      state: "succeeded",
+      result: { name: "vol", sizeBytes: 1024 },
+    });
+    assert.equal(resolveOutcome(operation, first, fail("EXISTS"), mine, "r-2").state, "failed");
+    assert.deepEqual(observationFor(operation, fail("EXISTS")), ["vol"]);
     const done = resolveOutcome(operation, again, fail("EXISTS"), mine, "r-1");
     assert.deepEqual(done, { state: "succeeded", result: { name: "vol", sizeBytes: 1024 } });
     const other = new Map([["vol", { name: "vol", sizeBytes: 2048, createdBy: "r-1" }]]);
@@ -151,7 +156,7 @@ describe("idempotent re-drive", () => {
 
   it("snap-create, copy and clone: an existing result means done on a re-drive when this request made it", () => {
     const sc: Operation = { op: "snap-create", name: "vol", snapshot: "s" };
-    assert.deepEqual(observationFor(sc, true, fail("EXISTS")), ["vol@s"]);
+    assert.deepEqual(observationFor(sc, fail("EXISTS")), ["vol@s"]);
     const snap = new Map([["vol@s", { name: "vol@s", sizeBytes: 0, createdBy: "r-1" }]]);
     assert.equal(resolveOutcome(sc, again, fail("EXISTS"), snap, "r-1").state, "succeeded");
     // Another request's snapshot of that name, or one without a record: not this one's effect.
@@ -162,7 +167,7 @@ describe("idempotent re-drive", () => {
       ["vol", { name: "vol", sizeBytes: 5 }],
       ["v2", { name: "v2", sizeBytes: 5, createdBy: "r-1" }],
     ]);
-    assert.deepEqual(observationFor(cp, true, fail("EXISTS")), ["v2", "vol"]);
+    assert.deepEqual(observationFor(cp, fail("EXISTS")), ["v2", "vol"]);
     assert.equal(resolveOutcome(cp, again, fail("EXISTS"), sizes, "r-1").state, "succeeded");
     assert.equal(resolveOutcome(cp, again, fail("EXISTS"), sizes, "r-9").state, "failed");
     const cl: Operation = { op: "clone", name: "vol", snapshot: "s", target: "v3" };

@@ -27,8 +27,12 @@
  *   snap-delete  NOT_FOUND                                    -> succeeded
  *   clone        EXISTS on the target                         -> succeeded (observed info)
  *   list, info, snap-list: read-only, simply run again.
- * On a first attempt the same errors are ordinary failures (a create of an existing volume
- * fails with EXISTS). Backends make create/copy/clone atomic (a temporary name, then a rename),
+ * An EXISTS rule needs the object to carry this request's id (the backends record it with the
+ * object atomically), and it applies on a first attempt too: only this request records its id,
+ * so a first attempt meets it only when another node ran the request unbeknown to this node's
+ * journal. NOT_FOUND on a first attempt is an ordinary failure (a delete of a missing volume).
+ * The dispatcher also counts as a re-drive every record it did not accept itself while holding
+ * the VIP in its current tenure (it may have run elsewhere meanwhile). Backends make create/copy/clone atomic (a temporary name, then a rename),
  * so an image that exists under its final name is complete.
  *
  * Pure: no I/O, no clock. Times are passed in by the caller.
@@ -257,15 +261,12 @@ export interface ObservedVolume {
 }
 
 /**
- * For a re-drive that failed with EXISTS, the volume(s) whose size decides whether the effect is
- * already there; the dispatcher reads them (`info`) and passes them to `resolveOutcome`.
+ * For an attempt that failed with EXISTS (a first attempt too: see `resolveOutcome`), the
+ * volume(s) whose size and creator decide whether the effect is already there; the dispatcher
+ * reads them (`info`, the creator metadata) and passes them to `resolveOutcome`.
  */
-export function observationFor(
-  operation: Operation,
-  reDrive: boolean,
-  outcome: Outcome,
-): readonly string[] {
-  if (!reDrive || outcome.ok || outcome.error.code !== "EXISTS") return [];
+export function observationFor(operation: Operation, outcome: Outcome): readonly string[] {
+  if (outcome.ok || outcome.error.code !== "EXISTS") return [];
   switch (operation.op) {
     case "create":
       return [operation.name];
@@ -302,6 +303,10 @@ export function resolveOutcome(
     return { state: "outcome_unknown", node: attempt.node, attempt: attempt.attempt };
   }
   const failed: RequestState = { state: "failed", error: outcome.error };
+  // EXISTS on an object that carries this request's id is this request's effect, on any
+  // attempt: only this request ever records its id (a first attempt meets it when another node
+  // ran the request and this node's journal did not hear of it).
+  if (code === "EXISTS") return existsAsEffect(operation, observed, requestId) ?? failed;
   if (!attempt.reDrive) return failed;
   // The previous holder died inside its own attempt (`rbd rm` has the image open): its client
   // still watches the image until Ceph times the watch out, and every open or removal meanwhile
@@ -318,46 +323,60 @@ export function resolveOutcome(
       return code === "NOT_FOUND"
         ? { state: "succeeded", result: { name: operation.name, snapshot: operation.snapshot } }
         : failed;
-    // A snapshot that exists is this request's effect only when it carries this request's id.
-    case "snap-create": {
-      const seen = observed.get(`${operation.name}@${operation.snapshot}`);
-      return code === "EXISTS" && seen !== undefined && madeBy(seen, requestId)
-        ? { state: "succeeded", result: { name: operation.name, snapshot: operation.snapshot } }
-        : failed;
-    }
-    // A volume that exists is this request's effect only when it carries this request's id:
-    // another client's request may have made a volume of the same name and size.
-    case "create": {
-      const seen = observed.get(operation.name);
-      return code === "EXISTS" &&
-        seen !== undefined &&
-        seen.sizeBytes === operation.sizeBytes &&
-        madeBy(seen, requestId)
-        ? { state: "succeeded", result: withoutCreator(seen) }
-        : failed;
-    }
-    case "copy": {
-      const target = observed.get(operation.target);
-      const source = observed.get(operation.name);
-      return code === "EXISTS" &&
-        target !== undefined &&
-        source !== undefined &&
-        target.sizeBytes === source.sizeBytes &&
-        madeBy(target, requestId)
-        ? { state: "succeeded", result: withoutCreator(target) }
-        : failed;
-    }
-    case "clone": {
-      const target = observed.get(operation.target);
-      return code === "EXISTS" && target !== undefined && madeBy(target, requestId)
-        ? { state: "succeeded", result: withoutCreator(target) }
-        : failed;
-    }
+    case "snap-create":
+    case "create":
+    case "copy":
+    case "clone":
     case "list":
     case "info":
     case "resize":
     case "snap-list":
       return failed;
+  }
+}
+
+/**
+ * The success an EXISTS answer stands for when the object is this request's own effect, else
+ * undefined. A snapshot or clone that exists is this request's effect only when it carries this
+ * request's id; a volume (create, copy) also needs the requested size: another client's request
+ * may have made an object of the same name.
+ */
+function existsAsEffect(
+  operation: Operation,
+  observed: ReadonlyMap<string, ObservedVolume | undefined>,
+  requestId: string | undefined,
+): RequestState | undefined {
+  switch (operation.op) {
+    case "snap-create": {
+      const seen = observed.get(`${operation.name}@${operation.snapshot}`);
+      return seen !== undefined && madeBy(seen, requestId)
+        ? { state: "succeeded", result: { name: operation.name, snapshot: operation.snapshot } }
+        : undefined;
+    }
+    case "create": {
+      const seen = observed.get(operation.name);
+      return seen !== undefined && seen.sizeBytes === operation.sizeBytes && madeBy(seen, requestId)
+        ? { state: "succeeded", result: withoutCreator(seen) }
+        : undefined;
+    }
+    case "copy": {
+      const target = observed.get(operation.target);
+      const source = observed.get(operation.name);
+      return target !== undefined &&
+        source !== undefined &&
+        target.sizeBytes === source.sizeBytes &&
+        madeBy(target, requestId)
+        ? { state: "succeeded", result: withoutCreator(target) }
+        : undefined;
+    }
+    case "clone": {
+      const target = observed.get(operation.target);
+      return target !== undefined && madeBy(target, requestId)
+        ? { state: "succeeded", result: withoutCreator(target) }
+        : undefined;
+    }
+    default:
+      return undefined;
   }
 }
 
