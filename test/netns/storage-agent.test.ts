@@ -14,6 +14,10 @@
  *    every result through the VIP without submitting anything again.
  * 3. A node whose own health check fails (an exec check on a flag file, the stand-in for the
  *    rbd check) releases the storage VIP; the next holder serves the next request.
+ * 4. A stale journal: the holder stops with requests it accepted still queued, the next holder
+ *    finishes them, and the first comes back and takes the VIP over while no peer is healthy
+ *    (one stopped, one failing its check): it pulls from nobody, re-drives its own journal,
+ *    and still answers every request as succeeded, as the node that ran them did.
  */
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -23,6 +27,7 @@ import { after, before, describe, it } from "node:test";
 import {
   allLogs,
   type LiveCluster,
+  processExited,
   startCluster,
   waitFor,
   waitSettled,
@@ -474,5 +479,98 @@ describe("storage gateway inside the agent", { skip: skipUnlessRoot() }, () => {
     } finally {
       writeFileSync(flagFile, "");
     }
+  });
+
+  it("a node back with a stale journal and no healthy peer answers what the others finished", async (t) => {
+    const c = live();
+    await waitSettled(c, 30_000);
+    const made = await run(
+      [0, 1, 2, 3, 4].map((i) => ({
+        id: `stale-setup-${i}`,
+        method: "POST",
+        path: `/v1/volumes?request_id=stale-setup-${i}`,
+        body: { name: `sd${i}`, sizeBytes: mib },
+      })),
+    );
+    for (const [id, record] of made) assert.equal(record?.state.state, "succeeded", id);
+    const calls: Call[] = [];
+    for (let i = 0; i < 10; i++) {
+      calls.push({
+        id: `stale-create-${i}`,
+        method: "POST",
+        path: `/v1/volumes?request_id=stale-create-${i}`,
+        body: { name: `sc${i}`, sizeBytes: mib },
+      });
+    }
+    for (let i = 0; i < 5; i++) {
+      calls.push({
+        id: `stale-delete-${i}`,
+        method: "DELETE",
+        path: `/v1/volumes/sd${i}?request_id=stale-delete-${i}`,
+      });
+    }
+    const first = await c.holderOf(vip);
+    assert.ok(first, "someone holds the storage VIP");
+    const acks = await client<Answer[]>("submit", calls);
+    for (const ack of acks) assert.ok([200, 202].includes(ack.status), JSON.stringify(ack));
+    // The holder stops (an orderly stop: it finishes the command under way and hands the VIP
+    // over) with most of the 15 still accepted in its journal.
+    const child = c.agents.get(first)!;
+    c.signal(first, "SIGTERM");
+    await processExited(child);
+    const finished = new Map(
+      (await client<Followed[]>("follow", calls)).map((f) => [f.id, f.record]),
+    );
+    for (const call of calls) {
+      assert.equal(finished.get(call.id)?.state.state, "succeeded", call.id);
+    }
+    const second = await c.holderOf(vip);
+    assert.ok(second && second !== first, `the VIP moved on from ${first}`);
+    const third = c.ids.find((id) => id !== first && id !== second)!;
+    // The third node fails its check (alive, still counted for quorum), the second stops: the
+    // first comes back to a cluster where nobody it could pull from is healthy.
+    writeFileSync(flagFile, `inet ${c.topology.host(third).address}/\n`);
+    const secondChild = c.agents.get(second)!;
+    try {
+      const thirdFailed = await waitFor(async () => {
+        const r = await c.cli(second, ["status", "--json"]);
+        if (r.code !== 0) return undefined;
+        const status = JSON.parse(r.stdout) as { members: { id: string; state: string }[] };
+        return status.members.find((m) => m.id === third)?.state === "failed" ? true : undefined;
+      }, 20_000);
+      assert.ok(thirdFailed, `${third} fails its check\n${allLogs(c)}`);
+      c.signal(second, "SIGTERM");
+      await processExited(secondChild);
+      c.startAgent(first);
+      const back = await waitFor(
+        async () => ((await c.holderOf(vip)) === first ? true : undefined),
+        30_000,
+      );
+      assert.ok(back, `${first} takes the storage VIP back\n${allLogs(c)}`);
+      const alone = await waitFor(
+        async () => (c.logs(first).includes("takeover_without_peers") ? true : undefined),
+        10_000,
+      );
+      assert.ok(alone, `${first} took over with no peer to pull from\n${c.logs(first)}`);
+      const answered = new Map(
+        (await client<Followed[]>("follow", calls)).map((f) => [f.id, f.record]),
+      );
+      t.diagnostic(
+        `${first} stopped, ${second} finished ${calls.length} requests, ${third} failed, ${second} stopped, ${first} took over alone`,
+      );
+      for (const call of calls) {
+        assert.equal(
+          answered.get(call.id)?.state.state,
+          "succeeded",
+          `${call.id} as ${first} answers it: ${JSON.stringify(answered.get(call.id))}\n${c.logs(first)}`,
+        );
+      }
+      for (let i = 0; i < 10; i++) assert.equal(statSync(volume(`sc${i}`)).size, mib);
+      for (let i = 0; i < 5; i++) assert.equal(existsSync(volume(`sd${i}`)), false);
+    } finally {
+      writeFileSync(flagFile, "");
+      if (secondChild.exitCode !== null || secondChild.signalCode !== null) c.startAgent(second);
+    }
+    await waitSettled(c, 30_000);
   });
 });
