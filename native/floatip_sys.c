@@ -25,11 +25,13 @@
  *
  * rtnetlink addresses (NETLINK_ROUTE socket, one per call, SO_RCVTIMEO = timeoutMs):
  *   listAddresses(ifname, timeoutMs?) -> [{ ip, prefixLength, family: 4 | 6,
- *       validLftSec, preferredLftSec }] (lifetimes: seconds or "forever"); RTM_GETADDR dump.
+ *       validLftSec, preferredLftSec, tentative, dadFailed }] (lifetimes: seconds or
+ *       "forever"; the two flags: IPv6 DAD under way / failed); RTM_GETADDR dump.
  *   renewAddressLifetime(ifname, ip, prefixLength, validLftSec, timeoutMs?) -> undefined
  *       RTM_NEWADDR with NLM_F_REPLACE (no NLM_F_CREATE) and IFA_CACHEINFO valid = preferred =
- *       validLftSec, like `ip address change`. The kernel still creates an address that is
- *       missing (both families ignore the absent NLM_F_CREATE): list first.
+ *       validLftSec, like `ip address change` (IPv6: with nodad, as floatip adds it). The
+ *       kernel still creates an address that is missing (both families ignore the absent
+ *       NLM_F_CREATE): list first.
  *
  * Errors are thrown as Error objects whose `code` is the errno name ("EPERM", "EINVAL",
  * "ENOMEM", "ENODEV", "ETIMEDOUT", ...), with `errno` (the number) and `syscall` (what failed)
@@ -786,6 +788,7 @@ typedef struct {
   uint8_t address[16];
   uint32_t valid;
   uint32_t preferred;
+  uint32_t flags; /* IFA_F_*: ifa_flags, or the IFA_FLAGS attribute when present */
 } nl_address;
 
 typedef struct {
@@ -965,9 +968,11 @@ static int parse_address(const struct nlmsghdr* header, unsigned int ifindex, nl
   const void* local = NULL;
   const void* address = NULL;
   const struct ifa_cacheinfo* cache = NULL;
+  uint32_t flags;
   int remaining;
   size_t length;
   if (header->nlmsg_len < NLMSG_LENGTH(sizeof *message)) return 0;
+  flags = message->ifa_flags;
   if (message->ifa_index != ifindex) return 0;
   if (message->ifa_family == AF_INET) {
     length = 4;
@@ -990,6 +995,9 @@ static int parse_address(const struct nlmsghdr* header, unsigned int ifindex, nl
       case IFA_CACHEINFO:
         if (payload >= sizeof *cache) cache = RTA_DATA(attribute);
         break;
+      case IFA_FLAGS:
+        if (payload >= sizeof flags) memcpy(&flags, RTA_DATA(attribute), sizeof flags);
+        break;
       default:
         break;
     }
@@ -1004,6 +1012,7 @@ static int parse_address(const struct nlmsghdr* header, unsigned int ifindex, nl
   memcpy(out->address, local, length);
   out->valid = cache ? cache->ifa_valid : INFINITY_LIFE_TIME;
   out->preferred = cache ? cache->ifa_prefered : INFINITY_LIFE_TIME;
+  out->flags = flags;
   return 1;
 }
 
@@ -1105,6 +1114,10 @@ static napi_value address_object(napi_env env, const nl_address* item) {
     return NULL;
   value = lifetime_value(env, item->preferred);
   if (value == NULL || napi_set_named_property(env, object, "preferredLftSec", value) != napi_ok)
+    return NULL;
+  /* IPv6 duplicate address detection: still running, or another host answered for it. */
+  if (set_bool(env, object, "tentative", (item->flags & IFA_F_TENTATIVE) != 0) == NULL ||
+      set_bool(env, object, "dadFailed", (item->flags & IFA_F_DADFAILED) != 0) == NULL)
     return NULL;
   return object;
 }
@@ -1240,6 +1253,13 @@ static napi_value js_renew_address_lifetime(napi_env env, napi_callback_info inf
   cache.ifa_valid = (uint32_t)valid;
   cache.ifa_prefered = (uint32_t)valid;
   add_attribute(&request.header, sizeof request, IFA_CACHEINFO, &cache, sizeof cache);
+  if (family == AF_INET6) {
+    /* A change resets the flags it does not carry: keep nodad (floatip probes for itself;
+     * without it the kernel runs DAD again when the link comes back up). */
+    uint32_t flags = IFA_F_NODAD;
+    message->ifa_flags = (uint8_t)flags;
+    add_attribute(&request.header, sizeof request, IFA_FLAGS, &flags, sizeof flags);
+  }
 
   if (nl_open(&sock, timeout_ms, &error) != 0) return throw_sys_error(env, &error);
   buffer = malloc(RECV_BUFFER_BYTES);

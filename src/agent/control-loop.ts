@@ -71,13 +71,21 @@ export interface ControlPlatform {
     options: { repeat: number; intervalMs: number; stillHeld: (address: string) => boolean },
     done: (error: Error | undefined) => void,
   ): void;
-  /** Addresses on `iface` now (throws when it cannot tell). */
-  listAddresses(iface: string): readonly string[];
+  /**
+   * Addresses on `iface` now, in canonical text (throws when it cannot tell); `dadFailed`: the
+   * kernel's IPv6 duplicate address detection found another host with the address.
+   */
+  listAddresses(iface: string): readonly ListedAddress[];
   /**
    * Gives `address` a fresh kernel lifetime. Like the kernel's RTM_NEWADDR, it CREATES the
    * address when it is missing: callers list first and renew only what is there.
    */
   renewLifetime(iface: string, address: string, prefix: number, lifetimeSec: number): void;
+}
+
+export interface ListedAddress {
+  readonly ip: string;
+  readonly dadFailed?: boolean;
 }
 
 export interface ControlVip {
@@ -552,9 +560,9 @@ export class ControlLoop {
    * hang.
    */
   #renewOn(iface: string, vips: readonly number[]): void {
-    let present: Set<string>;
+    let present: Map<string, ListedAddress>;
     try {
-      present = new Set(this.#p.listAddresses(iface));
+      present = new Map(this.#p.listAddresses(iface).map((a) => [a.ip, a]));
     } catch (error) {
       this.#o.log("warn", "cannot list addresses to renew lifetimes", {
         interface: iface,
@@ -564,8 +572,27 @@ export class ControlLoop {
     }
     for (const vip of vips) {
       const spec = this.#vips[vip]!;
-      if (!present.has(spec.address)) {
+      const listed = present.get(spec.address);
+      if (listed === undefined) {
         this.#o.log("warn", "a held VIP vanished from its interface", { vip: spec.address });
+        this.step({ type: "address-lost", nowMs: this.#p.now(), vip });
+        continue;
+      }
+      if (listed.dadFailed) {
+        // floatip adds IPv6 VIPs with nodad; a `dadfailed` address was re-added by someone
+        // else, or DAD ran again and another host answered: the address is in use elsewhere.
+        // Let it go; the core probes before it takes the VIP again and reports the conflict.
+        this.#o.log("error", "duplicate address detected: another host answers for this VIP", {
+          vip: spec.address,
+          interface: iface,
+          detectedBy: "kernel DAD (dadfailed)",
+        });
+        this.#chain((next) =>
+          this.#p.applyAddresses(
+            [{ op: "del", iface, ip: spec.address, prefix: spec.prefixLength }],
+            () => next(),
+          ),
+        );
         this.step({ type: "address-lost", nowMs: this.#p.now(), vip });
         continue;
       }

@@ -9,8 +9,14 @@ import { applyAddressBatch } from "../adapters/linux/address.ts";
 import { announceBurst, probeOccupiedMany } from "../adapters/linux/arp.ts";
 import { listAddressesNetlink, renewAddressLifetime } from "../adapters/linux/netlink.ts";
 import type { UdpTransport } from "../cluster/udp-transport.ts";
+import { canonicalIp } from "../config/ipv6.ts";
 import type { Message, PersistentState } from "../core/types.ts";
-import type { AddressChange, ControlPlatform, ProbeOutcome } from "./control-loop.ts";
+import type {
+  AddressChange,
+  ControlPlatform,
+  ListedAddress,
+  ProbeOutcome,
+} from "./control-loop.ts";
 
 export function monotonicMs(): number {
   return Math.floor(performance.now());
@@ -119,8 +125,11 @@ export class LinuxPlatform implements ControlPlatform {
     );
   }
 
-  listAddresses(iface: string): readonly string[] {
-    return listAddressesNetlink(iface).map((a) => a.ip);
+  listAddresses(iface: string): readonly ListedAddress[] {
+    return listAddressesNetlink(iface).map((a) => ({
+      ip: canonicalIp(a.ip),
+      ...(a.dadFailed ? { dadFailed: true } : {}),
+    }));
   }
 
   renewLifetime(iface: string, address: string, prefix: number, lifetimeSec: number): void {

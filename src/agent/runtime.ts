@@ -23,6 +23,7 @@ import { supervisorVipsEnv, writeVipManifest } from "../adapters/linux/superviso
 import { loadClusterKey } from "../cluster/key.ts";
 import { UdpTransport } from "../cluster/udp-transport.ts";
 import { configFingerprint } from "../config/fingerprint.ts";
+import { canonicalIp } from "../config/ipv6.ts";
 import { loadConfig } from "../config/load.ts";
 import type { ClusterConfig, VipSpec } from "../config/types.ts";
 import { canonicalVipOrder } from "../config/vip-order.ts";
@@ -511,7 +512,7 @@ export class Agent implements AgentHandle, ClusterView {
     for (const [iface, specs] of byInterface) {
       let present: Set<string>;
       try {
-        present = new Set((await listAddresses(iface)).map((a) => a.ip));
+        present = new Set((await listAddresses(iface)).map((a) => canonicalIp(a.ip)));
       } catch (error) {
         this.#log.log("warn", "cannot list addresses", {
           interface: iface,

@@ -19,6 +19,7 @@
  *
  * Each finding is a ConfigProblem (key path, message, fix, line and column in the file).
  */
+
 import { accessSync, constants, existsSync, readFileSync, statSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { delimiter, join } from "node:path";
@@ -27,6 +28,7 @@ import { ApiSetupError } from "../api/errors.ts";
 import { readToken } from "../api/token.ts";
 import { ClusterKeyError, loadClusterKey } from "../cluster/key.ts";
 import type { ConfigProblem } from "./errors.ts";
+import { ipv6Value, sameIpv6Prefix } from "./ipv6.ts";
 import { formatPath } from "./load.ts";
 import type { ClusterConfig } from "./types.ts";
 
@@ -225,7 +227,13 @@ export function deepCheck(config: ClusterConfig, options: DeepCheckOptions = {})
     );
   }
   config.vips.forEach((vip, i) => {
-    const inSubnet = config.nodes.some((n) => sameSubnet(vip.address, n.address, vip.prefixLength));
+    // Node addresses of the VIP's family tell; with none (IPv6 VIPs on an IPv4 cluster, or the
+    // other way round) there is nothing to compare.
+    const family = (address: string) => (address.includes(":") ? 6 : 4);
+    const sameFamily = config.nodes.filter((n) => family(n.address) === family(vip.address));
+    const inSubnet =
+      sameFamily.length === 0 ||
+      sameFamily.some((n) => sameSubnet(vip.address, n.address, vip.prefixLength));
     if (!inSubnet) {
       warnings.push(
         finding(
@@ -281,6 +289,9 @@ function toNumber(address: string): number {
 }
 
 function sameSubnet(a: string, b: string, prefixLength: number): boolean {
+  const a6 = ipv6Value(a);
+  const b6 = ipv6Value(b.split("%")[0]!);
+  if (a6 !== undefined && b6 !== undefined) return sameIpv6Prefix(a6, b6, prefixLength);
   if (!/^\d+\.\d+\.\d+\.\d+$/.test(a) || !/^\d+\.\d+\.\d+\.\d+$/.test(b)) return true;
   const size = 2 ** (32 - prefixLength);
   return Math.floor(toNumber(a) / size) === Math.floor(toNumber(b) / size);

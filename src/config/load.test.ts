@@ -193,6 +193,32 @@ describe("defaults", () => {
     assert.deepEqual(paths(problemsOf(variant((c) => (c.nodes = null)))), ["nodes"]);
   });
 
+  it("reads IPv6 VIPs and node addresses in their canonical form", () => {
+    const config = parse(
+      variant((c) => {
+        c.nodes[0].address = "[2001:DB8:0:0::11]:7000";
+        c.nodes[1].address = "2001:db8::12";
+        c.nodes[2].address = "fe80::13%eth0";
+        c.vips.push({ address: "2001:0db8::100/64" }, { address: "fd00::1:0:0:100/48" });
+      }),
+    );
+    assert.deepEqual(
+      config.nodes.map((n) => [n.address, n.port]),
+      [
+        ["2001:db8::11", 7000],
+        ["2001:db8::12", 7946],
+        ["fe80::13%eth0", 7946],
+      ],
+    );
+    assert.deepEqual(
+      config.vips.slice(-2).map((v) => [v.address, v.prefixLength]),
+      [
+        ["2001:db8::100", 64],
+        ["fd00::1:0:0:100", 48],
+      ],
+    );
+  });
+
   it("takes the port from address IP:PORT", () => {
     const config = parse(variant((c) => (c.nodes[0].address = "198.18.0.11:7000")));
     assert.equal(config.nodes[0]!.address, "198.18.0.11");
@@ -370,7 +396,23 @@ describe("validation rules, one problem at the right path", () => {
     ["VIP without prefix", (c) => (c.vips[0].address = "198.18.0.100"), "vips[0].address"],
     ["VIP prefix 0", (c) => (c.vips[0].address = "198.18.0.100/0"), "vips[0].address"],
     ["VIP prefix 33", (c) => (c.vips[0].address = "198.18.0.100/33"), "vips[0].address"],
-    ["VIP IPv6", (c) => (c.vips[0].address = "2001:db8::1/64"), "vips[0].address"],
+    ["VIP IPv6 link-local", (c) => (c.vips[0].address = "fe80::5/64"), "vips[0].address"],
+    ["VIP IPv6 multicast", (c) => (c.vips[0].address = "ff02::5/64"), "vips[0].address"],
+    ["VIP IPv6 prefix 129", (c) => (c.vips[0].address = "2001:db8::1/129"), "vips[0].address"],
+    ["VIP IPv6 subnet anycast", (c) => (c.vips[0].address = "2001:db8::/64"), "vips[0].address"],
+    ["VIP IPv4-mapped", (c) => (c.vips[0].address = "::ffff:198.18.0.9/96"), "vips[0].address"],
+    [
+      "duplicate IPv6 VIP in another spelling",
+      (c) => c.vips.push({ address: "2001:DB8:0::7/64" }, { address: "2001:db8::0:7/64" }),
+      "vips[2].address",
+    ],
+    ["link-local node without zone", (c) => (c.nodes[0].address = "fe80::11"), "nodes[0].address"],
+    [
+      "zone on a global node address",
+      (c) => (c.nodes[0].address = "2001:db8::11%eth0"),
+      "nodes[0].address",
+    ],
+    ["nodes of two families", (c) => (c.nodes[1].address = "2001:db8::12"), "nodes[1].address"],
     ["VIP network address", (c) => (c.vips[0].address = "198.18.0.0/24"), "vips[0].address"],
     ["VIP is a node address", (c) => (c.vips[0].address = "198.18.0.12/24"), "vips[0].address"],
     ["duplicate VIP", (c) => c.vips.push({ address: "198.18.0.100/16" }), "vips[1].address"],

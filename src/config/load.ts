@@ -43,6 +43,7 @@ import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { type Document, LineCounter, parseDocument } from "yaml";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
+import { canonicalIp, ipv6Text, ipv6Value, ipv6VipProblem } from "./ipv6.ts";
 import { defaultProfile, profileNames, profiles, validateTimers } from "./profiles.ts";
 import type {
   ApiSpec,
@@ -679,6 +680,20 @@ function readNodes(ctx: Context, raw: unknown): NodeSet {
   checkUnique(ctx, items, "nodes", "id", rawId, "give each node its own id");
   const fix = "give each node its own address (or, on one host, its own port)";
   checkUnique(ctx, items, "nodes", "address", rawEndpoint, fix);
+  // One socket family carries the heartbeats: every node talks IPv4, or every node IPv6.
+  const family = (n: NodeSpec) => (n.address.includes(":") ? 6 : 4);
+  const first = nodes[0];
+  nodes.forEach((node, i) => {
+    if (first !== undefined && family(node) !== family(first)) {
+      const index = items.findIndex((item) => isObj(item) && item.id === node.id);
+      ctx.add(
+        ["nodes", index >= 0 ? index : i, "address"],
+        `${node.address} is IPv${family(node)} while node ${first.id} talks IPv${family(first)}`,
+        "give every node an address of one family (VIPs of either family float over both)",
+      );
+      broken = true;
+    }
+  });
   return { nodes, ids, complete: !broken };
 }
 
@@ -740,15 +755,42 @@ function readNodeAddress(ctx: Context, obj: Obj, at: readonly Segment[]) {
   const portOverride =
     obj.port === undefined ? undefined : int(ctx, obj, "port", at, { min: 1, max: 65535 });
   if (text === undefined) return undefined;
-  const { host, port } = splitHostPort(text);
-  const ip = parseIpv4(host);
-  if (ip === undefined || !isUsableUnicast(ip)) {
-    ctx.add(
-      [...at, "address"],
-      `"${text}" is not a usable IPv4 address`,
-      "write a unicast IPv4 address such as 198.18.0.11 (optionally with :PORT)",
-    );
-    return undefined;
+  const { host: written, port } = splitHostPort(text);
+  let host = written;
+  const [bare = "", zone] = written.split("%");
+  const v6 = ipv6Value(bare);
+  if (v6 !== undefined) {
+    // IPv6 node addresses: unicast; a link-local one needs its zone (fe80::11%eth0).
+    const linkLocal = Number(v6 >> 112n) >> 6 === 0xfe80 >> 6;
+    const problem =
+      v6 === 0n || v6 === 1n || Number(v6 >> 112n) >= 0xff00
+        ? "is not a unicast address"
+        : linkLocal && !zone
+          ? "is link-local and names no interface"
+          : !linkLocal && zone !== undefined
+            ? "has a zone, which only a link-local address takes"
+            : undefined;
+    if (problem !== undefined) {
+      ctx.add(
+        [...at, "address"],
+        `"${text}" ${problem}`,
+        linkLocal
+          ? `write it with its interface, such as "[${bare}%eth0]:${defaultPort}" or "${bare}%eth0"`
+          : "write a unicast IPv6 address such as 2001:db8::11 or [2001:db8::11]:7946",
+      );
+      return undefined;
+    }
+    host = zone === undefined ? ipv6Text(v6) : `${ipv6Text(v6)}%${zone}`;
+  } else {
+    const ip = parseIpv4(host);
+    if (ip === undefined || !isUsableUnicast(ip)) {
+      ctx.add(
+        [...at, "address"],
+        `"${text}" is not a usable IPv4 or IPv6 address`,
+        "write a unicast address such as 198.18.0.11 or 2001:db8::11 (optionally with :PORT; [2001:db8::11]:PORT for IPv6)",
+      );
+      return undefined;
+    }
   }
   let parsedPort: number | undefined;
   if (port !== undefined) {
@@ -757,7 +799,7 @@ function readNodeAddress(ctx: Context, obj: Obj, at: readonly Segment[]) {
       ctx.add(
         [...at, "address"],
         `port "${port}" is not in 1-65535`,
-        `write ${host}:${defaultPort}`,
+        `write ${host.includes(":") ? `[${host}]` : host}:${defaultPort}`,
       );
       return undefined;
     }
@@ -775,7 +817,7 @@ function readNodeAddress(ctx: Context, obj: Obj, at: readonly Segment[]) {
 }
 
 const vipKeys = ["address", "interface", "policy", "preferred", "failback"];
-const vipExample = "{ address: 198.18.0.100/24 }";
+const vipExample = "{ address: 198.18.0.100/24 } (or an IPv6 address: 2001:db8::100/64)";
 const policies: readonly PlacementPolicy[] = ["round-robin", "weighted", "hash"];
 
 function readVips(ctx: Context, raw: unknown, nodes: NodeSet): VipSpec[] | undefined {
@@ -789,7 +831,7 @@ function readVips(ctx: Context, raw: unknown, nodes: NodeSet): VipSpec[] | undef
     else broken = true;
   });
   const rawAddress = (item: Obj) =>
-    typeof item.address === "string" ? item.address.split("/")[0] : undefined;
+    typeof item.address === "string" ? canonicalIp(item.address.split("/")[0]!) : undefined;
   checkUnique(ctx, items, "vips", "address", rawAddress, "list each VIP once");
   return broken ? undefined : vips;
 }
@@ -845,7 +887,7 @@ function readVipAddress(
   const text = str(ctx, obj, "address", at, { required: true, example: "198.18.0.100/24" });
   if (text === undefined) return undefined;
   const here = [...at, "address"];
-  const match = /^([^/]+)\/(\d{1,2})$/.exec(text);
+  const match = /^([^/]+)\/(\d{1,3})$/.exec(text);
   if (!match) {
     ctx.add(
       here,
@@ -854,25 +896,21 @@ function readVipAddress(
     );
     return undefined;
   }
-  const address = match[1]!;
+  const written = match[1]!;
   const prefixLength = Number(match[2]);
+  const v6 = ipv6Value(written);
+  if (v6 !== undefined) return readIpv6Vip(ctx, here, v6, prefixLength, nodes);
+  const address = written;
   const ip = parseIpv4(address);
   if (ip === undefined || !isUsableUnicast(ip)) {
     ctx.add(
       here,
-      `"${address}" is not a usable IPv4 address`,
-      "write a unicast IPv4 address such as 198.18.0.100/24",
+      `"${address}" is not a usable IPv4 or IPv6 address`,
+      "write a unicast address with its prefix, such as 198.18.0.100/24 or 2001:db8::100/64",
     );
     return undefined;
   }
-  if (prefixLength < 1 || prefixLength > 32) {
-    ctx.add(
-      here,
-      `prefix length /${prefixLength} is not in 1-32`,
-      `write ${address}/24 (your subnet's prefix)`,
-    );
-    return undefined;
-  }
+  if (badPrefix(ctx, here, address, prefixLength, 32, 24)) return undefined;
   if (prefixLength <= 30) {
     const hostBits = 2 ** (32 - prefixLength);
     const offset = ip % hostBits;
@@ -885,15 +923,72 @@ function readVipAddress(
       return undefined;
     }
   }
+  if (isNodeAddress(ctx, here, address, nodes)) return undefined;
+  return { address, prefixLength };
+}
+
+/** Reports a prefix length outside 1..max; true when it did. */
+function badPrefix(
+  ctx: Context,
+  here: readonly Segment[],
+  address: string,
+  prefixLength: number,
+  max: number,
+  typical: number,
+): boolean {
+  if (prefixLength >= 1 && prefixLength <= max) return false;
+  ctx.add(
+    here,
+    `prefix length /${prefixLength} is not in 1-${max}`,
+    `write ${address}/${typical} (your subnet's prefix)`,
+  );
+  return true;
+}
+
+/** Reports a VIP that is a node's own address; true when it did. */
+function isNodeAddress(
+  ctx: Context,
+  here: readonly Segment[],
+  address: string,
+  nodes: readonly NodeSpec[],
+): boolean {
   const owner = nodes.find((n) => n.address === address);
-  if (owner) {
+  if (owner === undefined) return false;
+  ctx.add(
+    here,
+    `${address} is the peer address of node ${owner.id}`,
+    "use an address no node owns permanently; a VIP moves between nodes",
+  );
+  return true;
+}
+
+function readIpv6Vip(
+  ctx: Context,
+  here: readonly Segment[],
+  value: bigint,
+  prefixLength: number,
+  nodes: readonly NodeSpec[],
+): { address: string; prefixLength: number } | undefined {
+  const address = ipv6Text(value);
+  const problem = ipv6VipProblem(value);
+  if (problem !== undefined) {
     ctx.add(
       here,
-      `${address} is the peer address of node ${owner.id}`,
-      "use an address no node owns permanently; a VIP moves between nodes",
+      `${address} ${problem}`,
+      "float a global or unique-local address such as 2001:db8::100/64 or fd00::100/64",
     );
     return undefined;
   }
+  if (badPrefix(ctx, here, address, prefixLength, 128, 64)) return undefined;
+  if (prefixLength <= 126 && value % (1n << BigInt(128 - prefixLength)) === 0n) {
+    ctx.add(
+      here,
+      `${address} is the subnet-router anycast address of /${prefixLength} (all host bits zero)`,
+      "pick a host address inside the subnet",
+    );
+    return undefined;
+  }
+  if (isNodeAddress(ctx, here, address, nodes)) return undefined;
   return { address, prefixLength };
 }
 

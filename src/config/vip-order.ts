@@ -7,8 +7,9 @@
  * runs it holds VIPs as before.
  */
 import { isIPv4 } from "node:net";
+import { ipv6Value } from "./ipv6.ts";
 
-/** Sort key: IPv4 as four bytes behind a "4", anything else behind a "6" as written. */
+/** Sort key: IPv4 as four bytes behind a "4", IPv6 as sixteen behind a "6". */
 function key(address: string): string {
   if (isIPv4(address)) {
     return `4${address
@@ -16,7 +17,8 @@ function key(address: string): string {
       .map((octet) => Number(octet).toString(16).padStart(2, "0"))
       .join("")}`;
   }
-  return `6${address.toLowerCase()}`;
+  const v6 = ipv6Value(address);
+  return v6 === undefined ? `6${address.toLowerCase()}` : `6${v6.toString(16).padStart(32, "0")}`;
 }
 
 /** A copy of `vips` in the cluster-wide order (the input is left as it is). */

@@ -14,7 +14,10 @@ import { ensureBuilt } from "./build.ts";
 import { createTopology, type Topology } from "./topology.ts";
 
 export interface ClusterVip {
-  readonly host: number; // last octet in the topology subnet
+  /** Last octet in the topology's IPv4 subnet, or the last group (decimal digits) in its /64. */
+  readonly host: number;
+  /** 6: an IPv6 VIP in the topology's /64 (default 4). */
+  readonly family?: 4 | 6;
   readonly policy?: "round-robin" | "weighted" | "hash";
   readonly preferred?: string;
   readonly failback?: string;
@@ -28,6 +31,8 @@ export interface ClusterOptions {
   readonly weights?: readonly number[];
   /** Extra YAML appended to the config (checks:, notify:, …). */
   readonly extraYaml?: string;
+  /** 6: nodes send heartbeats to each other's IPv6 addresses (default 4). */
+  readonly nodeFamily?: 4 | 6;
   /** Run agents without the supervisor process. */
   readonly noSupervisor?: boolean;
   readonly addressLifetime?: string;
@@ -81,15 +86,20 @@ export async function startCluster(options: ClusterOptions): Promise<LiveCluster
   const topology = await createTopology({ prefix: options.prefix, hosts: [...ids, "client"] });
   const dir = mkdtempSync(join(tmpdir(), `${options.prefix}-`));
   const subnet = topology.subnet;
-  const vipAddresses = options.vips.map((v) => `${subnet}.${v.host}`);
+  const vipAddresses = options.vips.map((v) =>
+    v.family === 6 ? `${topology.subnet6}${v.host}` : `${subnet}.${v.host}`,
+  );
   writeFileSync(join(dir, "cluster.key"), randomBytes(32), { mode: 0o600 });
   writeFileSync(join(dir, "api.token"), `${randomBytes(16).toString("hex")}\n`, { mode: 0o600 });
   const nodeLines = ids.map((id, i) => {
     const host = topology.host(id);
-    return `  - { id: ${id}, address: ${host.address}, interface: ${host.iface}, weight: ${options.weights?.[i] ?? 100 - i * 10} }`;
+    const address = options.nodeFamily === 6 ? `"${host.address6}"` : host.address;
+    return `  - { id: ${id}, address: ${address}, interface: ${host.iface}, weight: ${options.weights?.[i] ?? 100 - i * 10} }`;
   });
   const vipLines = options.vips.map((v, i) => {
-    const parts = [`address: ${vipAddresses[i]}/24`, `policy: ${v.policy ?? "round-robin"}`];
+    // IPv6 quoted: a plain scalar in a flow mapping should not carry "::".
+    const cidr = v.family === 6 ? `"${vipAddresses[i]}/64"` : `${vipAddresses[i]}/24`;
+    const parts = [`address: ${cidr}`, `policy: ${v.policy ?? "round-robin"}`];
     if (v.preferred) parts.push(`preferred: ${v.preferred}`);
     if (v.failback) parts.push(`failback: "${v.failback}"`);
     return `  - { ${parts.join(", ")} }`;
@@ -113,7 +123,8 @@ export async function startCluster(options: ClusterOptions): Promise<LiveCluster
   );
   const agents = new Map<string, ChildProcess>();
   const logs = new Map<string, string[]>();
-  const service = `require("node:http").createServer((q, s) => s.end(process.argv[1])).listen(8080, "0.0.0.0")`;
+  // "::" takes IPv4 and IPv6 alike (the namespaces keep bindv6only at 0).
+  const service = `require("node:http").createServer((q, s) => s.end(process.argv[1])).listen(8080, "::")`;
   for (const id of ids)
     topology.spawn(id, process.execPath, ["-e", service, id], { stdio: "ignore" });
 
@@ -194,7 +205,12 @@ export async function startCluster(options: ClusterOptions): Promise<LiveCluster
         const result = await topology.exec(
           "client",
           "curl",
-          ["-s", "-m", String(timeoutMs / 1000), `http://${vip}:8080/`],
+          [
+            "-s",
+            "-m",
+            String(timeoutMs / 1000),
+            `http://${vip.includes(":") ? `[${vip}]` : vip}:8080/`,
+          ],
           timeoutMs + 2000,
         );
         return result.stdout.trim() || undefined;

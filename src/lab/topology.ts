@@ -32,6 +32,8 @@ export interface TopologyHost {
   readonly netns: string;
   /** IPv4 address without prefix, e.g. 198.18.37.10 (the prefix length is 24). */
   readonly address: string;
+  /** IPv6 address without prefix, e.g. 2001:db8:25::10 (documentation space, /64). */
+  readonly address6: string;
   /** Interface inside the host namespace (always `eth0`). */
   readonly iface: string;
   readonly mac: string;
@@ -48,6 +50,8 @@ export interface Topology {
   readonly hosts: readonly TopologyHost[];
   /** Network part of the hosts' /24, e.g. `198.18.37`. */
   readonly subnet: string;
+  /** The hosts' IPv6 /64 without its length, ending in `::`, e.g. `2001:db8:25::`. */
+  readonly subnet6: string;
   host(name: string): TopologyHost;
   exec(host: string, cmd: string, args: readonly string[], timeoutMs?: number): Promise<ExecResult>;
   spawn(host: string, cmd: string, args: readonly string[], options?: SpawnOptions): ChildProcess;
@@ -115,6 +119,7 @@ export async function createTopology(options: TopologyOptions): Promise<Topology
     throw new Error(`subnet must be 0..255, got ${subnetOctet}`);
   }
   const subnet = `198.18.${subnetOctet}`;
+  const subnet6 = `2001:db8:${subnetOctet.toString(16)}::`;
   const bridgeNs = `${prefix}br`;
   const state: TopologyState = { namespaces: [], processes: new Set(), destroyed: false };
   live.add(state);
@@ -153,20 +158,36 @@ export async function createTopology(options: TopologyOptions): Promise<Topology
       ]);
       await ip(["-n", bridgeNs, "link", "set", port, "master", bridgeName, "up"]);
       await ip(["-n", netns, "address", "add", `${address}/24`, "dev", hostIface]);
+      // IPv6 beside it (documentation space, inside the namespaces only), without DAD so it
+      // is usable at once.
+      const address6 = `${subnet6}${10 + index}`;
+      await ip(["-n", netns, "address", "add", `${address6}/64`, "dev", hostIface, "nodad"]);
       await ip(["-n", netns, "link", "set", hostIface, "up"]);
       const [link] = JSON.parse(
         (await ip(["-n", netns, "-json", "link", "show", hostIface])).stdout,
       );
-      built.push({ name, netns, address, iface: hostIface, mac: String(link.address) });
+      built.push({
+        name,
+        netns,
+        address,
+        address6: `${subnet6}${10 + index}`,
+        iface: hostIface,
+        mac: String(link.address),
+      });
     }
   } catch (error) {
     await destroyState(state);
     throw error;
   }
-  return makeTopology(state, built, subnet);
+  return makeTopology(state, built, subnet, subnet6);
 }
 
-function makeTopology(state: TopologyState, hosts: TopologyHost[], subnet: string): Topology {
+function makeTopology(
+  state: TopologyState,
+  hosts: TopologyHost[],
+  subnet: string,
+  subnet6: string,
+): Topology {
   const blocked = new Map<string, Set<string>>();
   const host = (name: string): TopologyHost => {
     const found = hosts.find((h) => h.name === name);
@@ -225,6 +246,7 @@ function makeTopology(state: TopologyState, hosts: TopologyHost[], subnet: strin
   return {
     hosts,
     subnet,
+    subnet6,
     host,
     exec: (name, cmd, args, timeoutMs) => inHost(name, cmd, args, timeoutMs),
     spawn(name, cmd, args, options = {}) {

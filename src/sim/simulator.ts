@@ -877,7 +877,8 @@ export class Simulator {
           sim.#processTask(node, "io", () => done(undefined)),
         );
       },
-      listAddresses: () => [...node.addresses].map((vip) => this.options.vips[vip]!.address),
+      listAddresses: () =>
+        [...node.addresses].map((vip) => ({ ip: this.options.vips[vip]!.address })),
       renewLifetime: (_iface, address) => {
         const vip = vipOf(address);
         if (lifetimeMs === undefined) return;

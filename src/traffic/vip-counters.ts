@@ -11,6 +11,7 @@
  * When nft is missing or fails to apply, the error is reported and per-VIP counting is
  * retried on the next change of the held set; interface counting is unaffected.
  */
+import { isIPv4 } from "node:net";
 import { run } from "../adapters/exec.ts";
 import {
   listCountersArgs,
@@ -55,8 +56,11 @@ export class VipCounters {
   }
 
   start(): void {
-    this.#unsubscribe = this.#options.view.subscribe((view) => this.#wantSet([...view.held]));
-    this.#wantSet([...this.#options.view.current().held]);
+    // The counters live in an `ip` (IPv4) table: IPv6 VIPs are not counted per VIP yet (their
+    // bytes still count in the interface totals).
+    const counted = (held: ReadonlySet<string>) => [...held].filter((vip) => isIPv4(vip));
+    this.#unsubscribe = this.#options.view.subscribe((view) => this.#wantSet(counted(view.held)));
+    this.#wantSet(counted(this.#options.view.current().held));
     this.#timer = setInterval(() => {
       // Skips a round rather than queueing many behind a slow nft.
       if (this.#applied !== undefined) this.#enqueue(() => this.#sample());

@@ -222,6 +222,31 @@ describe("floatip config check", () => {
     }
   });
 
+  it("checks IPv6: VIPs and nodes accepted, a link-local VIP refused with its reason, a VIP outside the nodes' prefix warned", () => {
+    const path = join(dir, "six.yaml");
+    const six = readFileSync(good, "utf8")
+      .replace("address: 198.18.0.11,", "address: 2001:db8::11,")
+      .replace("address: 198.18.0.12,", "address: 2001:db8::12,")
+      .replace("address: 198.18.0.13,", "address: 2001:db8::13,")
+      .replace("address: 198.18.0.100/24", 'address: "2001:db8::100/64"')
+      .replace("address: 198.18.0.101/24", 'address: "2001:db8:1::101/64"');
+    writeFileSync(path, six);
+    const ok = floatip("config", "check", path);
+    assert.equal(ok.code, 0, ok.stdout);
+    assert.match(
+      ok.stdout,
+      /^warning: .*vips\[1\]\.address: no node has an address in 2001:db8:1::101\/64/m,
+    );
+    assert.doesNotMatch(ok.stdout, /vips\[0\]/);
+    writeFileSync(path, six.replace('address: "2001:db8::100/64"', 'address: "fe80::100/64"'));
+    const refused = floatip("config", "check", path);
+    assert.equal(refused.code, 1, refused.stdout);
+    assert.match(
+      refused.stdout,
+      /vips\[0\]\.address: fe80::100 is link-local: .* — fix: float a global or unique-local/,
+    );
+  });
+
   it("warns, and still exits 0, for a two-node cluster and a VIP outside every node's subnet", () => {
     const path = join(dir, "two.yaml");
     writeFileSync(

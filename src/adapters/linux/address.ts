@@ -110,6 +110,8 @@ export async function addAddress(
     "dev",
     checkIface(iface),
     ...lifetimeArgs(options),
+    // IPv6: floatip probes for itself; see applyAddressBatch.
+    ...(isIP(ip) === 6 ? ["nodad"] : []),
   ];
   try {
     await ipRun(args, options);
@@ -141,7 +143,11 @@ export async function renewAddress(
   if (!present.some((entry) => sameAddress(entry, ip, prefix))) {
     throw new AddressError("ADDRESS_NOT_FOUND", `${target} is not on ${iface}; probe and add it`);
   }
-  await ipRun(["address", "change", target, "dev", iface, ...lifetimeArgs(options)], options);
+  const nodad = isIP(ip) === 6 ? ["nodad"] : [];
+  await ipRun(
+    ["address", "change", target, "dev", iface, ...lifetimeArgs(options), ...nodad],
+    options,
+  );
 }
 
 /** Removes `ip/prefix` from `iface`. An address that is already gone counts as success. */
@@ -319,9 +325,19 @@ export async function applyAddressBatch(
       o.op === "del"
         ? []
         : lifetimeArgs({ ...(o.validLftSec !== undefined ? { validLftSec: o.validLftSec } : {}) });
-    return ["address", o.op, cidr(o.ip, o.prefix), "dev", checkIface(o.iface), ...lifetime].join(
-      " ",
-    );
+    // IPv6: no kernel DAD (floatip probes for itself before it adds; DAD would leave the
+    // address "tentative", unusable for services, for about a second). A change carries the
+    // flag too: it resets the flags it does not name.
+    const nodad = o.op !== "del" && isIP(o.ip) === 6 ? ["nodad"] : [];
+    return [
+      "address",
+      o.op,
+      cidr(o.ip, o.prefix),
+      "dev",
+      checkIface(o.iface),
+      ...lifetime,
+      ...nodad,
+    ].join(" ");
   });
   let stderr = "";
   try {

@@ -52,6 +52,10 @@ export interface NetlinkAddress {
   readonly validLftSec: number | "forever";
   readonly preferredLftSec: number | "forever";
   readonly family: 4 | 6;
+  /** IPv6: the kernel's duplicate address detection still runs (services cannot bind yet). */
+  readonly tentative: boolean;
+  /** IPv6: duplicate address detection failed: another host answered for the address. */
+  readonly dadFailed: boolean;
 }
 
 export interface NetlinkCallOptions {

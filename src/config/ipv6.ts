@@ -1,0 +1,73 @@
+/**
+ * IPv6 addresses as the config, the agent and the kernel see them: one canonical text form
+ * (RFC 5952: lower case, the longest run of two or more zero groups compressed, as `ip` and
+ * glibc's inet_ntop print it), the 128-bit value, and the ranges a VIP must not be in.
+ */
+import { isIPv6 } from "node:net";
+
+/** The 128-bit value of an IPv6 address (no zone, no prefix), or undefined. */
+export function ipv6Value(text: string): bigint | undefined {
+  if (!isIPv6(text) || text.includes("%")) return undefined;
+  // An embedded IPv4 tail (::ffff:198.18.0.1) becomes two hexadecimal groups.
+  const plain = text.replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_m, a, b, c, d) => {
+    const word = (x: string, y: string) => (Number(x) * 256 + Number(y)).toString(16);
+    return `${word(a, b)}:${word(c, d)}`;
+  });
+  const [left = "", right] = plain.split("::");
+  const words = (part: string) => (part === "" ? [] : part.split(":"));
+  const leftWords = words(left);
+  const rightWords = right === undefined ? [] : words(right);
+  const fill = right === undefined ? 0 : 8 - leftWords.length - rightWords.length;
+  const all = [...leftWords, ...new Array<string>(fill).fill("0"), ...rightWords];
+  if (all.length !== 8) return undefined;
+  return all.reduce((value, word) => (value << 16n) | BigInt(Number.parseInt(word, 16)), 0n);
+}
+
+/** RFC 5952 text of a 128-bit value. */
+export function ipv6Text(value: bigint): string {
+  const words: number[] = [];
+  for (let i = 7; i >= 0; i--) words.push(Number((value >> BigInt(i * 16)) & 0xffffn));
+  let bestStart = -1;
+  let bestLength = 1; // a single zero group is never compressed
+  for (let i = 0; i < 8; ) {
+    if (words[i] !== 0) {
+      i += 1;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && words[j] === 0) j += 1;
+    if (j - i > bestLength) {
+      bestStart = i;
+      bestLength = j - i;
+    }
+    i = j;
+  }
+  const hex = (list: number[]) => list.map((w) => w.toString(16)).join(":");
+  if (bestStart < 0) return hex(words);
+  return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLength))}`;
+}
+
+/** The canonical form of an IPv6 address, or the text unchanged when it is not one. */
+export function canonicalIp(text: string): string {
+  const value = ipv6Value(text);
+  return value === undefined ? text : ipv6Text(value);
+}
+
+/** Why an IPv6 address cannot be a VIP (undefined: it can). */
+export function ipv6VipProblem(value: bigint): string | undefined {
+  const top16 = Number(value >> 112n);
+  if (value === 0n) return "is the unspecified address";
+  if (value === 1n) return "is the loopback address";
+  if (top16 >= 0xff00) return "is a multicast address";
+  if ((top16 & 0xffc0) === 0xfe80) {
+    return "is link-local: it is scoped to one link and every interface has its own fe80::/10, so moving it means nothing to a client on another link";
+  }
+  if (value >> 32n === 0xffffn) return "is an IPv4-mapped address (write the IPv4 address itself)";
+  return undefined;
+}
+
+/** Whether `a` and `b` (IPv6 values) share their first `prefixLength` bits. */
+export function sameIpv6Prefix(a: bigint, b: bigint, prefixLength: number): boolean {
+  const shift = BigInt(128 - prefixLength);
+  return a >> shift === b >> shift;
+}
