@@ -1,5 +1,6 @@
 /*
- * floatip_arp: gratuitous ARP announcements and ARP occupancy probes on an AF_PACKET socket.
+ * floatip_arp: gratuitous ARP announcements and ARP occupancy probes on an AF_PACKET socket,
+ * and their IPv6 counterparts (Neighbour Discovery, floatip_ndp.c) for IPv6 VIPs.
  *
  * Why native: iputils `arping -U` spends about a second per call and `arping -i 0` can hang,
  * while a failover must announce up to 1,000 VIPs in well under a second. One raw socket per
@@ -7,16 +8,30 @@
  *
  * Exports (all synchronous except probe):
  *   interfaceMac(ifname) -> "aa:bb:cc:dd:ee:ff"
- *   announce(ifname, ipv4List, macOrEmpty, forms) -> number of frames sent
- *       forms: "both" (default, also when undefined), "request" or "reply".
- *   probe(ifname, ipv4 | ipv4List, timeoutMs) -> Promise
- *       ipv4 string:  resolves { occupied, mac? }
- *       ipv4 list:    resolves [{ ip, occupied, mac? }, ...] in the order given
+ *   announce(ifname, ipList, macOrEmpty, forms) -> number of frames sent
+ *       ipList: IPv4 and IPv6 addresses (text, no prefix), mixed as you like.
+ *       IPv4: gratuitous ARP; forms: "both" (default, also when undefined), "request" or
+ *       "reply" (two frames per VIP with "both", else one).
+ *       IPv6: one unsolicited Neighbour Advertisement per VIP (RFC 4861 §7.2.6) to ff02::1,
+ *       from the VIP, Override set, Solicited clear, Router set when
+ *       /proc/sys/net/ipv6/conf/IFNAME/forwarding is 1, Target Link-Layer Address = mac.
+ *       `forms` does not apply to it.
+ *   probe(ifname, ip | ipList, timeoutMs) -> Promise
+ *       ip string:  resolves { occupied, mac? }
+ *       ip list:    resolves [{ ip, occupied, mac? }, ...] in the order given (`ip` as given)
+ *       IPv4: RFC 5227 ARP probe (sender IP 0.0.0.0); occupied when another MAC sends ARP
+ *       with the VIP as sender IP.
+ *       IPv6: RFC 4862 duplicate address detection: Neighbour Solicitation from :: to the
+ *       VIP's solicited-node group (joined on the socket meanwhile); occupied when a Neighbour
+ *       Advertisement for the VIP arrives (mac: its Target Link-Layer Address, else the
+ *       Ethernet source), or another MAC's DAD solicitation for it (a concurrent prober).
+ *       Both families send a second round halfway through timeoutMs.
  *   The probe runs on the libuv thread pool (napi async work) so the event loop keeps running.
+ *   IPv6 link-local (fe80::/10), multicast, unspecified and loopback addresses are invalid.
  *
  * Errors are thrown (or rejected) as Error objects whose `code` is one of
  * ERR_ARP_INVALID_ARGUMENT, ERR_ARP_NO_INTERFACE, ERR_ARP_NOT_ETHERNET, ERR_ARP_PERMISSION,
- * ERR_ARP_SOCKET, ERR_ARP_SEND.
+ * ERR_ARP_SOCKET, ERR_ARP_SEND (the same codes for IPv6).
  *
  * Sockets are created in the network namespace of the calling process, so the addon works
  * unchanged under `ip netns exec`.
@@ -45,12 +60,24 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "floatip_ndp.h"
 #include "floatip_sys.h"
 #include "floatip_tickle.h"
 
 #define FRAME_BYTES 42 /* 14 Ethernet + 28 ARP; the NIC pads to the 60-byte minimum. */
 #define MAX_ADDRESSES 65536
 #define MAX_PROBE_TIMEOUT_MS 60000
+/* Above this many distinct solicited-node groups a probe joins all multicast instead: a NIC
+ * has few exact multicast filter slots, and reprogramming them per group costs time. */
+#define MAX_GROUP_MEMBERSHIPS 64
+
+/* One VIP of a call: IPv4 (network order) or IPv6, and the text it was given as. */
+typedef struct {
+  int family; /* AF_INET or AF_INET6 */
+  uint32_t v4;
+  struct in6_addr v6;
+  char text[64]; /* INET6_ADDRSTRLEN would do; 64 = the buffer it is read into */
+} vip_address;
 
 typedef struct {
   char code[40];
@@ -172,13 +199,14 @@ static void build_frame(uint8_t frame[FRAME_BYTES], uint16_t operation, const ui
 }
 
 /* Sends one frame; retries briefly when the device queue is full instead of dropping it. */
-static int send_frame(int fd, const uint8_t* frame, const struct sockaddr_ll* destination,
-                      const char* ifname, arp_error* error) {
+static int send_frame(int fd, const uint8_t* frame, size_t length,
+                      const struct sockaddr_ll* destination, const char* ifname,
+                      arp_error* error) {
   int attempt;
   for (attempt = 0; attempt < 200; attempt++) {
-    ssize_t sent = sendto(fd, frame, FRAME_BYTES, 0, (const struct sockaddr*)destination,
+    ssize_t sent = sendto(fd, frame, length, 0, (const struct sockaddr*)destination,
                           sizeof *destination);
-    if (sent == FRAME_BYTES) return 0;
+    if (sent == (ssize_t)length) return 0;
     if (sent < 0 && errno == EINTR) continue;
     if (sent < 0 && (errno == ENOBUFS || errno == EAGAIN)) {
       struct timespec pause = {0, 200000}; /* 0.2 ms, at most 40 ms in all */
@@ -197,6 +225,16 @@ static int send_frame(int fd, const uint8_t* frame, const struct sockaddr_ll* de
   }
   set_error(error, "ERR_ARP_SEND", "floatip_arp: send queue of '%s' stayed full", ifname);
   return -1;
+}
+
+/* The destination of IPv6 frames sent on a packet socket of `ifindex`: only the ifindex and
+ * the protocol (skb->protocol) matter, a SOCK_RAW frame carries its own Ethernet header. */
+static void ipv6_destination(const struct sockaddr_ll* base, struct sockaddr_ll* destination) {
+  static const uint8_t all_nodes_mac[6] = {0x33, 0x33, 0, 0, 0, 1};
+  *destination = *base;
+  destination->sll_protocol = htons(ETH_P_IPV6);
+  destination->sll_halen = 6;
+  memcpy(destination->sll_addr, all_nodes_mac, 6);
 }
 
 static int64_t monotonic_ms(void) {
@@ -252,13 +290,32 @@ static void format_mac(const uint8_t mac[6], char out[18]) {
            mac[5]);
 }
 
-/* Reads an array of IPv4 strings; returns a malloc'd array (network order) or NULL after throwing. */
-static uint32_t* read_ipv4_list(napi_env env, napi_value list, uint32_t* count) {
+/* Parses one IPv4 or IPv6 address (text, no prefix, no zone). Returns NULL on success, else
+ * what is wrong with it (for the message of an ERR_ARP_INVALID_ARGUMENT). */
+static const char* parse_vip(const char* text, vip_address* out) {
+  struct in_addr v4;
+  memset(out, 0, sizeof *out);
+  if (inet_pton(AF_INET, text, &v4) == 1) {
+    out->family = AF_INET;
+    out->v4 = v4.s_addr;
+  } else if (inet_pton(AF_INET6, text, &out->v6) == 1) {
+    const char* problem = ndp_vip_problem(&out->v6);
+    if (problem != NULL) return problem;
+    out->family = AF_INET6;
+  } else {
+    return "not an IPv4 or IPv6 address string";
+  }
+  snprintf(out->text, sizeof out->text, "%s", text);
+  return NULL;
+}
+
+/* Reads an array of IPv4/IPv6 strings; returns a malloc'd array or NULL after throwing. */
+static vip_address* read_address_list(napi_env env, napi_value list, uint32_t* count) {
   bool is_array = false;
   uint32_t i;
-  uint32_t* addresses;
+  vip_address* addresses;
   if (napi_is_array(env, list, &is_array) != napi_ok || !is_array) {
-    throw_invalid(env, "floatip_arp: expected an array of IPv4 address strings");
+    throw_invalid(env, "floatip_arp: expected an array of IPv4 or IPv6 address strings");
     return NULL;
   }
   napi_get_array_length(env, list, count);
@@ -266,7 +323,7 @@ static uint32_t* read_ipv4_list(napi_env env, napi_value list, uint32_t* count) 
     throw_invalid(env, "floatip_arp: too many addresses in one call (limit 65536)");
     return NULL;
   }
-  addresses = malloc(sizeof(uint32_t) * (*count > 0 ? *count : 1));
+  addresses = malloc(sizeof(vip_address) * (*count > 0 ? *count : 1));
   if (addresses == NULL) {
     napi_throw_error(env, "ERR_ARP_INTERNAL", "floatip_arp: out of memory");
     return NULL;
@@ -274,18 +331,16 @@ static uint32_t* read_ipv4_list(napi_env env, napi_value list, uint32_t* count) 
   for (i = 0; i < *count; i++) {
     napi_value element;
     char text[64];
-    struct in_addr parsed;
+    const char* problem = "not an IPv4 or IPv6 address string";
     napi_get_element(env, list, i, &element);
     if (read_string(env, element, text, sizeof text) != 0 ||
-        inet_pton(AF_INET, text, &parsed) != 1) {
-      char message[128];
-      snprintf(message, sizeof message, "floatip_arp: element %u is not an IPv4 address string",
-               i);
+        (problem = parse_vip(text, &addresses[i])) != NULL) {
+      char message[160];
+      snprintf(message, sizeof message, "floatip_arp: element %u is %s", i, problem);
       free(addresses);
       throw_invalid(env, message);
       return NULL;
     }
-    addresses[i] = parsed.s_addr;
   }
   return addresses;
 }
@@ -316,9 +371,9 @@ static napi_value js_announce(napi_env env, napi_callback_info info) {
   uint8_t mac[6];
   uint8_t zero_mac[6] = {0};
   uint32_t count = 0, i;
-  uint32_t* addresses;
-  bool send_request, send_reply;
-  struct sockaddr_ll destination;
+  vip_address* addresses;
+  bool send_request, send_reply, router = false;
+  struct sockaddr_ll destination, destination6;
   arp_error error;
   int fd;
   double sent = 0;
@@ -327,7 +382,7 @@ static napi_value js_announce(napi_env env, napi_callback_info info) {
 
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 2 || read_string(env, argv[0], ifname, sizeof ifname) != 0)
-    return throw_invalid(env, "floatip_arp: announce(ifname, ipv4List, mac?, forms?)");
+    return throw_invalid(env, "floatip_arp: announce(ifname, ipList, mac?, forms?)");
   if (argc >= 3) {
     napi_typeof(env, argv[2], &type);
     if (type != napi_undefined && type != napi_null &&
@@ -350,26 +405,44 @@ static napi_value js_announce(napi_env env, napi_callback_info info) {
   } else if (interface_mac(ifname, mac, &error) != 0) {
     return throw_arp_error(env, &error);
   }
-  addresses = read_ipv4_list(env, argv[1], &count);
+  addresses = read_address_list(env, argv[1], &count);
   if (addresses == NULL) return NULL;
 
+  /* One socket for both families: the sockaddr of each sendto names the protocol. */
   fd = open_arp_socket(ifname, &destination, &error);
   if (fd < 0) {
     free(addresses);
     return throw_arp_error(env, &error);
   }
+  ipv6_destination(&destination, &destination6);
+  for (i = 0; i < count; i++) {
+    if (addresses[i].family == AF_INET6) {
+      router = ndp_interface_forwarding(ifname);
+      break;
+    }
+  }
   for (i = 0; i < count; i++) {
     uint8_t frame[FRAME_BYTES];
+    uint32_t ip = addresses[i].v4;
+    if (addresses[i].family == AF_INET6) {
+      uint8_t advertisement[NDP_NA_FRAME_BYTES];
+      ndp_build_unsolicited_na(advertisement, mac, &addresses[i].v6, router);
+      if (send_frame(fd, advertisement, sizeof advertisement, &destination6, ifname, &error) !=
+          0)
+        goto failed;
+      sent++;
+      continue;
+    }
     /* Request form (RFC 5227 announcement): sender = target = VIP; target MAC ignored. */
     if (send_request) {
-      build_frame(frame, ARPOP_REQUEST, mac, addresses[i], zero_mac, addresses[i]);
-      if (send_frame(fd, frame, &destination, ifname, &error) != 0) goto failed;
+      build_frame(frame, ARPOP_REQUEST, mac, ip, zero_mac, ip);
+      if (send_frame(fd, frame, FRAME_BYTES, &destination, ifname, &error) != 0) goto failed;
       sent++;
     }
     /* Reply form: Linux only treats a reply as gratuitous when target MAC = sender MAC. */
     if (send_reply) {
-      build_frame(frame, ARPOP_REPLY, mac, addresses[i], mac, addresses[i]);
-      if (send_frame(fd, frame, &destination, ifname, &error) != 0) goto failed;
+      build_frame(frame, ARPOP_REPLY, mac, ip, mac, ip);
+      if (send_frame(fd, frame, FRAME_BYTES, &destination, ifname, &error) != 0) goto failed;
       sent++;
     }
   }
@@ -391,7 +464,7 @@ typedef struct {
   napi_deferred deferred;
   char ifname[IFNAMSIZ + 1];
   uint32_t count;
-  uint32_t* addresses;   /* network order */
+  vip_address* addresses;
   uint8_t* occupied;     /* per address: 0/1 */
   uint8_t (*macs)[6];    /* per address: the MAC that answered */
   int timeout_ms;
@@ -403,22 +476,136 @@ typedef struct {
 static int find_address(const probe_job* job, uint32_t address) {
   uint32_t i;
   for (i = 0; i < job->count; i++)
-    if (job->addresses[i] == address) return (int)i;
+    if (job->addresses[i].family == AF_INET && job->addresses[i].v4 == address) return (int)i;
   return -1;
 }
 
-static int send_probes(probe_job* job, int fd, const struct sockaddr_ll* destination,
-                       const uint8_t mac[6]) {
+static int find_address6(const probe_job* job, const struct in6_addr* address) {
+  uint32_t i;
+  for (i = 0; i < job->count; i++)
+    if (job->addresses[i].family == AF_INET6 &&
+        memcmp(&job->addresses[i].v6, address, sizeof *address) == 0)
+      return (int)i;
+  return -1;
+}
+
+/* One round: an ARP probe per free IPv4 address on fd, a DAD NS per free IPv6 one on fd6. */
+static int send_probes(probe_job* job, int fd, const struct sockaddr_ll* destination, int fd6,
+                       const struct sockaddr_ll* destination6, const uint8_t mac[6]) {
   uint8_t zero_mac[6] = {0};
   uint32_t i;
   for (i = 0; i < job->count; i++) {
-    uint8_t frame[FRAME_BYTES];
     if (job->occupied[i]) continue;
-    /* RFC 5227 probe: sender IP 0.0.0.0 so no neighbour learns a mapping from it. */
-    build_frame(frame, ARPOP_REQUEST, mac, 0, zero_mac, job->addresses[i]);
-    if (send_frame(fd, frame, destination, job->ifname, &job->error) != 0) return -1;
+    if (job->addresses[i].family == AF_INET6) {
+      uint8_t solicitation[NDP_NS_FRAME_BYTES];
+      /* RFC 4862 §5.4.2: source ::, so no neighbour learns a mapping from it. */
+      ndp_build_dad_ns(solicitation, mac, &job->addresses[i].v6);
+      if (send_frame(fd6, solicitation, sizeof solicitation, destination6, job->ifname,
+                     &job->error) != 0)
+        return -1;
+    } else {
+      uint8_t frame[FRAME_BYTES];
+      /* RFC 5227 probe: sender IP 0.0.0.0 so no neighbour learns a mapping from it. */
+      build_frame(frame, ARPOP_REQUEST, mac, 0, zero_mac, job->addresses[i].v4);
+      if (send_frame(fd, frame, FRAME_BYTES, destination, job->ifname, &job->error) != 0)
+        return -1;
+    }
   }
   return 0;
+}
+
+static int compare_u32(const void* a, const void* b) {
+  uint32_t x = *(const uint32_t*)a, y = *(const uint32_t*)b;
+  return x < y ? -1 : x > y;
+}
+
+static int add_membership(int fd, int ifindex, unsigned short type, const uint8_t mac[6],
+                          const char* ifname, arp_error* error) {
+  struct packet_mreq request;
+  memset(&request, 0, sizeof request);
+  request.mr_ifindex = ifindex;
+  request.mr_type = type;
+  if (mac != NULL) {
+    request.mr_alen = 6;
+    memcpy(request.mr_address, mac, 6);
+  }
+  if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &request, sizeof request) == 0) return 0;
+  set_errno_error(error, errno, "PACKET_ADD_MEMBERSHIP", ifname);
+  return -1;
+}
+
+/*
+ * Opens the IPv6 probe socket: ICMPv6 NS/NA only (a BPF filter, attached before the socket is
+ * bound to ETH_P_IPV6 so nothing else queues meanwhile), and member of the all-nodes group
+ * (where a defender's NA goes) and of every probed address's solicited-node group (where a
+ * concurrent prober's NS goes): a NIC filters multicast, and without the membership it would
+ * drop those frames unless the kernel has joined the group for an address of its own. Closing
+ * the socket drops the memberships.
+ */
+static int open_ndp_socket(probe_job* job, struct sockaddr_ll* destination) {
+  static const uint8_t all_nodes_mac[6] = {0x33, 0x33, 0, 0, 0, 1};
+  unsigned int ifindex = if_nametoindex(job->ifname);
+  struct sockaddr_ll local;
+  uint32_t* groups;
+  uint32_t i, group_count = 0, distinct = 0;
+  int fd;
+  if (ifindex == 0) {
+    set_error(&job->error, "ERR_ARP_NO_INTERFACE", "floatip_arp: no such interface '%s'",
+              job->ifname);
+    return -1;
+  }
+  fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0); /* protocol 0: receives nothing yet */
+  if (fd < 0) {
+    set_errno_error(&job->error, errno, "socket(AF_PACKET)", job->ifname);
+    return -1;
+  }
+  ndp_attach_filter(fd); /* best effort: every frame is checked anyway */
+  groups = malloc(sizeof(uint32_t) * (job->count > 0 ? job->count : 1));
+  if (groups == NULL) {
+    close(fd);
+    set_error(&job->error, "ERR_ARP_INTERNAL", "floatip_arp: out of memory");
+    return -1;
+  }
+  for (i = 0; i < job->count; i++) {
+    const uint8_t* a = job->addresses[i].v6.s6_addr;
+    if (job->addresses[i].family == AF_INET6)
+      groups[group_count++] = (uint32_t)a[13] << 16 | (uint32_t)a[14] << 8 | a[15];
+  }
+  qsort(groups, group_count, sizeof groups[0], compare_u32);
+  for (i = 0; i < group_count; i++)
+    if (i == 0 || groups[i] != groups[i - 1]) groups[distinct++] = groups[i];
+  if (add_membership(fd, (int)ifindex, PACKET_MR_MULTICAST, all_nodes_mac, job->ifname,
+                     &job->error) != 0)
+    goto failed;
+  if (distinct > MAX_GROUP_MEMBERSHIPS) {
+    if (add_membership(fd, (int)ifindex, PACKET_MR_ALLMULTI, NULL, job->ifname, &job->error) != 0)
+      goto failed;
+  } else {
+    for (i = 0; i < distinct; i++) {
+      uint8_t group_mac[6] = {0x33, 0x33, 0xff, (uint8_t)(groups[i] >> 16),
+                              (uint8_t)(groups[i] >> 8), (uint8_t)groups[i]};
+      if (add_membership(fd, (int)ifindex, PACKET_MR_MULTICAST, group_mac, job->ifname,
+                         &job->error) != 0)
+        goto failed;
+    }
+  }
+  free(groups);
+  groups = NULL;
+  memset(&local, 0, sizeof local);
+  local.sll_family = AF_PACKET;
+  local.sll_protocol = htons(ETH_P_IPV6);
+  local.sll_ifindex = (int)ifindex;
+  if (bind(fd, (struct sockaddr*)&local, sizeof local) < 0) {
+    set_errno_error(&job->error, errno, "bind(AF_PACKET)", job->ifname);
+    goto failed;
+  }
+  ipv6_destination(&local, destination);
+  return fd;
+
+failed:
+  free(groups);
+  close(fd);
+  return -1;
 }
 
 /* Records an ARP frame from another host that claims one of the probed addresses. */
@@ -441,31 +628,50 @@ static void inspect_frame(probe_job* job, const uint8_t* frame, ssize_t length,
   memcpy(job->macs[index], frame + 22, 6);
 }
 
+/* Records a Neighbour Discovery frame from another host that claims a probed IPv6 address. */
+static void inspect_frame6(probe_job* job, const uint8_t* frame, size_t length,
+                           const struct sockaddr_ll* from, const uint8_t own_mac[6]) {
+  struct in6_addr target;
+  uint8_t claimed_by[6];
+  int index;
+  if (from->sll_pkttype == PACKET_OUTGOING) return;
+  if (!ndp_read_claim(frame, length, own_mac, &target, claimed_by)) return;
+  index = find_address6(job, &target);
+  if (index < 0 || job->occupied[index]) return;
+  job->occupied[index] = 1;
+  memcpy(job->macs[index], claimed_by, 6);
+}
+
 static void probe_execute(napi_env env, void* data) {
   probe_job* job = data;
-  struct sockaddr_ll destination;
+  struct sockaddr_ll destination, destination6;
   uint8_t mac[6];
   int64_t start, deadline, resend_at;
   bool resent = false;
-  int fd, buffer_bytes = 4 * 1024 * 1024;
+  int fd = -1, fd6 = -1, buffer_bytes = 4 * 1024 * 1024;
+  uint32_t i, ipv6_count = 0;
   (void)env;
 
+  for (i = 0; i < job->count; i++) ipv6_count += job->addresses[i].family == AF_INET6;
   if (interface_mac(job->ifname, mac, &job->error) != 0) {
     job->failed = true;
     return;
   }
-  fd = open_arp_socket(job->ifname, &destination, &job->error);
-  if (fd < 0) {
-    job->failed = true;
-    return;
+  /* ARP socket as before whenever there is an IPv4 address (or none at all); a second socket
+   * for IPv6, both polled. */
+  if (ipv6_count < job->count || job->count == 0) {
+    fd = open_arp_socket(job->ifname, &destination, &job->error);
+    if (fd < 0) goto failed;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof buffer_bytes);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   }
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof buffer_bytes);
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-  if (send_probes(job, fd, &destination, mac) != 0) {
-    close(fd);
-    job->failed = true;
-    return;
+  if (ipv6_count > 0) {
+    fd6 = open_ndp_socket(job, &destination6);
+    if (fd6 < 0) goto failed;
+    setsockopt(fd6, SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof buffer_bytes);
+    fcntl(fd6, F_SETFL, fcntl(fd6, F_GETFL) | O_NONBLOCK);
   }
+  if (send_probes(job, fd, &destination, fd6, &destination6, mac) != 0) goto failed;
   /* The window opens once every probe is out: a slow send (a thousand VIPs, a starved
    * thread) does not eat into the time the last address has to answer. */
   start = monotonic_ms();
@@ -479,9 +685,10 @@ static void probe_execute(napi_env env, void* data) {
      * arrived in time, instead of reporting an address free whose owner did answer. */
     int64_t now = monotonic_ms();
     int64_t wait_until;
-    struct pollfd waiter = {fd, POLLIN, 0};
-    uint32_t i, free_count = 0;
-    for (;;) {
+    struct pollfd waiters[2];
+    nfds_t waiter_count = 0;
+    uint32_t free_count = 0;
+    while (fd >= 0) {
       uint8_t frame[128];
       struct sockaddr_ll from;
       socklen_t from_length = sizeof from;
@@ -490,29 +697,44 @@ static void probe_execute(napi_env env, void* data) {
       if (length < 0) break; /* EAGAIN: drained */
       inspect_frame(job, frame, length, &from, mac);
     }
+    while (fd6 >= 0) {
+      uint8_t frame[1536];
+      struct sockaddr_ll from;
+      socklen_t from_length = sizeof from;
+      ssize_t length = recvfrom(fd6, frame, sizeof frame, MSG_TRUNC, (struct sockaddr*)&from,
+                                &from_length);
+      if (length < 0) break;
+      /* MSG_TRUNC returns the frame's real length: read only what was copied. */
+      inspect_frame6(job, frame, (size_t)length < sizeof frame ? (size_t)length : sizeof frame,
+                     &from, mac);
+    }
     for (i = 0; i < job->count; i++) free_count += job->occupied[i] ? 0 : 1;
     if (free_count == 0 || now >= deadline) break;
     if (!resent && now >= resend_at) {
       resent = true;
-      if (send_probes(job, fd, &destination, mac) != 0) {
-        close(fd);
-        job->failed = true;
-        return;
-      }
+      if (send_probes(job, fd, &destination, fd6, &destination6, mac) != 0) goto failed;
     }
     wait_until = resent ? deadline : resend_at;
-    poll(&waiter, 1, (int)(wait_until - now));
+    if (fd >= 0) waiters[waiter_count++] = (struct pollfd){fd, POLLIN, 0};
+    if (fd6 >= 0) waiters[waiter_count++] = (struct pollfd){fd6, POLLIN, 0};
+    poll(waiters, waiter_count, (int)(wait_until - now));
   }
-  close(fd);
+  if (fd >= 0) close(fd);
+  if (fd6 >= 0) close(fd6); /* also leaves the multicast groups */
+  return;
+
+failed:
+  if (fd >= 0) close(fd);
+  if (fd6 >= 0) close(fd6);
+  job->failed = true;
 }
 
 static napi_value make_probe_result(napi_env env, probe_job* job, uint32_t i, bool with_ip) {
   napi_value object, value;
-  char text[INET_ADDRSTRLEN];
   napi_create_object(env, &object);
   if (with_ip) {
-    inet_ntop(AF_INET, &job->addresses[i], text, sizeof text);
-    napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &value);
+    /* As given: an IPv6 address has many spellings, and callers match results by text. */
+    napi_create_string_utf8(env, job->addresses[i].text, NAPI_AUTO_LENGTH, &value);
     napi_set_named_property(env, object, "ip", value);
   }
   napi_get_boolean(env, job->occupied[i] != 0, &value);
@@ -563,7 +785,7 @@ static napi_value js_probe(napi_env env, napi_callback_info info) {
   napi_valuetype type;
 
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3) return throw_invalid(env, "floatip_arp: probe(ifname, ipv4 | ipv4List, timeoutMs)");
+  if (argc < 3) return throw_invalid(env, "floatip_arp: probe(ifname, ip | ipList, timeoutMs)");
   job = calloc(1, sizeof *job);
   if (job == NULL) {
     napi_throw_error(env, "ERR_ARP_INTERNAL", "floatip_arp: out of memory");
@@ -582,17 +804,21 @@ static napi_value js_probe(napi_env env, napi_callback_info info) {
   napi_typeof(env, argv[1], &type);
   if (type == napi_string) {
     char text[64];
-    struct in_addr parsed;
-    if (read_string(env, argv[1], text, sizeof text) != 0 || inet_pton(AF_INET, text, &parsed) != 1) {
+    vip_address parsed;
+    const char* problem = "not an IPv4 or IPv6 address string";
+    if (read_string(env, argv[1], text, sizeof text) != 0 ||
+        (problem = parse_vip(text, &parsed)) != NULL) {
+      char message[160];
+      snprintf(message, sizeof message, "floatip_arp: probe address is %s", problem);
       free(job);
-      return throw_invalid(env, "floatip_arp: probe address is not an IPv4 address string");
+      return throw_invalid(env, message);
     }
     job->single = true;
     job->count = 1;
-    job->addresses = malloc(sizeof(uint32_t));
-    if (job->addresses != NULL) job->addresses[0] = parsed.s_addr;
+    job->addresses = malloc(sizeof(vip_address));
+    if (job->addresses != NULL) job->addresses[0] = parsed;
   } else {
-    job->addresses = read_ipv4_list(env, argv[1], &job->count);
+    job->addresses = read_address_list(env, argv[1], &job->count);
     if (job->addresses == NULL) {
       free(job);
       return NULL;

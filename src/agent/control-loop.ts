@@ -580,8 +580,10 @@ export class ControlLoop {
       }
       if (listed.dadFailed) {
         // floatip adds IPv6 VIPs with nodad; a `dadfailed` address was re-added by someone
-        // else, or DAD ran again and another host answered: the address is in use elsewhere.
-        // Let it go; the core probes before it takes the VIP again and reports the conflict.
+        // else (permanent: the kernel deletes one with a finite lifetime that fails DAD, which
+        // shows here as a vanished VIP) and another host answered: the address is in use
+        // elsewhere. Let it go; the core probes before it takes the VIP again and reports the
+        // conflict.
         this.#o.log("error", "duplicate address detected: another host answers for this VIP", {
           vip: spec.address,
           interface: iface,

@@ -71,3 +71,8 @@ export function sameIpv6Prefix(a: bigint, b: bigint, prefixLength: number): bool
   const shift = BigInt(128 - prefixLength);
   return a >> shift === b >> shift;
 }
+
+/** `host:port` for a URL or a socket address: an IPv6 host in brackets (a zone as %25). */
+export function hostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host.replace("%", "%25")}]:${port}` : `${host}:${port}`;
+}

@@ -51,6 +51,7 @@
 import { isIP, isIPv4 } from "node:net";
 import type { Capability, CapabilityContext, CreateCapability } from "../agent/capability.ts";
 import { CapabilityConfigError } from "../agent/capability.ts";
+import { canonicalIp, hostPort } from "../config/ipv6.ts";
 import { parseDuration } from "../config/load.ts";
 import { defaultRetention } from "./dispatcher.ts";
 import type { BackendConfig, ClientSpec, Gateway, GatewayConfig } from "./gateway.ts";
@@ -147,7 +148,7 @@ export function parseStorageSection(section: unknown, context: CapabilityContext
   };
 
   const vips = context.config.vips.map((v) => v.address);
-  const vip = text(o, "", "vip", vips[0] ?? "198.18.0.102");
+  const vip = canonicalIp(text(o, "", "vip", vips[0] ?? "198.18.0.102"));
   if (vip !== "" && !vips.includes(vip)) {
     problem(
       "vip",
@@ -292,7 +293,7 @@ export function parseStorageSection(section: unknown, context: CapabilityContext
   let listenHost = vip;
   if (o.listen !== undefined) {
     if (o.listen === "vip") listenHost = vip;
-    else if (o.listen === "any") listenHost = "0.0.0.0";
+    else if (o.listen === "any") listenHost = vip.includes(":") ? "::" : "0.0.0.0";
     else if (typeof o.listen === "string" && isIP(o.listen) !== 0) listenHost = o.listen;
     else problem("listen", "must be vip, any or an IP address", "listen: vip (the default)");
   }
@@ -329,9 +330,13 @@ export function parseStorageSection(section: unknown, context: CapabilityContext
     keyFile: context.config.keyFile,
     journal: `${context.stateDir}/storage-journal.sqlite`,
     api: { host: listenHost, port: apiPort },
-    peer: { host: "0.0.0.0", port: peerPort },
+    // Peers talk to each other at their node addresses: all IPv4 or all IPv6.
+    peer: {
+      host: context.config.nodes.some((n) => n.address.includes(":")) ? "::" : "0.0.0.0",
+      port: peerPort,
+    },
     peers: Object.fromEntries(
-      context.config.nodes.map((n) => [n.id, `http://${n.address}:${peerPort}`]),
+      context.config.nodes.map((n) => [n.id, `http://${hostPort(n.address, peerPort)}`]),
     ),
     vip,
     backend,
@@ -373,7 +378,7 @@ export const createCapability: CreateCapability = (section, context): Capability
       return {
         running: gateway !== undefined,
         vip,
-        url: `${config.tls === undefined ? "http" : "https"}://${vip}:${config.api.port}`,
+        url: `${config.tls === undefined ? "http" : "https"}://${hostPort(vip, config.api.port)}`,
         backend: config.backend.kind,
         serving: gateway?.dispatcher.active ?? false,
         requests: counts.total,

@@ -29,6 +29,7 @@ import type { AddressInfo } from "node:net";
 import { parse as parseYaml } from "yaml";
 import { listenFreebind } from "../adapters/linux/freebind.ts";
 import { readToken } from "../api/token.ts";
+import { hostPort } from "../config/ipv6.ts";
 import { isValidClientName } from "../core/requests/request-record.ts";
 import type { ClusterView } from "../ports/cluster-view.ts";
 import { type ApiTls, type ClientCredential, createApi } from "./api.ts";
@@ -390,7 +391,7 @@ export async function startGateway(
     view,
     storageVip: config.vip,
     peers: new PeerClient(key, config.replicationTimeoutMs, config.peerBodyLimitBytes),
-    peerUrl: (id, address) => config.peers[id] ?? `http://${address}:${config.peer.port}`,
+    peerUrl: (id, address) => config.peers[id] ?? `http://${hostPort(address, config.peer.port)}`,
     retryDelayMs: config.retryDelayMs,
     attemptsMax: config.attemptsMax,
     ...(config.minReplicas === undefined ? {} : { minReplicas: config.minReplicas }),

@@ -2,6 +2,14 @@
  * Gratuitous ARP announcements and ARP occupancy probes, through the native `floatip_arp`
  * addon (an AF_PACKET socket; see native/floatip_arp.c for why it is native).
  *
+ * Every list of VIPs may mix IPv4 and IPv6 addresses (text, no prefix). IPv6 VIPs use
+ * Neighbour Discovery instead of ARP: an announcement is an unsolicited Neighbour
+ * Advertisement (RFC 4861 §7.2.6: to ff02::1, Override set, Router set when the interface
+ * forwards IPv6, the MAC in a Target Link-Layer Address option), a probe is duplicate address
+ * detection (RFC 4862 §5.4: Neighbour Solicitations from ::). IPv6 link-local, multicast,
+ * unspecified and loopback addresses are rejected (`ARP_INVALID_ARGUMENT`). The error codes
+ * and the `Arp…` names cover both families.
+ *
  * The agent calls `announceBurst` right after it adds VIPs (and again on refresh, like
  * keepalived's `garp_master_repeat` / `garp_master_refresh`), and `probeOccupied` before it adds
  * a VIP: if another MAC answers for the address, the VIP is taken and must not be claimed.
@@ -31,11 +39,20 @@ export class ArpError extends Error {
   }
 }
 
+/**
+ * Which gratuitous ARP frames to send per IPv4 VIP: request and reply ("both", two frames) or
+ * one of them. IPv6 VIPs always get exactly one Neighbour Advertisement, whatever the forms.
+ */
 export type GarpForms = "both" | "request" | "reply";
 
 export interface ProbeResult {
   readonly occupied: boolean;
-  /** MAC of the host that answered for the address, when occupied. */
+  /**
+   * MAC of the host that claimed the address, when occupied. IPv4: the sender of an ARP frame
+   * for it. IPv6: the Target Link-Layer Address of a Neighbour Advertisement for it (else the
+   * frame's Ethernet source), or the Ethernet source of another host's concurrent duplicate
+   * address detection for it.
+   */
   readonly mac?: string;
 }
 
@@ -89,8 +106,10 @@ export function interfaceMac(iface: string): string {
 }
 
 /**
- * Sends one round of gratuitous ARP for every VIP, synchronously (1,000 VIPs take a few
- * milliseconds). Returns the number of frames sent.
+ * Sends one round of announcements for every VIP, synchronously (1,000 VIPs take a few
+ * milliseconds): gratuitous ARP for an IPv4 VIP (one or two frames, see `GarpForms`), one
+ * unsolicited Neighbour Advertisement for an IPv6 VIP. Returns the number of frames sent.
+ * A neighbour updates only an entry it already has for the VIP (as with ARP and arp_accept=0).
  */
 export function announce(
   iface: string,
@@ -156,8 +175,15 @@ export async function announceBurst(
 }
 
 /**
- * RFC 5227 duplicate address detection for one VIP: sends ARP probes (sender IP 0.0.0.0) and
- * reports whether another MAC claimed the address within `timeoutMs`. Runs off the event loop.
+ * Duplicate address detection for one VIP; reports whether another MAC claimed the address
+ * within `timeoutMs` (1..60000). Probes go out at once and again halfway through. Runs off
+ * the event loop.
+ * - IPv4 (RFC 5227): ARP probes with sender IP 0.0.0.0; claimed by any ARP frame from another
+ *   MAC whose sender IP is the VIP.
+ * - IPv6 (RFC 4862 §5.4): Neighbour Solicitations from :: to the VIP's solicited-node group,
+ *   which the socket joins meanwhile; claimed by a Neighbour Advertisement for the VIP, or by
+ *   another MAC's solicitation from :: for it (a host probing the same address at the same
+ *   time: both may then report it occupied, and neither should claim it).
  */
 export async function probeOccupied(
   iface: string,
@@ -171,7 +197,10 @@ export async function probeOccupied(
   }
 }
 
-/** The same probe for many VIPs at once, on one socket; results in the order given. */
+/**
+ * The same probe for many VIPs at once (IPv4 and IPv6 mixed: one socket per family); results
+ * in the order given, each `ip` exactly as given.
+ */
 export async function probeOccupiedMany(
   iface: string,
   vips: readonly string[],
