@@ -193,9 +193,10 @@ const mutations: readonly Mutation[] = [
     name: "renew-unchecked",
     rule: "renew a VIP's kernel lifetime without checking that it is still there and leased (a renewal re-creates a missing address)",
     file: loop,
-    find: "if (!present.has(spec.address)) {",
+    find: "if (listed === undefined) {",
     replace: "if (false) {",
     also: [
+      { find: "if (listed.dadFailed) {", replace: "if (listed?.dadFailed) {" },
       {
         find: "if (this.#stopped || !this.core.leaseValid(this.#p.now())) return;",
         replace: "if (this.#stopped) return;",

@@ -31,8 +31,11 @@ export interface ClusterOptions {
   readonly weights?: readonly number[];
   /** Extra YAML appended to the config (checks:, notify:, …). */
   readonly extraYaml?: string;
-  /** 6: nodes send heartbeats to each other's IPv6 addresses (default 4). */
-  readonly nodeFamily?: 4 | 6;
+  /**
+   * 6: nodes send heartbeats to each other's IPv6 addresses; "link-local": to their link-local
+   * addresses, with the zone (default 4).
+   */
+  readonly nodeFamily?: 4 | 6 | "link-local";
   /** Run agents without the supervisor process. */
   readonly noSupervisor?: boolean;
   readonly addressLifetime?: string;
@@ -93,7 +96,12 @@ export async function startCluster(options: ClusterOptions): Promise<LiveCluster
   writeFileSync(join(dir, "api.token"), `${randomBytes(16).toString("hex")}\n`, { mode: 0o600 });
   const nodeLines = ids.map((id, i) => {
     const host = topology.host(id);
-    const address = options.nodeFamily === 6 ? `"${host.address6}"` : host.address;
+    const address =
+      options.nodeFamily === 6
+        ? `"${host.address6}"`
+        : options.nodeFamily === "link-local"
+          ? `"${host.linkLocal}%${host.iface}"`
+          : host.address;
     return `  - { id: ${id}, address: ${address}, interface: ${host.iface}, weight: ${options.weights?.[i] ?? 100 - i * 10} }`;
   });
   const vipLines = options.vips.map((v, i) => {

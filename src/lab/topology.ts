@@ -34,6 +34,8 @@ export interface TopologyHost {
   readonly address: string;
   /** IPv6 address without prefix, e.g. 2001:db8:25::10 (documentation space, /64). */
   readonly address6: string;
+  /** A link-local IPv6 address of `iface` added without DAD, e.g. fe80::10 (usable at once). */
+  readonly linkLocal: string;
   /** Interface inside the host namespace (always `eth0`). */
   readonly iface: string;
   readonly mac: string;
@@ -162,6 +164,8 @@ export async function createTopology(options: TopologyOptions): Promise<Topology
       // is usable at once.
       const address6 = `${subnet6}${10 + index}`;
       await ip(["-n", netns, "address", "add", `${address6}/64`, "dev", hostIface, "nodad"]);
+      const linkLocal = `fe80::${10 + index}`;
+      await ip(["-n", netns, "address", "add", `${linkLocal}/64`, "dev", hostIface, "nodad"]);
       await ip(["-n", netns, "link", "set", hostIface, "up"]);
       const [link] = JSON.parse(
         (await ip(["-n", netns, "-json", "link", "show", hostIface])).stdout,
@@ -171,6 +175,7 @@ export async function createTopology(options: TopologyOptions): Promise<Topology
         netns,
         address,
         address6: `${subnet6}${10 + index}`,
+        linkLocal: `fe80::${10 + index}`,
         iface: hostIface,
         mac: String(link.address),
       });

@@ -40,6 +40,32 @@ describe("relay config", () => {
     assert.equal(relay.connectTimeoutMs, 200);
   });
 
+  it("takes IPv6 endpoints in brackets, in canonical form; nat mode refuses them", () => {
+    const six = {
+      ...valid,
+      listen: "[2001:DB8::100]:80",
+      primary: "[2001:db8:0:0::11]:8080",
+      standby: ["198.18.1.12:8080"],
+    };
+    const { relays, problems } = parseRelays([six]);
+    assert.deepEqual(problems, []);
+    assert.deepEqual(relays[0]!.listen, { host: "2001:db8::100", port: 80 });
+    assert.deepEqual(relays[0]!.primary, { host: "2001:db8::11", port: 8080 });
+    const nat = parseRelays([{ ...six, mode: "nat" }]);
+    assert.deepEqual(
+      nat.problems.map((p) => p.path),
+      ["relays[0].mode"],
+    );
+    for (const bad of ["2001:db8::100:80", "[ff02::1]:80", "[::]:80", "[2001:db8::1]:0"]) {
+      const refused = parseRelays([{ ...valid, listen: bad }]);
+      assert.deepEqual(
+        refused.problems.map((p) => p.path),
+        ["relays[0].listen"],
+        bad,
+      );
+    }
+  });
+
   it("fills defaults for a minimal relay", () => {
     const { relays, problems } = parseRelays([
       { name: "db", listen: "198.18.0.100:5432", primary: "198.18.1.11:5432" },

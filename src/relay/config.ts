@@ -25,6 +25,7 @@
  * In `nat` mode the kernel forwards packets and cannot write an HTTP answer, so with no
  * backend up new connections get a TCP reset whatever the protocol.
  */
+import { hostPort, ipv6Text, ipv6Value } from "../config/ipv6.ts";
 import type { RelayFailback } from "../core/relay/relay-machine.ts";
 
 export interface RelayConfigProblem {
@@ -83,7 +84,7 @@ export interface RelaySpec {
 
 /** The backend id used in status, events and logs: "host:port". */
 export function endpointId(endpoint: Endpoint): string {
-  return `${endpoint.host}:${endpoint.port}`;
+  return hostPort(endpoint.host, endpoint.port);
 }
 
 const relayKeys = new Set([
@@ -149,11 +150,18 @@ const ipv4Pattern = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\
 
 export function parseEndpoint(value: unknown): Endpoint | undefined {
   if (typeof value !== "string") return undefined;
-  const match = /^([^:\s]+):(\d{1,5})$/.exec(value.trim());
+  // 198.18.0.100:80, or [2001:db8::100]:80 (IPv6 in brackets; kept in its canonical form).
+  const match = /^(?:([^:\s[\]]+)|\[([^\]\s]+)\]):(\d{1,5})$/.exec(value.trim());
   if (!match) return undefined;
+  const port = Number(match[3]);
+  if (port < 1 || port > 65_535) return undefined;
+  if (match[2] !== undefined) {
+    const v6 = ipv6Value(match[2]);
+    if (v6 === undefined || v6 === 0n || Number(v6 >> 112n) >= 0xff00) return undefined;
+    return { host: ipv6Text(v6), port };
+  }
   const host = match[1]!;
-  const port = Number(match[2]);
-  if (!ipv4Pattern.test(host) || port < 1 || port > 65_535) return undefined;
+  if (!ipv4Pattern.test(host)) return undefined;
   return { host, port };
 }
 
@@ -276,6 +284,14 @@ function parseRelay(
     `${at}.max_connections_per_source`,
     problems,
   );
+  const v6 = [listen, primary, ...(standby ?? [])].some((e) => e?.host.includes(":"));
+  if (mode === "nat" && v6) {
+    problems.push({
+      path: `${at}.mode`,
+      message: "nat relays IPv4 addresses only (its nftables table is `ip`)",
+      fix: "use mode: proxy for an IPv6 listen address or backend",
+    });
+  }
   if (problems.length > before || !listen || !primary || !standby || !check || !failback)
     return undefined;
   return Object.freeze({
@@ -310,8 +326,8 @@ function requireEndpoint(
       message:
         value === undefined
           ? "is required"
-          : `"${String(value)}" is not an IPv4 address with a port`,
-      fix: "write it as ADDRESS:PORT, e.g. 198.18.1.11:8080",
+          : `"${String(value)}" is not an IPv4 or [IPv6] address with a port`,
+      fix: "write it as ADDRESS:PORT, e.g. 198.18.1.11:8080 or [2001:db8::11]:8080",
     });
   }
   return endpoint;

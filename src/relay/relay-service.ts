@@ -7,6 +7,7 @@
  * The agent (or `floatip relay run`) calls `start()` once and `stop()` at shutdown; `status()`
  * may be called at any time.
  */
+import { hostPort } from "../config/ipv6.ts";
 import type { HealthCheckSpec } from "../config/types.ts";
 import {
   activeBackend,
@@ -236,7 +237,7 @@ export class RelayService {
         return {
           ...common,
           kind: "http",
-          url: `http://${endpoint.host}:${endpoint.port}${check.path}`,
+          url: `http://${hostPort(endpoint.host, endpoint.port)}${check.path}`,
           expectStatus: check.expectStatus,
         };
       case "exec":

@@ -15,10 +15,12 @@
  * 4. Nodes that send their heartbeats over IPv6 float an IPv4 and an IPv6 VIP, serve the
  *    storage gateway on the IPv6 VIP (replicating over IPv6), and move both after an owner's
  *    SIGKILL; the new holder answers the request the old one acknowledged.
+ * 5. Nodes that know each other by link-local address and zone (fe80::10%eth0).
+ * Also: a relay (proxy) listening on an IPv6 VIP, to backends at IPv6 addresses.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -64,10 +66,16 @@ describe("IPv6 VIPs", { skip: skipUnlessRoot() }, () => {
   });
 
   it("probes before it claims (a foreign host keeps its address), then claims and serves over IPv6", async () => {
+    const net6 = `2001:db8:${subnetFor("fip6a-").toString(16)}::`;
     const c = await startCluster({
       prefix: "fip6a-",
       vips: [{ host: 160, family: 6, policy: "hash" }, { host: 161, family: 6 }, { host: 162 }],
       startAgents: false,
+      // A relay on an IPv6 VIP to the nodes' own services over IPv6 (n1 is 10, n2 is 11).
+      extraYaml: [
+        "relays:",
+        `  - { name: six, listen: "[${net6}161]:8081", primary: "[${net6}10]:8080", standby: ["[${net6}11]:8080"] }`,
+      ].join("\n"),
     });
     clusters.push(c);
     const [occupied, free, v4] = c.vipAddresses as [string, string, string];
@@ -109,6 +117,18 @@ describe("IPv6 VIPs", { skip: skipUnlessRoot() }, () => {
     const flags = await c.topology.exec(taker, "ip", ["-6", "address", "show", "dev", "eth0"]);
     assert.match(flags.stdout, new RegExp(`${occupied}/64 .*nodad`));
     assert.doesNotMatch(flags.stdout, /tentative|dadfailed/);
+  });
+
+  it("relays from an IPv6 VIP to backends over IPv6", async () => {
+    const c = clusters[0]!;
+    const vip = c.vipAddresses[1]!;
+    const answer = await waitFor(async () => {
+      const r = await c.topology
+        .exec("client", "curl", ["-s", "-g", "-m", "1", `http://[${vip}]:8081/`], 3000)
+        .catch(() => undefined);
+      return r?.stdout.trim() || undefined;
+    }, 15_000);
+    assert.equal(answer, "n1", `the relay on [${vip}]:8081 reaches its primary\n${allLogs(c)}`);
   });
 
   it("moves an IPv6 VIP after its owner's SIGKILL, and the client's neighbour entry follows", async (t) => {
@@ -273,5 +293,31 @@ describe("IPv6 VIPs", { skip: skipUnlessRoot() }, () => {
       return answer?.request?.state.state === "succeeded" ? answer : undefined;
     }, 15_000);
     assert.ok(record, `the new holder of ${storage} answers six-1\n${allLogs(c)}`);
+  });
+
+  it("runs its heartbeats over link-local addresses with their zone", async (t) => {
+    const c = await startCluster({
+      prefix: "fip6c-",
+      nodeFamily: "link-local",
+      vips: [{ host: 180, family: 6 }],
+    });
+    clusters.push(c);
+    const vip = c.vipAddresses[0]!;
+    const holders = await waitSettled(c, 30_000);
+    const owner = holders.get(vip);
+    assert.ok(owner, `${vip} is held\n${allLogs(c)}`);
+    const result = await c.cli("n1", ["status", "--json"]);
+    assert.equal(result.code, 0, result.stderr);
+    const status = JSON.parse(result.stdout) as { members: { id: string; state: string }[] };
+    assert.deepEqual(
+      status.members.map((m) => [m.id, m.state]),
+      c.ids.map((id) => [id, "healthy"]),
+      "the nodes hear each other at fe80::1x%eth0",
+    );
+    assert.match(readFileSync(c.configPath, "utf8"), /address: "fe80::10%eth0"/);
+    process.kill(c.agentPid(owner)!, "SIGKILL");
+    const moved = await firstAnswerFrom(c, vip, owner, 15_000);
+    assert.ok(moved, `${vip} did not move from ${owner}\n${allLogs(c)}`);
+    t.diagnostic(`${vip}: ${owner} killed, ${moved.node} answered ${moved.afterMs} ms later`);
   });
 });

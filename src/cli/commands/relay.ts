@@ -8,9 +8,11 @@
  * `--config`, FLOATIP_API or 127.0.0.1:7480). With `--status HOST:PORT` they read the status
  * endpoint of a standalone `floatip relay run` instead (its default is 127.0.0.1:7981).
  */
+
 import { readFile } from "node:fs/promises";
 import type http from "node:http";
 import { parse } from "yaml";
+import { hostPort } from "../../config/ipv6.ts";
 import { parseEndpoint, parseRelays } from "../../relay/config.ts";
 import { RelayService, type RelayStatus } from "../../relay/relay-service.ts";
 import { defaultStatusEndpoint, startStatusServer } from "../../relay/status-server.ts";
@@ -175,13 +177,13 @@ async function fetchRelays(
   if (!endpoint) throw new CliError("USAGE", `--status ${statusAt}: expected HOST:PORT`);
   let response: Response;
   try {
-    response = await fetch(`http://${endpoint.host}:${endpoint.port}${path}`, {
+    response = await fetch(`http://${hostPort(endpoint.host, endpoint.port)}${path}`, {
       signal: AbortSignal.timeout(3000),
     });
   } catch (error) {
     throw new CliError(
       "AGENT_UNREACHABLE",
-      `no relay status at ${endpoint.host}:${endpoint.port} (is \`floatip relay run\` running?): ${(error as Error).message}`,
+      `no relay status at ${hostPort(endpoint.host, endpoint.port)} (is \`floatip relay run\` running?): ${(error as Error).message}`,
     );
   }
   return { status: response.status, body: await response.json(), flags };
