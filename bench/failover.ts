@@ -2,8 +2,11 @@
  * Failover time, floatip against keepalived, on the same namespace topology (3 nodes and a
  * client on one bridge). Contenders, alternated trial by trial so that drift of the machine
  * hits all of them alike:
- *   floatip-lan (default profile), floatip-fast,
- *   keepalived-default (VRRPv2, advert_int 1), keepalived-fastest (VRRPv3, advert_int 0.01);
+ *   floatip-lan (default profile), floatip-lan-ipv6 (the same with an IPv6 VIP, 2001:db8::/32
+ *   inside the namespaces: probed with a Neighbour Solicitation, announced with unsolicited
+ *   Neighbour Advertisements), floatip-fast,
+ *   keepalived-default (VRRPv2, advert_int 1), keepalived-fastest (VRRPv3, advert_int 0.01),
+ *   keepalived-ipv6 (VRRPv3, advert_int 1, the IPv6 VIP floatip-lan-ipv6 has);
  * keepalived priorities 150/100/50, one VIP, multicast adverts on the bridge.
  * Faults on the current owner:
  *   sigkill      floatip: the agent process is killed, its supervisor survives and removes the
@@ -27,7 +30,12 @@ import { openIdleConnection } from "../src/lab/idle-connection.ts";
 import type { Topology } from "../src/lab/topology.ts";
 import { createTopology } from "../src/lab/topology.ts";
 import { positiveInteger, readOptions, sleep } from "./lib/args.ts";
-import { ensureKeepalived, type KeepalivedCluster, startKeepalived } from "./lib/keepalived.ts";
+import {
+  ensureKeepalived,
+  type KeepalivedCluster,
+  type KeepalivedVariant,
+  startKeepalived,
+} from "./lib/keepalived.ts";
 import { printHeader } from "./lib/machine.ts";
 import { measureOutage, now, startProber } from "./lib/prober.ts";
 import { writeResult } from "./lib/results.ts";
@@ -35,9 +43,11 @@ import { formatTable, ms, summarize } from "./lib/stats.ts";
 
 const contenderNames = [
   "floatip-lan",
+  "floatip-lan-ipv6",
   "floatip-fast",
   "keepalived-default",
   "keepalived-fastest",
+  "keepalived-ipv6",
 ] as const;
 const faultNames = ["sigkill", "sigkill-all", "link-down"] as const;
 type ContenderName = (typeof contenderNames)[number];
@@ -136,8 +146,16 @@ async function stableOwner(topology: Topology, vip: string, expected?: string): 
   );
 }
 
-async function floatipSetup(prefix: string, profile: "lan" | "fast"): Promise<Setup> {
-  const cluster: LiveCluster = await startCluster({ prefix, profile, vips: [{ host: vipHost }] });
+async function floatipSetup(
+  prefix: string,
+  profile: "lan" | "fast",
+  family: 4 | 6 = 4,
+): Promise<Setup> {
+  const cluster: LiveCluster = await startCluster({
+    prefix,
+    profile,
+    vips: [{ host: vipHost, family }],
+  });
   const vip = cluster.vipAddresses[0]!;
   const killedAgents = new Map<string, number | undefined>();
   return {
@@ -174,14 +192,15 @@ async function floatipSetup(prefix: string, profile: "lan" | "fast"): Promise<Se
 
 async function keepalivedSetup(
   prefix: string,
-  variant: "default" | "fastest",
+  variant: KeepalivedVariant,
   binary: string,
 ): Promise<Setup> {
   const topology = await createTopology({ prefix, hosts: [...ids, "client"] });
-  const vip = `${topology.subnet}.${vipHost}`;
+  const vip =
+    variant === "ipv6" ? `${topology.subnet6}${vipHost}` : `${topology.subnet}.${vipHost}`;
   let daemons: KeepalivedCluster | undefined;
   try {
-    const service = `require("node:http").createServer((q, s) => s.end(process.argv[1])).listen(8080, "0.0.0.0")`;
+    const service = `require("node:http").createServer((q, s) => s.end(process.argv[1])).listen(8080, "::")`;
     for (const id of ids)
       topology.spawn(id, process.execPath, ["-e", service, id], { stdio: "ignore" });
     daemons = startKeepalived(binary, topology, ids, vip, variant);
@@ -368,6 +387,7 @@ function report(results: readonly Trial[]): Record<string, unknown> {
     };
     for (const [a, b] of [
       ["floatip-lan", "keepalived-default"],
+      ["floatip-lan-ipv6", "keepalived-ipv6"],
       ["floatip-fast", "keepalived-fastest"],
     ] as const) {
       if (medians.has(a) && medians.has(b)) {
@@ -399,10 +419,18 @@ async function main(): Promise<number> {
     for (const contender of contenders) {
       if (contender.startsWith("keepalived") && !binary) continue;
       const setup = contender.startsWith("floatip")
-        ? await floatipSetup("fipb1-", contender === "floatip-fast" ? "fast" : "lan")
+        ? await floatipSetup(
+            "fipb1-",
+            contender === "floatip-fast" ? "fast" : "lan",
+            contender === "floatip-lan-ipv6" ? 6 : 4,
+          )
         : await keepalivedSetup(
             "fipb1-",
-            contender === "keepalived-fastest" ? "fastest" : "default",
+            contender === "keepalived-fastest"
+              ? "fastest"
+              : contender === "keepalived-ipv6"
+                ? "ipv6"
+                : "default",
             binary!,
           );
       try {

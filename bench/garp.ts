@@ -1,15 +1,17 @@
 /**
- * Takeover of many VIPs at once: N VIPs (default 1,000, in 198.19.0.0/16 on eth0) all owned by
- * n1 of a 3-node floatip cluster (default profile), whose agent is then SIGKILLed (its
- * supervisor survives and removes the VIPs). Reported, from the fault:
+ * Takeover of many VIPs at once: N VIPs (default 1,000, in 198.19.0.0/16 on eth0, or with
+ * `--family 6` in 2001:db8:f000::/64) all owned by n1 of a 3-node floatip cluster (default
+ * profile), whose agent is then SIGKILLed (its supervisor survives and removes the VIPs).
+ * Reported, from the fault:
  *   - time until all N VIPs are held by the other nodes;
  *   - time until the client's neighbour cache maps a sample of them to the new owners' MACs
  *     (the client resolved the sample before the fault, so the entries must be updated by the
  *     gratuitous ARP, not created by a fresh lookup);
- *   - gratuitous ARP frames the client received for the VIPs, and their rate.
+ *   - gratuitous ARP frames (IPv6: unsolicited Neighbour Advertisements) the client received
+ *     for the VIPs, and their rate.
  * The cluster must first settle with all N VIPs on n1; if it does not within 60 s (agents
  * busy adding addresses miss heartbeats and re-elect), that is reported and the exit code is 1.
- * Run: npm run bench:garp -- [--vips 1000] [--profile lan] [--out FILE]
+ * Run: npm run bench:garp -- [--vips 1000] [--profile lan] [--family 4|6] [--out FILE]
  */
 import { run } from "../src/adapters/exec.ts";
 import { type LiveCluster, startCluster } from "../src/lab/cluster.ts";
@@ -19,12 +21,19 @@ import { now } from "./lib/prober.ts";
 import { writeResult } from "./lib/results.ts";
 import { formatTable, ms } from "./lib/stats.ts";
 
-const usage = "usage: bench/garp.ts [--vips N (1..60000)] [--profile lan|fast|wan] [--out FILE]";
+const usage =
+  "usage: bench/garp.ts [--vips N (1..60000)] [--profile lan|fast|wan] [--family 4|6] [--out FILE]";
 const options = readOptions(usage, {
   vips: { default: "1000" },
   profile: { default: "lan" },
+  family: { default: "4" },
   out: { default: "" },
 });
+if (!["4", "6"].includes(options.family!)) {
+  console.error(`--family must be 4 or 6\n${usage}`);
+  process.exit(2);
+}
+const six = options.family === "6";
 const profile = options.profile as "lan" | "fast" | "wan";
 if (!["lan", "fast", "wan"].includes(profile)) {
   console.error(`--profile must be lan, fast or wan\n${usage}`);
@@ -38,8 +47,16 @@ if (count > 60_000) {
 const sampleSize = Math.min(count, 20);
 const watchTimeoutMs = 30_000;
 
-/** The i-th VIP: 198.19.<1 + i / 250>.<1 + i % 250>, never a network or broadcast address. */
-const vipAt = (i: number) => `198.19.${1 + Math.floor(i / 250)}.${1 + (i % 250)}`;
+/**
+ * The i-th VIP: 198.19.<1 + i / 250>.<1 + i % 250>, never a network or broadcast address; or
+ * 2001:db8:f000::<i + 1> (documentation space, inside the namespaces only).
+ */
+const vipPrefix = six ? "2001:db8:f000::" : "198.19.";
+const vipSubnet = six ? "2001:db8:f000::/64" : "198.19.0.0/16";
+const vipAt = (i: number) =>
+  six
+    ? `${vipPrefix}${(i + 1).toString(16)}`
+    : `198.19.${1 + Math.floor(i / 250)}.${1 + (i % 250)}`;
 const vips = Array.from({ length: count }, (_, i) => vipAt(i));
 const sample = Array.from(
   { length: sampleSize },
@@ -49,7 +66,7 @@ const counterTable = "fipbench_garp";
 
 async function vipsOn(cluster: LiveCluster, id: string): Promise<Set<string>> {
   const addresses = await cluster.topology.addresses(id).catch(() => [] as string[]);
-  return new Set(addresses.map((a) => a.split("/")[0]!).filter((a) => a.startsWith("198.19.")));
+  return new Set(addresses.map((a) => a.split("/")[0]!).filter((a) => a.startsWith(vipPrefix)));
 }
 
 async function announcementCount(cluster: LiveCluster): Promise<number> {
@@ -68,15 +85,17 @@ async function announcementCount(cluster: LiveCluster): Promise<number> {
 }
 
 async function main(): Promise<number> {
-  const machine = printHeader(`GARP takeover: ${count} VIPs, profile ${profile}`);
+  const machine = printHeader(
+    `${six ? "NA" : "GARP"} takeover: ${count} IPv${six ? 6 : 4} VIPs, profile ${profile}`,
+  );
   // The cluster helper writes `vips:` last before extraYaml, so these lines extend that list.
   const extraYaml = vips
-    .map((v) => `  - { address: ${v}/16, preferred: n1, failback: "after 30s" }`)
+    .map((v) => `  - { address: "${v}/${six ? 64 : 16}", preferred: n1, failback: "after 30s" }`)
     .join("\n");
   const cluster = await startCluster({ prefix: "fipb2-", profile, vips: [], extraYaml });
   try {
     const { topology } = cluster;
-    await topology.exec("client", "ip", ["route", "add", "198.19.0.0/16", "dev", "eth0"]);
+    await topology.exec("client", "ip", ["route", "add", vipSubnet, "dev", "eth0"]);
     const deadline = now() + 60_000;
     let settleMs: number | undefined;
     const startedAt = now();
@@ -196,9 +215,9 @@ async function main(): Promise<number> {
           "vips",
           "all held elsewhere ms",
           `neighbour cache (${sampleSize} sampled) ms`,
-          "GARP frames",
+          six ? "NA frames" : "GARP frames",
           "frames/VIP",
-          "GARP frames/s",
+          six ? "NA frames/s" : "GARP frames/s",
         ],
         [
           [
@@ -213,13 +232,16 @@ async function main(): Promise<number> {
       ),
     );
     console.log(
-      "(GARP frames: ARP frames from a 198.19/16 sender seen at the client; rate between the first and last counter change, polled every ~20 ms)",
+      six
+        ? "(NA frames: Neighbour Advertisements for a 2001:db8:f000::/64 target seen at the client; rate between the first and last counter change, polled every ~20 ms)"
+        : "(GARP frames: ARP frames from a 198.19/16 sender seen at the client; rate between the first and last counter change, polled every ~20 ms)",
     );
     const path = writeResult(
       "garp",
       {
         machine,
         vips: count,
+        family: six ? 6 : 4,
         profile,
         settleMs,
         sample,
@@ -238,14 +260,19 @@ async function main(): Promise<number> {
   }
 }
 
-/** Counts ARP frames whose sender is a VIP (gratuitous announcements) at the client's eth0. */
+/**
+ * Counts ARP frames whose sender is a VIP (gratuitous announcements) at the client's eth0, or
+ * Neighbour Advertisements from a VIP (IPv6: floatip's NA comes from the VIP itself).
+ */
 async function applyCounters(cluster: LiveCluster): Promise<void> {
   const rules = [
     `table netdev ${counterTable} {`,
     "  counter announcements {}",
     "  chain ingress {",
     `    type filter hook ingress device "eth0" priority 0; policy accept;`,
-    `    ether type arp arp saddr ip 198.19.0.0/16 counter name "announcements"`,
+    six
+      ? `    ip6 saddr ${vipSubnet} icmpv6 type nd-neighbor-advert counter name "announcements"`
+      : `    ether type arp arp saddr ip 198.19.0.0/16 counter name "announcements"`,
     "  }",
     "}",
   ];

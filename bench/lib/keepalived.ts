@@ -10,7 +10,8 @@ import { join } from "node:path";
 import { ensureDebianPackage } from "../../src/lab/debian.ts";
 import type { Topology } from "../../src/lab/topology.ts";
 
-export type KeepalivedVariant = "default" | "fastest";
+/** default: VRRPv2, 1 s adverts; fastest: VRRPv3, 10 ms; ipv6: VRRPv3 (IPv6 needs it), 1 s. */
+export type KeepalivedVariant = "default" | "fastest" | "ipv6";
 
 const binaryCandidates = ["/usr/sbin/keepalived", "/usr/local/sbin/keepalived"];
 
@@ -41,11 +42,13 @@ export function keepalivedConfig(options: {
   readonly vip: string;
 }): string {
   const fastest = options.variant === "fastest";
+  const six = options.variant === "ipv6";
   return [
     "global_defs {",
     `  router_id fipb-${options.id}`,
-    // VRRPv3 is the only version that accepts sub-second advertisement intervals.
-    `  vrrp_version ${fastest ? 3 : 2}`,
+    // VRRPv3 is the only version that accepts sub-second advertisement intervals, and the
+    // only one for IPv6 (its adverts go to ff02::12 from the link-local address).
+    `  vrrp_version ${fastest || six ? 3 : 2}`,
     "}",
     "vrrp_instance VI_1 {",
     `  state ${options.index === 0 ? "MASTER" : "BACKUP"}`,
@@ -54,7 +57,7 @@ export function keepalivedConfig(options: {
     `  priority ${priorities[options.index] ?? 10}`,
     `  advert_int ${fastest ? "0.01" : "1"}`,
     "  virtual_ipaddress {",
-    `    ${options.vip}/24 dev ${options.iface}`,
+    `    ${options.vip}/${six ? 64 : 24} dev ${options.iface}`,
     "  }",
     "}",
     "",
@@ -146,7 +149,13 @@ export function startKeepalived(
     },
     async removeLeftover(id) {
       await topology
-        .exec(id, "ip", ["address", "del", `${vip}/24`, "dev", topology.host(id).iface])
+        .exec(id, "ip", [
+          "address",
+          "del",
+          `${vip}/${vip.includes(":") ? 64 : 24}`,
+          "dev",
+          topology.host(id).iface,
+        ])
         .catch(() => undefined);
     },
     logs(id) {

@@ -86,6 +86,8 @@ export interface ControlPlatform {
 export interface ListedAddress {
   readonly ip: string;
   readonly dadFailed?: boolean;
+  /** IPv6: the kernel's DAD still runs on it (services cannot bind it yet). */
+  readonly tentative?: boolean;
 }
 
 export interface ControlVip {
@@ -597,6 +599,18 @@ export class ControlLoop {
         );
         this.step({ type: "address-lost", nowMs: this.#p.now(), vip });
         continue;
+      }
+      if (listed.tentative) {
+        // Added without nodad by someone else: the kernel's DAD decides within about a
+        // second (a failure is handled above on the next renewal).
+        this.#o.log(
+          "warn",
+          "a held VIP is tentative: the kernel's duplicate address detection runs on it",
+          {
+            vip: spec.address,
+            interface: iface,
+          },
+        );
       }
       try {
         this.#p.renewLifetime(iface, spec.address, spec.prefixLength, this.#o.addressLifetimeSec);

@@ -128,7 +128,7 @@ export class LinuxPlatform implements ControlPlatform {
   listAddresses(iface: string): readonly ListedAddress[] {
     return listAddressesNetlink(iface).map((a) => ({
       ip: canonicalIp(a.ip),
-      ...(a.dadFailed ? { dadFailed: true } : {}),
+      ...(a.dadFailed ? { dadFailed: true } : a.tentative ? { tentative: true } : {}),
     }));
   }
 

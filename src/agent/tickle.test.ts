@@ -31,6 +31,35 @@ describe("established connections from /proc/net/tcp", () => {
   });
 });
 
+// /proc/net/tcp6 as a little-endian machine prints it: a client 2001:db8:6e::50 on
+// [2001:db8:6e::161]:8080, and an IPv4 client 198.18.18.50 of a dual-stack server on
+// 198.18.18.100:9000 (::ffff:198.18.18.100, IPv4-mapped).
+const procNetTcp6 = `  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: B80D012000006E000000000061010000:1F90 B80D012000006E000000000050000000:D431 01 00000000:00000000 00:00000000 00000000     0        0 7 1 0000000000000000 20 4 30 10 -1
+   1: 0000000000000000FFFF0000641212C6:2328 0000000000000000FFFF0000321212C6:C354 01 00000000:00000000 00:00000000 00000000     0        0 8 1 0000000000000000 20 4 30 10 -1
+`;
+
+describe("established connections from /proc/net/tcp6", () => {
+  it("reads IPv6 connections in canonical form, and IPv4-mapped ones as IPv4", () => {
+    const { connections } = parseProcNetTcp(
+      `${procNetTcp}\n${procNetTcp6}`,
+      new Set(["198.18.18.100", "2001:db8:6e::161"]),
+      10,
+    );
+    assert.deepEqual(connections, [
+      { localIp: "198.18.18.100", localPort: 9000, remoteIp: "198.18.18.50", remotePort: 50000 },
+      { localIp: "198.18.18.100", localPort: 9000, remoteIp: "198.18.18.50", remotePort: 50001 },
+      {
+        localIp: "2001:db8:6e::161",
+        localPort: 8080,
+        remoteIp: "2001:db8:6e::50",
+        remotePort: 54321,
+      },
+      { localIp: "198.18.18.100", localPort: 9000, remoteIp: "198.18.18.50", remotePort: 50004 },
+    ]);
+  });
+});
+
 describe("connections datagrams", () => {
   const good: ConnectionsMessage = {
     type: "connections",
@@ -42,12 +71,17 @@ describe("connections datagrams", () => {
   };
   it("accepts exactly the documented shape", () => {
     assert.deepEqual(parseConnectionsMessage(good), good);
+    const six = { ...good, vip: "2001:db8::100", conns: [["2001:db8::50", 50000, 9000]] };
+    assert.deepEqual(parseConnectionsMessage(six), six);
     for (const bad of [
       { ...good, vip: "not-an-ip" },
       { ...good, part: 1 },
       { ...good, parts: 1000 },
       { ...good, conns: [["198.18.0.50", 0, 9000]] },
       { ...good, conns: [["198.18.0.50", 50000]] },
+      // A client of the other family than its VIP.
+      { ...good, conns: [["2001:db8::50", 50000, 9000]] },
+      { ...good, vip: "2001:db8::100" },
       { ...good, conns: Array.from({ length: 201 }, () => ["198.18.0.50", 1, 2]) },
       { ...good, gen: -1 },
       { ...good, type: "heartbeat" },

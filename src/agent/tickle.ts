@@ -14,10 +14,11 @@
  *   tickles go out at once and again after 100 ms and 1 s, in case the client's neighbour
  *   entry still pointed at the old owner for the first.
  *
- * Limits: a connection opened after the holder's last scan before it died is not on any list;
- * IPv4 only.
+ * IPv4 and IPv6 (/proc/net/tcp6 too: a dual-stack server's IPv4 clients are listed there,
+ * IPv4-mapped, and count as IPv4). Limits: a connection opened after the holder's last scan
+ * before it died is not on any list.
  */
-import { isIPv4 } from "node:net";
+import { isIP } from "node:net";
 import { loadNativeAddon } from "../adapters/linux/native-addon.ts";
 import { establishedConnections, type TcpConnection } from "../adapters/linux/tcp-connections.ts";
 import type { ClusterView, ClusterViewSnapshot } from "../ports/cluster-view.ts";
@@ -54,7 +55,7 @@ export function parseConnectionsMessage(raw: unknown): ConnectionsMessage | unde
   const ok =
     m.type === "connections" &&
     typeof m.vip === "string" &&
-    isIPv4(m.vip) &&
+    isIP(m.vip) !== 0 &&
     typeof m.gen === "number" &&
     Number.isSafeInteger(m.gen) &&
     m.gen >= 0 &&
@@ -73,7 +74,7 @@ export function parseConnectionsMessage(raw: unknown): ConnectionsMessage | unde
         Array.isArray(c) &&
         c.length === 3 &&
         typeof c[0] === "string" &&
-        isIPv4(c[0]) &&
+        isIP(c[0]) === isIP(m.vip as string) &&
         isPort(c[1]) &&
         isPort(c[2]),
     );

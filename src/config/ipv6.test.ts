@@ -26,6 +26,22 @@ describe("IPv6 addresses", () => {
     assert.equal(ipv6Value("198.18.0.1"), undefined);
     assert.equal(ipv6Value("fe80::1%eth0"), undefined);
     assert.equal(ipv6Value("2001:db8::g"), undefined);
+    for (const bad of [
+      "",
+      ":",
+      "1:2:3:4:5:6:7",
+      "1:2:3:4:5:6:7:8:9",
+      "1::2::3",
+      "12345::",
+      "1:2:3:4:5:6:7::8",
+      "::ffff:1.2.3.256",
+      "::1.2.3",
+      ":::",
+    ]) {
+      assert.equal(ipv6Value(bad), undefined, bad);
+    }
+    assert.equal(ipv6Value("1:2:3:4:5:6:7::"), 0x00010002000300040005000600070000n);
+    assert.equal(ipv6Value("::2:3:4:5:6:7:8"), 0x00000002000300040005000600070008n);
   });
 
   it("names why an address cannot float", () => {

@@ -2,24 +2,29 @@
  * IPv6 addresses as the config, the agent and the kernel see them: one canonical text form
  * (RFC 5952: lower case, the longest run of two or more zero groups compressed, as `ip` and
  * glibc's inet_ntop print it), the 128-bit value, and the ranges a VIP must not be in.
+ * Pure (no Node module): the core uses it too.
  */
-import { isIPv6 } from "node:net";
 
 /** The 128-bit value of an IPv6 address (no zone, no prefix), or undefined. */
 export function ipv6Value(text: string): bigint | undefined {
-  if (!isIPv6(text) || text.includes("%")) return undefined;
   // An embedded IPv4 tail (::ffff:198.18.0.1) becomes two hexadecimal groups.
-  const plain = text.replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_m, a, b, c, d) => {
-    const word = (x: string, y: string) => (Number(x) * 256 + Number(y)).toString(16);
-    return `${word(a, b)}:${word(c, d)}`;
-  });
-  const [left = "", right] = plain.split("::");
-  const words = (part: string) => (part === "" ? [] : part.split(":"));
-  const leftWords = words(left);
-  const rightWords = right === undefined ? [] : words(right);
-  const fill = right === undefined ? 0 : 8 - leftWords.length - rightWords.length;
-  const all = [...leftWords, ...new Array<string>(fill).fill("0"), ...rightWords];
-  if (all.length !== 8) return undefined;
+  let plain = text;
+  const v4 = /^(.*:)(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
+  if (v4) {
+    const octets = v4.slice(2, 6).map(Number);
+    if (octets.some((o) => o > 255) || v4.slice(2, 6).some((o) => /^0\d/.test(o))) return undefined;
+    const word = (a: number, b: number) => (a * 256 + b).toString(16);
+    plain = `${v4[1]}${word(octets[0]!, octets[1]!)}:${word(octets[2]!, octets[3]!)}`;
+  }
+  const halves = plain.split("::");
+  if (halves.length > 2) return undefined;
+  const groups = (part: string) => (part === "" ? [] : part.split(":"));
+  const left = groups(halves[0]!);
+  const right = halves.length === 2 ? groups(halves[1]!) : [];
+  if (![...left, ...right].every((g) => /^[0-9a-fA-F]{1,4}$/.test(g))) return undefined;
+  const fill = halves.length === 2 ? 8 - left.length - right.length : 0;
+  if (halves.length === 2 ? fill < 1 : left.length !== 8) return undefined;
+  const all = [...left, ...new Array<string>(fill).fill("0"), ...right];
   return all.reduce((value, word) => (value << 16n) | BigInt(Number.parseInt(word, 16)), 0n);
 }
 

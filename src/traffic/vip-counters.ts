@@ -1,5 +1,5 @@
 /**
- * Per-VIP counters (S3): keeps the nftables table `ip floatip_traffic` in step with the VIPs
+ * Per-VIP counters (S3): keeps the nftables table `inet floatip_traffic` in step with the VIPs
  * this node holds (the view's `held` set) and, every `intervalMs`, turns the named counters
  * into samples stored beside the interface samples, under the pseudo-interface `vip:ADDRESS`
  * (rx = to the VIP, tx = from the VIP). They travel on the backup channel, are rolled up and
@@ -11,7 +11,6 @@
  * When nft is missing or fails to apply, the error is reported and per-VIP counting is
  * retried on the next change of the held set; interface counting is unaffected.
  */
-import { isIPv4 } from "node:net";
 import { run } from "../adapters/exec.ts";
 import {
   listCountersArgs,
@@ -56,11 +55,8 @@ export class VipCounters {
   }
 
   start(): void {
-    // The counters live in an `ip` (IPv4) table: IPv6 VIPs are not counted per VIP yet (their
-    // bytes still count in the interface totals).
-    const counted = (held: ReadonlySet<string>) => [...held].filter((vip) => isIPv4(vip));
-    this.#unsubscribe = this.#options.view.subscribe((view) => this.#wantSet(counted(view.held)));
-    this.#wantSet(counted(this.#options.view.current().held));
+    this.#unsubscribe = this.#options.view.subscribe((view) => this.#wantSet([...view.held]));
+    this.#wantSet([...this.#options.view.current().held]);
     this.#timer = setInterval(() => {
       // Skips a round rather than queueing many behind a slow nft.
       if (this.#applied !== undefined) this.#enqueue(() => this.#sample());
@@ -74,7 +70,7 @@ export class VipCounters {
     this.#unsubscribe?.();
     await this.#queue;
     if (this.#applied === undefined) return;
-    await run("nft", ["delete", "table", "ip", vipCounterTable], {
+    await run("nft", ["delete", "table", "inet", vipCounterTable], {
       timeoutMs: this.#timeoutMs,
     }).catch((error) => this.#options.onError("nft-delete-failed", error));
   }

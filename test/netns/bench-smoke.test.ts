@@ -39,7 +39,7 @@ function runBench(
 }
 
 describe("benchmarks (smoke)", { skip: skipUnlessRoot(), concurrency: 1 }, () => {
-  it("failover: one trial of floatip (lan) and keepalived (fastest)", async () => {
+  it("failover: one trial of floatip (lan, IPv4 and IPv6) and keepalived (fastest)", async () => {
     const path = join(out, "failover.json");
     const { code, output } = await runBench(
       "failover.ts",
@@ -47,13 +47,13 @@ describe("benchmarks (smoke)", { skip: skipUnlessRoot(), concurrency: 1 }, () =>
         "--trials",
         "1",
         "--contenders",
-        "floatip-lan,keepalived-fastest",
+        "floatip-lan,floatip-lan-ipv6,keepalived-fastest",
         "--faults",
         "sigkill",
         "--out",
         path,
       ],
-      60_000,
+      90_000,
     );
     assert.equal(code, 0, output);
     assert.match(output, /contender\s+ok\s+outage p50 ms.*idle conn reset p50 ms/);
@@ -62,6 +62,8 @@ describe("benchmarks (smoke)", { skip: skipUnlessRoot(), concurrency: 1 }, () =>
     };
     const floatip = result.results.find((r) => r.contender === "floatip-lan");
     assert.ok(floatip && !floatip.error, output);
+    const six = result.results.find((r) => r.contender === "floatip-lan-ipv6");
+    assert.ok(six && !six.error, `the IPv6 VIP moved\n${output}`);
     // The idle connection: reset by floatip's tickle ACKs, left hanging by keepalived.
     assert.ok(floatip.idleResetMs !== undefined, `floatip reset the idle connection\n${output}`);
     const keepalived = result.results.find((r) => r.contender === "keepalived-fastest");
@@ -80,6 +82,22 @@ describe("benchmarks (smoke)", { skip: skipUnlessRoot(), concurrency: 1 }, () =>
     );
     assert.equal(code, 0, output);
     assert.match(output, /vips\s+all held elsewhere ms/);
+  });
+
+  it("garp --family 6: takeover of 50 IPv6 VIPs, announced with Neighbour Advertisements", async () => {
+    const { code, output } = await runBench(
+      "garp.ts",
+      ["--vips", "50", "--family", "6", "--out", join(out, "garp6.json")],
+      90_000,
+    );
+    assert.equal(code, 0, output);
+    assert.match(output, /vips\s+all held elsewhere ms\s+neighbour cache .*NA frames/);
+    const result = JSON.parse(readFileSync(join(out, "garp6.json"), "utf8")) as {
+      family: number;
+      garpFrames: number;
+    };
+    assert.equal(result.family, 6);
+    assert.ok(result.garpFrames >= 50, `at least one NA per VIP reached the client\n${output}`);
   });
 
   it("stability: a few seconds under load", async () => {

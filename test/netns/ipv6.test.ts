@@ -8,14 +8,17 @@
  * 2. The owner of an IPv6 VIP is SIGKILLed while the client talks to it: the VIP moves, and the
  *    client's neighbour entry for it, REACHABLE with the old owner's MAC, now names the new
  *    owner's (an unsolicited Neighbour Advertisement with the Override flag: receivers only
- *    update entries they already have, RFC 4861 §7.2.5).
+ *    update entries they already have, RFC 4861 §7.2.5); the client's idle connection to the
+ *    VIP is reset by the new owner's tickle ACK.
  * 3. The kernel's DAD marks a held VIP dadfailed (someone re-added it by hand while a foreign
  *    host has it): the holder lets it go, logs the duplicate, and nobody takes it while the
  *    foreign host answers for it.
  * 4. Nodes that send their heartbeats over IPv6 float an IPv4 and an IPv6 VIP, serve the
- *    storage gateway on the IPv6 VIP (replicating over IPv6), and move both after an owner's
- *    SIGKILL; the new holder answers the request the old one acknowledged.
- * 5. Nodes that know each other by link-local address and zone (fe80::10%eth0).
+ *    storage gateway on the IPv6 VIP (replicating over IPv6; the traffic capability counts
+ *    the VIP's bytes), and move both after an owner's SIGKILL; the new holder answers the
+ *    request the old one acknowledged.
+ * 5. The owner's link goes down: the IPv6 VIP moves, the client probing over IPv6.
+ * 6. Nodes that know each other by link-local address and zone (fe80::10%eth0).
  * Also: a relay (proxy) listening on an IPv6 VIP, to backends at IPv6 addresses.
  */
 import assert from "node:assert/strict";
@@ -33,6 +36,7 @@ import {
   waitSettled,
   watchHolders,
 } from "../../src/lab/cluster.ts";
+import { openIdleConnection } from "../../src/lab/idle-connection.ts";
 import { skipUnlessRoot, subnetFor } from "../../src/lab/topology.ts";
 
 interface Status {
@@ -142,6 +146,13 @@ describe("IPv6 VIPs", { skip: skipUnlessRoot() }, () => {
     assert.equal(before?.mac, c.topology.host(owner).mac, JSON.stringify(before));
     assert.match(before?.state ?? "", /REACHABLE|DELAY|PROBE/, JSON.stringify(before));
 
+    // An idle connection to the VIP, older than the owner's connection scan (1 s): the new
+    // owner tickles it, and the client learns at once that it is gone.
+    const idle = openIdleConnection(c.topology, "client", vip, 8080, 30_000);
+    cleanups.push(() => idle.stop());
+    const connected = await waitFor(async () => idle.connectedAt(), 5000);
+    assert.ok(connected, "the idle connection is up");
+    await sleep(1500);
     const pid = c.agentPid(owner);
     assert.ok(pid, `${owner} runs an agent`);
     process.kill(pid, "SIGKILL");
@@ -167,6 +178,16 @@ describe("IPv6 VIPs", { skip: skipUnlessRoot() }, () => {
     );
     const moved = await firstAnswerFrom(c, vip, owner, 15_000);
     assert.equal(moved?.node, newOwner, "the client reaches the new owner over IPv6");
+    const reset = await waitFor(async () => idle.endedAt(), 5000);
+    assert.equal(
+      reset?.code,
+      "ECONNRESET",
+      `the idle connection was tickled: ${JSON.stringify(idle.events)}\n${c.logs(newOwner)}`,
+    );
+    t.diagnostic(
+      `idle IPv6 connection reset ${reset!.atMs - Math.round(performance.timeOrigin + started)} ms after the new holder was seen`,
+    );
+    idle.stop();
   });
 
   it("lets go of a VIP the kernel's duplicate address detection failed, and reports the conflict", async () => {
@@ -238,6 +259,7 @@ describe("IPv6 VIPs", { skip: skipUnlessRoot() }, () => {
         `  vip: "2001:db8:${subnetFor("fip6b-").toString(16)}:0::170"`,
         `  clients: [{ name: ops, token_file: ${join(work, "rw.token")}, access: write }]`,
         `  backend: { kind: file, dir: ${join(work, "volumes")} }`,
+        "traffic: { interval: 200ms }",
       ].join("\n"),
     });
     clusters.push(c);
@@ -267,6 +289,30 @@ describe("IPv6 VIPs", { skip: skipUnlessRoot() }, () => {
       return answer?.request?.state.state === "succeeded" ? answer : undefined;
     }, 20_000);
     assert.ok(created, `a create through [${storage}]:7490 succeeds\n${allLogs(c)}`);
+    // The traffic capability counts the IPv6 VIP's own bytes (nftables `ip6 daddr`).
+    const storageHolder = holders.get(storage)!;
+    const counted = await waitFor(async () => {
+      const r = await c.cli(storageHolder, [
+        "traffic",
+        storageHolder,
+        "--from",
+        "0",
+        "--step",
+        "1h",
+        "--json",
+      ]);
+      if (r.code !== 0) return undefined;
+      const answer = JSON.parse(r.stdout) as { buckets: { iface: string; rxBytes: number }[] };
+      const rx = answer.buckets
+        .filter((b) => b.iface === `vip:${storage}`)
+        .reduce((sum, b) => sum + b.rxBytes, 0);
+      return rx > 0 ? rx : undefined;
+    }, 10_000);
+    assert.ok(
+      counted,
+      `per-VIP bytes for ${storage} on ${storageHolder}\n${c.logs(storageHolder)}`,
+    );
+    t.diagnostic(`${storage}: ${counted} bytes received, counted per VIP`);
     const config = await c.cli("n1", ["status", "--json"]);
     assert.equal(config.code, 0, config.stderr);
     const status = JSON.parse(config.stdout) as { members: { id: string; state: string }[] };
@@ -293,6 +339,27 @@ describe("IPv6 VIPs", { skip: skipUnlessRoot() }, () => {
       return answer?.request?.state.state === "succeeded" ? answer : undefined;
     }, 15_000);
     assert.ok(record, `the new holder of ${storage} answers six-1\n${allLogs(c)}`);
+  });
+
+  it("moves an IPv6 VIP away from an owner whose link went down, the client probing over IPv6", async (t) => {
+    const c = clusters[1]!;
+    await waitSettled(c, 30_000);
+    const vip = c.vipAddresses[0]!;
+    const owner = await c.holderOf(vip);
+    assert.ok(owner, `${vip} is held`);
+    assert.equal(await c.ask(vip, 1000), owner);
+    await c.topology.setLink(owner, "down");
+    try {
+      const moved = await firstAnswerFrom(c, vip, owner, 15_000);
+      assert.ok(moved, `${vip} did not move from ${owner} after its link went down\n${allLogs(c)}`);
+      t.diagnostic(
+        `${vip}: ${owner}'s link down, ${moved.node} answered ${moved.afterMs} ms later`,
+      );
+      const entry = await c.topology.neighbour("client", vip);
+      assert.equal(entry?.mac, c.topology.host(moved.node).mac, JSON.stringify(entry));
+    } finally {
+      await c.topology.setLink(owner, "up");
+    }
   });
 
   it("runs its heartbeats over link-local addresses with their zone", async (t) => {

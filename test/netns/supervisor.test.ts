@@ -40,10 +40,13 @@ describe("C supervisor", { skip: skipUnlessRoot() }, () => {
     const result = await live().exec("a", "ip", args);
     assert.equal(result.exitCode, 0, `ip ${args.join(" ")}: ${result.stderr}`);
   };
-  /** Addresses on eth0 other than the host's own and the link-local one. */
+  /** Addresses on eth0 other than the host's own (IPv4, IPv6) and the link-local ones. */
   const vipsOnEth0 = async () =>
     (await live().addresses("a")).filter(
-      (a) => a !== `${live().host("a").address}/24` && !a.startsWith("fe80:"),
+      (a) =>
+        a !== `${live().host("a").address}/24` &&
+        a !== `${live().host("a").address6}/64` &&
+        !a.startsWith("fe80:"),
     );
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
   const childrenOf = (pid: number) =>

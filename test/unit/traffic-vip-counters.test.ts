@@ -13,7 +13,7 @@ import {
 } from "../../src/core/traffic/vip-counters.ts";
 
 const counter = (name: string, bytes: number, packets: number, table = "floatip_traffic") => ({
-  counter: { family: "ip", name, table, handle: 3, packets, bytes },
+  counter: { family: "inet", name, table, handle: 3, packets, bytes },
 });
 
 function nftJson(...entries: unknown[]): string {
@@ -31,7 +31,16 @@ describe("per-VIP counter names", () => {
     });
   });
 
-  it("rejects what is not an IPv4 address or not one of its names", () => {
+  it("names IPv6 VIPs by their 32 hexadecimal digits, and reads them back canonically", () => {
+    assert.equal(vipCounterName("2001:db8::100", "in"), "in6_20010db8000000000000000000000100");
+    assert.deepEqual(parseVipCounterName("out6_20010db8000000000000000000000100"), {
+      vip: "2001:db8::100",
+      direction: "out",
+    });
+    assert.equal(parseVipCounterName("in6_20010db8"), undefined);
+  });
+
+  it("rejects what is not an IP address or not one of its names", () => {
     assert.throws(() => vipCounterName("198.18.0.300", "in"));
     assert.throws(() => vipCounterName("x; flush ruleset", "in"));
     assert.equal(parseVipCounterName("in_198_18_0_256"), undefined);
@@ -43,8 +52,8 @@ describe("per-VIP nft ruleset", () => {
   it("counts to and from every VIP once, and replaces the table atomically", () => {
     const text = renderVipCounterRuleset(["198.18.0.101", "198.18.0.100", "198.18.0.101"]);
     const lines = text.split("\n").map((l) => l.trim());
-    assert.equal(lines[0], "table ip floatip_traffic");
-    assert.equal(lines[1], "delete table ip floatip_traffic");
+    assert.equal(lines[0], "table inet floatip_traffic");
+    assert.equal(lines[1], "delete table inet floatip_traffic");
     for (const vip of ["198.18.0.100", "198.18.0.101"]) {
       const name = vip.replaceAll(".", "_");
       assert.equal(lines.filter((l) => l === `counter in_${name} { }`).length, 1);
@@ -57,6 +66,14 @@ describe("per-VIP nft ruleset", () => {
         1,
       );
     }
+    const six = renderVipCounterRuleset(["2001:db8::100", "198.18.0.100"]);
+    assert.ok(
+      six.includes('ip6 daddr 2001:db8::100 counter name "in6_20010db8000000000000000000000100"'),
+    );
+    assert.ok(
+      six.includes('ip6 saddr 2001:db8::100 counter name "out6_20010db8000000000000000000000100"'),
+    );
+    assert.ok(six.includes('ip daddr 198.18.0.100 counter name "in_198_18_0_100"'));
     assert.ok(lines.includes("type filter hook prerouting priority -300; policy accept;"));
     assert.ok(lines.includes("type filter hook postrouting priority 300; policy accept;"));
   });
@@ -64,7 +81,7 @@ describe("per-VIP nft ruleset", () => {
   it("has no hooks when no VIP is held", () => {
     const text = renderVipCounterRuleset([]);
     assert.ok(!text.includes("hook"));
-    assert.ok(text.includes("table ip floatip_traffic {"));
+    assert.ok(text.includes("table inet floatip_traffic {"));
   });
 });
 
@@ -79,8 +96,8 @@ describe("parseNftCounters", () => {
       counter("in_198_18_0_103", 1, 1, "other_table"),
       counter("out_198_18_0_103", 1, 1, "other_table"),
       counter("packets_seen", 9, 9),
-      { counter: { family: "ip", table: "floatip_traffic", name: "in_198_18_0_104", bytes: -1 } },
-      { table: { family: "ip", name: "floatip_traffic" } },
+      { counter: { family: "inet", table: "floatip_traffic", name: "in_198_18_0_104", bytes: -1 } },
+      { table: { family: "inet", name: "floatip_traffic" } },
       null,
     );
     assert.deepEqual(parseNftCounters(text), [

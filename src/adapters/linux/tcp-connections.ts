@@ -1,13 +1,16 @@
 /**
- * Established TCP connections on given local addresses, from /proc/net/tcp of this process's
- * network namespace: a file read, no process spawned. IPv4 only (the tickle sender is IPv4).
+ * Established TCP connections on given local addresses, from /proc/net/tcp and /proc/net/tcp6
+ * of this process's network namespace: file reads, no process spawned.
  *
  * /proc/net/tcp prints each address as the 32-bit value in host byte order in hex and each
  * port in hex, e.g. "6400A8C0:1F90" is 192.168.0.100:8080 on a little-endian machine; state
- * 01 is ESTABLISHED.
+ * 01 is ESTABLISHED. /proc/net/tcp6 prints the 128-bit address as four such 32-bit words. A
+ * server listening on "::" (dual stack) has its IPv4 clients there too, as IPv4-mapped
+ * addresses (::ffff:198.18.0.100): those are reported as the IPv4 addresses they are.
  */
 import { readFileSync } from "node:fs";
 import { endianness } from "node:os";
+import { ipv6Text } from "../../config/ipv6.ts";
 
 export interface TcpConnection {
   /** The local (VIP) side. */
@@ -20,11 +23,20 @@ export interface TcpConnection {
 
 const littleEndian = endianness() === "LE";
 
-function ipFromHex(hex: string): string | undefined {
-  if (!/^[0-9A-Fa-f]{8}$/.test(hex)) return undefined;
+/** The four bytes of one 32-bit word as the kernel printed it (host byte order). */
+function wordBytes(hex: string): number[] {
   const value = Number.parseInt(hex, 16);
   const bytes = [value >>> 24, (value >>> 16) & 0xff, (value >>> 8) & 0xff, value & 0xff];
-  return (littleEndian ? bytes.reverse() : bytes).join(".");
+  return littleEndian ? bytes.reverse() : bytes;
+}
+
+function ipFromHex(hex: string): string | undefined {
+  if (/^[0-9A-Fa-f]{8}$/.test(hex)) return wordBytes(hex).join(".");
+  if (!/^[0-9A-Fa-f]{32}$/.test(hex)) return undefined;
+  const bytes = [0, 8, 16, 24].flatMap((i) => wordBytes(hex.slice(i, i + 8)));
+  const mapped = bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 255 && bytes[11] === 255;
+  if (mapped) return bytes.slice(12).join(".");
+  return ipv6Text(bytes.reduce((value, byte) => (value << 8n) | BigInt(byte), 0n));
 }
 
 function endpoint(text: string | undefined): { ip: string; port: number } | undefined {
@@ -69,18 +81,23 @@ export function parseProcNetTcp(
   return { connections, skipped };
 }
 
-/** Reads /proc/net/tcp (or `path`) and parses it; an unreadable file lists nothing. */
+/**
+ * Reads /proc/net/tcp and /proc/net/tcp6 (or `paths`) and parses them together (the limit per
+ * local address counts both); an unreadable file lists nothing.
+ */
 export function establishedConnections(
   locals: ReadonlySet<string>,
   limit: number,
-  path = "/proc/net/tcp",
+  paths: readonly string[] = ["/proc/net/tcp", "/proc/net/tcp6"],
 ): { connections: TcpConnection[]; skipped: number } {
   if (locals.size === 0) return { connections: [], skipped: 0 };
-  let text: string;
-  try {
-    text = readFileSync(path, "latin1");
-  } catch {
-    return { connections: [], skipped: 0 };
+  const texts: string[] = [];
+  for (const path of paths) {
+    try {
+      texts.push(readFileSync(path, "latin1"));
+    } catch {
+      // No such file (IPv6 disabled) or unreadable: nothing from it.
+    }
   }
-  return parseProcNetTcp(text, locals, limit);
+  return parseProcNetTcp(texts.join("\n"), locals, limit);
 }

@@ -2,7 +2,8 @@
  * Per-VIP traffic counters (S3, bytes and packets per VIP held), pure part: the nftables
  * ruleset that counts them, the parser of `nft -j list counters`, and the per-interval deltas.
  *
- * One table `ip floatip_traffic` holds two named counters per held VIP: `in_A_B_C_D` counts
+ * One table `inet floatip_traffic` holds two named counters per held VIP (IPv4 and IPv6):
+ * `in_A_B_C_D` (IPv6: `in6_` and the address's 32 hexadecimal digits) counts
  * packets whose destination is the VIP (prerouting, priority -300: before any DNAT of a relay
  * rewrites it) and `out_A_B_C_D` packets whose source is the VIP (postrouting, priority 300:
  * after the reverse NAT of replies has put the VIP back as their source). Packets a node sends
@@ -12,6 +13,8 @@
  * whenever it is applied: the caller reads the counters just before, and starts its baselines
  * at zero just after.
  */
+
+import { ipv6Text, ipv6Value } from "../../config/ipv6.ts";
 
 export const vipCounterTable = "floatip_traffic";
 
@@ -28,9 +31,11 @@ export interface VipCounterReading {
 
 const ipv4Pattern = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
-/** Counter name of one direction of one VIP: `in_198_18_0_100`. */
+/** Counter name of one direction of one VIP: `in_198_18_0_100`, `in6_20010db8…0100`. */
 export function vipCounterName(vip: string, direction: "in" | "out"): string {
-  if (!ipv4Pattern.test(vip)) throw new Error(`vipCounterName: not an IPv4 address: ${vip}`);
+  const v6 = ipv6Value(vip);
+  if (v6 !== undefined) return `${direction}6_${v6.toString(16).padStart(32, "0")}`;
+  if (!ipv4Pattern.test(vip)) throw new Error(`vipCounterName: not an IP address: ${vip}`);
   return `${direction}_${vip.replaceAll(".", "_")}`;
 }
 
@@ -38,6 +43,8 @@ export function vipCounterName(vip: string, direction: "in" | "out"): string {
 export function parseVipCounterName(
   name: string,
 ): { readonly vip: string; readonly direction: "in" | "out" } | undefined {
+  const six = /^(in|out)6_([0-9a-f]{32})$/.exec(name);
+  if (six) return { vip: ipv6Text(BigInt(`0x${six[2]}`)), direction: six[1] as "in" | "out" };
   const m = /^(in|out)_(\d{1,3})_(\d{1,3})_(\d{1,3})_(\d{1,3})$/.exec(name);
   if (!m) return undefined;
   const vip = `${m[2]}.${m[3]}.${m[4]}.${m[5]}`;
@@ -52,8 +59,11 @@ export function parseVipCounterName(
  */
 export function renderVipCounterRuleset(vips: readonly string[]): string {
   const sorted = [...new Set(vips)].sort();
-  const lines = [`table ip ${vipCounterTable}`, `delete table ip ${vipCounterTable}`];
-  lines.push(`table ip ${vipCounterTable} {`);
+  const lines = [
+    `table inet ${vipCounterTable}`,
+    `delete table inet ${vipCounterTable}`,
+    `table inet ${vipCounterTable} {`,
+  ];
   for (const vip of sorted) {
     lines.push(`  counter ${vipCounterName(vip, "in")} { }`);
     lines.push(`  counter ${vipCounterName(vip, "out")} { }`);
@@ -62,13 +72,13 @@ export function renderVipCounterRuleset(vips: readonly string[]): string {
     lines.push("  chain prerouting {");
     lines.push("    type filter hook prerouting priority -300; policy accept;");
     for (const vip of sorted) {
-      lines.push(`    ip daddr ${vip} counter name "${vipCounterName(vip, "in")}"`);
+      lines.push(`    ${family(vip)} daddr ${vip} counter name "${vipCounterName(vip, "in")}"`);
     }
     lines.push("  }");
     lines.push("  chain postrouting {");
     lines.push("    type filter hook postrouting priority 300; policy accept;");
     for (const vip of sorted) {
-      lines.push(`    ip saddr ${vip} counter name "${vipCounterName(vip, "out")}"`);
+      lines.push(`    ${family(vip)} saddr ${vip} counter name "${vipCounterName(vip, "out")}"`);
     }
     lines.push("  }");
   }
@@ -77,7 +87,12 @@ export function renderVipCounterRuleset(vips: readonly string[]): string {
 }
 
 /** The nft command (arguments) whose output `parseNftCounters` reads. */
-export const listCountersArgs = ["-j", "list", "counters", "table", "ip", vipCounterTable];
+export const listCountersArgs = ["-j", "list", "counters", "table", "inet", vipCounterTable];
+
+/** The nft match keyword of a VIP's family. */
+function family(vip: string): "ip" | "ip6" {
+  return vip.includes(":") ? "ip6" : "ip";
+}
 
 function isCount(value: unknown): value is number {
   return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
@@ -98,7 +113,7 @@ export function parseNftCounters(text: string): VipCounterReading[] {
       | Record<string, unknown>
       | undefined;
     if (typeof counter !== "object" || counter === null) continue;
-    if (counter.table !== vipCounterTable || counter.family !== "ip") continue;
+    if (counter.table !== vipCounterTable || counter.family !== "inet") continue;
     if (typeof counter.name !== "string" || !isCount(counter.bytes) || !isCount(counter.packets))
       continue;
     const name = parseVipCounterName(counter.name);
