@@ -354,8 +354,11 @@ export class Agent implements AgentHandle, ClusterView {
     return since;
   }
 
-  admin(command: AdminCommand): AdminResult {
+  admin(given: AdminCommand): AdminResult {
     const config = this.#config;
+    // A VIP as the operator wrote it (an IPv6 address has many spellings; a prefix may follow).
+    const command: AdminCommand =
+      "vip" in given ? { ...given, vip: canonicalIp(given.vip.split("/")[0]!) } : given;
     if ("node" in command && !config.nodes.some((n) => n.id === command.node)) {
       return {
         ok: false,
@@ -363,11 +366,11 @@ export class Agent implements AgentHandle, ClusterView {
         message: `node ${command.node} is not in ${config.file}`,
       };
     }
-    if ("vip" in command && !config.vips.some((v) => v.address === command.vip.split("/")[0])) {
+    if ("vip" in command && !config.vips.some((v) => v.address === command.vip)) {
       return {
         ok: false,
         code: "UNKNOWN_VIP",
-        message: `VIP ${command.vip} is not in ${config.file}`,
+        message: `VIP ${"vip" in given ? given.vip : command.vip} is not in ${config.file}`,
       };
     }
     const coordinator = this.#core.coordinator;

@@ -5,6 +5,7 @@
  *   ip move VIP --clear | ip unpin VIP   remove the pin; the placement policy decides again
  * Address options as for `floatip status`; changes need the API token (`--token-file`).
  */
+import { canonicalIp } from "../../config/ipv6.ts";
 import {
   ApiClient,
   CliError,
@@ -86,7 +87,8 @@ export async function run(args: string[]): Promise<number> {
           `move ${vip} to ${node}`,
         );
         if (flags.switches.has("--wait")) {
-          const address = vip.split("/")[0];
+          // The status lists each VIP in canonical form (an IPv6 address has many spellings).
+          const address = canonicalIp(vip.split("/")[0]!);
           await waitInEffect<StatusView>(client, `move ${vip} to ${node}`, (status) => {
             const entry = status.vips.find((v) => v.address === address);
             if (entry?.owner === node) return undefined;
