@@ -27,11 +27,11 @@
  *   listAddresses(ifname, timeoutMs?) -> [{ ip, prefixLength, family: 4 | 6,
  *       validLftSec, preferredLftSec, tentative, dadFailed }] (lifetimes: seconds or
  *       "forever"; the two flags: IPv6 DAD under way / failed); RTM_GETADDR dump.
- *   renewAddressLifetime(ifname, ip, prefixLength, validLftSec, timeoutMs?) -> undefined
- *       RTM_NEWADDR with NLM_F_REPLACE (no NLM_F_CREATE) and IFA_CACHEINFO valid = preferred =
- *       validLftSec, like `ip address change` (IPv6: with nodad, as floatip adds it). The
- *       kernel still creates an address that is missing (both families ignore the absent
- *       NLM_F_CREATE): list first.
+ *   renewAddressLifetimes(ifname, ips, prefixLengths, validLftSec, timeoutMs?) -> per address
+ *       null or { code, message }: RTM_NEWADDR with NLM_F_REPLACE (no NLM_F_CREATE) and
+ *       IFA_CACHEINFO valid = preferred = validLftSec, like `ip address change` (IPv6: with
+ *       nodad, as floatip adds it), for each address over one socket. The kernel still creates
+ *       an address that is missing (both families ignore the absent NLM_F_CREATE): list first.
  *
  * Errors are thrown as Error objects whose `code` is the errno name ("EPERM", "EINVAL",
  * "ENOMEM", "ENODEV", "ETIMEDOUT", ...), with `errno` (the number) and `syscall` (what failed)
@@ -1189,53 +1189,20 @@ static void add_attribute(struct nlmsghdr* header, size_t capacity, unsigned sho
   header->nlmsg_len = NLMSG_ALIGN(header->nlmsg_len) + RTA_ALIGN(total);
 }
 
-static napi_value js_renew_address_lifetime(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  char ifname[IF_NAMESIZE + 1], ip_text[INET6_ADDRSTRLEN + 1];
-  uint8_t address[16];
-  double prefix_length, valid;
-  int family, timeout_ms;
-  size_t address_length;
-  unsigned int ifindex;
+/*
+ * Sends one RTM_NEWADDR REPLACE (ip address change) for ADDRESS/PREFIX on `ifindex` with valid
+ * = preferred = `valid` seconds over `sock`, and waits for its ACK. 0, or -1 with `error` set.
+ */
+static int renew_one(nl_socket* sock, uint8_t* buffer, unsigned int ifindex, int family,
+                     const uint8_t* address, int prefix_length, uint32_t valid,
+                     const char* ip_text, const char* ifname, sys_error* error) {
   union {
     struct nlmsghdr header;
     uint8_t bytes[256];
   } request;
   struct ifaddrmsg* message;
   struct ifa_cacheinfo cache;
-  uint8_t* buffer;
-  nl_socket sock;
-  sys_error error;
-
-  SYS_NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 4 || arg_string(env, argv[0], ifname, IF_NAMESIZE) != 0)
-    return throw_invalid_arg(env, "floatip_sys: renewAddressLifetime(ifname, ip, prefixLength, "
-                                  "validLftSec, timeoutMs?) needs an interface name of 1 to 15 "
-                                  "bytes");
-  if (arg_string(env, argv[1], ip_text, sizeof ip_text) != 0)
-    return throw_invalid_arg(env, "floatip_sys: renewAddressLifetime ip must be an IP string");
-  if (inet_pton(AF_INET, ip_text, address) == 1) {
-    family = AF_INET;
-    address_length = 4;
-  } else if (inet_pton(AF_INET6, ip_text, address) == 1) {
-    family = AF_INET6;
-    address_length = 16;
-  } else {
-    return throw_invalid_arg(env, "floatip_sys: renewAddressLifetime ip must be an IP string");
-  }
-  if (arg_number(env, argv[2], &prefix_length) != 0 || prefix_length != floor(prefix_length) ||
-      prefix_length < 0 || prefix_length > (family == AF_INET ? 32 : 128))
-    return throw_invalid_arg(env, "floatip_sys: prefixLength out of range for the address family");
-  /* 0 is rejected by the kernel; 0xFFFFFFFF would mean forever. */
-  if (arg_number(env, argv[3], &valid) != 0 || valid != floor(valid) || valid < 1 ||
-      valid >= (double)INFINITY_LIFE_TIME)
-    return throw_invalid_arg(env, "floatip_sys: validLftSec must be a whole number of seconds "
-                                  "from 1 to 4294967294");
-  if (arg_timeout(env, argc, argv, 4, &timeout_ms) != 0)
-    return throw_invalid_arg(env, "floatip_sys: timeoutMs must be a whole number 1..60000");
-  ifindex = interface_index(ifname, &error);
-  if (ifindex == 0) return throw_sys_error(env, &error);
+  size_t address_length = family == AF_INET ? 4 : 16;
 
   memset(&request, 0, sizeof request);
   request.header.nlmsg_len = NLMSG_LENGTH(sizeof *message);
@@ -1250,8 +1217,8 @@ static napi_value js_renew_address_lifetime(napi_env env, napi_callback_info inf
   add_attribute(&request.header, sizeof request, IFA_LOCAL, address, address_length);
   add_attribute(&request.header, sizeof request, IFA_ADDRESS, address, address_length);
   memset(&cache, 0, sizeof cache);
-  cache.ifa_valid = (uint32_t)valid;
-  cache.ifa_prefered = (uint32_t)valid;
+  cache.ifa_valid = valid;
+  cache.ifa_prefered = valid;
   add_attribute(&request.header, sizeof request, IFA_CACHEINFO, &cache, sizeof cache);
   if (family == AF_INET6) {
     /* A change resets the flags it does not carry: keep nodad (floatip probes for itself;
@@ -1260,48 +1227,156 @@ static napi_value js_renew_address_lifetime(napi_env env, napi_callback_info inf
     message->ifa_flags = (uint8_t)flags;
     add_attribute(&request.header, sizeof request, IFA_FLAGS, &flags, sizeof flags);
   }
+  if (nl_send(sock, &request.header, error) != 0) return -1;
+  for (;;) {
+    ssize_t received = nl_receive(sock, buffer, RECV_BUFFER_BYTES, error);
+    int remaining;
+    struct nlmsghdr* header;
+    if (received < 0) return -1;
+    remaining = (int)received;
+    for (header = (struct nlmsghdr*)buffer; NLMSG_OK(header, (unsigned int)remaining);
+         header = NLMSG_NEXT(header, remaining)) {
+      const struct nlmsgerr* err;
+      if (header->nlmsg_seq != request.header.nlmsg_seq || header->nlmsg_pid != sock->port ||
+          header->nlmsg_type != NLMSG_ERROR)
+        continue;
+      err = NLMSG_DATA(header);
+      if (header->nlmsg_len < NLMSG_LENGTH(sizeof *err)) {
+        set_sys_error(error, EPROTO, "RTM_NEWADDR", "floatip_sys: truncated netlink ACK");
+        return -1;
+      }
+      if (err->error != 0) {
+        char what[96];
+        snprintf(what, sizeof what, "RTM_NEWADDR %s/%d dev %s", ip_text, prefix_length, ifname);
+        set_kernel_error(error, header, -err->error, what);
+        snprintf(error->syscall, sizeof error->syscall, "RTM_NEWADDR");
+        return -1;
+      }
+      return 0; /* ACK */
+    }
+  }
+}
 
+/* Parses an IP string into `address`; returns its family, or 0 when it is not an IP. */
+static int parse_ip(const char* text, uint8_t address[16]) {
+  if (inet_pton(AF_INET, text, address) == 1) return AF_INET;
+  if (inet_pton(AF_INET6, text, address) == 1) return AF_INET6;
+  return 0;
+}
+
+/* An error value (not thrown): { code, message } like a thrown sys error's. */
+static napi_value sys_error_value(napi_env env, const sys_error* error) {
+  napi_value object, value;
+  char code_text[24];
+  const char* name = errno_name(error->err);
+  if (name == NULL) {
+    snprintf(code_text, sizeof code_text, "ERRNO_%d", error->err);
+    name = code_text;
+  }
+  if (napi_create_object(env, &object) != napi_ok) return NULL;
+  if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &value) != napi_ok ||
+      napi_set_named_property(env, object, "code", value) != napi_ok ||
+      napi_create_string_utf8(env, error->message, NAPI_AUTO_LENGTH, &value) != napi_ok ||
+      napi_set_named_property(env, object, "message", value) != napi_ok)
+    return NULL;
+  return object;
+}
+
+/*
+ * renewAddressLifetimes(ifname, ips, prefixLengths, validLftSec, timeoutMs?) -> array with, per
+ * address, null (renewed) or { code, message }: the change of `ip address change` for many
+ * addresses over one netlink socket (a socket per address cost a 1,000-VIP node ~40 ms of
+ * its control loop every renewal round). timeoutMs bounds the whole call; addresses not
+ * reached by then get the timeout's error.
+ */
+static napi_value js_renew_address_lifetimes(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5], result, item, prefix_value;
+  char ifname[IF_NAMESIZE + 1], ip_text[INET6_ADDRSTRLEN + 1];
+  uint8_t address[16];
+  double prefix_length, valid;
+  uint32_t count, prefix_count, i;
+  int family, timeout_ms;
+  bool is_array;
+  unsigned int ifindex;
+  uint8_t* buffer;
+  nl_socket sock;
+  sys_error error, broken;
+
+  SYS_NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4 || arg_string(env, argv[0], ifname, IF_NAMESIZE) != 0)
+    return throw_invalid_arg(env, "floatip_sys: renewAddressLifetimes(ifname, ips, "
+                                  "prefixLengths, validLftSec, timeoutMs?) needs an interface "
+                                  "name of 1 to 15 bytes");
+  if (napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[1], &count) != napi_ok ||
+      napi_is_array(env, argv[2], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[2], &prefix_count) != napi_ok || prefix_count != count)
+    return throw_invalid_arg(env, "floatip_sys: renewAddressLifetimes needs two arrays of one "
+                                  "length: ips and prefixLengths");
+  if (arg_number(env, argv[3], &valid) != 0 || valid != floor(valid) || valid < 1 ||
+      valid >= (double)INFINITY_LIFE_TIME)
+    return throw_invalid_arg(env, "floatip_sys: validLftSec must be a whole number of seconds "
+                                  "from 1 to 4294967294");
+  if (arg_timeout(env, argc, argv, 4, &timeout_ms) != 0)
+    return throw_invalid_arg(env, "floatip_sys: timeoutMs must be a whole number 1..60000");
+  /* Every argument is checked before anything is changed. */
+  for (i = 0; i < count; i++) {
+    if (napi_get_element(env, argv[1], i, &item) != napi_ok ||
+        arg_string(env, item, ip_text, sizeof ip_text) != 0 ||
+        (family = parse_ip(ip_text, address)) == 0)
+      return throw_invalid_arg(env, "floatip_sys: renewAddressLifetimes: every ip must be an IP "
+                                    "string");
+    if (napi_get_element(env, argv[2], i, &prefix_value) != napi_ok ||
+        arg_number(env, prefix_value, &prefix_length) != 0 ||
+        prefix_length != floor(prefix_length) || prefix_length < 0 ||
+        prefix_length > (family == AF_INET ? 32 : 128))
+      return throw_invalid_arg(env, "floatip_sys: prefixLength out of range for the address "
+                                    "family");
+  }
+  ifindex = interface_index(ifname, &error);
+  if (ifindex == 0) return throw_sys_error(env, &error);
   if (nl_open(&sock, timeout_ms, &error) != 0) return throw_sys_error(env, &error);
   buffer = malloc(RECV_BUFFER_BYTES);
   if (buffer == NULL) {
     nl_close(&sock);
     return throw_errno(env, ENOMEM, "malloc", "");
   }
-  if (nl_send(&sock, &request.header, &error) != 0) goto failed;
-  for (;;) {
-    ssize_t received = nl_receive(&sock, buffer, RECV_BUFFER_BYTES, &error);
-    int remaining;
-    struct nlmsghdr* header;
-    if (received < 0) goto failed;
-    remaining = (int)received;
-    for (header = (struct nlmsghdr*)buffer; NLMSG_OK(header, (unsigned int)remaining);
-         header = NLMSG_NEXT(header, remaining)) {
-      const struct nlmsgerr* err;
-      if (header->nlmsg_seq != request.header.nlmsg_seq || header->nlmsg_pid != sock.port ||
-          header->nlmsg_type != NLMSG_ERROR)
-        continue;
-      err = NLMSG_DATA(header);
-      if (header->nlmsg_len < NLMSG_LENGTH(sizeof *err)) {
-        set_sys_error(&error, EPROTO, "RTM_NEWADDR", "floatip_sys: truncated netlink ACK");
-        goto failed;
-      }
-      if (err->error != 0) {
-        char what[96];
-        snprintf(what, sizeof what, "RTM_NEWADDR %s/%d dev %s", ip_text, (int)prefix_length,
-                 ifname);
-        set_kernel_error(&error, header, -err->error, what);
-        snprintf(error.syscall, sizeof error.syscall, "RTM_NEWADDR");
-        goto failed;
-      }
+  if (napi_create_array_with_length(env, count, &result) != napi_ok) {
+    free(buffer);
+    nl_close(&sock);
+    napi_throw_error(env, "EINTERNAL", "floatip_sys: N-API call failed");
+    return NULL;
+  }
+  broken.err = 0;
+  for (i = 0; i < count; i++) {
+    napi_value outcome;
+    napi_get_element(env, argv[1], i, &item);
+    arg_string(env, item, ip_text, sizeof ip_text);
+    family = parse_ip(ip_text, address);
+    napi_get_element(env, argv[2], i, &prefix_value);
+    arg_number(env, prefix_value, &prefix_length);
+    if (broken.err != 0) {
+      /* The socket failed (the deadline passed): the rest is not attempted. */
+      outcome = sys_error_value(env, &broken);
+    } else if (renew_one(&sock, buffer, ifindex, family, address, (int)prefix_length,
+                         (uint32_t)valid, ip_text, ifname, &error) == 0) {
+      napi_get_null(env, &outcome);
+    } else {
+      /* A kernel refusal concerns this address only; a socket error ends the batch. */
+      if (strcmp(error.syscall, "RTM_NEWADDR") != 0) broken = error;
+      outcome = sys_error_value(env, &error);
+    }
+    if (outcome == NULL || napi_set_element(env, result, i, outcome) != napi_ok) {
       free(buffer);
       nl_close(&sock);
-      return NULL; /* ACK */
+      napi_throw_error(env, "EINTERNAL", "floatip_sys: N-API call failed");
+      return NULL;
     }
   }
-failed:
   free(buffer);
   nl_close(&sock);
-  return throw_sys_error(env, &error);
+  return result;
 }
 
 napi_status floatip_sys_init(napi_env env, napi_value exports) {
@@ -1318,8 +1393,8 @@ napi_status floatip_sys_init(napi_env env, napi_value exports) {
       {"lockMappedFiles", NULL, js_lock_mapped_files, NULL, NULL, NULL, napi_enumerable, NULL},
       {"currentScheduling", NULL, js_current_scheduling, NULL, NULL, NULL, napi_enumerable, NULL},
       {"listAddresses", NULL, js_list_addresses, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"renewAddressLifetime", NULL, js_renew_address_lifetime, NULL, NULL, NULL, napi_enumerable,
-       NULL},
+      {"renewAddressLifetimes", NULL, js_renew_address_lifetimes, NULL, NULL, NULL,
+       napi_enumerable, NULL},
   };
   return napi_define_properties(env, exports, sizeof properties / sizeof properties[0],
                                 properties);

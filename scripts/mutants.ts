@@ -197,6 +197,7 @@ const mutations: readonly Mutation[] = [
     replace: "if (false) {",
     also: [
       { find: "if (listed.dadFailed) {", replace: "if (listed?.dadFailed) {" },
+      { find: "if (listed.tentative) {", replace: "if (listed?.tentative) {" },
       {
         find: "if (this.#stopped || !this.core.leaseValid(this.#p.now())) return;",
         replace: "if (this.#stopped) return;",

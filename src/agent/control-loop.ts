@@ -77,10 +77,15 @@ export interface ControlPlatform {
    */
   listAddresses(iface: string): readonly ListedAddress[];
   /**
-   * Gives `address` a fresh kernel lifetime. Like the kernel's RTM_NEWADDR, it CREATES the
-   * address when it is missing: callers list first and renew only what is there.
+   * Gives each address a fresh kernel lifetime, in one call; one outcome per address
+   * (undefined: renewed). Like the kernel's RTM_NEWADDR, it CREATES an address that is
+   * missing: callers list first and renew only what is there.
    */
-  renewLifetime(iface: string, address: string, prefix: number, lifetimeSec: number): void;
+  renewLifetimes(
+    iface: string,
+    entries: readonly { readonly address: string; readonly prefix: number }[],
+    lifetimeSec: number,
+  ): readonly (Error | undefined)[];
 }
 
 export interface ListedAddress {
@@ -558,8 +563,9 @@ export class ControlLoop {
   /**
    * One listing and one request per VIP, in this process: renewals run every third of the
    * address lifetime on every node, so they must not spawn processes. On Linux these are
-   * netlink calls on a local socket with a receive timeout: microseconds, and they cannot
-   * hang.
+   * netlink requests on one local socket with a receive timeout (one socket for all of an
+   * interface's VIPs: a socket per VIP held a 1,000-VIP control loop ~40 ms every round), and
+   * they cannot hang.
    */
   #renewOn(iface: string, vips: readonly number[]): void {
     let present: Map<string, ListedAddress>;
@@ -572,6 +578,7 @@ export class ControlLoop {
       });
       return;
     }
+    const renew: number[] = [];
     for (const vip of vips) {
       const spec = this.#vips[vip]!;
       const listed = present.get(spec.address);
@@ -612,15 +619,35 @@ export class ControlLoop {
           },
         );
       }
-      try {
-        this.#p.renewLifetime(iface, spec.address, spec.prefixLength, this.#o.addressLifetimeSec);
-      } catch (error) {
-        this.#o.log("warn", "renewing a VIP lifetime failed", {
-          vip: spec.address,
-          error: describe(error),
-        });
-      }
+      renew.push(vip);
     }
+    if (renew.length === 0) return;
+    let outcomes: readonly (Error | undefined)[];
+    try {
+      outcomes = this.#p.renewLifetimes(
+        iface,
+        renew.map((vip) => ({
+          address: this.#vips[vip]!.address,
+          prefix: this.#vips[vip]!.prefixLength,
+        })),
+        this.#o.addressLifetimeSec,
+      );
+    } catch (error) {
+      this.#o.log("warn", "renewing VIP lifetimes failed", {
+        interface: iface,
+        vips: renew.length,
+        error: describe(error),
+      });
+      return;
+    }
+    renew.forEach((vip, i) => {
+      const failure = outcomes[i];
+      if (failure === undefined) return;
+      this.#o.log("warn", "renewing a VIP lifetime failed", {
+        vip: this.#vips[vip]!.address,
+        error: describe(failure),
+      });
+    });
   }
 
   #refreshAnnouncements(): void {

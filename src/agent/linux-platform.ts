@@ -7,7 +7,7 @@ import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } f
 import { join } from "node:path";
 import { applyAddressBatch } from "../adapters/linux/address.ts";
 import { announceBurst, probeOccupiedMany } from "../adapters/linux/arp.ts";
-import { listAddressesNetlink, renewAddressLifetime } from "../adapters/linux/netlink.ts";
+import { listAddressesNetlink, renewAddressLifetimes } from "../adapters/linux/netlink.ts";
 import type { UdpTransport } from "../cluster/udp-transport.ts";
 import { canonicalIp } from "../config/ipv6.ts";
 import type { Message, PersistentState } from "../core/types.ts";
@@ -132,8 +132,16 @@ export class LinuxPlatform implements ControlPlatform {
     }));
   }
 
-  renewLifetime(iface: string, address: string, prefix: number, lifetimeSec: number): void {
-    renewAddressLifetime(iface, address, prefix, lifetimeSec);
+  renewLifetimes(
+    iface: string,
+    entries: readonly { readonly address: string; readonly prefix: number }[],
+    lifetimeSec: number,
+  ): readonly (Error | undefined)[] {
+    return renewAddressLifetimes(
+      iface,
+      entries.map((e) => ({ ip: e.address, prefixLength: e.prefix })),
+      lifetimeSec,
+    );
   }
 }
 

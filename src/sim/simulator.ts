@@ -879,18 +879,20 @@ export class Simulator {
       },
       listAddresses: () =>
         [...node.addresses].map((vip) => ({ ip: this.options.vips[vip]!.address })),
-      renewLifetime: (_iface, address) => {
-        const vip = vipOf(address);
-        if (lifetimeMs === undefined) return;
-        if (node.addresses.has(vip)) {
-          this.#expireAt(node, vip, this.nowMs + lifetimeMs);
-          return;
-        }
-        // The kernel's RTM_NEWADDR creates a missing address: the renewal brings it back.
-        this.log(`${node.id} re-creates ${address} by renewing its lifetime`);
-        this.#addAddress(node, vip);
-        this.#checkSafety();
-      },
+      renewLifetimes: (_iface, entries) =>
+        entries.map(({ address }) => {
+          const vip = vipOf(address);
+          if (lifetimeMs === undefined) return undefined;
+          if (node.addresses.has(vip)) {
+            this.#expireAt(node, vip, this.nowMs + lifetimeMs);
+            return undefined;
+          }
+          // The kernel's RTM_NEWADDR creates a missing address: the renewal brings it back.
+          this.log(`${node.id} re-creates ${address} by renewing its lifetime`);
+          this.#addAddress(node, vip);
+          this.#checkSafety();
+          return undefined;
+        }),
     };
     return new ControlLoop({
       core,

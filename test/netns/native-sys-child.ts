@@ -8,7 +8,11 @@
 import { readdirSync, readFileSync, realpathSync } from "node:fs";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import { nativeAddonPath } from "../../src/adapters/linux/native-addon.ts";
-import { listAddressesNetlink, renewAddressLifetime } from "../../src/adapters/linux/netlink.ts";
+import {
+  listAddressesNetlink,
+  renewAddressLifetime,
+  renewAddressLifetimes,
+} from "../../src/adapters/linux/netlink.ts";
 import {
   currentScheduling,
   lockMappedFiles,
@@ -155,6 +159,14 @@ const operations: Record<string, (...args: never[]) => unknown> = {
   list: (ifname: string) => attempt(() => listAddressesNetlink(ifname)),
   renew: (ifname: string, ip: string, prefixLength: number, validLftSec: number) =>
     attempt(() => renewAddressLifetime(ifname, ip, prefixLength, validLftSec)),
+  renewMany: (ifname: string, ips: string[], prefixLengths: number[], validLftSec: number) =>
+    attempt(() =>
+      renewAddressLifetimes(
+        ifname,
+        ips.map((ip, i) => ({ ip, prefixLength: prefixLengths[i]! })),
+        validLftSec,
+      ).map((e) => e?.code ?? null),
+    ),
   invalid: () => ({
     prefix: attempt(() => renewAddressLifetime("eth0", "198.18.0.1", 33, 30)),
     lifetime: attempt(() => renewAddressLifetime("eth0", "198.18.0.1", 24, 0)),

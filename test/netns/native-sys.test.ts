@@ -95,6 +95,22 @@ describe("native system calls in a network namespace", { skip: skipUnlessRoot() 
     return (link?.addr_info ?? []).filter((a) => a.family === "inet" || a.family === "inet6");
   }
 
+  /** Adds an address to eth0 with a 5 s lifetime (`extra`: more `ip address add` words). */
+  async function addFor5s(cidr: string, ...extra: string[]): Promise<void> {
+    await ip(
+      "address",
+      "add",
+      cidr,
+      "dev",
+      "eth0",
+      "valid_lft",
+      "5",
+      "preferred_lft",
+      "5",
+      ...extra,
+    );
+  }
+
   async function ip(...args: string[]): Promise<void> {
     await topology.exec("a", "ip", args);
   }
@@ -194,17 +210,7 @@ describe("native system calls in a network namespace", { skip: skipUnlessRoot() 
 
     it("renews a VIP's lifetime like ip address change", async () => {
       const address = vip(60);
-      await ip(
-        "address",
-        "add",
-        `${address}/24`,
-        "dev",
-        "eth0",
-        "valid_lft",
-        "5",
-        "preferred_lft",
-        "5",
-      );
+      await addFor5s(`${address}/24`);
       try {
         ok(await child<Outcome<null>>("renew", ["eth0", address, 24, 30]));
         const renewed = (await ipAddresses()).find((entry) => entry.local === address);
@@ -223,6 +229,48 @@ describe("native system calls in a network namespace", { skip: skipUnlessRoot() 
         assert.ok(typeof seen?.validLftSec === "number" && seen.validLftSec > 5);
       } finally {
         await ip("address", "del", `${address}/24`, "dev", "eth0");
+      }
+    });
+
+    it("renews many addresses of both families over one socket, each with its outcome", async () => {
+      const v4 = [vip(63), vip(64)];
+      const v6 = "fd00:5f:2::63";
+      for (const address of v4) {
+        await addFor5s(`${address}/24`);
+      }
+      await addFor5s(`${v6}/64`, "nodad");
+      try {
+        const outcomes = ok(
+          await child<Outcome<(string | null)[]>>("renewMany", [
+            "eth0",
+            [...v4, v6],
+            [24, 24, 64],
+            40,
+          ]),
+        );
+        assert.deepEqual(outcomes, [null, null, null]);
+        const after = await ipAddresses();
+        for (const address of [...v4, v6]) {
+          const entry = after.find((e) => e.local === address);
+          assert.ok(entry && entry.valid_life_time > 30 && entry.valid_life_time <= 40, address);
+        }
+        // The IPv6 one keeps nodad: a change resets the flags it does not carry.
+        const shown = await topology.exec("a", "ip", ["-6", "address", "show", "dev", "eth0"]);
+        assert.match(shown.stdout, new RegExp(`${v6}/64 .*nodad`));
+        // One bad entry refuses the whole call before anything changes.
+        const refused = await child<Outcome<unknown>>("renewMany", [
+          "eth0",
+          [v4[0], "198.18.300.1"],
+          [24, 24],
+          50,
+        ]);
+        assert.equal(refused.error?.code, "NETLINK_INVALID");
+        const unchanged = (await ipAddresses()).find((e) => e.local === v4[0]);
+        assert.ok(unchanged && unchanged.valid_life_time <= 40);
+      } finally {
+        for (const address of v4)
+          await ip("address", "del", `${address}/24`, "dev", "eth0").catch(() => undefined);
+        await ip("address", "del", `${v6}/64`, "dev", "eth0").catch(() => undefined);
       }
     });
 

@@ -65,13 +65,13 @@ export interface NetlinkCallOptions {
 
 interface NetlinkAddon {
   listAddresses(ifname: string, timeoutMs?: number): NetlinkAddress[];
-  renewAddressLifetime(
+  renewAddressLifetimes(
     ifname: string,
-    ip: string,
-    prefixLength: number,
+    ips: readonly string[],
+    prefixLengths: readonly number[],
     validLftSec: number,
     timeoutMs?: number,
-  ): void;
+  ): ({ code: string; message: string } | null)[];
 }
 
 /** The kernel's "forever" lifetime; finite lifetimes must stay below it. */
@@ -79,7 +79,7 @@ const foreverSec = 4294967295;
 
 function load(): NetlinkAddon {
   try {
-    return loadNativeAddon<NetlinkAddon>(["listAddresses", "renewAddressLifetime"]);
+    return loadNativeAddon<NetlinkAddon>(["listAddresses", "renewAddressLifetimes"]);
   } catch (cause) {
     throw new NetlinkError("NETLINK_ADDON_MISSING", addonLoadMessage("netlink", cause), {
       cause,
@@ -164,6 +164,23 @@ export function renewAddressLifetime(
   options: NetlinkCallOptions = {},
 ): void {
   checkIface(ifname);
+  checkRenewal(ip, prefixLength);
+  checkLifetime(validLftSec);
+  const [failure] = renewAddressLifetimes(ifname, [{ ip, prefixLength }], validLftSec, options);
+  if (failure !== undefined) throw failure;
+}
+
+function checkLifetime(validLftSec: number): void {
+  if (!Number.isInteger(validLftSec) || validLftSec < 1 || validLftSec >= foreverSec) {
+    throw new NetlinkError(
+      "NETLINK_INVALID",
+      `validLftSec must be a whole number of seconds from 1 to ${foreverSec - 1}, got ${validLftSec}`,
+    );
+  }
+}
+
+/** Checks one address and prefix length of a renewal. */
+function checkRenewal(ip: string, prefixLength: number): void {
   const family = isIP(ip);
   if (family === 0) {
     throw new NetlinkError("NETLINK_INVALID", `not an IP address: ${JSON.stringify(ip)}`);
@@ -175,17 +192,40 @@ export function renewAddressLifetime(
       `prefix length ${prefixLength} out of range 0..${maxPrefix} for ${ip}`,
     );
   }
-  if (!Number.isInteger(validLftSec) || validLftSec < 1 || validLftSec >= foreverSec) {
-    throw new NetlinkError(
-      "NETLINK_INVALID",
-      `validLftSec must be a whole number of seconds from 1 to ${foreverSec - 1}, got ${validLftSec}`,
-    );
-  }
+}
+
+/**
+ * `renewAddressLifetime` for many addresses over one netlink socket; one outcome per address
+ * (undefined: renewed). The same caveat: list first, it creates a missing address. `timeoutMs`
+ * bounds the whole call (default 1000 ms).
+ */
+export function renewAddressLifetimes(
+  ifname: string,
+  entries: readonly { readonly ip: string; readonly prefixLength: number }[],
+  validLftSec: number,
+  options: NetlinkCallOptions = {},
+): (NetlinkError | undefined)[] {
+  checkIface(ifname);
+  for (const e of entries) checkRenewal(e.ip, e.prefixLength);
+  checkLifetime(validLftSec);
+  if (entries.length === 0) return [];
   const timeoutMs = timeoutOf(options);
   const addon = load();
+  let outcomes: ({ code: string; message: string } | null)[];
   try {
-    addon.renewAddressLifetime(ifname, ip, prefixLength, validLftSec, timeoutMs);
+    outcomes = addon.renewAddressLifetimes(
+      ifname,
+      entries.map((e) => e.ip),
+      entries.map((e) => e.prefixLength),
+      validLftSec,
+      timeoutMs,
+    );
   } catch (error) {
     throw toNetlinkError(error);
   }
+  return outcomes.map((o) => {
+    if (o === null) return undefined;
+    const error = Object.assign(new Error(o.message), { code: o.code });
+    return toNetlinkError(error);
+  });
 }
