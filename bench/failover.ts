@@ -4,7 +4,8 @@
  * hits all of them alike:
  *   floatip-lan (default profile), floatip-lan-ipv6 (the same with an IPv6 VIP, 2001:db8::/32
  *   inside the namespaces: probed with a Neighbour Solicitation, announced with unsolicited
- *   Neighbour Advertisements), floatip-fast,
+ *   Neighbour Advertisements), floatip-fast, floatip-etcd (`lan` with `arbiter: etcd`, ttl 1 s,
+ *   against a real three-member etcd cluster in three more namespaces of the topology),
  *   keepalived-default (VRRPv2, advert_int 1), keepalived-fastest (VRRPv3, advert_int 0.01),
  *   keepalived-ipv6 (VRRPv3, advert_int 1, the IPv6 VIP floatip-lan-ipv6 has);
  * keepalived priorities 150/100/50, one VIP, multicast adverts on the bridge.
@@ -45,6 +46,7 @@ const contenderNames = [
   "floatip-lan",
   "floatip-lan-ipv6",
   "floatip-fast",
+  "floatip-etcd",
   "keepalived-default",
   "keepalived-fastest",
   "keepalived-ipv6",
@@ -150,11 +152,13 @@ async function floatipSetup(
   prefix: string,
   profile: "lan" | "fast",
   family: 4 | 6 = 4,
+  etcd = false,
 ): Promise<Setup> {
   const cluster: LiveCluster = await startCluster({
     prefix,
     profile,
     vips: [{ host: vipHost, family }],
+    ...(etcd ? { etcd: { ttl: "1s" } } : {}),
   });
   const vip = cluster.vipAddresses[0]!;
   const killedAgents = new Map<string, number | undefined>();
@@ -423,6 +427,7 @@ async function main(): Promise<number> {
             "fipb1-",
             contender === "floatip-fast" ? "fast" : "lan",
             contender === "floatip-lan-ipv6" ? 6 : 4,
+            contender === "floatip-etcd",
           )
         : await keepalivedSetup(
             "fipb1-",

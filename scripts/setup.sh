@@ -29,8 +29,9 @@ log "using Node $(node --version) at $(command -v node)"
 
 # Debian packages: iproute2 for addresses and namespaces, nftables for partitions and the
 # relay's kernel data plane, conntrack to flush dead flows, tcpdump for the tests that check
-# what an agent put on the wire. Only as root, only when missing.
-want_debs=(iproute2 nftables conntrack tcpdump)
+# what an agent put on the wire, etcd (server and etcdctl) for the etcd arbiter's tests and
+# openssl for their certificates. Only as root, only when missing.
+want_debs=(iproute2 nftables conntrack tcpdump etcd-server etcd-client openssl)
 missing=()
 for pkg in "${want_debs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

@@ -17,8 +17,8 @@
  * The port is callback-based, not promise-based: the simulator runs everything in one
  * synchronous event queue, where promise continuations would never get their turn.
  */
-import type { CoreNode } from "../core/node.ts";
-import type { CoreEvent, Effect, Input, Message, PersistentState } from "../core/types.ts";
+import type { ArbiterCore } from "../core/arbiter.ts";
+import type { CoreEvent, Effect, EtcdOp, Input, Message, PersistentState } from "../core/types.ts";
 import type { FailoverPhase } from "./histogram.ts";
 import { LoopMonitor } from "./loop-monitor.ts";
 
@@ -102,8 +102,10 @@ export interface ControlVip {
 }
 
 export interface ControlLoopOptions {
-  readonly core: CoreNode;
+  readonly core: ArbiterCore;
   readonly platform: ControlPlatform;
+  /** Etcd arbiter: performs its writes (src/arbiter/etcd-driver.ts). */
+  readonly etcd?: (op: EtcdOp) => void;
   /** VIPs in the core's order. */
   readonly vips: readonly ControlVip[];
   readonly heartbeatIntervalMs: number;
@@ -125,7 +127,7 @@ export interface ControlLoopOptions {
 type SingleInput = Exclude<Input, { type: "batch" }>;
 
 export class ControlLoop {
-  readonly core: CoreNode;
+  readonly core: ArbiterCore;
   readonly #p: ControlPlatform;
   readonly #o: ControlLoopOptions;
   readonly #vips: readonly ControlVip[];
@@ -336,6 +338,10 @@ export class ControlLoop {
       case "announce":
         this.#pending.announce.add(effect.vip);
         this.#scheduleFlush();
+        return;
+      case "etcd":
+        if (!this.#o.etcd) throw new Error("an etcd effect without an etcd arbiter");
+        this.#o.etcd(effect.op);
         return;
       default: {
         const unknown: never = effect;

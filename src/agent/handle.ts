@@ -30,6 +30,8 @@ export interface AgentStatus extends NodeStatus {
   readonly vipSince: Readonly<Record<string, string>>;
   /** Per VIP, its last owners (null: none) as this node saw the table change, oldest first. */
   readonly ownership?: Readonly<Record<string, readonly { owner: string | null; at: string }[]>>;
+  /** `arbiter: etcd`: the connection, the session lease and the arbiter's counters. */
+  readonly arbiter?: Readonly<Record<string, unknown>>;
   /** The control plane's event-loop lag and stalls. */
   readonly loop?: LoopLagSnapshot;
   /** Status of each capability the node runs (relays, storage, traffic), by name. */

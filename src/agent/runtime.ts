@@ -20,6 +20,8 @@ import { listAddresses, removeAddress } from "../adapters/linux/address.ts";
 import { SystemdNotifier } from "../adapters/linux/sd-notify.ts";
 import { inheritedStateLock, lockNodeState } from "../adapters/linux/state-lock.ts";
 import { supervisorVipsEnv, writeVipManifest } from "../adapters/linux/supervisor.ts";
+import { EtcdCore } from "../arbiter/etcd-core.ts";
+import { EtcdDriver } from "../arbiter/etcd-driver.ts";
 import { loadClusterKey } from "../cluster/key.ts";
 import { UdpTransport } from "../cluster/udp-transport.ts";
 import { configFingerprint } from "../config/fingerprint.ts";
@@ -27,6 +29,7 @@ import { canonicalIp } from "../config/ipv6.ts";
 import { loadConfig } from "../config/load.ts";
 import type { ClusterConfig, VipSpec } from "../config/types.ts";
 import { canonicalVipOrder } from "../config/vip-order.ts";
+import type { ArbiterCore } from "../core/arbiter.ts";
 import { CoreNode, type VipStatus } from "../core/node.ts";
 import { SeededRandom } from "../core/prng.ts";
 import type { AdminCommand, CoreEvent, Input } from "../core/types.ts";
@@ -72,7 +75,9 @@ export class Agent implements AgentHandle, ClusterView {
   readonly #vips: readonly VipSpec[];
   readonly #configPath: string;
   readonly #log: Logger;
-  readonly #core: CoreNode;
+  readonly #core: ArbiterCore;
+  /** `arbiter: etcd`: the etcd client performing the arbiter's writes and feeding its view. */
+  readonly #etcd: EtcdDriver | undefined;
   readonly #transport: UdpTransport;
   readonly #control: ControlLoop;
   readonly #incarnation: number;
@@ -143,25 +148,46 @@ export class Agent implements AgentHandle, ClusterView {
     // configuration read now, which a restart may have changed.
     const supervisorVips = process.env[supervisorVipsEnv];
     if (supervisorVips) writeVipManifest(supervisorVips, config, this.nodeId);
-    this.#core = new CoreNode({
-      id: this.nodeId,
-      config: {
-        nodes: config.nodes.map((n) => ({ id: n.id, weight: n.weight })),
-        vips: this.#vips.map((v) => ({
-          address: v.address,
-          policy: v.policy,
-          ...(v.preferred ? { preferred: v.preferred } : {}),
-          failback: v.failback,
-        })),
-        timers: config.timers,
-        fingerprint: configFingerprint(config),
-        version: floatipVersion,
-      },
-      random: new SeededRandom(randomInt(2 ** 31)),
-      incarnation: this.#incarnation,
-      nowMs: monotonicMs(),
-      ...(persisted.vote ? { persisted: persisted.vote } : {}),
-    });
+    const coreConfig = {
+      nodes: config.nodes.map((n) => ({ id: n.id, weight: n.weight })),
+      vips: this.#vips.map((v) => ({
+        address: v.address,
+        policy: v.policy,
+        ...(v.preferred ? { preferred: v.preferred } : {}),
+        failback: v.failback,
+      })),
+      timers: config.timers,
+      fingerprint: configFingerprint(config),
+      version: floatipVersion,
+    };
+    const arbiter = config.arbiter;
+    this.#core = arbiter
+      ? new EtcdCore({
+          id: this.nodeId,
+          config: coreConfig,
+          ttlMs: arbiter.ttlSec * 1000,
+          onLoss: arbiter.onLoss,
+          incarnation: this.#incarnation,
+          nowMs: monotonicMs(),
+        })
+      : new CoreNode({
+          id: this.nodeId,
+          config: coreConfig,
+          random: new SeededRandom(randomInt(2 ** 31)),
+          incarnation: this.#incarnation,
+          nowMs: monotonicMs(),
+          ...(persisted.vote ? { persisted: persisted.vote } : {}),
+        });
+    this.#etcd = arbiter
+      ? new EtcdDriver({
+          spec: arbiter,
+          cluster: config.cluster,
+          nodeId: this.nodeId,
+          now: monotonicMs,
+          deliver: (input) => this.#step(input),
+          log: (level, msg, fields) => this.#log.log(level, msg, fields),
+        })
+      : undefined;
     this.#stateDir = stateDir;
     this.#transport = new UdpTransport({
       cluster: config.cluster,
@@ -179,8 +205,10 @@ export class Agent implements AgentHandle, ClusterView {
       },
       log: (level, msg, fields) => this.#log.log(level, msg, fields),
     });
+    const etcd = this.#etcd;
     this.#control = new ControlLoop({
       core: this.#core,
+      ...(etcd ? { etcd: (op) => etcd.perform(op) } : {}),
       platform: new LinuxPlatform({
         transport: this.#transport,
         stateDir,
@@ -221,11 +249,15 @@ export class Agent implements AgentHandle, ClusterView {
     this.#health = this.#checks.current();
     this.#step({ type: "health", nowMs: monotonicMs(), healthy: this.#health.healthy });
     this.#control.start();
+    this.#etcd?.start();
     this.#startSystemdNotify();
     this.#log.log("info", "agent started", {
       node: this.nodeId,
       cluster: this.#config.cluster,
       profile: this.#config.profile,
+      arbiter: this.#config.arbiter
+        ? `etcd (${this.#config.arbiter.endpoints.join(", ")}; on_loss ${this.#config.arbiter.onLoss})`
+        : "embedded",
       incarnation: this.#incarnation,
       receiveBufferBytes: this.#transport.receiveBufferBytes(),
     });
@@ -258,6 +290,8 @@ export class Agent implements AgentHandle, ClusterView {
     await this.#transport.close();
     await this.#control.idle();
     await this.#removeStaleVips("stopping: removing any VIP still configured");
+    // After the VIPs are gone: revoking the lease frees their ownership keys at once.
+    await this.#etcd?.stop();
     await this.#hooks.idle();
     // Our own lock (not one inherited from a supervisor) goes once nothing is left to remove.
     if (this.#lockFd !== undefined) closeSync(this.#lockFd);
@@ -323,6 +357,17 @@ export class Agent implements AgentHandle, ClusterView {
       vipSince: this.#vipSinceOf(core.vips),
       ownership: Object.fromEntries(this.#ownership),
       loop: this.#control.monitor.snapshot(),
+      ...(this.#etcd && this.#core instanceof EtcdCore
+        ? {
+            arbiter: {
+              kind: "etcd",
+              endpoints: this.#config.arbiter?.endpoints,
+              onLoss: this.#config.arbiter?.onLoss,
+              ...this.#etcd.stats(),
+              ...this.#core.counters,
+            },
+          }
+        : {}),
       transport: {
         sent: transport.sent,
         received: transport.received,

@@ -112,7 +112,12 @@ export class ServiceHost {
     const worker = fork(siblingModule(import.meta.url, "services-worker"), [], {
       serialization: "advanced",
       stdio: ["ignore", "inherit", "inherit", "ipc"],
-      execArgv: [...process.execArgv, `--max-old-space-size=${this.#options.maxHeapMb ?? 1024}`],
+      // Not the control plane's single-threaded GC (src/cli/commands/agent.ts): this process
+      // runs at normal priority, where V8's helper threads are no risk.
+      execArgv: [
+        ...process.execArgv.filter((a) => a !== "--single-threaded-gc"),
+        `--max-old-space-size=${this.#options.maxHeapMb ?? 1024}`,
+      ],
     });
     this.#worker = worker;
     this.#startedAtMs = Date.now();

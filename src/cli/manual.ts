@@ -104,6 +104,9 @@ const sectionTitles: Readonly<Record<string, string>> = {
   notify: "NOTIFY",
   realtime: "REALTIME",
   tickle: "TICKLE",
+  arbiter: "ARBITER",
+  "arbiter.tls": "ARBITER TLS",
+  "arbiter.auth": "ARBITER AUTHENTICATION",
 };
 
 /** Every documented key path, as the manual and its test see them. */

@@ -666,3 +666,69 @@ describe("suggest", () => {
     assert.equal(suggest("colour", keys), undefined);
   });
 });
+
+describe("arbiter", () => {
+  const endpoints = ["http://198.18.0.21:2379", "http://198.18.0.22:2379"];
+
+  it("is absent by default and with kind: embedded", () => {
+    assert.equal(parse(base()).arbiter, undefined);
+    assert.equal(parse(variant((c) => (c.arbiter = { kind: "embedded" }))).arbiter, undefined);
+  });
+
+  it("reads an etcd arbiter with its defaults, TLS and authentication", () => {
+    const config = parse(variant((c) => (c.arbiter = { kind: "etcd", endpoints })));
+    assert.deepEqual(config.arbiter, {
+      kind: "etcd",
+      endpoints,
+      prefix: "/floatip",
+      ttlSec: 2,
+      onLoss: "release",
+      requestTimeoutMs: 1000,
+    });
+    const secure = parse(
+      variant(
+        (c) =>
+          (c.arbiter = {
+            kind: "etcd",
+            endpoints: ["https://198.18.0.21:2379"],
+            ttl: "3s",
+            on_loss: "failsafe",
+            tls: { ca: "/etc/floatip/ca.pem", cert: "client.pem", key: "client-key.pem" },
+            auth: { user: "floatip", password_file: "etcd.password" },
+          }),
+      ),
+    );
+    assert.equal(secure.arbiter?.ttlSec, 3);
+    assert.equal(secure.arbiter?.onLoss, "failsafe");
+    assert.equal(secure.arbiter?.tls?.ca, "/etc/floatip/ca.pem");
+    assert.equal(secure.arbiter?.tls?.cert, resolve("client.pem"));
+    assert.equal(secure.arbiter?.auth?.passwordFile, resolve("etcd.password"));
+  });
+
+  it("names the key and the fix for every mistake", () => {
+    const cases: [Loose, string, RegExp][] = [
+      [{ kind: "etcd" }, "arbiter.endpoints", /required/],
+      [{ kind: "etcd", endpoints: ["198.18.0.21:2379"] }, "arbiter.endpoints[0]", /client URL/],
+      [{ kind: "etcd", endpoints, ttl: "1500ms" }, "arbiter.ttl", /whole seconds/],
+      [{ kind: "etcd", endpoints, ttl: "1s", timeout: "2s" }, "arbiter.timeout", /shorter/],
+      [{ kind: "etcd", endpoints: ["https://198.18.0.21:2379"] }, "arbiter.tls", /required/],
+      [{ kind: "etcd", endpoints, tls: { ca: "ca.pem" } }, "arbiter.endpoints", /http:\/\//],
+      [
+        { kind: "etcd", endpoints: ["https://198.18.0.21:2379"], tls: { ca: "a", cert: "c" } },
+        "arbiter.tls",
+        /only one of cert and key/,
+      ],
+      [{ kind: "etcd", endpoints, on_loss: "keep" }, "arbiter.on_loss", /release, failsafe/],
+      [{ kind: "etcd", endpoints, auth: { user: "u" } }, "arbiter.auth.password_file", /required/],
+      [{ kind: "embedded", endpoints }, "arbiter.endpoints", /kind: etcd only/],
+      [{ kind: "consul" }, "arbiter.kind", /embedded, etcd/],
+    ];
+    for (const [arbiter, path, message] of cases) {
+      const problems = problemsOf(variant((c) => (c.arbiter = arbiter)));
+      const problem = problems.find((p) => p.path === path);
+      assert.ok(problem, `${JSON.stringify(arbiter)}: ${JSON.stringify(problems)}`);
+      assert.match(problem.message, message);
+      assert.ok(problem.fix.length > 0);
+    }
+  });
+});

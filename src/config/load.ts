@@ -28,6 +28,9 @@
  *                            memory where the process may (root, CAP_SYS_NICE); policy: off
  *   state_dir: /var/lib/floatip
  *   address_lifetime: 3s     kernel valid_lft of VIPs, whole seconds, longer than lease_ms
+ *   arbiter: { kind: etcd, endpoints: [http://HOST:2379, …], prefix = /floatip, ttl = 2s,
+ *              on_loss = release|failsafe, timeout = 1s, tls: { ca, cert, key },
+ *              auth: { user, password_file } }   default: the embedded election
  *   relays, storage, traffic passed through untouched (validated by their own modules)
  *   x-…                      ignored: a place for YAML anchors (&name / *name / <<: *name)
  *
@@ -49,6 +52,7 @@ import type {
   ApiSpec,
   CheckCommon,
   ClusterConfig,
+  EtcdArbiterSpec,
   Failback,
   HealthCheckSpec,
   NodeSpec,
@@ -511,6 +515,7 @@ const rootKeys = [
   "tickle",
   "state_dir",
   "address_lifetime",
+  "arbiter",
   "relays",
   "storage",
   "traffic",
@@ -524,6 +529,7 @@ const optionalSections = [
   "notify",
   "realtime",
   "tickle",
+  "arbiter",
   "relays",
   "storage",
   "traffic",
@@ -557,6 +563,7 @@ function readRoot(ctx: Context, raw: unknown, options: LoadOptions): ClusterConf
   const tickle = readTickle(ctx, root.tickle);
   const stateDir = str(ctx, root, "state_dir", [], { example: defaultStateDir }) ?? defaultStateDir;
   const addressLifetimeSec = readAddressLifetime(ctx, root, timers);
+  const arbiter = readArbiter(ctx, root.arbiter);
   if (options.nodeId !== undefined && nodes.ids.length > 0 && !nodes.ids.includes(options.nodeId)) {
     ctx.add(
       ["nodes"],
@@ -575,7 +582,8 @@ function readRoot(ctx: Context, raw: unknown, options: LoadOptions): ClusterConf
     !api ||
     !realtime ||
     !tickle ||
-    addressLifetimeSec === undefined
+    addressLifetimeSec === undefined ||
+    arbiter === false
   ) {
     return undefined;
   }
@@ -594,6 +602,7 @@ function readRoot(ctx: Context, raw: unknown, options: LoadOptions): ClusterConf
     tickle,
     stateDir: ctx.resolvePath(stateDir),
     addressLifetimeSec,
+    ...(arbiter ? { arbiter } : {}),
     ...(root.relays !== undefined ? { relays: root.relays } : {}),
     ...(root.storage !== undefined ? { storage: root.storage } : {}),
     ...(root.traffic !== undefined ? { traffic: root.traffic } : {}),
@@ -1278,6 +1287,183 @@ function readRealtime(ctx: Context, raw: unknown): RealtimeSpec | undefined {
   return { policy, priority, lockMemory, required };
 }
 
+const arbiterKeys = ["kind", "endpoints", "prefix", "ttl", "on_loss", "timeout", "tls", "auth"];
+const arbiterTlsKeys = ["ca", "cert", "key"];
+const arbiterAuthKeys = ["user", "password_file"];
+const arbiterExample =
+  "arbiter: { kind: etcd, endpoints: [http://198.18.0.21:2379, http://198.18.0.22:2379, http://198.18.0.23:2379] }";
+
+/**
+ * `arbiter:` absent or `kind: embedded`: the embedded election (undefined). `kind: etcd`: the
+ * etcd arbiter's settings. False: invalid (problems recorded).
+ */
+function readArbiter(ctx: Context, raw: unknown): EtcdArbiterSpec | undefined | false {
+  if (raw === undefined) return undefined;
+  const at = ["arbiter"];
+  const obj = mapping(ctx, raw, at, arbiterKeys, arbiterExample);
+  if (!obj) return false;
+  const kind = oneOf(ctx, obj, "kind", at, ["embedded", "etcd"] as const, undefined);
+  if (kind === undefined) return false;
+  if (kind === "embedded") {
+    const extra = Object.keys(obj).filter((k) => k !== "kind");
+    for (const key of extra) {
+      ctx.add([...at, key], "applies to kind: etcd only", "remove it, or set kind: etcd");
+    }
+    return extra.length > 0 ? false : undefined;
+  }
+  let ok = true;
+  const endpoints: string[] = [];
+  const rawEndpoints = list(ctx, obj.endpoints, [...at, "endpoints"], "[http://198.18.0.21:2379]");
+  if (rawEndpoints === undefined) ok = false;
+  else if (rawEndpoints.length === 0) {
+    ctx.add([...at, "endpoints"], "is required for kind: etcd", `add ${arbiterExample}`);
+    ok = false;
+  }
+  (rawEndpoints ?? []).forEach((value, i) => {
+    const text = typeof value === "string" ? value : "";
+    const match = /^(https?):\/\/(\[[0-9a-fA-F:.]+\]|[^\s/:[\]]+):(\d{1,5})$/.exec(text);
+    const port = match ? Number(match[3]) : 0;
+    if (!match || port < 1 || port > 65535) {
+      ctx.add(
+        [...at, "endpoints", i],
+        `${describe(value)} is not an etcd client URL`,
+        "write http://HOST:PORT or https://HOST:PORT (etcd's --advertise-client-urls), e.g. http://198.18.0.21:2379",
+      );
+      ok = false;
+      return;
+    }
+    endpoints.push(text);
+  });
+  const prefix =
+    str(ctx, obj, "prefix", at, {
+      pattern: /^\/[A-Za-z0-9._\-/]*$/,
+      patternText: "an etcd key prefix starting with '/'",
+      example: "/floatip",
+    }) ?? (obj.prefix === undefined ? "/floatip" : undefined);
+  const ttlMs = duration(ctx, obj, "ttl", at, { min: 1000, fallback: 2000, example: "2s" });
+  if (ttlMs !== undefined && ttlMs % 1000 !== 0) {
+    ctx.add(
+      [...at, "ttl"],
+      `must be whole seconds (etcd leases are), got ${ttlMs} ms`,
+      "write ttl: 2s",
+    );
+    ok = false;
+  }
+  const onLoss = oneOf(ctx, obj, "on_loss", at, ["release", "failsafe"] as const, "release");
+  const timeoutMs = duration(ctx, obj, "timeout", at, { min: 50, fallback: 1000, example: "1s" });
+  if (ttlMs !== undefined && timeoutMs !== undefined && timeoutMs >= ttlMs) {
+    ctx.add(
+      [...at, "timeout"],
+      `(${timeoutMs} ms) must be shorter than ttl (${ttlMs} ms): a keep-alive answered later is of no use`,
+      "write timeout: 1s with ttl: 2s, or raise ttl",
+    );
+    ok = false;
+  }
+  let tls: EtcdArbiterSpec["tls"];
+  if (obj.tls !== undefined) {
+    const t = mapping(
+      ctx,
+      obj.tls,
+      [...at, "tls"],
+      ["ca", "cert", "key"],
+      "tls: { ca: etcd-ca.pem, cert: client.pem, key: client-key.pem }",
+    );
+    if (!t) ok = false;
+    else {
+      const ca = str(ctx, t, "ca", [...at, "tls"], {
+        required: true,
+        example: "/etc/floatip/etcd-ca.pem",
+      });
+      const cert = str(ctx, t, "cert", [...at, "tls"], { example: "/etc/floatip/etcd-client.pem" });
+      const key = str(ctx, t, "key", [...at, "tls"], {
+        example: "/etc/floatip/etcd-client-key.pem",
+      });
+      if ((t.cert === undefined) !== (t.key === undefined)) {
+        ctx.add(
+          [...at, "tls"],
+          "has only one of cert and key",
+          "give both (a client certificate and its key), or neither",
+        );
+        ok = false;
+      }
+      if (
+        ca === undefined ||
+        (t.cert !== undefined && cert === undefined) ||
+        (t.key !== undefined && key === undefined)
+      )
+        ok = false;
+      else {
+        tls = {
+          ca: ctx.resolvePath(ca),
+          ...(cert !== undefined ? { cert: ctx.resolvePath(cert) } : {}),
+          ...(key !== undefined ? { key: ctx.resolvePath(key) } : {}),
+        };
+      }
+    }
+  }
+  const schemes = new Set(endpoints.map((e) => e.split(":")[0]));
+  if (schemes.size > 1) {
+    ctx.add(
+      [...at, "endpoints"],
+      "mixes http:// and https://",
+      "use https:// for every endpoint (with tls:), or http:// for every one",
+    );
+    ok = false;
+  } else if (schemes.has("https") && obj.tls === undefined) {
+    ctx.add(
+      [...at, "tls"],
+      "is required with https:// endpoints",
+      "add tls: { ca: /etc/floatip/etcd-ca.pem } (and cert, key for client certificates)",
+    );
+    ok = false;
+  } else if (schemes.has("http") && obj.tls !== undefined) {
+    ctx.add(
+      [...at, "endpoints"],
+      "are http:// while tls: is set",
+      "write https:// endpoints, or remove tls:",
+    );
+    ok = false;
+  }
+  let auth: EtcdArbiterSpec["auth"];
+  if (obj.auth !== undefined) {
+    const a = mapping(
+      ctx,
+      obj.auth,
+      [...at, "auth"],
+      ["user", "password_file"],
+      "auth: { user: floatip, password_file: etcd.password }",
+    );
+    if (!a) ok = false;
+    else {
+      const user = str(ctx, a, "user", [...at, "auth"], { required: true, example: "floatip" });
+      const passwordFile = str(ctx, a, "password_file", [...at, "auth"], {
+        required: true,
+        example: "/etc/floatip/etcd.password",
+      });
+      if (user === undefined || passwordFile === undefined) ok = false;
+      else auth = { user, passwordFile: ctx.resolvePath(passwordFile) };
+    }
+  }
+  if (
+    !ok ||
+    prefix === undefined ||
+    ttlMs === undefined ||
+    onLoss === undefined ||
+    timeoutMs === undefined
+  )
+    return false;
+  return {
+    kind: "etcd",
+    endpoints,
+    prefix,
+    ttlSec: ttlMs / 1000,
+    onLoss,
+    requestTimeoutMs: timeoutMs,
+    ...(tls ? { tls } : {}),
+    ...(auth ? { auth } : {}),
+  };
+}
+
 const tickleKeys = ["enabled", "scan_interval"];
 
 function readTickle(ctx: Context, raw: unknown): TickleSpec | undefined {
@@ -1403,4 +1589,7 @@ export const configSchema: Readonly<Record<string, readonly string[]>> = {
   notify: notifyKeys,
   realtime: realtimeKeys,
   tickle: tickleKeys,
+  arbiter: arbiterKeys,
+  "arbiter.tls": arbiterTlsKeys,
+  "arbiter.auth": arbiterAuthKeys,
 };

@@ -16,6 +16,12 @@ export const sectionIntro: Readonly<Record<string, string>> = {
   notify: "A command run on role changes and VIP events, one call at a time, under a timeout.",
   realtime:
     "Scheduling of the control plane's thread, so that a busy machine cannot delay a heartbeat.",
+  arbiter:
+    "Who decides which node holds what. Absent (or kind: embedded): the nodes elect a coordinator among themselves over UDP heartbeats. kind: etcd: an existing etcd (v3 API) elects the coordinator, and each VIP's holder holds it under an etcd lease, fenced by the revision of its ownership key (README, Arbiter).",
+  "arbiter.tls":
+    "TLS to etcd: the CA that signed etcd's certificates, and a client certificate when etcd asks for one (--client-cert-auth).",
+  "arbiter.auth":
+    "etcd's user/password authentication; the user needs read-write access to PREFIX/CLUSTER/.",
   tickle:
     "TCP tickle ACKs (as CTDB sends them): clients of a VIP that moved learn at once that their connections are gone, instead of when their retransmissions give up.",
 };
@@ -34,6 +40,24 @@ export const keyReference: Readonly<Record<string, string>> = {
   notify: "The notify hook (see NOTIFY).",
   realtime: "Realtime scheduling of the control plane (see REALTIME).",
   tickle: "TCP tickle ACKs after a takeover (see TICKLE).",
+  arbiter: "The embedded election (default) or an etcd cluster (see ARBITER).",
+  "arbiter.kind": "embedded (default) or etcd.",
+  "arbiter.endpoints":
+    "etcd client URLs, http://HOST:PORT or https://HOST:PORT, one per etcd member (all of one scheme). Required with kind: etcd.",
+  "arbiter.prefix": "Key prefix: floatip keeps its keys under PREFIX/CLUSTER/ (default /floatip).",
+  "arbiter.ttl":
+    "TTL of each node's etcd session lease, whole seconds (default 2s; etcd raises it to its own minimum, 1.5 election timeouts). A node that cannot renew it lets go of its VIPs before it can expire; a dead node's VIPs move after it.",
+  "arbiter.on_loss":
+    "release (default): a holder that cannot renew its lease lets go of its VIPs. failsafe: it keeps them while every other configured node acknowledges over the cluster channel that it will claim none of them (Patroni's failsafe_mode); with one node unreachable it releases as with release.",
+  "arbiter.timeout": "Deadline of every etcd request (default 1s); shorter than ttl.",
+  "arbiter.tls": "TLS to etcd (see ARBITER TLS); required with https:// endpoints.",
+  "arbiter.auth": "User and password for etcd (see ARBITER AUTHENTICATION).",
+  "arbiter.tls.ca": "PEM file of the CA that signed etcd's server certificates. Required.",
+  "arbiter.tls.cert": "PEM file of this node's client certificate (with key).",
+  "arbiter.tls.key": "PEM file of the client certificate's private key (with cert).",
+  "arbiter.auth.user": "The etcd user. Required.",
+  "arbiter.auth.password_file":
+    "File holding the user's password (one line; keep it mode 0600). Required.",
   state_dir:
     "Directory of the node's state (votes, incarnation, journals): default /var/lib/floatip.",
   address_lifetime:

@@ -130,6 +130,26 @@ export interface RealtimeSpec {
   readonly required: boolean;
 }
 
+/**
+ * `arbiter: { kind: etcd }`: an existing etcd (v3 API) elects the coordinator and grants
+ * VIP ownership under leases instead of the embedded election (src/arbiter/etcd-core.ts).
+ */
+export interface EtcdArbiterSpec {
+  readonly kind: "etcd";
+  /** `http://HOST:PORT` or `https://HOST:PORT`, one per etcd member. */
+  readonly endpoints: readonly string[];
+  /** Keys live under `<prefix>/<cluster>/`. */
+  readonly prefix: string;
+  /** The session lease's TTL, whole seconds (etcd raises it to its own minimum). */
+  readonly ttlSec: number;
+  /** What a holder does when it cannot renew its lease (see etcd-core.ts). */
+  readonly onLoss: "release" | "failsafe";
+  /** Deadline of every etcd request. */
+  readonly requestTimeoutMs: number;
+  readonly tls?: { readonly ca: string; readonly cert?: string; readonly key?: string };
+  readonly auth?: { readonly user: string; readonly passwordFile: string };
+}
+
 export interface ClusterConfig {
   /** Absolute path of the file this was loaded from (for messages). */
   readonly file: string;
@@ -148,6 +168,8 @@ export interface ClusterConfig {
   readonly stateDir: string;
   /** Kernel address lifetime for VIPs, renewed while the agent is healthy (seconds). */
   readonly addressLifetimeSec: number;
+  /** Absent: the embedded election. */
+  readonly arbiter?: EtcdArbiterSpec;
   /** Capability sections, validated by their own modules; absent when not configured. */
   readonly relays?: unknown;
   readonly storage?: unknown;

@@ -6,8 +6,8 @@
  */
 import {
   type AdminCommand,
+  type EmbeddedMessage,
   failoverPhaseCodes,
-  type Message,
   type TableVersion,
   type VipTable,
 } from "./types.ts";
@@ -187,7 +187,7 @@ export function parseMessage(
   nodeCount: number,
   vipCount: number,
   fingerprint = "",
-): Message | undefined {
+): EmbeddedMessage | undefined {
   if (!isObject(raw) || !isCount(raw.term)) return undefined;
   switch (raw.type) {
     case "heartbeat": {
@@ -203,7 +203,7 @@ export function parseMessage(
           ...(view === undefined ? {} : { view: viewRest }),
           holding: [],
           conflicts: [],
-        } as unknown as Message;
+        } as unknown as EmbeddedMessage;
       }
       const held = (raw.view as Shape | undefined)?.held as [number, number][] | undefined;
       const phases = (raw.view as Shape | undefined)?.phases as number[][] | undefined;
@@ -214,18 +214,18 @@ export function parseMessage(
         isIndexList(raw.conflicts, vipCount) &&
         (raw.table === undefined || isTable(raw.table, nodeCount, vipCount)) &&
         (raw.grants === undefined || isGrants(raw.grants));
-      return ok ? (raw as unknown as Message) : undefined;
+      return ok ? (raw as unknown as EmbeddedMessage) : undefined;
     }
     case "pre-vote-request":
     case "vote-request":
-      return isVersion(raw.tableVersion) ? (raw as unknown as Message) : undefined;
+      return isVersion(raw.tableVersion) ? (raw as unknown as EmbeddedMessage) : undefined;
     case "pre-vote-response":
     case "vote-response":
       return typeof raw.granted === "boolean" && (raw.seen === undefined || isSighting(raw.seen))
-        ? (raw as unknown as Message)
+        ? (raw as unknown as EmbeddedMessage)
         : undefined;
     case "admin":
-      return isAdminCommand(raw.command) ? (raw as unknown as Message) : undefined;
+      return isAdminCommand(raw.command) ? (raw as unknown as EmbeddedMessage) : undefined;
     default:
       return undefined;
   }

@@ -19,6 +19,8 @@
  * the election of a new one, which waits out `leaseSafeWaitMs` before moving anything whose
  * holder it has not heard release.
  */
+
+import type { ArbiterCore, LocalVipState } from "./arbiter.ts";
 import { type FlapDamperState, forceDown, initialDamperState, observe } from "./flap-damper.ts";
 import { compareVersions, parseMessage } from "./messages.ts";
 import { place } from "./placement/place.ts";
@@ -49,8 +51,6 @@ import {
   type TableVersion,
   type VipTable,
 } from "./types.ts";
-
-type LocalVipState = "probing" | "adding" | "held" | "removing" | "conflict";
 
 interface LocalVip {
   state: LocalVipState;
@@ -272,7 +272,7 @@ const noTable = (nodeCount: number, vipCount: number): VipTable => ({
   members: new Array<MemberStateCode>(nodeCount).fill("healthy"),
 });
 
-export class CoreNode {
+export class CoreNode implements ArbiterCore {
   readonly id: string;
   readonly #config: CoreConfig;
   readonly #random: Random;
@@ -495,6 +495,10 @@ export class CoreNode {
       case "shutdown":
         this.#onShutdown(now);
         break;
+      case "etcd-session":
+      case "etcd-view":
+      case "etcd-result":
+        break; // the etcd arbiter's inputs (src/arbiter/etcd-core.ts); none reach this core
       default: {
         const unknown: never = input;
         throw new Error(`unknown input ${JSON.stringify(unknown)}`);

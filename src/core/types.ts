@@ -201,7 +201,72 @@ export interface AdminMessage {
   readonly command: AdminCommand;
 }
 
-export type Message = HeartbeatMessage | PreVoteRequest | VoteRequest | VoteResponse | AdminMessage;
+/**
+ * `arbiter: etcd` with `on_loss: failsafe`: a holder that lost etcd asks every peer to leave
+ * its VIPs alone (`vips`); each peer answers with the request's `seq` and, for the lease time,
+ * claims none of them. `end`: the holder is back on etcd and has let go of `vips`.
+ */
+export interface FailsafeMessage {
+  readonly type: "failsafe";
+  readonly seq: number;
+  readonly vips: readonly string[];
+  readonly end?: boolean;
+}
+
+export interface FailsafeAck {
+  readonly type: "failsafe-ack";
+  readonly seq: number;
+}
+
+/** What the embedded election's nodes say to each other. */
+export type EmbeddedMessage =
+  | HeartbeatMessage
+  | PreVoteRequest
+  | VoteRequest
+  | VoteResponse
+  | AdminMessage;
+
+export type Message = EmbeddedMessage | FailsafeMessage | FailsafeAck;
+
+/** One key under the etcd arbiter's prefix, as the watch last delivered it. */
+export interface EtcdKv {
+  /** Relative to the cluster's prefix, e.g. `coordinator`, `owners/198.18.0.100`. */
+  readonly key: string;
+  readonly value: string;
+  readonly createRevision: number;
+  readonly modRevision: number;
+  /** The lease it is attached to ("0": none). */
+  readonly lease: string;
+}
+
+/**
+ * A write the etcd arbiter asks for; each is one etcd transaction whose guard fences it
+ * (see src/arbiter/etcd-core.ts). Its outcome comes back as an `etcd-result` input.
+ */
+export type EtcdOp =
+  | { readonly kind: "campaign" }
+  | { readonly kind: "register"; readonly value: string }
+  | { readonly kind: "publish"; readonly value: string; readonly term: number }
+  | {
+      readonly kind: "claim";
+      readonly vip: number;
+      readonly address: string;
+      readonly tableRevision: number;
+    }
+  | {
+      readonly kind: "release";
+      readonly vip: number;
+      readonly address: string;
+      readonly claimRevision: number;
+    }
+  | {
+      readonly kind: "admin";
+      readonly value: string;
+      /** The admin key's mod revision the change was computed from (0: absent). */
+      readonly expectRevision: number;
+      readonly command: AdminCommand;
+    }
+  | { readonly kind: "resign"; readonly term: number };
 
 export type Input =
   | { readonly type: "tick"; readonly nowMs: number }
@@ -250,6 +315,34 @@ export type Input =
     }
   | { readonly type: "admin"; readonly nowMs: number; readonly command: AdminCommand }
   | { readonly type: "shutdown"; readonly nowMs: number }
+  /**
+   * Etcd arbiter: the session lease. `leaseId` undefined: no lease (lost, or never granted);
+   * else etcd confirmed it alive for `ttlMs` from a keep-alive sent at `validFromMs`.
+   */
+  | {
+      readonly type: "etcd-session";
+      readonly nowMs: number;
+      readonly leaseId: string | undefined;
+      readonly validFromMs: number;
+      readonly ttlMs: number;
+    }
+  /** Etcd arbiter: every key under the cluster's prefix as of `revision`. */
+  | {
+      readonly type: "etcd-view";
+      readonly nowMs: number;
+      readonly revision: number;
+      readonly kvs: readonly EtcdKv[];
+    }
+  /** Etcd arbiter: the outcome of an `etcd` effect (`ok` false: its guard failed, or etcd). */
+  | {
+      readonly type: "etcd-result";
+      readonly nowMs: number;
+      readonly op: EtcdOp;
+      readonly ok: boolean;
+      /** The revision of the transaction (of the key it created, for a claim). */
+      readonly revision?: number;
+      readonly error?: string;
+    }
   | {
       /** Several outcomes delivered together (probe results, address changes): one decision. */
       readonly type: "batch";
@@ -264,7 +357,8 @@ export type Effect =
   | { readonly type: "probe-address"; readonly vip: number }
   | { readonly type: "add-address"; readonly vip: number }
   | { readonly type: "announce"; readonly vip: number }
-  | { readonly type: "remove-address"; readonly vip: number };
+  | { readonly type: "remove-address"; readonly vip: number }
+  | { readonly type: "etcd"; readonly op: EtcdOp };
 
 export type CoreEvent =
   | {

@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { run } from "../adapters/exec.ts";
 import { ensureBuilt } from "./build.ts";
+import { type EtcdLab, startEtcd } from "./etcd.ts";
 import { createTopology, type Topology } from "./topology.ts";
 
 export interface ClusterVip {
@@ -47,6 +48,18 @@ export interface ClusterOptions {
   readonly main?: string;
   /** The Node.js that runs it (default: the one running this process). */
   readonly node?: string;
+  /**
+   * `arbiter: etcd` against a real etcd cluster started in hosts e1…eN of the topology
+   * (src/lab/etcd.ts).
+   */
+  readonly etcd?: {
+    readonly members?: number;
+    readonly ttl?: string;
+    readonly onLoss?: "release" | "failsafe";
+    readonly tls?: boolean;
+    /** Authentication on, with this password for user floatip. */
+    readonly password?: string;
+  };
 }
 
 export interface LiveCluster {
@@ -56,6 +69,8 @@ export interface LiveCluster {
   readonly ids: readonly string[];
   readonly vipAddresses: readonly string[];
   readonly agents: Map<string, ChildProcess>;
+  /** The etcd cluster (`etcd` option). */
+  readonly etcd?: EtcdLab;
   /** Starts `id`'s agent, with the cluster's config or another file (a rolling change). */
   startAgent(id: string, config?: string): ChildProcess;
   /** Sends a signal to the process started for `id` (the supervisor when there is one). */
@@ -86,8 +101,47 @@ export async function startCluster(options: ClusterOptions): Promise<LiveCluster
   const ids = Array.from({ length: count }, (_, i) => `n${i + 1}`);
   // The compiled agent, as it ships (built now if a source changed since the last build).
   const main = options.main ?? (await ensureBuilt());
-  const topology = await createTopology({ prefix: options.prefix, hosts: [...ids, "client"] });
+  const etcdMembers = options.etcd
+    ? Array.from({ length: options.etcd.members ?? 3 }, (_, i) => `e${i + 1}`)
+    : [];
+  const topology = await createTopology({
+    prefix: options.prefix,
+    hosts: [...ids, "client", ...etcdMembers],
+  });
   const dir = mkdtempSync(join(tmpdir(), `${options.prefix}-`));
+  let etcd: EtcdLab | undefined;
+  let arbiterYaml = "";
+  if (options.etcd) {
+    try {
+      etcd = await startEtcd({
+        topology,
+        members: etcdMembers,
+        dir: join(dir, "etcd"),
+        ...(options.etcd.tls ? { tls: true } : {}),
+        ...(options.etcd.password !== undefined ? { password: options.etcd.password } : {}),
+      });
+    } catch (error) {
+      await topology.destroy();
+      rmSync(dir, { recursive: true, force: true });
+      throw error;
+    }
+    const lines = [
+      "arbiter:",
+      "  kind: etcd",
+      `  endpoints: [${etcd.endpoints.join(", ")}]`,
+      `  ttl: ${options.etcd.ttl ?? "1s"}`,
+      "  timeout: 500ms",
+      `  on_loss: ${options.etcd.onLoss ?? "release"}`,
+    ];
+    if (etcd.tls) {
+      lines.push(`  tls: { ca: ${etcd.tls.ca}, cert: ${etcd.tls.cert}, key: ${etcd.tls.key} }`);
+    }
+    if (options.etcd.password !== undefined) {
+      writeFileSync(join(dir, "etcd.password"), `${options.etcd.password}\n`, { mode: 0o600 });
+      lines.push("  auth: { user: floatip, password_file: etcd.password }");
+    }
+    arbiterYaml = lines.join("\n");
+  }
   const subnet = topology.subnet;
   const vipAddresses = options.vips.map((v) =>
     v.family === 6 ? `${topology.subnet6}${v.host}` : `${subnet}.${v.host}`,
@@ -126,6 +180,7 @@ export async function startCluster(options: ClusterOptions): Promise<LiveCluster
       ...nodeLines,
       "vips:",
       ...vipLines,
+      arbiterYaml,
       options.extraYaml ?? "",
     ].join("\n"),
   );
@@ -143,6 +198,7 @@ export async function startCluster(options: ClusterOptions): Promise<LiveCluster
     ids,
     vipAddresses,
     agents,
+    ...(etcd ? { etcd } : {}),
     startAgent(id, config = configPath) {
       const args = [main, "agent", "--config", config, "--node", id];
       if (options.noSupervisor) args.push("--no-supervisor");

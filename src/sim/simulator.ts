@@ -986,6 +986,8 @@ export class Simulator {
       case "announce":
         this.announcements.push({ atMs: this.nowMs, node: node.id, vip: effect.vip });
         return;
+      case "etcd":
+        throw new Error("the simulator runs the embedded election only");
       default: {
         const unknown: never = effect;
         throw new Error(`unknown effect ${JSON.stringify(unknown)}`);
@@ -1216,5 +1218,6 @@ export function describeEvent(event: CoreEvent): string {
 
 /** "n1 -> n2 heartbeat (term 3)": a held datagram as scenario traces show it. */
 function describe(d: Datagram): string {
-  return `${d.from} -> ${d.to} ${d.message.type} (term ${d.message.term})`;
+  const term = "term" in d.message ? ` (term ${d.message.term})` : "";
+  return `${d.from} -> ${d.to} ${d.message.type}${term}`;
 }

@@ -181,6 +181,9 @@ async function deathHook(
   }
 }
 
+/** V8 flag for the control plane's process (see `supervise`); services-worker drops it. */
+export const singleThreadedGc = "--single-threaded-gc";
+
 async function supervise(configPath: string, nodeId: string, log: Logger): Promise<number> {
   // Fail fast, with every problem listed, before anything is started.
   const config = loadConfig(configPath, { nodeId });
@@ -194,6 +197,14 @@ async function supervise(configPath: string, nodeId: string, log: Logger): Promi
     ...(process.execArgv.some((a) => a.startsWith("--max-semi-space-size"))
       ? []
       : ["--max-semi-space-size=1"]),
+    // Garbage collection on the control plane's own (realtime) thread only. V8's helper
+    // threads run at normal priority: on a machine whose cores are taken by busy normal
+    // processes they are starved, and a realtime thread that waits for them in a parallel
+    // scavenge waits as long (a priority inversion; simultaneous ~90 ms stalls of every
+    // agent were seen under eight CPU hogs and a datagram flood). The control plane's heap
+    // is small, so doing the work alone costs less than waiting. The services process
+    // (normal priority) keeps the helpers.
+    ...(process.execArgv.includes(singleThreadedGc) ? [] : [singleThreadedGc]),
     process.argv[1]!,
     "agent",
     "--config",
