@@ -186,6 +186,7 @@ export class Agent implements AgentHandle, ClusterView {
           now: monotonicMs,
           deliver: (input) => this.#step(input),
           log: (level, msg, fields) => this.#log.log(level, msg, fields),
+          leaseFile: join(stateDir, "etcd-lease"),
         })
       : undefined;
     this.#stateDir = stateDir;

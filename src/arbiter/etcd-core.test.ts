@@ -110,7 +110,7 @@ const vips = ["198.18.0.100", "198.18.0.101", "198.18.0.102"];
 
 interface SimNode {
   readonly id: string;
-  readonly core: EtcdCore;
+  core: EtcdCore;
   lease: string | undefined;
   /** Reaches etcd (its own link; `etcd.up` is the cluster's). */
   reachesEtcd: boolean;
@@ -132,11 +132,12 @@ class Harness {
   probeSees = true;
   #nextKeepAlive = 0;
 
+  readonly #makeCore: (id: string, incarnation: number) => EtcdCore;
+
   constructor(count: number, onLoss: LossPolicy = "release") {
     const ids = Array.from({ length: count }, (_, i) => `n${i + 1}`);
-    this.nodes = ids.map((id) => ({
-      id,
-      core: new EtcdCore({
+    this.#makeCore = (id, incarnation) =>
+      new EtcdCore({
         id,
         config: {
           nodes: ids.map((n) => ({ id: n, weight: 1 })),
@@ -149,9 +150,12 @@ class Harness {
         },
         ttlMs,
         onLoss,
-        incarnation: 1,
-        nowMs: 0,
-      }),
+        incarnation,
+        nowMs: this.now,
+      });
+    this.nodes = ids.map((id) => ({
+      id,
+      core: this.#makeCore(id, 1),
       lease: undefined,
       reachesEtcd: true,
       alive: true,
@@ -279,6 +283,19 @@ class Harness {
     );
   }
 
+  /** The agent dies and its supervisor starts a new one, which revokes the old lease. */
+  restart(id: string): void {
+    const node = this.node(id);
+    node.configured.clear();
+    node.inbox = [];
+    if (node.lease !== undefined) {
+      this.etcd.leases.set(node.lease, this.now);
+      this.etcd.expire(this.now);
+    }
+    node.lease = undefined;
+    node.core = this.#makeCore(id, 2);
+  }
+
   kill(id: string): void {
     const node = this.node(id);
     node.alive = false;
@@ -312,6 +329,18 @@ describe("etcd arbiter core", () => {
     const after = h.holders().get(vips[0]!)!;
     assert.equal(after.length, 1);
     assert.notEqual(after[0], owner);
+    assert.deepEqual(h.doubles, []);
+  });
+
+  it("moves a restarted node's VIPs elsewhere (a new incarnation is a failure)", () => {
+    const h = new Harness(3);
+    h.run(2000);
+    const owner = h.holders().get(vips[0]!)![0]!;
+    h.restart(owner);
+    h.run(2000);
+    const after = h.holders().get(vips[0]!)!;
+    assert.equal(after.length, 1);
+    assert.notEqual(after[0], owner, "not taken back by the restarted node");
     assert.deepEqual(h.doubles, []);
   });
 

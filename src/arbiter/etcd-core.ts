@@ -95,6 +95,8 @@ interface MemberValue {
 /** The table (`table`): owner per VIP address, and why (placement reason code). */
 interface TableValue {
   readonly term: number;
+  /** The incarnation of every member when it was published: a later coordinator tells restarts. */
+  readonly incarnations?: Readonly<Record<string, number>>;
   readonly owners: Readonly<Record<string, string>>;
   readonly why: Readonly<Record<string, string>>;
   readonly cursor: number;
@@ -165,6 +167,9 @@ export class EtcdCore implements ArbiterCore {
   #suspended: string | undefined;
   #lastAssigned = new Map<string, string | undefined>();
   #knownMembers = new Set<string>();
+  /** Coordinator: each member's incarnation as last seen, and restarts' hold-downs. */
+  readonly #incarnations = new Map<string, number>();
+  readonly #restartedUntil = new Map<string, number>();
 
   /** Failsafe, holder side: requests sent (seq -> sent at) and each peer's newest ack. */
   #failsafeSeq = 0;
@@ -731,11 +736,28 @@ export class EtcdCore implements ArbiterCore {
     const members = this.#members();
     const admin = this.#admin();
     const drained = new Set(admin.drained);
+    const table = this.#table();
     for (const node of this.#config.nodes) {
       const member = members.get(node.id);
+      // A node whose agent restarted (a new incarnation) lost its VIPs with the old process:
+      // a failure, as in the embedded mode. It is eligible again a ttl later, so a crash loop
+      // cannot keep taking VIPs back.
+      // A coordinator new in its term knows the incarnations from the table.
+      const seen = this.#incarnations.get(node.id) ?? table?.incarnations?.[node.id];
+      if (member && seen !== undefined && seen !== member.incarnation) {
+        this.#events.push({
+          type: "member-failed",
+          node: node.id,
+          reason: "its agent restarted (new incarnation)",
+        });
+        this.#restartedUntil.set(node.id, now + this.#ttlMs);
+      }
+      if (member) this.#incarnations.set(node.id, member.incarnation);
+      const restarted = now < (this.#restartedUntil.get(node.id) ?? 0);
       const eligible =
         member?.healthy &&
         !member.leaving &&
+        !restarted &&
         member.fingerprint === this.#fingerprint &&
         !(node.id === this.id && (this.#leaving || !this.#healthy));
       if (eligible && !drained.has(node.id)) {
@@ -756,7 +778,6 @@ export class EtcdCore implements ArbiterCore {
         });
       }
     }
-    const table = this.#table();
     // A new coordinator gives every configured node a ttl to register before it places
     // anything: at the cluster's first start (so the VIPs are spread, not all handed to the
     // early nodes) and after an etcd outage that expired every lease (so the holders claim
@@ -803,16 +824,20 @@ export class EtcdCore implements ArbiterCore {
       }
       this.#lastAssigned.set(address, owner);
     });
-    const sameOwners =
+    const incarnations: Record<string, number> = {};
+    for (const [id, member] of members) incarnations[id] = member.incarnation;
+    const same =
       table !== undefined &&
       table.term === this.#term &&
-      JSON.stringify(table.owners) === JSON.stringify(owners);
-    if (sameOwners) return;
+      JSON.stringify(table.owners) === JSON.stringify(owners) &&
+      JSON.stringify(table.incarnations ?? {}) === JSON.stringify(incarnations);
+    if (same) return;
     const value = JSON.stringify({
       term: this.#term,
       owners,
       why,
       cursor: result.roundRobinCursor,
+      incarnations,
     } satisfies TableValue);
     if (this.#publishing === value || !this.#due("publish", now)) return;
     this.#publishing = value;
@@ -1034,6 +1059,9 @@ export class EtcdCore implements ArbiterCore {
   #wakeAt(now: number): number {
     let wake = now + 1000;
     if (this.#firstTableAtMs > now) wake = Math.min(wake, this.#firstTableAtMs);
+    for (const until of this.#restartedUntil.values()) {
+      if (until > now) wake = Math.min(wake, until);
+    }
     const until = this.#sessionUntilMs();
     if (until > now) wake = Math.min(wake, until);
     if (this.#onLoss === "failsafe") {

@@ -15,7 +15,7 @@
  * restart (microsoft/etcd3#158, #176). The campaign here is a create-if-absent transaction
  * under the node's own lease.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import {
   ConsecutiveBreaker,
   circuitBreaker,
@@ -40,6 +40,13 @@ export interface EtcdDriverOptions {
   readonly now: () => number;
   readonly deliver: (input: Input) => void;
   readonly log: Log;
+  /**
+   * Where the session lease's id is kept across restarts: a new agent revokes its dead
+   * predecessor's lease at once (its keys go with it) instead of waiting a TTL for it to
+   * expire. Only one agent per node runs (the state lock), and the supervisor starts a new
+   * one only after the old one died and its VIPs were removed.
+   */
+  readonly leaseFile?: string;
 }
 
 export interface EtcdDriverStats {
@@ -118,6 +125,8 @@ export class EtcdDriver {
   #timer: NodeJS.Timeout | undefined;
   #leaseId: string | undefined;
   #granting = false;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #predecessorChecked = false;
   #stream: KeepAliveStream | undefined;
   /** Send times of keep-alives not answered yet, oldest first (a stream answers in order). */
   #pendingKeepAlives: number[] = [];
@@ -176,6 +185,7 @@ export class EtcdDriver {
     if (this.#stopped) return;
     this.#stopped = true;
     clearTimeout(this.#timer);
+    clearTimeout(this.#retryTimer);
     this.#closeStream();
     const lease = this.#leaseId;
     this.#leaseId = undefined;
@@ -249,6 +259,13 @@ export class EtcdDriver {
 
   async #grant(): Promise<void> {
     this.#granting = true;
+    try {
+      await this.#revokePredecessor();
+    } catch (error) {
+      this.#noteOutage("cannot revoke the previous agent's etcd lease", error);
+      this.#granting = false;
+      return;
+    }
     const sentAt = this.#o.now();
     try {
       const response = await this.#client.leaseClient.leaseGrant({
@@ -258,6 +275,7 @@ export class EtcdDriver {
       if (this.#stopped) return;
       this.#leaseId = String(response.ID);
       this.#stats.leasesGranted += 1;
+      if (this.#o.leaseFile) writeFileSync(this.#o.leaseFile, `${this.#leaseId}\n`);
       this.#setConnected(true);
       this.#o.log("info", "etcd session lease granted", {
         lease: this.#leaseId,
@@ -275,6 +293,30 @@ export class EtcdDriver {
     } finally {
       this.#granting = false;
     }
+  }
+
+  /** Revokes the lease a previous agent of this node left behind (once, at start). */
+  async #revokePredecessor(): Promise<void> {
+    const file = this.#o.leaseFile;
+    if (!file || this.#predecessorChecked) return;
+    let previous: string | undefined;
+    try {
+      previous = readFileSync(file, "utf8").trim() || undefined;
+    } catch {
+      previous = undefined; // none kept: a first start
+    }
+    if (previous !== undefined) {
+      try {
+        await this.#client.leaseClient.leaseRevoke({ ID: previous });
+        this.#o.log("info", "revoked the previous agent's etcd lease: its keys are gone", {
+          lease: previous,
+        });
+      } catch (error) {
+        // Already expired (not found) is the common case after a longer stop.
+        if (!/not found/i.test(message(error))) throw error;
+      }
+    }
+    this.#predecessorChecked = true;
   }
 
   async #openStream(): Promise<void> {
@@ -326,11 +368,28 @@ export class EtcdDriver {
       if (this.#stream !== stream) return;
       this.#noteOutage("etcd keep-alive stream failed", error);
       this.#closeStream();
+      this.#retrySoon();
     });
     stream.on("end", () => {
-      if (this.#stream === stream) this.#closeStream();
+      if (this.#stream !== stream) return;
+      this.#closeStream();
+      this.#retrySoon();
     });
     this.#keepAlive();
+  }
+
+  /**
+   * A keep-alive stream failed (its endpoint died, or the connection dropped): open another
+   * at once rather than at the next round, so a dead endpoint costs a few tens of
+   * milliseconds of the TTL, not a quarter of it. The client picks a random endpoint for
+   * each new stream; at most one retry waits at a time.
+   */
+  #retrySoon(): void {
+    if (this.#retryTimer !== undefined || this.#stopped) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      if (!this.#stopped) this.#keepAlive();
+    }, 50);
   }
 
   #closeStream(): void {

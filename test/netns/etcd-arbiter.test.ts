@@ -72,6 +72,8 @@ describe("etcd arbiter", { skip: skipUnlessRoot() }, () => {
       const coordinators = statuses.filter((s) => s.role === "coordinator");
       assert.equal(coordinators.length, 1, JSON.stringify(statuses));
       assert.equal(statuses[0]?.arbiter?.kind, "etcd");
+      const human = await cluster.cli("n1", ["status"]);
+      assert.match(human.stdout, /arbiter\s+etcd, reachable, lease \d+/, human.stdout);
       const target = cluster.vipAddresses[0]!;
       const owner = before.get(target)!;
       const watch = watchHolders(cluster, 5);

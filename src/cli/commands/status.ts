@@ -35,6 +35,15 @@ export interface StatusView {
   vips: VipView[];
   /** Each capability's own status (relays, storage, traffic), by section name. */
   capabilities?: Record<string, unknown>;
+  /** `arbiter: etcd` only. */
+  arbiter?: {
+    kind: string;
+    connected?: boolean;
+    leaseId?: string;
+    revision?: number;
+    onLoss?: string;
+    endpoints?: string[];
+  };
   /** Absent from agents older than `status --cluster`. */
   view?: { coordinator?: string; leaseLeftMs: number; heardMs: Record<string, number> };
   peers?: PeerView[];
@@ -280,7 +289,25 @@ export function renderStatus(status: StatusView): string {
     ["term", String(status.term)],
     ["coordinator", coordinator],
     ["health", healthText(status)],
-    ["quorum", status.quorum ? "yes (hears a majority)" : "NO (hears no majority: holds no VIPs)"],
+    ...(status.arbiter
+      ? [
+          [
+            "arbiter",
+            `etcd, ${status.arbiter.connected ? "reachable" : "UNREACHABLE"}, lease ${status.arbiter.leaseId ?? "none"}, revision ${status.arbiter.revision ?? 0}, on_loss ${status.arbiter.onLoss ?? "release"}`,
+          ],
+          [
+            "session",
+            status.quorum
+              ? "valid (etcd confirmed the lease in time)"
+              : "NOT VALID (holds no VIPs unless failsafe)",
+          ],
+        ]
+      : [
+          [
+            "quorum",
+            status.quorum ? "yes (hears a majority)" : "NO (hears no majority: holds no VIPs)",
+          ],
+        ]),
     ["lease", status.leaseValid ? "valid" : "NOT VALID (holds no VIPs)"],
     ["table", status.tableVersion.join(".")],
     ["config", configText(status)],
