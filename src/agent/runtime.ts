@@ -197,6 +197,9 @@ export class Agent implements AgentHandle, ClusterView {
       bind: { address: self.address, port: self.port },
       peers: new Map(config.nodes.map((n) => [n.id, { address: n.address, port: n.port }])),
       incarnation: this.#incarnation,
+      // No heartbeats under etcd: greetings teach the peers' incarnations (failsafe
+      // requests, tickle connection lists).
+      greet: config.arbiter !== undefined,
       onMessage: (from, payload) => {
         if (isServicesDatagram(payload)) {
           for (const listener of this.#servicesDatagramListeners) listener(from, payload);

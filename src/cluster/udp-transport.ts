@@ -81,7 +81,19 @@ export interface UdpTransportOptions {
   readonly log?: TransportLog;
   /** Wall clock for log rate limiting only; injectable so the limiter can be tested. */
   readonly nowMs?: () => number;
+  /**
+   * Learn every peer's incarnation without heartbeats (`arbiter: etcd`, where nodes send each
+   * other little): greet every peer when started, and answer a datagram dropped as not-fresh
+   * with a greeting (at most one per peer per 200 ms), so that both sides echo each other's
+   * incarnation from then on and the next datagram is delivered. Greetings are not delivered.
+   * Off: the heartbeats teach the incarnations (the embedded election).
+   */
+  readonly greet?: boolean;
 }
+
+/** The payload of a greeting (see `greet`). */
+const helloPayload = { type: "hello" } as const;
+const helloEveryMs = 200;
 
 export interface TransportStats {
   readonly sent: number;
@@ -116,6 +128,7 @@ export class UdpTransport {
   readonly #options: UdpTransportOptions;
   readonly #guard = new ReplayGuard();
   readonly #nowMs: () => number;
+  readonly #greetedAt = new Map<string, number>();
   #peers: ReadonlyMap<string, PeerAddress>;
   /**
    * Source addresses of configured nodes, as the socket reports them (both IPv4 forms), each
@@ -181,6 +194,7 @@ export class UdpTransport {
         // After binding, socket errors (ICMP unreachable on some kernels) must not crash.
         socket.on("error", (error) => this.#sendFailed("socket", error));
         socket.on("message", (datagram, remote) => this.#receive(datagram, remote));
+        if (this.#options.greet) this.broadcast(helloPayload);
         resolve();
       });
     });
@@ -338,10 +352,20 @@ export class UdpTransport {
     this.#peerIncarnations.set(from, incarnation);
     if (echo !== this.#options.incarnation) {
       this.#drop("not-fresh", remote, from);
+      if (this.#options.greet) this.#greet(from);
       return;
     }
     this.#received += 1;
+    if (this.#options.greet && isHello(decoded.payload)) return;
     this.#options.onMessage(from, decoded.payload);
+  }
+
+  /** Answers a peer that does not know our incarnation yet (rate-limited per peer). */
+  #greet(to: string): void {
+    const now = this.#nowMs();
+    if (now - (this.#greetedAt.get(to) ?? Number.NEGATIVE_INFINITY) < helloEveryMs) return;
+    this.#greetedAt.set(to, now);
+    this.send(to, helloPayload);
   }
 
   #drop(reason: DropReason, remote: RemoteInfo, claimedFrom?: string): void {
@@ -448,4 +472,13 @@ function procIPv4(address: string): string {
     .reverse()
     .map((octet) => Number(octet).toString(16).toUpperCase().padStart(2, "0"))
     .join("");
+}
+
+function isHello(payload: unknown): boolean {
+  return (
+    typeof payload === "object" &&
+    payload !== null &&
+    (payload as { type?: unknown }).type === helloPayload.type &&
+    Object.keys(payload).length === 1
+  );
 }
