@@ -14,6 +14,7 @@
  *   - TLS with client certificates and user/password authentication.
  */
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import {
   allLogs,
@@ -195,6 +196,39 @@ describe("etcd arbiter", { skip: skipUnlessRoot() }, () => {
       assert.deepEqual(report.doubles, [], "never held twice");
       assert.equal(await cluster.holderOf(target), next, "the paused node did not take it back");
       assert.deepEqual(await cluster.heldVips(owner), [], "the paused node holds nothing it lost");
+    }));
+
+  it("applies ip move and node disable/enable through etcd, never holding twice", () =>
+    withCluster({ ttl: "2s" }, async (cluster) => {
+      const owners = await waitSettled(cluster, 30_000);
+      const token = ["--token-file", join(cluster.dir, "api.token")];
+      const vip = cluster.vipAddresses.find((v) => owners.get(v) !== "n3")!;
+      const watch = watchHolders(cluster, 5);
+      const moved = await cluster.cli("n1", ["ip", "move", vip, "n3", ...token, "--wait"]);
+      assert.equal(moved.code, 0, `ip move: ${moved.stderr}${moved.stdout}`);
+      const onN3 = await waitFor(
+        async () => ((await cluster.holderOf(vip)) === "n3" ? true : undefined),
+        10_000,
+      );
+      assert.ok(onN3, `${vip} moved to n3\n${allLogs(cluster)}`);
+      const disabled = await cluster.cli("n2", ["node", "disable", "n3", ...token]);
+      assert.equal(disabled.code, 0, `node disable: ${disabled.stderr}${disabled.stdout}`);
+      const empty = await waitFor(
+        async () => ((await cluster.heldVips("n3")).length === 0 ? true : undefined),
+        10_000,
+      );
+      assert.ok(empty, `n3 drained\n${allLogs(cluster)}`);
+      const enabled = await cluster.cli("n1", ["node", "enable", "n3", ...token]);
+      assert.equal(enabled.code, 0, `node enable: ${enabled.stderr}${enabled.stdout}`);
+      const back = await waitFor(
+        async () => ((await cluster.holderOf(vip)) === "n3" ? true : undefined),
+        10_000,
+      );
+      assert.ok(back, `the VIP pinned to n3 returned\n${allLogs(cluster)}`);
+      const report = await watch.stop();
+      assert.deepEqual(report.doubles, [], "never held twice");
+      const keys = await cluster.etcd!.ctl(["get", "/floatip/fipet-/admin", "--print-value-only"]);
+      assert.deepEqual(JSON.parse(keys), { pins: { [vip]: "n3" }, drained: [] });
     }));
 
   it("talks TLS with a client certificate and user/password authentication", () =>
