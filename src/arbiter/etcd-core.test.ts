@@ -130,6 +130,10 @@ class Harness {
    * between the two nodes alone), so only the leases keep a VIP from being held twice.
    */
   probeSees = true;
+  /** Called before etcd applies a node's write (to interleave another write with it). */
+  beforeApply: ((node: SimNode, op: EtcdOp) => void) | undefined;
+  /** When set, every 10 ms step at which a VIP is held by no node is recorded. */
+  unheld: string[] | undefined;
   #nextKeepAlive = 0;
 
   readonly #makeCore: (id: string, incarnation: number) => EtcdCore;
@@ -199,6 +203,7 @@ class Harness {
       vips.forEach((address, vip) => {
         const holders = this.nodes.filter((n) => n.configured.has(vip)).map((n) => n.id);
         if (holders.length > 1) this.doubles.push(`${this.now} ms: ${address} on ${holders}`);
+        if (holders.length === 0) this.unheld?.push(`${this.now} ms: ${address}`);
       });
     }
   }
@@ -230,6 +235,7 @@ class Harness {
           later({ type: "etcd-result", nowMs: this.now, op: effect.op, ok: false, error: "down" });
           return;
         }
+        this.beforeApply?.(node, effect.op);
         later({
           type: "etcd-result",
           nowMs: this.now,
@@ -372,6 +378,44 @@ describe("etcd arbiter core", () => {
     h.run(3000);
     assert.ok(everyHeldOnce(h), JSON.stringify([...h.holders()]));
     assert.deepEqual(h.doubles, []);
+  });
+
+  it("failsafe: after an outage past every lease, each VIP is claimed again in place, also when the table changes meanwhile", () => {
+    for (const republish of [false, true]) {
+      const h = new Harness(3, "failsafe");
+      h.run(3000);
+      const before = JSON.stringify([...h.holders()]);
+      assert.ok(everyHeldOnce(h));
+      h.etcd.up = false;
+      h.run(4000);
+      // Every session lease expired meanwhile; etcd deletes their keys.
+      h.etcd.expire(h.now + 10 * ttlMs);
+      let republished = 0;
+      if (republish) {
+        // The coordinator publishes a table (membership, incarnations) while a claim-again
+        // is on its way: the table revision that claim names is no longer the table's.
+        h.beforeApply = (node, op) => {
+          if (op.kind !== "claim" || !node.configured.has(op.vip) || republished > 2) return;
+          const table = h.etcd.kvs.get("table")!;
+          h.etcd.revision += 1;
+          h.etcd.kvs.set("table", { ...table, modRevision: h.etcd.revision });
+          republished += 1;
+        };
+      }
+      h.unheld = [];
+      h.etcd.up = true;
+      h.run(3000);
+      if (republish) assert.ok(republished > 0, "a claim-again raced with a publish");
+      assert.deepEqual(h.unheld, [], `republish=${republish}: never unheld`);
+      assert.equal(JSON.stringify([...h.holders()]), before, "nothing moved");
+      const claimed = vips.map((address) => h.etcd.kvs.get(`owners/${address}`)?.value);
+      assert.deepEqual(
+        claimed,
+        vips.map((address) => h.holders().get(address)![0]),
+        "every held VIP is claimed in etcd by its holder",
+      );
+      assert.deepEqual(h.doubles, []);
+    }
   });
 
   it("failsafe: a holder cut off from etcd keeps its VIP, and no peer claims it meanwhile", () => {

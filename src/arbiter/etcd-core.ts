@@ -180,6 +180,8 @@ export class EtcdCore implements ArbiterCore {
   /** Failsafe, peer side: VIP address -> the node that asked and until when we keep off it. */
   readonly #foreignHolds = new Map<string, { node: string; untilMs: number }>();
   #failsafeEndPending = new Set<string>();
+  /** Failsafe: VIP -> until when a refused claim-again is retried before it lets go. */
+  readonly #reclaimUntil = new Map<number, number>();
 
   readonly #phases: { phase: number; ms: number; atMs: number; vip: number }[] = [];
   readonly #counters = { staleViews: 0, claimsRefused: 0, staleGrants: 0, failsafeAcks: 0 };
@@ -407,6 +409,7 @@ export class EtcdCore implements ArbiterCore {
           // Failsafe: what it holds stays while the peers acknowledge (#failsafe); with a new
           // lease it claims the keys again in place (#reclaim), and lets go if it cannot.
           local.claimRevision = reclaimPending;
+          this.#reclaimUntil.delete(vip);
           continue;
         }
         this.#events.push({
@@ -473,8 +476,18 @@ export class EtcdCore implements ArbiterCore {
           // A held VIP claimed again under a new lease (failsafe): keep it, or let go.
           if (ok && revision !== undefined) {
             local.claimRevision = revision;
+            this.#reclaimUntil.delete(op.vip);
+          } else if (now < (this.#reclaimUntil.get(op.vip) ?? 0)) {
+            // Refused, most often because the coordinator published a table (membership,
+            // incarnations) while the claim was on its way: the table revision it named is
+            // no longer the table's. Try again on the newer view; #reconcile lets go at once
+            // if the table names another node or another node's key exists.
+            this.#counters.claimsRefused += 1;
+            local.claimRevision = reclaimPending;
+            this.#retryAtMs.set(`reclaim:${op.vip}`, now + retryMs);
           } else {
             this.#counters.claimsRefused += 1;
+            this.#reclaimUntil.delete(op.vip);
             local.claimRevision = 0;
             this.#events.push({
               type: "vip-released",
@@ -887,18 +900,34 @@ export class EtcdCore implements ArbiterCore {
         this.#toRemoving(vip, now);
         return;
       }
-      if (local.claimRevision === reclaimPending && this.#sessionValid(now)) {
+      if (
+        local.claimRevision === reclaimPending &&
+        this.#sessionValid(now) &&
+        this.#due(`reclaim:${vip}`, now)
+      ) {
         // Held through an etcd outage in failsafe mode, now on a new lease: claim it again in
         // place if the table still names this node (else the table's owner gets it).
-        if (table?.owners[address] !== this.id) {
+        const key = this.#ownerKey(address);
+        if (table?.owners[address] !== this.id || (key && key.value !== this.id)) {
+          this.#reclaimUntil.delete(vip);
           this.#events.push({
             type: "vip-released",
             vip: address,
-            reason: `the table assigns it to ${table?.owners[address] ?? "nobody"}`,
+            reason:
+              key && key.value !== this.id
+                ? `${key.value} claimed it in etcd`
+                : `the table assigns it to ${table?.owners[address] ?? "nobody"}`,
           });
           this.#toRemoving(vip, now);
           return;
         }
+        if (key && key.lease === this.#leaseId) {
+          // Claimed again already (an answer that was lost): keep that claim.
+          this.#reclaimUntil.delete(vip);
+          local.claimRevision = key.createRevision;
+          return;
+        }
+        if (!this.#reclaimUntil.has(vip)) this.#reclaimUntil.set(vip, now + this.#ttlMs);
         local.claimRevision = reclaiming;
         this.#effects.push({ type: "etcd", op: { kind: "claim", vip, address, tableRevision } });
         return;
