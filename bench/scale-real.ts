@@ -11,8 +11,10 @@
  *                       coordinator terms during the idle window: both should be 0
  *   failover            SIGKILL of a VIP owner that is not the coordinator, until every one of
  *                       its VIPs has a new holder (from the same monitors)
+ * Each size runs once per `--heartbeats` fan-out (all: every node heartbeats every other;
+ * coordinator: followers heartbeat the coordinator only).
  * Run: npm run bench:scale-real -- [--nodes 3,5,9,15] [--vips-per-node 10] [--seconds 30]
- *        [--out FILE]
+ *        [--heartbeats all,coordinator] [--out FILE]
  * Needs root (namespaces). Everything it starts is stopped by PID, also on failure.
  */
 import { rmSync } from "node:fs";
@@ -27,11 +29,12 @@ import { writeResult } from "./lib/results.ts";
 import { formatTable } from "./lib/stats.ts";
 
 const usage =
-  "usage: bench/scale-real.ts [--nodes 3,5,9,15] [--vips-per-node 10] [--seconds 30] [--out FILE]";
+  "usage: bench/scale-real.ts [--nodes 3,5,9,15] [--vips-per-node 10] [--seconds 30] [--heartbeats all,coordinator] [--out FILE]";
 const options = readOptions(usage, {
   nodes: { default: "3,5,9,15" },
   "vips-per-node": { default: "10" },
   seconds: { default: "30" },
+  heartbeats: { default: "all,coordinator" },
   out: { default: "" },
 });
 const sizes = String(options.nodes)
@@ -39,6 +42,13 @@ const sizes = String(options.nodes)
   .map((n) => positiveInteger("--nodes", n, usage));
 const perNode = positiveInteger("--vips-per-node", String(options["vips-per-node"]), usage);
 const seconds = positiveInteger("--seconds", String(options.seconds), usage);
+const fanouts = String(options.heartbeats)
+  .split(",")
+  .map((text) => text.trim());
+if (fanouts.some((f) => f !== "all" && f !== "coordinator")) {
+  console.error(`${usage}\n--heartbeats: each of all, coordinator`);
+  process.exit(2);
+}
 if (sizes.some((n) => n > 40) || sizes.some((n) => n * perNode > 150)) {
   console.error(`${usage}\nat most 40 nodes and 150 VIPs in all (one /24 for nodes and VIPs)`);
   process.exit(2);
@@ -51,6 +61,7 @@ interface AgentStatusJson {
 }
 
 interface Row {
+  heartbeats: string;
   nodes: number;
   vips: number;
   outcome: "ok" | "error";
@@ -81,7 +92,7 @@ async function statusOf(cluster: LiveCluster, id: string): Promise<AgentStatusJs
   return JSON.parse(stdout) as AgentStatusJson;
 }
 
-async function measure(nodes: number): Promise<Row> {
+async function measure(nodes: number, heartbeats: string): Promise<Row> {
   const vipCount = nodes * perNode;
   const startedAt = Date.now();
   let cluster: LiveCluster | undefined;
@@ -92,6 +103,7 @@ async function measure(nodes: number): Promise<Row> {
       nodes,
       weights: Array.from({ length: nodes }, () => 100),
       vips: Array.from({ length: vipCount }, (_, i) => ({ host: 100 + i })),
+      ...(heartbeats === "all" ? {} : { extraYaml: `heartbeats: ${heartbeats}` }),
     });
     const c = cluster;
     // The namespaces and agents go with destroy() (or the topology's own exit handler); the
@@ -182,6 +194,7 @@ async function measure(nodes: number): Promise<Row> {
       }
     }
     return {
+      heartbeats,
       nodes,
       vips: vipCount,
       outcome: "ok",
@@ -201,6 +214,7 @@ async function measure(nodes: number): Promise<Row> {
     const logs = cluster ? allLogs(cluster).slice(-3000) : "";
     progress(`${nodes} nodes: ${(error as Error).message}\n${logs}`);
     return {
+      heartbeats,
       nodes,
       vips: vipCount,
       outcome: "error",
@@ -220,8 +234,10 @@ async function main(): Promise<number> {
   );
   const rows: Row[] = [];
   for (const n of sizes) {
-    progress(`${n} nodes: starting`);
-    rows.push(await measure(n));
+    for (const heartbeats of fanouts) {
+      progress(`${n} nodes, heartbeats ${heartbeats}: starting`);
+      rows.push(await measure(n, heartbeats));
+    }
   }
   const fmt = (v: number | undefined, digits = 0) => (v === undefined ? "-" : v.toFixed(digits));
   console.log(
@@ -229,6 +245,7 @@ async function main(): Promise<number> {
       [
         "nodes",
         "VIPs",
+        "heartbeats",
         "settle s (term)",
         "CPU % per node (mean / max)",
         "RSS MB per node",
@@ -241,6 +258,7 @@ async function main(): Promise<number> {
           ? [
               String(r.nodes),
               String(r.vips),
+              r.heartbeats,
               `${fmt((r.settleMs ?? 0) / 1000, 1)} (${r.startTerm})`,
               `${fmt(r.cpuMean, 2)} / ${fmt(r.cpuMax, 2)}`,
               fmt(r.rssMean, 1),
@@ -250,7 +268,17 @@ async function main(): Promise<number> {
                 ? "not held again in 20 s"
                 : `${fmt(r.failoverMs)} ms (${r.failoverVips} VIPs)`,
             ]
-          : [String(r.nodes), String(r.vips), "-", "-", "-", "-", "-", `error: ${r.reason}`],
+          : [
+              String(r.nodes),
+              String(r.vips),
+              r.heartbeats,
+              "-",
+              "-",
+              "-",
+              "-",
+              "-",
+              `error: ${r.reason}`,
+            ],
       ),
     ),
   );

@@ -3,7 +3,8 @@
  * must exit 0, measure each configuration (traffic counted by the real codec, a failover per
  * trial) and write its JSON. The figures are checked only against what the configuration
  * fixes: every node of a 3-node cluster sends a heartbeat to each of its two peers 20 times
- * a second at `lan`, so the mean is about 40 datagrams a second.
+ * a second at `lan`, so the mean is about 40 datagrams a second; with `heartbeats:
+ * coordinator` the followers send to the coordinator only, (40 + 2 × 20) / 3 ≈ 27.
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -30,6 +31,7 @@ describe("scale benchmark (smoke)", () => {
     assert.match(stdout, /coord CPU ms\/round/);
     const result = JSON.parse(readFileSync(path, "utf8")) as {
       rows: {
+        heartbeats: string;
         nodes: number;
         mean: { datagrams: number; bytes: number; oversize: number };
         failoverP50: number;
@@ -38,12 +40,22 @@ describe("scale benchmark (smoke)", () => {
       }[];
     };
     assert.deepEqual(
-      result.rows.map((r) => r.nodes),
-      [3, 5],
+      result.rows.map((r) => `${r.nodes} ${r.heartbeats}`),
+      ["3 all", "3 coordinator", "5 all", "5 coordinator"],
     );
-    const [three, five] = result.rows;
+    const [three, threeStar, five, fiveStar] = result.rows;
     assert.ok(Math.abs(three!.mean.datagrams - 40) <= 4, `3 nodes: ${three!.mean.datagrams}/s`);
     assert.ok(Math.abs(five!.mean.datagrams - 80) <= 8, `5 nodes: ${five!.mean.datagrams}/s`);
+    const star3 = (40 + 2 * 20) / 3;
+    const star5 = (80 + 4 * 20) / 5;
+    assert.ok(
+      Math.abs(threeStar!.mean.datagrams - star3) <= 3,
+      `3 nodes, star: ${threeStar!.mean.datagrams}/s`,
+    );
+    assert.ok(
+      Math.abs(fiveStar!.mean.datagrams - star5) <= 4,
+      `5 nodes, star: ${fiveStar!.mean.datagrams}/s`,
+    );
     for (const row of result.rows) {
       assert.ok(row.mean.bytes > row.mean.datagrams * 100, "each datagram sized by the codec");
       assert.equal(row.mean.oversize, 0);

@@ -12,8 +12,10 @@
  *                                      the coordinator) until every one of its VIPs is held
  *                                      again, over `--trials` seeds
  *   violations                         invariant violations of the simulator's checkers
+ * Each configuration runs with every `--heartbeats` fan-out: `all` (every node to every
+ * other) and `coordinator` (followers to the coordinator only).
  * Run: npm run bench:scale -- [--nodes 3,5,7,9,15,31,63] [--vips 10,10000] [--trials 5]
- *        [--window 2000] [--budget 120] [--out FILE]
+ *        [--heartbeats all,coordinator] [--window 2000] [--budget 120] [--out FILE]
  * A configuration whose simulation takes longer than `--budget` seconds of wall time is
  * reported as such (the core's own cost makes the simulation slow at that size).
  */
@@ -21,7 +23,7 @@ import { randomBytes } from "node:crypto";
 import { encodeDatagram } from "../src/cluster/codec.ts";
 import { profiles } from "../src/config/profiles.ts";
 import type { CoreNode } from "../src/core/node.ts";
-import type { Input, Message, StepOutput } from "../src/core/types.ts";
+import type { HeartbeatFanout, Input, Message, StepOutput } from "../src/core/types.ts";
 import { Simulator } from "../src/sim/simulator.ts";
 import { percentile } from "../src/sim/swarm.ts";
 import { positiveInteger, readOptions } from "./lib/args.ts";
@@ -30,11 +32,12 @@ import { writeResult } from "./lib/results.ts";
 import { formatTable } from "./lib/stats.ts";
 
 const usage =
-  "usage: bench/scale.ts [--nodes 3,5,7,9,15,31,63] [--vips 10,10000] [--trials 5] [--window 2000] [--budget 120] [--out FILE]";
+  "usage: bench/scale.ts [--nodes 3,5,7,9,15,31,63] [--vips 10,10000] [--trials 5] [--heartbeats all,coordinator] [--window 2000] [--budget 120] [--out FILE]";
 const options = readOptions(usage, {
   nodes: { default: "3,5,7,9,15,31,63" },
   vips: { default: "10,10000" },
   trials: { default: "5" },
+  heartbeats: { default: "all,coordinator" },
   window: { default: "2000" },
   budget: { default: "120" },
   out: { default: "" },
@@ -44,6 +47,14 @@ const list = (name: string) =>
 const nodeCounts = list("nodes");
 const vipCounts = list("vips");
 const trials = positiveInteger("trials", options.trials!, usage);
+const fanouts = options.heartbeats!.split(",").map((text): HeartbeatFanout => {
+  const mode = text.trim();
+  if (mode !== "all" && mode !== "coordinator") {
+    console.error(`--heartbeats: "${mode}" is neither all nor coordinator\n${usage}`);
+    process.exit(2);
+  }
+  return mode;
+});
 const windowMs = positiveInteger("window", options.window!, usage);
 const budgetMs = positiveInteger("budget", options.budget!, usage) * 1000;
 const timers = profiles.lan;
@@ -56,6 +67,7 @@ interface Traffic {
 }
 
 interface Row {
+  heartbeats: HeartbeatFanout;
   nodes: number;
   vips: number;
   settledMs: number | undefined;
@@ -83,7 +95,12 @@ function wireBytes(from: string, to: string, message: Message): number | undefin
   }
 }
 
-function cluster(seed: number, nodes: number, vips: number): Simulator {
+function cluster(
+  seed: number,
+  nodes: number,
+  vips: number,
+  heartbeats: HeartbeatFanout,
+): Simulator {
   const ids = Array.from({ length: nodes }, (_, i) => `n${i + 1}`);
   const sim = new Simulator({
     seed,
@@ -94,6 +111,7 @@ function cluster(seed: number, nodes: number, vips: number): Simulator {
       failback: { mode: "never" as const },
     })),
     timers,
+    heartbeats,
     delayMs: [1, 3],
     actionMs: [1, 4],
     addressLifetimeMs: 10_000,
@@ -152,12 +170,12 @@ function instrument(sim: Simulator, traffic: Map<string, Traffic>, cpu: { ms: nu
   }
 }
 
-function measure(nodes: number, vips: number): Row {
+function measure(nodes: number, vips: number, heartbeats: HeartbeatFanout): Row {
   const started = performance.now();
   const wallDeadline = started + budgetMs;
   const note: string[] = [];
   // Steady state: traffic and coordinator CPU over the window.
-  const sim = cluster(1, nodes, vips);
+  const sim = cluster(1, nodes, vips, heartbeats);
   const settledMs = settle(sim, 30_000, wallDeadline);
   const traffic = new Map<string, Traffic>();
   const cpu = { ms: 0 };
@@ -193,7 +211,7 @@ function measure(nodes: number, vips: number): Row {
       note.push(`${trials - trial} failover trials skipped (budget)`);
       break;
     }
-    const run = cluster(100 + trial, nodes, vips);
+    const run = cluster(100 + trial, nodes, vips, heartbeats);
     if (settle(run, 30_000, wallDeadline) === undefined) {
       missing += 1;
       continue;
@@ -226,6 +244,7 @@ function measure(nodes: number, vips: number): Row {
   }
   if (missing > 0) note.push(`${missing} failovers not complete`);
   return {
+    heartbeats,
     nodes,
     vips,
     settledMs,
@@ -250,21 +269,24 @@ async function main(): Promise<void> {
     `# lan timers (heartbeat ${timers.heartbeatIntervalMs} ms), window ${windowMs} ms, ${trials} failover trials, budget ${budgetMs / 1000} s per configuration`,
   );
   // Warm-up (JIT): the first configuration measured must not pay for compiling the core.
-  measure(3, 10);
+  measure(3, 10, "all");
   const rows: Row[] = [];
   for (const vips of vipCounts) {
     for (const nodes of nodeCounts) {
-      const row = measure(nodes, vips);
-      rows.push(row);
-      console.log(
-        `# ${nodes} nodes, ${vips} VIPs: ${row.wallSeconds.toFixed(1)} s${row.note ? ` (${row.note})` : ""}`,
-      );
+      for (const heartbeats of fanouts) {
+        const row = measure(nodes, vips, heartbeats);
+        rows.push(row);
+        console.log(
+          `# ${nodes} nodes, ${vips} VIPs, heartbeats ${heartbeats}: ${row.wallSeconds.toFixed(1)} s${row.note ? ` (${row.note})` : ""}`,
+        );
+      }
     }
   }
   const table = formatTable(
     [
       "nodes",
       "VIPs",
+      "heartbeats",
       "coord dgrams/s",
       "coord KiB/s",
       "mean dgrams/s",
@@ -278,6 +300,7 @@ async function main(): Promise<void> {
     rows.map((r) => [
       String(r.nodes),
       String(r.vips),
+      r.heartbeats,
       num(r.coordinator.datagrams),
       kb(r.coordinator.bytes),
       num(r.mean.datagrams),

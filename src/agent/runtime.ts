@@ -157,6 +157,7 @@ export class Agent implements AgentHandle, ClusterView {
         failback: v.failback,
       })),
       timers: config.timers,
+      heartbeats: config.heartbeats,
       fingerprint: configFingerprint(config),
       version: floatipVersion,
     };

@@ -271,6 +271,9 @@ function render(s) {
   setHtml($("matrix").tBodies[0], views.map(([row, heard, missed]) => '<tr data-row="' + esc(row) + '"><th>' + esc(row) + "</th>" + ids.map((col) => {
     if (col === row) return '<td class="muted">·</td>';
     const v = heard ? heard[col] : undefined;
+    // Heartbeats to the coordinator only: a link between two followers is not watched.
+    if (v === undefined && s.heartbeats === "coordinator" && row !== s.coordinator && col !== s.coordinator)
+      return '<td data-col="' + esc(col) + '" class="muted" title="heartbeats: coordinator">not watched</td>';
     const miss = missed?.[col] ?? 0;
     const bad = v === undefined || v > stale;
     return '<td data-col="' + esc(col) + '" data-missed="' + miss + '" class="' + (bad ? "cell-bad" : miss > 0 ? "cell-warn" : "") + '">' + ms(v) +

@@ -26,6 +26,12 @@ const base: Part = {
 };
 
 describe("configuration fingerprint", () => {
+  it("changes with heartbeats: coordinator and stays the same with the default all", () => {
+    const fingerprint = configFingerprint(base);
+    assert.equal(configFingerprint({ ...base, heartbeats: "all" }), fingerprint);
+    assert.notEqual(configFingerprint({ ...base, heartbeats: "coordinator" }), fingerprint);
+  });
+
   it("is 16 hex digits, the same for the same cluster-wide part", () => {
     const fingerprint = configFingerprint(base);
     assert.match(fingerprint, /^[0-9a-f]{16}$/);

@@ -732,3 +732,27 @@ describe("arbiter", () => {
     }
   });
 });
+
+describe("heartbeats", () => {
+  it("defaults to all and reads coordinator", () => {
+    assert.equal(parse(base()).heartbeats, "all");
+    assert.equal(parse(variant((c) => (c.heartbeats = "coordinator"))).heartbeats, "coordinator");
+  });
+
+  it("names the key and the fix for a wrong value, and refuses it beside an etcd arbiter", () => {
+    const typo = problemsOf(variant((c) => (c.heartbeats = "coordinators")));
+    const problem = typo.find((p) => p.path === "heartbeats");
+    assert.ok(problem, JSON.stringify(typo));
+    assert.match(problem.message, /all, coordinator/);
+    assert.match(problem.fix, /did you mean "coordinator"/);
+    const etcd = problemsOf(
+      variant((c) => {
+        c.heartbeats = "coordinator";
+        c.arbiter = { kind: "etcd", endpoints: ["http://198.18.0.21:2379"] };
+      }),
+    );
+    const both = etcd.find((p) => p.path === "heartbeats");
+    assert.ok(both, JSON.stringify(etcd));
+    assert.match(both.message, /embedded election only/);
+  });
+});

@@ -28,6 +28,8 @@
  *                            memory where the process may (root, CAP_SYS_NICE); policy: off
  *   state_dir: /var/lib/floatip
  *   address_lifetime: 3s     kernel valid_lft of VIPs, whole seconds, longer than lease_ms
+ *   heartbeats: all          all | coordinator: followers heartbeat every node (default) or
+ *                            the coordinator only (embedded election; larger clusters)
  *   arbiter: { kind: etcd, endpoints: [http://HOST:2379, …], prefix = /floatip, ttl = 2s,
  *              on_loss = release|failsafe, timeout = 1s, tls: { ca, cert, key },
  *              auth: { user, password_file } }   default: the embedded election
@@ -48,21 +50,23 @@ import { type Document, LineCounter, parseDocument } from "yaml";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import { canonicalIp, ipv6Text, ipv6Value, ipv6VipProblem } from "./ipv6.ts";
 import { defaultProfile, profileNames, profiles, validateTimers } from "./profiles.ts";
-import type {
-  ApiSpec,
-  CheckCommon,
-  ClusterConfig,
-  EtcdArbiterSpec,
-  Failback,
-  HealthCheckSpec,
-  NodeSpec,
-  NotifySpec,
-  PlacementPolicy,
-  ProfileName,
-  RealtimeSpec,
-  TickleSpec,
-  Timers,
-  VipSpec,
+import {
+  type ApiSpec,
+  type CheckCommon,
+  type ClusterConfig,
+  type EtcdArbiterSpec,
+  type Failback,
+  type HealthCheckSpec,
+  type HeartbeatFanout,
+  heartbeatFanouts,
+  type NodeSpec,
+  type NotifySpec,
+  type PlacementPolicy,
+  type ProfileName,
+  type RealtimeSpec,
+  type TickleSpec,
+  type Timers,
+  type VipSpec,
 } from "./types.ts";
 
 export interface LoadOptions {
@@ -515,6 +519,7 @@ const rootKeys = [
   "tickle",
   "state_dir",
   "address_lifetime",
+  "heartbeats",
   "arbiter",
   "relays",
   "storage",
@@ -564,6 +569,14 @@ function readRoot(ctx: Context, raw: unknown, options: LoadOptions): ClusterConf
   const stateDir = str(ctx, root, "state_dir", [], { example: defaultStateDir }) ?? defaultStateDir;
   const addressLifetimeSec = readAddressLifetime(ctx, root, timers);
   const arbiter = readArbiter(ctx, root.arbiter);
+  const heartbeats = oneOf<HeartbeatFanout>(ctx, root, "heartbeats", [], heartbeatFanouts, "all");
+  if (heartbeats === "coordinator" && arbiter) {
+    ctx.add(
+      ["heartbeats"],
+      "applies to the embedded election only: with arbiter kind etcd nodes send no heartbeats",
+      "remove heartbeats, or remove arbiter to use the embedded election",
+    );
+  }
   if (options.nodeId !== undefined && nodes.ids.length > 0 && !nodes.ids.includes(options.nodeId)) {
     ctx.add(
       ["nodes"],
@@ -583,6 +596,7 @@ function readRoot(ctx: Context, raw: unknown, options: LoadOptions): ClusterConf
     !realtime ||
     !tickle ||
     addressLifetimeSec === undefined ||
+    heartbeats === undefined ||
     arbiter === false
   ) {
     return undefined;
@@ -602,6 +616,7 @@ function readRoot(ctx: Context, raw: unknown, options: LoadOptions): ClusterConf
     tickle,
     stateDir: ctx.resolvePath(stateDir),
     addressLifetimeSec,
+    heartbeats,
     ...(arbiter ? { arbiter } : {}),
     ...(root.relays !== undefined ? { relays: root.relays } : {}),
     ...(root.storage !== undefined ? { storage: root.storage } : {}),

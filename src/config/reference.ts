@@ -40,6 +40,8 @@ export const keyReference: Readonly<Record<string, string>> = {
   notify: "The notify hook (see NOTIFY).",
   realtime: "Realtime scheduling of the control plane (see REALTIME).",
   tickle: "TCP tickle ACKs after a takeover (see TICKLE).",
+  heartbeats:
+    "Who followers send heartbeats to (embedded election): all (default; every node hears every other, and a cut link between two followers shows in the heartbeat matrix) or coordinator (followers send to the coordinator only and count the nodes it reports hearing; datagrams per cluster grow with the node count instead of its square; links between followers are not watched). The coordinator sends to every node either way; a follower that misses its coordinator's heartbeat sends to every node until it hears one. Same value on every node (part of the fingerprint).",
   arbiter: "The embedded election (default) or an etcd cluster (see ARBITER).",
   "arbiter.kind": "embedded (default) or etcd.",
   "arbiter.endpoints":

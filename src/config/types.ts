@@ -150,6 +150,10 @@ export interface EtcdArbiterSpec {
   readonly auth?: { readonly user: string; readonly passwordFile: string };
 }
 
+/** Who a follower's heartbeats go to (embedded election): every node, or the coordinator. */
+export type HeartbeatFanout = "all" | "coordinator";
+export const heartbeatFanouts: readonly HeartbeatFanout[] = ["all", "coordinator"];
+
 export interface ClusterConfig {
   /** Absolute path of the file this was loaded from (for messages). */
   readonly file: string;
@@ -168,6 +172,8 @@ export interface ClusterConfig {
   readonly stateDir: string;
   /** Kernel address lifetime for VIPs, renewed while the agent is healthy (seconds). */
   readonly addressLifetimeSec: number;
+  /** Heartbeat fan-out of the embedded election (CoreConfig.heartbeats). */
+  readonly heartbeats: HeartbeatFanout;
   /** Absent: the embedded election. */
   readonly arbiter?: EtcdArbiterSpec;
   /** Capability sections, validated by their own modules; absent when not configured. */

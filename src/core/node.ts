@@ -201,6 +201,11 @@ export interface NodeStatus {
     readonly matchesCoordinator: boolean;
   };
   readonly members: readonly { id: string; state: MemberStateCode | "unknown"; heard: boolean }[];
+  /**
+   * Present when followers heartbeat the coordinator only: links between two followers are
+   * not watched (the matrix shows them as such, not as silent).
+   */
+  readonly heartbeats?: "coordinator";
   readonly vips: readonly VipStatus[];
   /** This node's own view as its heartbeats report it now (coordinator, lease left, heard). */
   readonly view: HeartbeatView;
@@ -282,6 +287,8 @@ export class CoreNode implements ArbiterCore {
   readonly #bootMs: number;
   /** CoreConfig.fingerprint, "" when absent. */
   readonly #fingerprint: string;
+  /** Heartbeats `coordinator` (see CoreConfig.heartbeats). */
+  readonly #star: boolean;
   /** Set while the coordinator we follow has another configuration fingerprint than ours. */
   #configMismatch: { coordinator: string; theirs: string } | undefined;
 
@@ -349,6 +356,7 @@ export class CoreNode implements ArbiterCore {
     this.id = options.id;
     this.#config = options.config;
     this.#fingerprint = options.config.fingerprint ?? "";
+    this.#star = options.config.heartbeats === "coordinator";
     this.#random = options.random;
     this.#incarnation = options.incarnation;
     this.#index = options.config.nodes.findIndex((n) => n.id === options.id);
@@ -585,8 +593,9 @@ export class CoreNode implements ArbiterCore {
       members: nodes.map((n, i) => ({
         id: n.id,
         state: this.#table.version[0] === 0 ? "unknown" : (this.#table.members[i] ?? "unknown"),
-        heard: n.id === this.id || this.#heard(n.id, nowMs),
+        heard: n.id === this.id || this.#heardOrRelayed(n.id, nowMs),
       })),
+      ...(this.#star ? { heartbeats: "coordinator" as const } : {}),
       vips: this.#config.vips.map((vip, i) => {
         const owner = this.#table.owners[i] ?? -1;
         const desired = coordinatorState?.desired[i];
@@ -756,7 +765,11 @@ export class CoreNode implements ArbiterCore {
     if (previous && message.incarnation === previous.incarnation && message.seq <= previous.seq) {
       return; // reordered or duplicated: an older view must never overwrite a newer one
     }
-    if (previous && now - previous.lastHeardMs > this.#config.timers.suspectAfterMs) {
+    if (
+      previous &&
+      now - previous.lastHeardMs > this.#config.timers.suspectAfterMs &&
+      (this.#watches(from) || message.role === "coordinator")
+    ) {
       // A peer we had lost is back: the split (or its outage) healed. Neighbours on its side
       // may still map our VIPs to an old owner's MAC, so announce every held VIP again.
       this.#reannounce(now);
@@ -787,7 +800,7 @@ export class CoreNode implements ArbiterCore {
       role: message.role,
       view: message.view,
       heldSince: this.#heldSinceOf(message, previous, now),
-      missGaps: this.#missGapsOf(message, previous, now),
+      missGaps: this.#missGapsOf(from, message, previous, now),
       version: message.view?.version ?? previous?.version ?? "",
       marks: message.view?.phases
         ? message.view.phases.map(([phase, ms, agoMs, vip, node]) => ({
@@ -1168,7 +1181,34 @@ export class CoreNode implements ArbiterCore {
       ...this.#coordinatorFields(now),
       view: this.#withHeld(this.#ownView(now), now),
     };
-    this.#effects.push({ type: "broadcast", message });
+    const to = this.#starTarget(now);
+    this.#effects.push(
+      to === undefined ? { type: "broadcast", message } : { type: "send", to, message },
+    );
+  }
+
+  /**
+   * Heartbeats `coordinator`: the coordinator a follower's heartbeats go to alone, while its
+   * own heartbeats are on time (at most one interval missed). Undefined: send to every node
+   * (the embedded default, a coordinator, and a follower that may soon need an election,
+   * whose voters then hear each other before the election timeout).
+   */
+  #starTarget(now: number): string | undefined {
+    if (!this.#star || this.#role !== "follower" || this.#coordinator === undefined)
+      return undefined;
+    const t = this.#config.timers;
+    return now - this.#lastCoordinatorContactMs <= 2 * t.heartbeatIntervalMs
+      ? this.#coordinator
+      : undefined;
+  }
+
+  /**
+   * Whether this node watches its link with `id` (heartbeats `all`: every link; `coordinator`:
+   * the links to and from the coordinator). Unwatched links are left out of the view and of
+   * the missed-heartbeat counts: display only, nothing is decided from it.
+   */
+  #watches(id: string): boolean {
+    return !this.#star || this.#role === "coordinator" || id === this.#coordinator;
   }
 
   /** What this node reports of its view for operators; nothing is decided from it. */
@@ -1177,6 +1217,7 @@ export class CoreNode implements ArbiterCore {
     let missed: Record<string, number> | undefined;
     const intervalMs = this.#config.timers.heartbeatIntervalMs;
     for (const [id, peer] of this.#peers) {
+      if (!this.#watches(id) && !this.#heard(id, now)) continue;
       const silentMs = Math.max(0, now - peer.lastHeardMs);
       heardMs[id] = Math.min(viewMsMax, Math.round(silentMs));
       // The silence now counts like a gap that ends now.
@@ -1202,11 +1243,15 @@ export class CoreNode implements ArbiterCore {
    * something changes.
    */
   #missGapsOf(
+    from: string,
     message: HeartbeatMessage,
     previous: PeerInfo | undefined,
     now: number,
   ): readonly (readonly [number, number])[] {
     if (previous === undefined || previous.incarnation !== message.incarnation) return [];
+    if (!this.#watches(from) && message.role !== "coordinator") {
+      return []; // a follower's heartbeats to another follower come only now and then
+    }
     let gaps = previous.missGaps;
     if (gaps.length > 0 && now - gaps[0]![0] >= missWindowMs) {
       gaps = gaps.filter(([atMs]) => now - atMs < missWindowMs);
@@ -1866,10 +1911,23 @@ export class CoreNode implements ArbiterCore {
     return peer !== undefined && now - peer.lastHeardMs <= this.#config.timers.electionTimeoutMs;
   }
 
+  /**
+   * Heard directly, or (heartbeats `coordinator`, where followers do not hear each other) by
+   * the coordinator this follower hears, as its latest heartbeat reported.
+   */
+  #heardOrRelayed(id: string, now: number): boolean {
+    if (this.#heard(id, now)) return true;
+    const coordinator = this.#coordinator;
+    if (!this.#star || this.#role === "coordinator" || coordinator === undefined) return false;
+    return (
+      this.#heard(coordinator, now) && (this.#peers.get(coordinator)?.hears.includes(id) ?? false)
+    );
+  }
+
   #hearsMajority(now: number): boolean {
     let count = 1;
     for (const node of this.#config.nodes) {
-      if (node.id !== this.id && this.#heard(node.id, now)) count += 1;
+      if (node.id !== this.id && this.#heardOrRelayed(node.id, now)) count += 1;
     }
     return count >= this.#majority;
   }

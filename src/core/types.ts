@@ -9,7 +9,7 @@
  * input (`address-added`, `address-removed`, `probe-result`…). Call `step` again with a
  * `tick` no later than `wakeAtMs` (monotonic, milliseconds).
  */
-import type { Timers } from "../config/types.ts";
+import type { HeartbeatFanout, Timers } from "../config/types.ts";
 import type { PlacementVip } from "./placement/types.ts";
 
 export type Role = "follower" | "candidate" | "coordinator";
@@ -33,7 +33,18 @@ export interface CoreConfig {
   readonly fingerprint?: string;
   /** This node's software version, reported in its heartbeats' view (display only). */
   readonly version?: string;
+  /**
+   * Who a node's heartbeats go to. `all` (default): every node to every other node.
+   * `coordinator`: a follower that hears its coordinator sends to the coordinator only (the
+   * coordinator still sends to every node), and counts the nodes the coordinator reports
+   * hearing as heard; without a timely coordinator heartbeat it sends to every node again.
+   * Datagrams per cluster grow with n instead of n²; links between followers are not
+   * monitored. Cluster-wide: part of the fingerprint when not `all`.
+   */
+  readonly heartbeats?: HeartbeatFanout;
 }
+
+export type { HeartbeatFanout };
 
 /** Injected source of chance: uniform in [0, 1). Seeded in the simulator. */
 export interface Random {

@@ -4,6 +4,7 @@
  * (`floatip sim`, `npm run sim`) and the test suite.
  */
 import type { Timers } from "../config/types.ts";
+import type { HeartbeatFanout } from "../core/types.ts";
 import { percentile, runSwarmSeed, type SwarmRunResult } from "./swarm.ts";
 
 export interface SwarmSummary {
@@ -20,6 +21,8 @@ export function runSwarm(options: {
   faultPhaseMs?: number;
   /** Through the agent's control loop (the simulator's runtime mode). */
   runtime?: boolean;
+  /** Who heartbeats go to (CoreConfig.heartbeats); default `all`. */
+  heartbeats?: HeartbeatFanout;
   /** Sees every run's result (fault coverage, measurements). */
   onResult?: (result: SwarmRunResult) => void;
 }): SwarmSummary {
@@ -33,6 +36,7 @@ export function runSwarm(options: {
       ...(options.nodes ? { nodes: options.nodes } : {}),
       ...(options.faultPhaseMs ? { faultPhaseMs: options.faultPhaseMs } : {}),
       ...(options.runtime ? { runtime: true } : {}),
+      ...(options.heartbeats ? { heartbeats: options.heartbeats } : {}),
     });
     options.onResult?.(result);
     if (result.violations.length > 0) failed.push(result);

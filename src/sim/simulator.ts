@@ -32,6 +32,7 @@ import type {
   CoreConfig,
   CoreEvent,
   Effect,
+  HeartbeatFanout,
   Input,
   Message,
   PersistentState,
@@ -43,6 +44,8 @@ export interface SimOptions {
   readonly nodes: readonly { id: string; weight: number }[];
   readonly vips: readonly PlacementVip[];
   readonly timers: Timers;
+  /** Who heartbeats go to (CoreConfig.heartbeats); default `all`. */
+  readonly heartbeats?: HeartbeatFanout;
   /** One-way network delay range in ms (real time), unless a link has its own. */
   readonly delayMs?: readonly [number, number];
   readonly lossRatio?: number;
@@ -198,7 +201,12 @@ export class Simulator {
     this.random = new SeededRandom(options.seed);
     this.#lossRatio = options.lossRatio ?? 0;
     this.#duplicateRatio = options.duplicateRatio ?? 0;
-    this.#config = { nodes: options.nodes, vips: options.vips, timers: options.timers };
+    this.#config = {
+      nodes: options.nodes,
+      vips: options.vips,
+      timers: options.timers,
+      ...(options.heartbeats ? { heartbeats: options.heartbeats } : {}),
+    };
     const drift = (options.actualDriftRatio ?? options.timers.clockDriftRatio) / 2;
     this.nodes = options.nodes.map((n, index) => ({
       id: n.id,

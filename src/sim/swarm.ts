@@ -19,6 +19,7 @@ import type { PlacementPolicy, Timers } from "../config/types.ts";
 import type { PlacementVip } from "../core/placement/types.ts";
 import { SeededRandom } from "../core/prng.ts";
 import { livenessBoundMs } from "../core/timing.ts";
+import type { HeartbeatFanout } from "../core/types.ts";
 import { Simulator, type Violation } from "./simulator.ts";
 
 export interface SwarmRunOptions {
@@ -38,6 +39,8 @@ export interface SwarmRunOptions {
   readonly blindProbe?: boolean;
   /** Drive the agent's own control loop on a virtual platform (Simulator `runtime`). */
   readonly runtime?: boolean;
+  /** Who heartbeats go to (CoreConfig.heartbeats); default `all`. */
+  readonly heartbeats?: HeartbeatFanout;
 }
 
 export interface SwarmRunResult {
@@ -208,6 +211,7 @@ export function runSwarmSeed(options: SwarmRunOptions): SwarmRunResult {
     addressLifetimeMs: swarmLimits.addressLifetimeMs,
     wallClockIncarnations: true,
     ...(options.runtime ? { runtime: true } : {}),
+    ...(options.heartbeats ? { heartbeats: options.heartbeats } : {}),
   });
   const faults: string[] = [];
   const faultKinds: string[] = [];
