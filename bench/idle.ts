@@ -4,6 +4,8 @@
  * 198.19.0.0/16 on eth0), over `--seconds` after the VIPs have settled.
  *   lan            floatip, default profile (round-robin placement); per node the supervisor,
  *                  the agent and every process they started
+ *   lan-star       the same with `heartbeats: coordinator` (followers heartbeat the
+ *                  coordinator only)
  *   keepalived-1s  keepalived, VRRPv2, advert_int 1, one VRRP instance per node with the VIPs
  *                  spread over the instances (lib/keepalived-vips.ts); per node the keepalived
  *                  parent and its VRRP child
@@ -15,7 +17,7 @@
  * CPU and memory come from /proc (lib/proc-usage.ts): CPU = utime + stime + cutime + cstime
  * summed over the node's process tree, end minus start; RSS = VmRSS summed over the tree (PSS
  * also shown: RSS counts shared pages once per process), sampled every second.
- * Run: npm run bench:idle -- [--seconds 30] [--vips 10,1000] [--contenders lan,keepalived-1s,node-floor]
+ * Run: npm run bench:idle -- [--seconds 30] [--vips 10,1000] [--contenders lan,lan-star,keepalived-1s,node-floor]
  *        [--prefix fipid-] [--out FILE]
  */
 import { rmSync } from "node:fs";
@@ -31,11 +33,11 @@ import { cpuPercent, cpuPercentByRole, treeMemory, treeTimes } from "./lib/proc-
 import { writeResult } from "./lib/results.ts";
 import { formatTable } from "./lib/stats.ts";
 
-const contenderNames = ["lan", "keepalived-1s", "node-floor"] as const;
+const contenderNames = ["lan", "lan-star", "keepalived-1s", "node-floor"] as const;
 type ContenderName = (typeof contenderNames)[number];
 
 const usage =
-  "usage: bench/idle.ts [--seconds 30] [--vips 10,1000] [--contenders lan,keepalived-1s,node-floor] [--prefix fipid-] [--out FILE]";
+  "usage: bench/idle.ts [--seconds 30] [--vips 10,1000] [--contenders lan,lan-star,keepalived-1s,node-floor] [--prefix fipid-] [--out FILE]";
 const options = readOptions(usage, {
   seconds: { default: "30" },
   vips: { default: "10,1000" },
@@ -102,9 +104,12 @@ interface Started {
   destroy(): Promise<void>;
 }
 
-async function startFloatip(vips: readonly string[]): Promise<Started> {
+async function startFloatip(vips: readonly string[], star: boolean): Promise<Started> {
   // The cluster helper writes `vips:` last before extraYaml, so these lines extend that list.
-  const extraYaml = vips.map((v) => `  - { address: ${v}/16 }`).join("\n");
+  const extraYaml = [
+    ...vips.map((v) => `  - { address: ${v}/16 }`),
+    ...(star ? ["heartbeats: coordinator"] : []),
+  ].join("\n");
   const cluster = await startCluster({ prefix, profile: "lan", vips: [], extraYaml });
   // The cluster's directory (config, key, state) goes with destroy(), or at exit on SIGINT.
   const forgetDir = atExit(() => rmSync(cluster.dir, { recursive: true, force: true }));
@@ -186,8 +191,8 @@ async function measure(
   let started: Started | undefined;
   try {
     started =
-      contender === "lan"
-        ? await startFloatip(vips)
+      contender === "lan" || contender === "lan-star"
+        ? await startFloatip(vips, contender === "lan-star")
         : contender === "node-floor"
           ? await startNodeFloor()
           : await startKeepalived(keepalived!, vips);
