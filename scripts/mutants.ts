@@ -161,6 +161,13 @@ const mutations: readonly Mutation[] = [
     replace: "if (false) {",
   },
   {
+    name: "star-no-relay",
+    rule: "heartbeats coordinator: a follower counts only the nodes it hears itself",
+    file: node,
+    find: "this.#heard(coordinator, now) && (this.#peers.get(coordinator)?.hears.includes(id) ?? false)",
+    replace: "false",
+  },
+  {
     name: "no-stall-shift",
     rule: "count a node's own stall as its peers' silence",
     file: node,

@@ -379,6 +379,38 @@ export const properties: readonly Property[] = [
     },
   },
   {
+    id: "star-quorum",
+    name: "heartbeats coordinator: followers that do not hear each other keep a quorum through the coordinator, and nothing moves",
+    check: () =>
+      forSeeds((seed) => {
+        const ids = ["n1", "n2", "n3", "n4", "n5"];
+        const sim = new Simulator({
+          seed,
+          nodes: ids.map((id) => ({ id, weight: 1 })),
+          vips: ids.map((_, i) => ({
+            address: `198.18.0.${100 + i}`,
+            policy: "round-robin" as const,
+            failback: { mode: "never" as const },
+          })),
+          timers,
+          heartbeats: "coordinator",
+        });
+        sim.bootAll();
+        sim.runUntil(3000);
+        const from = sim.nowMs;
+        sim.runUntil(from + 5000);
+        const failure = violations(sim, seed);
+        if (failure) return failure;
+        for (const vip of sim.holderHistory.keys()) {
+          if (!sim.holder(vip)) return `seed ${seed}: VIP ${vip} not held 8 s after boot`;
+        }
+        const changes = holderChanges(sim, from);
+        return changes > 0
+          ? `seed ${seed}: ${changes} holder changes in 5 s without a fault`
+          : undefined;
+      }),
+  },
+  {
     id: "timing",
     name: "lease and grant timing hold for every pair of clock rates within the drift bound",
     check: () => timingFailure(),
