@@ -404,6 +404,12 @@ export const properties: readonly Property[] = [
         for (const vip of sim.holderHistory.keys()) {
           if (!sim.holder(vip)) return `seed ${seed}: VIP ${vip} not held 8 s after boot`;
         }
+        for (const id of ids) {
+          const status = sim.core(id)?.status(sim.localNow(id), { explain: false });
+          if (!status?.quorum) return `seed ${seed}: ${id} counts no quorum`;
+          const failed = status.members.filter((m) => m.state !== "healthy").map((m) => m.id);
+          if (failed.length > 0) return `seed ${seed}: ${id} sees ${failed.join(", ")} not healthy`;
+        }
         const changes = holderChanges(sim, from);
         return changes > 0
           ? `seed ${seed}: ${changes} holder changes in 5 s without a fault`

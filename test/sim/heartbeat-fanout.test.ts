@@ -91,8 +91,16 @@ describe("heartbeats: coordinator", () => {
       "nothing moved",
     );
     for (const node of sim.nodes) {
-      assert.equal(sim.core(node.id)!.status(sim.nowMs).quorum, true, `${node.id} has quorum`);
+      const status = sim.core(node.id)!.status(sim.localNow(node.id));
+      assert.equal(status.quorum, true, `${node.id} has quorum`);
+      assert.deepEqual(
+        status.members.filter((m) => m.state !== "healthy"),
+        [],
+        `${node.id}: every member healthy`,
+      );
     }
+    // Each node holds its own VIP (round-robin over five): none was taken from a follower.
+    assert.equal(new Set(holdersBefore).size, 5, JSON.stringify(holdersBefore));
     assert.deepEqual(sim.violations, []);
   });
 
