@@ -477,16 +477,17 @@ export class EtcdCore implements ArbiterCore {
           if (ok && revision !== undefined) {
             local.claimRevision = revision;
             this.#reclaimUntil.delete(op.vip);
-          } else if (now < (this.#reclaimUntil.get(op.vip) ?? 0)) {
+            return;
+          }
+          this.#counters.claimsRefused += 1;
+          if (now < (this.#reclaimUntil.get(op.vip) ?? 0)) {
             // Refused, most often because the coordinator published a table (membership,
             // incarnations) while the claim was on its way: the table revision it named is
             // no longer the table's. Try again on the newer view; #reconcile lets go at once
             // if the table names another node or another node's key exists.
-            this.#counters.claimsRefused += 1;
             local.claimRevision = reclaimPending;
             this.#retryAtMs.set(`reclaim:${op.vip}`, now + retryMs);
           } else {
-            this.#counters.claimsRefused += 1;
             this.#reclaimUntil.delete(op.vip);
             local.claimRevision = 0;
             this.#events.push({

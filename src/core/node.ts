@@ -765,11 +765,10 @@ export class CoreNode implements ArbiterCore {
     if (previous && message.incarnation === previous.incarnation && message.seq <= previous.seq) {
       return; // reordered or duplicated: an older view must never overwrite a newer one
     }
-    if (
-      previous &&
-      now - previous.lastHeardMs > this.#config.timers.suspectAfterMs &&
-      (this.#watches(from) || message.role === "coordinator")
-    ) {
+    // Heartbeats `coordinator`: a follower hears another follower only now and then; that
+    // link is not watched (no re-announcement when it "comes back", no missed count).
+    const watched = this.#watches(from) || message.role === "coordinator";
+    if (previous && now - previous.lastHeardMs > this.#config.timers.suspectAfterMs && watched) {
       // A peer we had lost is back: the split (or its outage) healed. Neighbours on its side
       // may still map our VIPs to an old owner's MAC, so announce every held VIP again.
       this.#reannounce(now);
@@ -800,7 +799,7 @@ export class CoreNode implements ArbiterCore {
       role: message.role,
       view: message.view,
       heldSince: this.#heldSinceOf(message, previous, now),
-      missGaps: this.#missGapsOf(from, message, previous, now),
+      missGaps: watched ? this.#missGapsOf(message, previous, now) : [],
       version: message.view?.version ?? previous?.version ?? "",
       marks: message.view?.phases
         ? message.view.phases.map(([phase, ms, agoMs, vip, node]) => ({
@@ -1243,15 +1242,11 @@ export class CoreNode implements ArbiterCore {
    * something changes.
    */
   #missGapsOf(
-    from: string,
     message: HeartbeatMessage,
     previous: PeerInfo | undefined,
     now: number,
   ): readonly (readonly [number, number])[] {
     if (previous === undefined || previous.incarnation !== message.incarnation) return [];
-    if (!this.#watches(from) && message.role !== "coordinator") {
-      return []; // a follower's heartbeats to another follower come only now and then
-    }
     let gaps = previous.missGaps;
     if (gaps.length > 0 && now - gaps[0]![0] >= missWindowMs) {
       gaps = gaps.filter(([atMs]) => now - atMs < missWindowMs);
