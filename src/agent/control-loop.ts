@@ -21,6 +21,7 @@ import type { ArbiterCore } from "../core/arbiter.ts";
 import type { CoreEvent, Effect, EtcdOp, Input, Message, PersistentState } from "../core/types.ts";
 import type { FailoverPhase } from "./histogram.ts";
 import { LoopMonitor } from "./loop-monitor.ts";
+import type { SchedProbe } from "./sched-probe.ts";
 
 /** One address change of a batch (the same shape `ip -batch` takes). */
 export interface AddressChange {
@@ -122,6 +123,8 @@ export interface ControlLoopOptions {
   readonly afterStep?: (events: readonly CoreEvent[]) => void;
   /** A failover phase this loop timed (probe, address-added, announced). */
   readonly recordPhase?: (phase: FailoverPhase, ms: number, vip: number) => void;
+  /** What the kernel says this thread did around a stall (fields of the stall's log line). */
+  readonly sched?: SchedProbe;
 }
 
 type SingleInput = Exclude<Input, { type: "batch" }>;
@@ -245,6 +248,7 @@ export class ControlLoop {
     const nowMs = this.#p.now();
     const lateMs = nowMs - this.#wakeDueMs;
     if (!this.#monitor.record(lateMs)) {
+      this.#o.sched?.tick(nowMs);
       this.step({ type: "tick", nowMs });
       return;
     }
@@ -306,6 +310,7 @@ export class ControlLoop {
     this.#o.log("warn", "control plane stalled (process pause detected)", {
       stalledMs: lateMs,
       thresholdMs: this.#monitor.stallThresholdMs,
+      ...this.#o.sched?.explain(nowMs),
       ...(this.#stallsUnlogged > 0 ? { stallsNotLogged: this.#stallsUnlogged } : {}),
     });
     this.#stallLogMs = nowMs;

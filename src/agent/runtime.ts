@@ -49,6 +49,7 @@ import { type HookCall, HookQueue, type HookQueueCounts, hookKey } from "./hook-
 import { LinuxPlatform, readNodeState, writeNodeState } from "./linux-platform.ts";
 import type { Logger } from "./log.ts";
 import type { LoopLagSnapshot } from "./loop-monitor.ts";
+import { SchedProbe } from "./sched-probe.ts";
 
 export interface AgentOptions {
   readonly configPath: string;
@@ -237,6 +238,7 @@ export class Agent implements AgentHandle, ClusterView {
         this.#phases.get(phase)!.record(ms);
         this.#core.notePhase(phase, ms, vip, monotonicMs());
       },
+      sched: new SchedProbe(),
     });
     this.#checks = this.#createChecks();
   }

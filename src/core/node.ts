@@ -30,7 +30,7 @@ import {
   reasonCodes,
   reasonWords,
 } from "./placement/types.ts";
-import { grantWindowMs, leaseSafeWaitMs, releaseGuardMs } from "./timing.ts";
+import { checkQuorumWindowMs, grantWindowMs, leaseSafeWaitMs, releaseGuardMs } from "./timing.ts";
 import {
   type AdminCommand,
   type CoordinatorSighting,
@@ -1495,7 +1495,7 @@ export class CoreNode implements ArbiterCore {
     }
   }
 
-  /** False when no heartbeat round sent within an election timeout was acknowledged by a majority. */
+  /** False when no round sent within the check-quorum window was acknowledged by a majority. */
   #checkQuorum(now: number): boolean {
     const state = this.#coordinatorState!;
     if (now - state.electedAtMs < this.#config.timers.electionTimeoutMs) return true;
@@ -1504,7 +1504,8 @@ export class CoreNode implements ArbiterCore {
     if (now - this.#stallEndedMs < this.#config.timers.electionTimeoutMs) return true;
     const acknowledgedAt = this.#majorityRoundSentAt();
     return (
-      acknowledgedAt !== undefined && now - acknowledgedAt < this.#config.timers.electionTimeoutMs
+      acknowledgedAt !== undefined &&
+      now - acknowledgedAt < checkQuorumWindowMs(this.#config.timers)
     );
   }
 

@@ -29,6 +29,20 @@ export function releaseGuardMs(timers: Timers): number {
 }
 
 /**
+ * How long a coordinator keeps its role, counted from the send time of the newest round a
+ * majority acknowledged, before it steps down (check-quorum). A follower acknowledges a round
+ * with its next heartbeat, up to one interval after the round, so the window is an election
+ * timeout of silence counted from when they could have answered: an election timeout plus a
+ * heartbeat interval. With the election timeout alone, two followers stalled together for
+ * two intervals (a vCPU of a busy VM host descheduled for 100 ms, with `lan`'s 50 ms
+ * heartbeats and 150 ms election timeout) made a healthy coordinator step down. Liveness
+ * only: grants are bounded by `grantWindowMs`, holders by their own leases.
+ */
+export function checkQuorumWindowMs(timers: Timers): number {
+  return timers.electionTimeoutMs + timers.heartbeatIntervalMs;
+}
+
+/**
  * How long after sending a heartbeat round that a majority acknowledged a coordinator may
  * still grant leases. Followers refuse votes for `electionTimeoutMs` after hearing the
  * coordinator, so every grant happens before any later coordinator can be elected.

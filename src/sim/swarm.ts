@@ -18,7 +18,7 @@
 import type { PlacementPolicy, Timers } from "../config/types.ts";
 import type { PlacementVip } from "../core/placement/types.ts";
 import { SeededRandom } from "../core/prng.ts";
-import { livenessBoundMs } from "../core/timing.ts";
+import { checkQuorumWindowMs, livenessBoundMs } from "../core/timing.ts";
 import type { HeartbeatFanout } from "../core/types.ts";
 import { Simulator, type Violation } from "./simulator.ts";
 
@@ -122,11 +122,11 @@ export const swarmLimits = Object.freeze({
  * - crash, partition, mute, unhealthy: nothing more. The majority hears a silent node (or
  *   one that reports itself unhealthy, or that it no longer hears a majority), and the
  *   minority node releases by itself once it hears no majority, lease or not.
- * - deaf: + one election timeout + a heartbeat + a delay. A deaf coordinator still reaches
- *   the majority, which refuses votes while it hears it; it steps down by check-quorum an
- *   election timeout after its last acknowledged round, at its next tick, and its last
- *   heartbeat is in flight for one more delay.
- * - slow: + one election timeout + a heartbeat + the slow delay, for the same reason (its
+ * - deaf: + the check-quorum window + a heartbeat + a delay. A deaf coordinator still
+ *   reaches the majority, which refuses votes while it hears it; it steps down by
+ *   check-quorum a window (`checkQuorumWindowMs`) after its last acknowledged round, at its
+ *   next tick, and its last heartbeat is in flight for one more delay.
+ * - slow: + the check-quorum window + a heartbeat + the slow delay, for the same reason (its
  *   late heartbeats keep arriving after it stepped down).
  * - pause, kill: + the address lifetime + the probe retry interval. The stopped agent's
  *   addresses stay until the kernel drops them (at most one lifetime after the last renewal,
@@ -135,7 +135,7 @@ export const swarmLimits = Object.freeze({
  */
 export function persistentFaultBoundMs(timers: Timers, fault: MinorityFault): number {
   const base = livenessBoundMs(timers, swarmLimits.maxDelayMs, swarmLimits.maxActionMs);
-  const stepDown = timers.electionTimeoutMs + timers.heartbeatIntervalMs;
+  const stepDown = checkQuorumWindowMs(timers) + timers.heartbeatIntervalMs;
   switch (fault) {
     case "crash":
     case "partition":

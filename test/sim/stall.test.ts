@@ -50,6 +50,29 @@ describe("stall rules", () => {
     }
   });
 
+  it("both followers paused together for two heartbeat intervals leave the coordinator in its term", () => {
+    // What a busy VM host does: it deschedules one vCPU for 50-100 ms, and two agents queued
+    // on it stall together. The coordinator keeps hearing nobody for that long, at every
+    // phase of its heartbeat rounds, and must not step down (check-quorum counts from when the
+    // followers could have answered, `checkQuorumWindowMs`).
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const sim = cluster(seed);
+      const coordinator = coordinatorOf(sim);
+      const followers = sim.nodes.filter((n) => n.id !== coordinator).map((n) => n.id);
+      const term = sim.core(coordinator)!.term;
+      const start = sim.nowMs;
+      for (let phase = 0; phase < timers.heartbeatIntervalMs; phase += 5) {
+        sim.runUntil(sim.nowMs + 500 + phase);
+        for (const follower of followers) sim.pause(follower, 2 * timers.heartbeatIntervalMs);
+      }
+      sim.runUntil(sim.nowMs + 1000);
+      assert.deepEqual(sim.violations, [], sim.trace.join("\n"));
+      assert.equal(coordinatorOf(sim), coordinator, `seed ${seed}: same coordinator`);
+      assert.equal(sim.core(coordinator)!.term, term, `seed ${seed}: no new term`);
+      assert.equal(holderChanges(sim, start), 0, `seed ${seed}: no VIP moved or went unheld`);
+    }
+  });
+
   it("a holder paused beyond the election timeout but within its lease keeps its VIPs", () => {
     for (const seed of [1, 2, 3, 4, 5]) {
       const sim = cluster(seed);
