@@ -112,6 +112,18 @@ describe("agent: a flood at the heartbeat port", { skip: skipUnlessRoot() }, () 
       );
     }
     const holders = await watch.stop();
+    // Stalls the agents logged meanwhile, with what the kernel saw (they may happen under a
+    // loaded host and must not end a term: see check-quorum in the README).
+    for (const id of c.ids) {
+      const stalls = c
+        .logs(id)
+        .split("\n")
+        .filter((line) => line.includes("control plane stalled"))
+        .map((line) => line.replace(/^.*?stalledMs=/, "stalledMs="));
+      console.log(
+        `# ${id}: ${stalls.length} stall lines${stalls.length ? `, last: ${stalls.at(-1)}` : ""}`,
+      );
+    }
     const backlog = backlogDrops() - backlogBefore;
     console.log(`# kernel backlog drops during the floods (all namespaces): ${backlog}`);
 
