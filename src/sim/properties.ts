@@ -11,7 +11,12 @@
 import { profiles } from "../config/profiles.ts";
 import type { Timers } from "../config/types.ts";
 import { SeededRandom } from "../core/prng.ts";
-import { grantWindowMs, leaseSafeWaitMs, releaseGuardMs } from "../core/timing.ts";
+import {
+  checkQuorumWindowMs,
+  grantWindowMs,
+  leaseSafeWaitMs,
+  releaseGuardMs,
+} from "../core/timing.ts";
 import { type SimOptions, Simulator } from "./simulator.ts";
 import { persistentFaultBoundMs } from "./swarm.ts";
 
@@ -261,28 +266,37 @@ export const properties: readonly Property[] = [
     id: "coordinator-stall-grace",
     name: "a coordinator whose pause no follower noticed keeps its term",
     check: () => {
-      // Paused 40 ms after its latest heartbeat, for 120 ms: its last acknowledged round is
-      // older than an election timeout when it wakes, though no follower's election timer
-      // may have run out. Check-quorum must give the majority time to acknowledge a new
-      // round. A seed where a follower did campaign says nothing either way.
+      // Paused just before its next heartbeat, until its last acknowledged round is older
+      // than the check-quorum window (`checkQuorumWindowMs`) when it wakes. Followers' election
+      // timers are drawn from [1, 1.5) election timeouts and the window is longer than one, so
+      // in most seeds a follower campaigns first: those say nothing either way, and the
+      // property needs a few seeds in which both drew long timers. Check-quorum must then
+      // give the majority time to acknowledge a new round.
       let conclusive = 0;
-      for (let seed = 1; seed <= 10; seed += 1) {
+      const offset = timers.heartbeatIntervalMs - 1;
+      const pauseMs = checkQuorumWindowMs(timers) - offset + 2;
+      for (let seed = 1; seed <= 80 && conclusive < 4; seed += 1) {
         const sim = cluster(seed, timers);
         const coordinator = coordinatorOf(sim);
         if (!coordinator) return `seed ${seed}: no coordinator after boot`;
         const term = sim.core(coordinator)!.term;
         const node = sim.nodes.find((n) => n.id === coordinator)!;
         const lastHeartbeat = node.sent.filter((s) => s.type === "heartbeat").at(-1)!.atMs;
-        sim.runUntil(lastHeartbeat + 40);
+        sim.runUntil(lastHeartbeat + offset);
         const from = sim.trace.length;
-        sim.pause(coordinator, 120);
+        sim.pause(coordinator, pauseMs);
         sim.runUntil(sim.nowMs + 1000);
         const failure = violations(sim, seed);
         if (failure) return failure;
-        if (sim.trace.slice(from).some((line) => line.includes("becomes candidate"))) continue;
+        // Inconclusive when a follower campaigned before the coordinator woke (after a wrong
+        // step-down they campaign too: that is the failure, not a reason to skip).
+        const after = sim.trace.slice(from);
+        const woke = after.findIndex((line) => line.includes(`${coordinator} wakes`));
+        const before = woke < 0 ? after : after.slice(0, woke);
+        if (before.some((line) => line.includes("becomes candidate"))) continue;
         conclusive += 1;
         if (coordinatorOf(sim) !== coordinator || sim.core(coordinator)!.term !== term) {
-          return `seed ${seed}: ${coordinator} stepped down after its own pause, though no follower campaigned`;
+          return `seed ${seed}: ${coordinator} stepped down after its own pause, though no follower campaigned before it woke`;
         }
       }
       return conclusive === 0 ? "no seed was conclusive" : undefined;
