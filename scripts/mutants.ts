@@ -11,7 +11,7 @@
  * not run.
  *
  *   npm run mutants                 every mutation, up to 400 swarm seeds each
- *   npm run mutants -- --quick      every mutation, up to 100 seeds (the CI subset)
+ *   npm run mutants -- --quick      every mutation, up to 60 seeds (the CI subset)
  *   npm run mutants -- --only NAME  one mutation (repeatable)
  *   npm run mutants -- --jobs N     parallel children (default 2)
  */
@@ -229,7 +229,7 @@ async function main(): Promise<number> {
   });
   if (values.child !== undefined) return child(values.child, Number(values.seeds), values.all);
 
-  const seeds = values.quick ? 100 : 400;
+  const seeds = values.quick ? 60 : 400;
   const timeoutMs = (values.quick ? 5 : 20) * 60_000;
   const selected = values.only ? mutations.filter((m) => values.only!.includes(m.name)) : mutations;
   if (values.only && selected.length !== values.only.length) {

@@ -393,6 +393,40 @@ export const properties: readonly Property[] = [
     },
   },
   {
+    id: "stale-release-report",
+    name: "a report of not holding a VIP sent before its release was published is not a release",
+    check: () =>
+      forSeeds((seed) => {
+        // A follower's heartbeats to the coordinator are held from before the VIP is moved to
+        // it; it acquires the VIP (it still hears the coordinator). Then the coordinator moves
+        // the VIP on, and stops reaching it, so it keeps the address under a running lease.
+        // The oldest held heartbeat now arrives: "holding nothing", from a table older than
+        // the release. Trusted, it would hand the VIP over while the follower still holds it;
+        // the coordinator must wait for that lease to end instead.
+        const sim = cluster(seed, timers);
+        const coordinator = coordinatorOf(sim);
+        if (!coordinator) return `seed ${seed}: no coordinator after boot`;
+        const [a, b] = sim.nodes.map((n) => n.id).filter((id) => id !== coordinator);
+        const vip = [...sim.holderHistory.keys()].find((v) => sim.holder(v) !== a)!;
+        const address = sim.options.vips[vip]!.address;
+        sim.hold(a!, coordinator);
+        sim.runUntil(sim.nowMs + timers.heartbeatIntervalMs + 5);
+        sim.admin(coordinator, { type: "move", vip: address, node: a! });
+        const start = sim.nowMs;
+        while (sim.holder(vip) !== a && sim.nowMs < start + 1000) sim.runUntil(sim.nowMs + 1);
+        if (sim.holder(vip) !== a) return `seed ${seed}: ${a} did not take ${address} over`;
+        sim.hold(coordinator, a!);
+        sim.admin(coordinator, { type: "move", vip: address, node: b! });
+        sim.runUntil(sim.nowMs + 2);
+        if (!sim.deliverHeld(a!, coordinator, "heartbeat")) {
+          return `seed ${seed}: no heartbeat of ${a} was held`;
+        }
+        while (sim.dropHeld(a!, coordinator)) {}
+        sim.runUntil(sim.nowMs + 2 * timers.leaseMs);
+        return violations(sim, seed);
+      }),
+  },
+  {
     id: "star-quorum",
     name: "heartbeats coordinator: followers that do not hear each other keep a quorum through the coordinator, and nothing moves",
     check: () =>
