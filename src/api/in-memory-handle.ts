@@ -37,6 +37,8 @@ export class InMemoryAgentHandle implements AgentHandle {
   counters: AgentStatus["counters"];
   /** The control plane's loop lag, when a test sets it (see LoopMonitor). */
   loop: LoopLagSnapshot | undefined;
+  /** `arbiter: etcd` status fields, when a test sets them. */
+  arbiter: Readonly<Record<string, unknown>> | undefined;
 
   constructor(options: InMemoryHandleOptions) {
     this.#options = options;
@@ -148,6 +150,7 @@ export class InMemoryAgentHandle implements AgentHandle {
       transport: this.transport,
       ...(this.counters ? { counters: this.counters } : {}),
       ...(this.loop ? { loop: this.loop } : {}),
+      ...(this.arbiter ? { arbiter: this.arbiter } : {}),
     };
   }
 

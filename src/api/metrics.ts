@@ -169,6 +169,7 @@ export function renderMetrics(status: AgentStatus): string {
     out.sample("floatip_transport_kernel_drops_total", status.transport.kernelDrops, node);
   }
 
+  if (status.arbiter !== undefined) renderArbiter(out, node, status.arbiter);
   if (status.loop) {
     const loop = status.loop;
     out.family(
@@ -238,4 +239,47 @@ export function renderMetrics(status: AgentStatus): string {
     });
   }
   return out.text();
+}
+
+/** `arbiter: etcd`: the connection and the arbiter's counters (`status --json` → `arbiter`). */
+const arbiterCounters: readonly [key: string, name: string, help: string][] = [
+  ["leasesGranted", "leases_granted", "etcd session leases this node was granted."],
+  ["leasesLost", "leases_lost", "Session leases etcd reported expired on a keep-alive."],
+  ["keepAlivesConfirmed", "keepalives_confirmed", "Lease keep-alives etcd confirmed."],
+  ["keepAlivesFailed", "keepalives_failed", "Lease keep-alives that got no answer in time."],
+  ["writes", "writes", "Guarded writes (transactions) etcd answered, applied or refused."],
+  ["writesRefused", "writes_refused", "Guarded writes etcd refused (a compare failed)."],
+  ["writesFailed", "writes_failed", "Writes that got no answer (etcd unreachable, timeout)."],
+  ["resyncs", "resyncs", "Full reads of the cluster's keys after a watch failed."],
+  ["staleViews", "stale_views", "Views older than one already acted on, refused."],
+  ["claimsRefused", "claims_refused", "VIP claims etcd refused."],
+  [
+    "staleGrants",
+    "stale_grants",
+    "VIPs let go because a newer view showed their key gone or re-created.",
+  ],
+  ["failsafeAcks", "failsafe_acks", "Failsafe requests of peers this node acknowledged."],
+];
+
+function renderArbiter(
+  out: Exposition,
+  node: Record<string, string>,
+  arbiter: Readonly<Record<string, unknown>>,
+): void {
+  const kind = typeof arbiter.kind === "string" ? arbiter.kind : "unknown";
+  const pairs = { ...node, arbiter: kind };
+  if (typeof arbiter.connected === "boolean") {
+    out.family("floatip_arbiter_connected", "gauge", "1 while the arbiter (etcd) answers.");
+    out.sample("floatip_arbiter_connected", flag(arbiter.connected), pairs);
+  }
+  if (typeof arbiter.revision === "number") {
+    out.family("floatip_arbiter_revision", "gauge", "Newest etcd revision this node has seen.");
+    out.sample("floatip_arbiter_revision", arbiter.revision, pairs);
+  }
+  for (const [key, name, help] of arbiterCounters) {
+    const value = arbiter[key];
+    if (typeof value !== "number") continue;
+    out.family(`floatip_arbiter_${name}_total`, "counter", help);
+    out.sample(`floatip_arbiter_${name}_total`, value, pairs);
+  }
 }

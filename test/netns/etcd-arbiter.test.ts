@@ -75,6 +75,22 @@ describe("etcd arbiter", { skip: skipUnlessRoot() }, () => {
       assert.equal(statuses[0]?.arbiter?.kind, "etcd");
       const human = await cluster.cli("n1", ["status"]);
       assert.match(human.stdout, /arbiter\s+etcd, reachable, lease \d+/, human.stdout);
+      // The same as a Prometheus scrape sees it.
+      const metrics = (
+        await cluster.topology.exec("n1", "curl", [
+          "-s",
+          "-m",
+          "3",
+          "http://127.0.0.1:7480/metrics",
+        ])
+      ).stdout;
+      assert.match(metrics, /^floatip_arbiter_connected\{[^}]*arbiter="etcd"\} 1$/m, metrics);
+      assert.match(
+        metrics,
+        /^floatip_arbiter_keepalives_confirmed_total\{[^}]*\} [1-9]\d*$/m,
+        metrics,
+      );
+      assert.match(metrics, /^floatip_arbiter_claims_refused_total\{[^}]*\} \d+$/m, metrics);
       const target = cluster.vipAddresses[0]!;
       const owner = before.get(target)!;
       const watch = watchHolders(cluster, 5);

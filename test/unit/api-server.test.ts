@@ -533,6 +533,51 @@ describe("GET /metrics", () => {
   });
 });
 
+describe("GET /metrics with arbiter: etcd", () => {
+  it("exports the connection, the revision and every arbiter counter", async () => {
+    const handle = makeHandle();
+    handle.arbiter = {
+      kind: "etcd",
+      endpoints: ["https://198.18.0.50:2379"],
+      connected: true,
+      leaseId: "7587",
+      revision: 42,
+      leasesGranted: 1,
+      leasesLost: 0,
+      keepAlivesConfirmed: 300,
+      keepAlivesFailed: 2,
+      writes: 17,
+      writesRefused: 3,
+      writesFailed: 1,
+      resyncs: 0,
+      staleViews: 4,
+      claimsRefused: 2,
+      staleGrants: 1,
+      failsafeAcks: 5,
+    };
+    const response = await serve(handle).inject("/metrics");
+    const lines = response.body.split("\n");
+    const l = 'cluster="demo",node="n1",arbiter="etcd"';
+    for (const line of [
+      `floatip_arbiter_connected{${l}} 1`,
+      `floatip_arbiter_revision{${l}} 42`,
+      `floatip_arbiter_keepalives_confirmed_total{${l}} 300`,
+      `floatip_arbiter_keepalives_failed_total{${l}} 2`,
+      `floatip_arbiter_writes_refused_total{${l}} 3`,
+      `floatip_arbiter_claims_refused_total{${l}} 2`,
+      `floatip_arbiter_stale_views_total{${l}} 4`,
+      `floatip_arbiter_stale_grants_total{${l}} 1`,
+      `floatip_arbiter_failsafe_acks_total{${l}} 5`,
+      "# TYPE floatip_arbiter_claims_refused_total counter",
+    ]) {
+      assert.ok(lines.includes(line), `missing line: ${line}\n${response.body}`);
+    }
+    // Without an arbiter there is no arbiter series at all.
+    const embedded = await serve(makeHandle()).inject("/metrics");
+    assert.ok(!embedded.body.includes("floatip_arbiter_"), embedded.body);
+  });
+});
+
 describe("GET /v1/openapi.json", () => {
   it("is an OpenAPI 3 document listing every route the server answers", async () => {
     const app = serve(makeHandle());
