@@ -109,7 +109,11 @@ export function etcdClientOptions(spec: EtcdArbiterSpec): IOptions {
           auth: {
             username: spec.auth.user,
             password: readFileSync(spec.auth.passwordFile, "utf8").trim(),
-            callOptions: { deadline: new Date(Date.now() + timeoutMs) },
+            // A deadline per attempt. A fixed object here (computed once, when the client
+            // was built) gave every later authentication the first one's deadline: after one
+            // slow start under load, each attempt failed at once ("Deadline exceeded after
+            // 0.000s") and the node never reached etcd again.
+            callOptions: () => ({ deadline: new Date(Date.now() + timeoutMs) }),
           },
         }
       : {}),

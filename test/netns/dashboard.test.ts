@@ -166,7 +166,13 @@ describe("dashboard in headless Chromium", { skip: skipUnlessRoot() }, () => {
       [cluster.ids, version] as const,
       { timeout: 10_000 },
     );
-    assert.equal(await page.locator("#coordinator").textContent(), viewer);
+    // An election since the page opened (seen once, under eight CPU hogs while Chromium
+    // started) is a control-plane fault, not the page's: the logs say why.
+    assert.equal(
+      await page.locator("#coordinator").textContent(),
+      viewer,
+      `the coordinator changed since the page opened\n${allLogs(cluster)}`,
+    );
     // The coordinator's flap damping: the rule, and a row per member with nothing counted.
     assert.match(
       (await page.locator("#damping-rule").textContent()) ?? "",
