@@ -21,7 +21,7 @@ import { SystemdNotifier } from "../adapters/linux/sd-notify.ts";
 import { inheritedStateLock, lockNodeState } from "../adapters/linux/state-lock.ts";
 import { supervisorVipsEnv, writeVipManifest } from "../adapters/linux/supervisor.ts";
 import { EtcdCore } from "../arbiter/etcd-core.ts";
-import { EtcdDriver } from "../arbiter/etcd-driver.ts";
+import type { EtcdDriver } from "../arbiter/etcd-driver.ts";
 import { loadClusterKey } from "../cluster/key.ts";
 import { UdpTransport } from "../cluster/udp-transport.ts";
 import { configFingerprint } from "../config/fingerprint.ts";
@@ -126,13 +126,29 @@ export class Agent implements AgentHandle, ClusterView {
     failoverPhases.map((p) => [p, new Histogram()]),
   );
 
-  constructor(options: AgentOptions) {
+  /**
+   * Reads the configuration and builds the agent. The etcd client (etcd3 with gRPC, about
+   * 25 MB of memory in every process that loads it) is loaded only with `arbiter: etcd`: the
+   * embedded mode's control plane never carries it.
+   */
+  static async create(options: AgentOptions): Promise<Agent> {
+    const config = loadConfig(options.configPath, { nodeId: options.nodeId });
+    const driver = config.arbiter
+      ? (await import("../arbiter/etcd-driver.ts")).EtcdDriver
+      : undefined;
+    return new Agent(options, config, driver);
+  }
+
+  private constructor(
+    options: AgentOptions,
+    config: ClusterConfig,
+    etcdDriver: typeof EtcdDriver | undefined,
+  ) {
     this.nodeId = options.nodeId;
     this.#configPath = options.configPath;
     this.#log = options.log;
     registerRbdProbe(); // health checks of kind rbd (S1: the node's connection to Ceph)
-    this.#config = loadConfig(options.configPath, { nodeId: options.nodeId });
-    const config = this.#config;
+    this.#config = config;
     this.#vips = canonicalVipOrder(config.vips);
     const self = this.#self();
     this.#key = loadClusterKey(config.keyFile).key;
@@ -180,17 +196,18 @@ export class Agent implements AgentHandle, ClusterView {
           nowMs: monotonicMs(),
           ...(persisted.vote ? { persisted: persisted.vote } : {}),
         });
-    this.#etcd = arbiter
-      ? new EtcdDriver({
-          spec: arbiter,
-          cluster: config.cluster,
-          nodeId: this.nodeId,
-          now: monotonicMs,
-          deliver: (input) => this.#step(input),
-          log: (level, msg, fields) => this.#log.log(level, msg, fields),
-          leaseFile: join(stateDir, "etcd-lease"),
-        })
-      : undefined;
+    this.#etcd =
+      arbiter && etcdDriver
+        ? new etcdDriver({
+            spec: arbiter,
+            cluster: config.cluster,
+            nodeId: this.nodeId,
+            now: monotonicMs,
+            deliver: (input) => this.#step(input),
+            log: (level, msg, fields) => this.#log.log(level, msg, fields),
+            leaseFile: join(stateDir, "etcd-lease"),
+          })
+        : undefined;
     this.#stateDir = stateDir;
     this.#transport = new UdpTransport({
       cluster: config.cluster,

@@ -60,9 +60,9 @@ async function runAgent(configPath: string, nodeId: string, log: Logger): Promis
     import("../../agent/runtime.ts"),
     import("../../agent/services.ts"),
   ]);
-  let agent: InstanceType<typeof Agent>;
+  let agent: Awaited<ReturnType<typeof Agent.create>>;
   try {
-    agent = new Agent({ configPath, nodeId, log });
+    agent = await Agent.create({ configPath, nodeId, log });
   } catch (error) {
     if (!(error instanceof StateLockError)) throw error;
     log.log("error", error.message, { code: error.code });

@@ -1,0 +1,52 @@
+/**
+ * What each long-running process loads at start: every npm package costs memory in every
+ * process that imports it (etcd3 with gRPC: about 25 MB of RSS), and an idle node runs two
+ * Node.js processes (issue target: 150 MB per node). The control plane of the embedded mode
+ * must not carry the etcd client, and neither process may pull in a package the other side
+ * of the split owns. Measured by importing the entry modules in a fresh Node.js process with
+ * a resolve hook that records every package a module graph asks for.
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+
+const root = join(import.meta.dirname, "..", "..");
+
+/** The npm packages that floatip's modules import when `entry` is imported. */
+function packagesLoadedBy(entry: string): string[] {
+  const script = [
+    'const { registerHooks, isBuiltin } = require("node:module");',
+    "const seen = new Set();",
+    // Packages that floatip's own modules import (a package's own dependencies come with it).
+    `const own = ${JSON.stringify(`file://${join(root, "src")}/`)};`,
+    "registerHooks({ resolve(specifier, context, next) {",
+    '  if (context.parentURL?.startsWith(own) && !specifier.startsWith(".") && !specifier.startsWith("/") && !specifier.startsWith("node:") && !specifier.startsWith("file:") && !isBuiltin(specifier))',
+    '    seen.add(specifier.startsWith("@") ? specifier.split("/").slice(0, 2).join("/") : specifier.split("/")[0]);',
+    "  return next(specifier, context);",
+    "} });",
+    // Every import is resolved before any module runs: an entry that refuses to run outside
+    // its parent (the services process) has still resolved its whole graph when it throws.
+    `import(${JSON.stringify(join(root, entry))}).catch(() => {}).finally(() => console.log(JSON.stringify([...seen].sort())));`,
+  ].join("\n");
+  const out = execFileSync(process.execPath, ["-e", script], {
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  return JSON.parse(out.trim().split("\n").pop()!) as string[];
+}
+
+describe("process footprint", () => {
+  it("the control plane (agent runtime) loads no package but the config parser", () => {
+    assert.deepEqual(packagesLoadedBy("src/agent/runtime.ts"), ["yaml"]);
+  });
+
+  it("the etcd client is loaded only by the module that talks to etcd", () => {
+    // The check above would pass vacuously if the hook saw nothing: it must see etcd3 here.
+    assert.ok(packagesLoadedBy("src/arbiter/etcd-driver.ts").includes("etcd3"));
+  });
+
+  it("the services process loads the API server and the config parser, nothing heavier", () => {
+    assert.deepEqual(packagesLoadedBy("src/agent/services-worker.ts"), ["fastify", "yaml"]);
+  });
+});
