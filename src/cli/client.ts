@@ -9,7 +9,7 @@
  * Exit codes: 0 done, 1 the agent refused or failed, 2 usage error, 3 no agent answers.
  */
 import { readFileSync } from "node:fs";
-import http from "node:http";
+import { http } from "../adapters/node-http.ts";
 import { loadConfig } from "../config/load.ts";
 
 export const defaultApi = { host: "127.0.0.1", port: 7480 };

@@ -11,12 +11,11 @@
 
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import http from "node:http";
-import https from "node:https";
 import net from "node:net";
 import { fileURLToPath } from "node:url";
 import { ExecError, run } from "../adapters/exec.ts";
 import { siblingModule } from "../adapters/module-path.ts";
+import { http, https } from "../adapters/node-http.ts";
 import type { HealthCheckSpec } from "../config/types.ts";
 
 export interface ProbeResult {

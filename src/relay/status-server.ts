@@ -7,7 +7,8 @@
  *
  * `floatip relay list|show` read it.
  */
-import http from "node:http";
+import type { Server } from "node:http";
+import { http } from "../adapters/node-http.ts";
 import type { Endpoint } from "./config.ts";
 import type { RelayStatus } from "./relay-service.ts";
 
@@ -16,7 +17,7 @@ export const defaultStatusEndpoint: Endpoint = { host: "127.0.0.1", port: 7981 }
 export function startStatusServer(
   listen: Endpoint,
   statuses: () => readonly RelayStatus[],
-): Promise<http.Server> {
+): Promise<Server> {
   const server = http.createServer((request, response) => {
     const send = (status: number, body: unknown) => {
       const text = `${JSON.stringify(body, null, 2)}\n`;

@@ -13,8 +13,15 @@ import { describe, it } from "node:test";
 
 const root = join(import.meta.dirname, "..", "..");
 
-/** The npm packages that floatip's modules import when `entry` is imported. */
-function packagesLoadedBy(entry: string): string[] {
+interface Loaded {
+  /** The npm packages that floatip's own modules import. */
+  readonly packages: string[];
+  /** Whether Node.js loaded its bundled undici (fetch, WebSocket): about 14 MB of RSS. */
+  readonly undici: boolean;
+}
+
+/** What importing `entry` loads, in a fresh Node.js process. */
+function loadedBy(entry: string): Loaded {
   const script = [
     'const { registerHooks, isBuiltin } = require("node:module");',
     "const seen = new Set();",
@@ -27,26 +34,33 @@ function packagesLoadedBy(entry: string): string[] {
     "} });",
     // Every import is resolved before any module runs: an entry that refuses to run outside
     // its parent (the services process) has still resolved its whole graph when it throws.
-    `import(${JSON.stringify(join(root, entry))}).catch(() => {}).finally(() => console.log(JSON.stringify([...seen].sort())));`,
+    `import(${JSON.stringify(join(root, entry))}).catch(() => {}).finally(() => console.log(JSON.stringify({ packages: [...seen].sort(), undici: process.moduleLoadList.some((m) => m.includes("internal/deps/undici")) })));`,
   ].join("\n");
   const out = execFileSync(process.execPath, ["-e", script], {
     encoding: "utf8",
     timeout: 60_000,
   });
-  return JSON.parse(out.trim().split("\n").pop()!) as string[];
+  return JSON.parse(out.trim().split("\n").pop()!) as Loaded;
 }
 
 describe("process footprint", () => {
-  it("the control plane (agent runtime) loads no package but the config parser", () => {
-    assert.deepEqual(packagesLoadedBy("src/agent/runtime.ts"), ["yaml"]);
+  it("the control plane (agent runtime) loads no package but the config parser, and no undici", () => {
+    assert.deepEqual(loadedBy("src/agent/runtime.ts"), { packages: ["yaml"], undici: false });
+  });
+
+  it("an ES import of node:http loads undici (what src/adapters/node-http.ts avoids)", () => {
+    // The check above would pass vacuously if this Node.js no longer did it.
+    assert.equal(loadedBy("src/agent/services-protocol.ts").undici, false);
+    const probe = join(root, "test", "unit", "fixtures", "imports-node-http.ts");
+    assert.equal(loadedBy(probe.slice(root.length + 1)).undici, true);
   });
 
   it("the etcd client is loaded only by the module that talks to etcd", () => {
     // The check above would pass vacuously if the hook saw nothing: it must see etcd3 here.
-    assert.ok(packagesLoadedBy("src/arbiter/etcd-driver.ts").includes("etcd3"));
+    assert.ok(loadedBy("src/arbiter/etcd-driver.ts").packages.includes("etcd3"));
   });
 
   it("the services process loads the API server and the config parser, nothing heavier", () => {
-    assert.deepEqual(packagesLoadedBy("src/agent/services-worker.ts"), ["fastify", "yaml"]);
+    assert.deepEqual(loadedBy("src/agent/services-worker.ts").packages, ["fastify", "yaml"]);
   });
 });
