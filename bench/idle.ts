@@ -14,13 +14,17 @@
  *                  pattern) and reads theirs, nothing else. What Node.js itself costs at that
  *                  wake-up rate, measured beside floatip (no VIPs; run once, with the first
  *                  --vips count).
+ *   c-floor        not an HA agent: the same pattern in C (native/floatip_hbfloor.c: poll, one
+ *                  read per wake-up, sendto), what the pattern itself costs this machine; the
+ *                  distance from node-floor is what the runtime adds to each wake-up, the floor
+ *                  of a heartbeat path taken out of JavaScript.
  * CPU and memory come from /proc (lib/proc-usage.ts): CPU = utime + stime + cutime + cstime
  * summed over the node's process tree, end minus start; RSS = VmRSS summed over the tree (PSS
  * also shown: RSS counts shared pages once per process), sampled every second.
- * Run: npm run bench:idle -- [--seconds 30] [--vips 10,1000] [--contenders lan,keepalived-1s,node-floor]
+ * Run: npm run bench:idle -- [--seconds 30] [--vips 10,1000] [--contenders lan,keepalived-1s,node-floor,c-floor]
  *        [--prefix fipid-] [--out FILE]
  */
-import { rmSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { startCluster } from "../src/lab/cluster.ts";
 import { createTopology, type Topology } from "../src/lab/topology.ts";
 import { positiveInteger, readOptions, sleep } from "./lib/args.ts";
@@ -33,15 +37,18 @@ import { cpuPercent, cpuPercentByRole, treeMemory, treeTimes } from "./lib/proc-
 import { writeResult } from "./lib/results.ts";
 import { formatTable } from "./lib/stats.ts";
 
-const contenderNames = ["lan", "lan-star", "keepalived-1s", "node-floor"] as const;
+const contenderNames = ["lan", "lan-star", "keepalived-1s", "node-floor", "c-floor"] as const;
 type ContenderName = (typeof contenderNames)[number];
+/** Contenders that run the heartbeat pattern only: no VIPs, measured once. */
+const floors: readonly ContenderName[] = ["node-floor", "c-floor"];
+const hbfloor = new URL("../native/build/Release/floatip-hbfloor", import.meta.url).pathname;
 
 const usage =
-  "usage: bench/idle.ts [--seconds 30] [--vips 10,1000] [--contenders lan,lan-star,keepalived-1s,node-floor] [--prefix fipid-] [--out FILE]";
+  "usage: bench/idle.ts [--seconds 30] [--vips 10,1000] [--contenders lan,lan-star,keepalived-1s,node-floor,c-floor] [--prefix fipid-] [--out FILE]";
 const options = readOptions(usage, {
   seconds: { default: "30" },
   vips: { default: "10,1000" },
-  contenders: { default: "lan,keepalived-1s,node-floor" }, // lan-star on request
+  contenders: { default: "lan,keepalived-1s,node-floor,c-floor" }, // lan-star on request
   prefix: { default: "fipid-" },
   out: { default: "" },
 });
@@ -181,6 +188,26 @@ async function startNodeFloor(): Promise<Started> {
   return { topology, root: (id) => children.get(id), destroy: () => topology.destroy() };
 }
 
+/** The `c-floor` contender: `lan`'s datagram pattern in C, and nothing else. */
+async function startCFloor(): Promise<Started> {
+  if (!existsSync(hbfloor)) throw new Error(`${hbfloor} is missing: run scripts/setup.sh`);
+  const topology = await createTopology({ prefix, hosts: [...ids, "client"] });
+  const children = new Map<string, number | undefined>();
+  for (const id of ids) {
+    const self = topology.host(id).address;
+    const peers = ids
+      .filter((other) => other !== id)
+      .flatMap((other) => ["--peer", `${topology.host(other).address}:7946`]);
+    // Bounded: it ends by itself even if nobody stops it.
+    const args = ["--bind", `${self}:7946`, ...peers, "--interval-ms", "50", "--bytes", "200"];
+    const child = topology.spawn(id, hbfloor, [...args, "--seconds", String(seconds + 120)], {
+      stdio: "ignore",
+    });
+    children.set(id, child.pid);
+  }
+  return { topology, root: (id) => children.get(id), destroy: () => topology.destroy() };
+}
+
 async function measure(
   contender: ContenderName,
   count: number,
@@ -195,9 +222,11 @@ async function measure(
         ? await startFloatip(vips, contender === "lan-star")
         : contender === "node-floor"
           ? await startNodeFloor()
-          : await startKeepalived(keepalived!, vips);
+          : contender === "c-floor"
+            ? await startCFloor()
+            : await startKeepalived(keepalived!, vips);
     const s = started;
-    if (contender !== "node-floor") {
+    if (!floors.includes(contender)) {
       await waitOneHolderEach(s.topology, ids, vips, count > 100 ? 120_000 : 40_000, 3000);
     }
     const settleMs = Date.now() - startedAt;
@@ -244,7 +273,7 @@ async function measure(
       }
     }
     const vipsHeldAtEnd = vips.filter((v) => holderCount.get(v) === 1).length;
-    if (contender === "node-floor") {
+    if (floors.includes(contender)) {
       return { contender, vips: 0, outcome: "ok", settleMs, windowMs, nodes, vipsHeldAtEnd: 0 };
     }
     return { contender, vips: count, outcome: "ok", settleMs, windowMs, nodes, vipsHeldAtEnd };
@@ -274,7 +303,7 @@ async function main(): Promise<number> {
   const runs: Run[] = [];
   for (const count of vipCounts) {
     for (const contender of contenders) {
-      if (contender === "node-floor" && count !== vipCounts[0]) continue; // no VIPs: once
+      if (floors.includes(contender) && count !== vipCounts[0]) continue; // no VIPs: once
       if (contender === "keepalived-1s" && !keepalived) {
         runs.push({ contender, vips: count, outcome: "n/a", reason: "keepalived unavailable" });
         continue;
@@ -316,7 +345,7 @@ async function main(): Promise<number> {
           .filter(([, v]) => v >= 0.005)
           .map(([role, v]) => `${role} ${v.toFixed(2)}`)
           .join(", "),
-        n === r.nodes![0] && r.contender !== "node-floor"
+        n === r.nodes![0] && !floors.includes(r.contender)
           ? `${r.vipsHeldAtEnd}/${r.vips} VIPs held once at the end`
           : "",
       ]);

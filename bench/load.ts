@@ -107,7 +107,7 @@ interface FloatipSnapshot {
     string,
     { term: number; incarnation: number; coordinator: string | null } | undefined
   >;
-  readonly badMac: Record<string, number | undefined>;
+  readonly floodDropped: Record<string, number | undefined>;
   readonly udp: Record<string, Record<string, number> | undefined>;
 }
 
@@ -292,24 +292,27 @@ async function floatipSnapshot(setup: Setup): Promise<FloatipSnapshot> {
       } catch {
         status = undefined;
       }
-      let badMac: number | undefined;
+      // The flood comes from a non-member: the transport drops it on the source address
+      // (`non-member`) before parsing; `bad-mac` counts forged datagrams from a member's
+      // address. Both are what the flood cost the agent.
+      let floodDropped: number | undefined;
       if (metrics !== undefined) {
-        badMac = 0;
+        floodDropped = 0;
         for (const line of metrics.split("\n")) {
           if (
             line.startsWith("floatip_transport_dropped_total{") &&
-            line.includes('reason="bad-mac"')
+            (line.includes('reason="bad-mac"') || line.includes('reason="non-member"'))
           ) {
-            badMac += Number(line.trim().split(/\s+/).at(-1)) || 0;
+            floodDropped += Number(line.trim().split(/\s+/).at(-1)) || 0;
           }
         }
       }
-      return { status, badMac, udp: parseUdpSnmp(snmp) };
+      return { status, floodDropped, udp: parseUdpSnmp(snmp) };
     }),
   );
   return {
     status: Object.fromEntries(ids.map((id, i) => [id, per[i]!.status])),
-    badMac: Object.fromEntries(ids.map((id, i) => [id, per[i]!.badMac])),
+    floodDropped: Object.fromEntries(ids.map((id, i) => [id, per[i]!.floodDropped])),
     udp: Object.fromEntries(ids.map((id, i) => [id, per[i]!.udp])),
   };
 }
@@ -478,8 +481,8 @@ async function runCell(contender: ContenderName, load: LoadName, tools: Tools): 
           after.status[id] &&
           before!.status[id]!.incarnation !== after.status[id]!.incarnation,
       ).length;
-      const badMac = ids.reduce(
-        (sum, id) => sum + ((after.badMac[id] ?? 0) - (before!.badMac[id] ?? 0)),
+      const floodDropped = ids.reduce(
+        (sum, id) => sum + ((after.floodDropped[id] ?? 0) - (before!.floodDropped[id] ?? 0)),
         0,
       );
       const rcvbufErrors = ids.reduce(
@@ -488,9 +491,9 @@ async function runCell(contender: ContenderName, load: LoadName, tools: Tools): 
         0,
       );
       if (load === "flood") {
-        const perNode = Math.round(badMac / (holders.windowMs / 1000) / ids.length);
+        const perNode = Math.round(floodDropped / (holders.windowMs / 1000) / ids.length);
         notes.push(
-          `parsed and dropped (bad-mac) ${perNode}/s per node, kernel UDP rcvbuf drops ${rcvbufErrors}`,
+          `dropped by the agent (non-member or bad-mac) ${perNode}/s per node, kernel UDP rcvbuf drops ${rcvbufErrors}`,
         );
       }
       if (restarts > 0) notes.push(`agent restarts ${restarts}`);
@@ -510,7 +513,7 @@ async function runCell(contender: ContenderName, load: LoadName, tools: Tools): 
         extra: {
           before,
           after,
-          badMacDrops: badMac,
+          floodDropped,
           udpRcvbufErrors: rcvbufErrors,
           agentEvents: inWindow
             .slice(0, 500)

@@ -20,6 +20,12 @@
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]
     },
     {
+      "target_name": "floatip-hbfloor",
+      "type": "executable",
+      "sources": ["floatip_hbfloor.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]
+    },
+    {
       "target_name": "floatip-arpwatch",
       "type": "executable",
       "sources": ["floatip_arpwatch.c"],

@@ -56,11 +56,13 @@ fi
 
 # The native addon (ARP frames on an AF_PACKET socket, realtime scheduling, rtnetlink
 # addresses), the C supervisor (native/floatip_supervisor.c), the benchmarks' UDP flooder
-# (native/floatip_udpflood.c) and the tests' ARP watcher (native/floatip_arpwatch.c). Built
+# (native/floatip_udpflood.c), the idle benchmark's heartbeat floor (native/floatip_hbfloor.c)
+# and the tests' ARP watcher (native/floatip_arpwatch.c). Built
 # when missing, and rebuilt when a source file is newer than the build (a checkout that brought new exports).
 addon=native/build/Release/floatip_arp.node
 if [ -f native/binding.gyp ] && { [ ! -f "$addon" ] || [ ! -x native/build/Release/floatip-supervisor ] ||
   [ ! -x native/build/Release/floatip-udpflood ] || [ ! -x native/build/Release/floatip-arpwatch ] ||
+  [ ! -x native/build/Release/floatip-hbfloor ] ||
   [ -n "$(find native -maxdepth 1 -type f \( -name '*.c' -o -name '*.h' -o -name binding.gyp \) -newer "$addon")" ]; }; then
   log "building the native addon"
   node_headers="$(dirname "$(dirname "$(command -v node)")")"

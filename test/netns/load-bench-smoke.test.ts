@@ -105,7 +105,7 @@ describe("load and idle benchmarks (smoke)", { skip: skipUnlessRoot(), concurren
     }
   });
 
-  it("idle: lan and keepalived-1s with 10 VIPs, and the bare Node.js floor", async () => {
+  it("idle: lan and keepalived-1s with 10 VIPs, and the bare Node.js and C floors", async () => {
     const path = join(out, "idle.json");
     const { code, output } = await runBench(
       "idle.ts",
@@ -117,11 +117,11 @@ describe("load and idle benchmarks (smoke)", { skip: skipUnlessRoot(), concurren
     const { runs } = JSON.parse(readFileSync(path, "utf8")) as { runs: IdleRun[] };
     assert.deepEqual(
       runs.map((r) => `${r.contender}/${r.vips}/${r.outcome}`),
-      ["lan/10/ok", "keepalived-1s/10/ok", "node-floor/0/ok"],
+      ["lan/10/ok", "keepalived-1s/10/ok", "node-floor/0/ok", "c-floor/0/ok"],
       output,
     );
     for (const r of runs) {
-      const agent = r.contender !== "node-floor";
+      const agent = !r.contender.endsWith("-floor");
       if (agent) {
         assert.equal(r.vipsHeldAtEnd, 10, `${r.contender}: VIPs held at the end\n${output}`);
       }
