@@ -31,7 +31,7 @@ import { positiveInteger, readOptions, sleep } from "./lib/args.ts";
 import { waitOneHolderEach } from "./lib/holder-timeline.ts";
 import { ensureKeepalived } from "./lib/keepalived.ts";
 import { spreadVips, startKeepalivedVips } from "./lib/keepalived-vips.ts";
-import { printHeader } from "./lib/machine.ts";
+import { printHeader, waitForQuietMachine } from "./lib/machine.ts";
 import { atExit, installCleanup, parentMap } from "./lib/owned.ts";
 import { cpuPercent, cpuPercentByRole, treeMemory, treeTimes } from "./lib/proc-usage.ts";
 import { writeResult } from "./lib/results.ts";
@@ -308,7 +308,14 @@ async function main(): Promise<number> {
         runs.push({ contender, vips: count, outcome: "n/a", reason: "keepalived unavailable" });
         continue;
       }
-      progress(`${contender}, ${count} VIPs: starting`);
+      // Every contender starts on a quiet machine: the last one's namespaces are still being
+      // torn down in the kernel for a while after they are gone from `ip netns list`.
+      // At most 30 s, and no longer than the window itself (a short smoke run stays short).
+      const limitMs = Math.min(30_000, seconds * 1000);
+      const quiet = await waitForQuietMachine(0.1, limitMs);
+      progress(
+        `${contender}, ${count} VIPs: starting (machine ${(quiet.busy * 100).toFixed(1)} % busy${quiet.quiet ? "" : `, not quiet after ${limitMs / 1000} s`}, waited ${quiet.waitedMs} ms)`,
+      );
       const result = await measure(contender, count, keepalived);
       runs.push(result);
       if (result.outcome !== "ok") progress(`${contender}, ${count} VIPs: ${result.reason}`);

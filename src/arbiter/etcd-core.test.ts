@@ -432,6 +432,28 @@ describe("etcd arbiter core", () => {
     assert.deepEqual(h.doubles, []);
   });
 
+  it("failsafe: a follower cut off from etcd keeps its VIP in the table, so nothing moves when etcd is back", () => {
+    const h = new Harness(3, "failsafe");
+    h.probeSees = false;
+    h.run(3000);
+    const coordinator = h.nodes.find((n) => n.core.role === "coordinator")!.id;
+    const [vip, [owner]] = [...h.holders()].find(([, held]) => held[0] !== coordinator)! as [
+      string,
+      string[],
+    ];
+    h.node(owner!).reachesEtcd = false;
+    h.run(5000); // past the owner's lease in etcd: the coordinator sees its member key gone
+    h.node(owner!).reachesEtcd = true;
+    const seen = new Set<string>();
+    for (let i = 0; i < 80; i += 1) {
+      h.run(50);
+      for (const holder of h.holders().get(vip) ?? []) seen.add(holder);
+    }
+    assert.deepEqual([...seen], [owner], `${vip} stayed on ${owner} after etcd came back`);
+    assert.deepEqual(h.holders().get(vip), [owner]);
+    assert.deepEqual(h.doubles, []);
+  });
+
   it("failsafe: without every peer's acknowledgement a holder releases like release", () => {
     const h = new Harness(3, "failsafe");
     h.run(3000);

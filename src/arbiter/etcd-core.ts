@@ -822,9 +822,19 @@ export class EtcdCore implements ArbiterCore {
     });
     const owners: Record<string, string> = {};
     const why: Record<string, string> = {};
-    result.owners.forEach((owner, i) => {
+    result.owners.forEach((placed, i) => {
       const address = this.#addresses[i]!;
-      const decision = result.decisions[i];
+      // Failsafe: an owner cut off from etcd whose hold this node acknowledged keeps its VIP
+      // in the table. It is alive and holding (every peer answered it); a new owner could not
+      // take the VIP before the hold ended anyway, and when etcd came back the owner would
+      // release it for the table: a move and an outage for a node that never failed.
+      const hold = this.#foreignHolds.get(address);
+      const keptInFailsafe =
+        hold !== undefined && now < hold.untilMs && table?.owners[address] === hold.node;
+      const owner = keptInFailsafe ? hold.node : placed;
+      const decision = keptInFailsafe
+        ? { reason: "kept" as const, text: `${address}: ${hold.node} holds it in failsafe mode` }
+        : result.decisions[i];
       if (owner !== undefined) owners[address] = owner;
       why[address] = decision ? reasonCodes[decision.reason] : "-";
       if (this.#lastAssigned.get(address) !== owner && table?.owners[address] !== owner) {
