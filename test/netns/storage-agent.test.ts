@@ -546,7 +546,18 @@ describe("storage gateway inside the agent", { skip: skipUnlessRoot() }, () => {
         async () => ((await c.holderOf(vip)) === first ? true : undefined),
         30_000,
       );
-      assert.ok(back, `${first} takes the storage VIP back\n${allLogs(c)}`);
+      if (!back) {
+        // Seen once (a fresh run): the coordinator never counted the restarted node eligible
+        // again and logged nothing for 30 s. Its status says per member what it sees.
+        const statuses: string[] = [];
+        for (const id of [first, third]) {
+          const r = await c
+            .cli(id, ["status", "--json"])
+            .catch((e: Error) => ({ stdout: e.message }));
+          statuses.push(`--- status of ${id}\n${r.stdout}`);
+        }
+        assert.fail(`${first} takes the storage VIP back\n${statuses.join("\n")}\n${allLogs(c)}`);
+      }
       const alone = await waitFor(
         async () => (c.logs(first).includes("takeover_without_peers") ? true : undefined),
         10_000,
