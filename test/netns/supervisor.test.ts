@@ -117,6 +117,12 @@ describe("C supervisor", { skip: skipUnlessRoot() }, () => {
       const now = childrenOf(pid);
       return now.length === 1 && Number(now[0]) !== first;
     });
+    // The new agent's shell may not have run its `echo` yet (its `>` already emptied the
+    // file): under load the test read an empty file once.
+    await waitUntil(
+      "the second agent wrote its environment",
+      () => readFileSync(join(work, "env"), "utf8").trim() !== "",
+    );
     assert.equal(readFileSync(join(work, "env"), "utf8").trim(), vipsFile, "the list's path");
 
     const died = lines.find((l) => l.msg === "the agent died; removing its VIPs at once");
