@@ -18,6 +18,10 @@
  *                  read per wake-up, sendto), what the pattern itself costs this machine; the
  *                  distance from node-floor is what the runtime adds to each wake-up, the floor
  *                  of a heartbeat path taken out of JavaScript.
+ *   c-floor-tick   (on request) the C pattern reading only on its own tick (`--receive
+ *                  on-tick`: it never waits on the socket, so a peer's datagram wakes nobody;
+ *                  what arrived is drained before each send). Prices reading routine heartbeats
+ *                  once per interval instead of as they come.
  * CPU and memory come from /proc (lib/proc-usage.ts): CPU = utime + stime + cutime + cstime
  * summed over the node's process tree, end minus start; RSS = VmRSS summed over the tree (PSS
  * also shown: RSS counts shared pages once per process), sampled every second.
@@ -37,18 +41,25 @@ import { cpuPercent, cpuPercentByRole, treeMemory, treeTimes } from "./lib/proc-
 import { writeResult } from "./lib/results.ts";
 import { formatTable } from "./lib/stats.ts";
 
-const contenderNames = ["lan", "lan-star", "keepalived-1s", "node-floor", "c-floor"] as const;
+const contenderNames = [
+  "lan",
+  "lan-star",
+  "keepalived-1s",
+  "node-floor",
+  "c-floor",
+  "c-floor-tick",
+] as const;
 type ContenderName = (typeof contenderNames)[number];
 /** Contenders that run the heartbeat pattern only: no VIPs, measured once. */
-const floors: readonly ContenderName[] = ["node-floor", "c-floor"];
+const floors: readonly ContenderName[] = ["node-floor", "c-floor", "c-floor-tick"];
 const hbfloor = new URL("../native/build/Release/floatip-hbfloor", import.meta.url).pathname;
 
 const usage =
-  "usage: bench/idle.ts [--seconds 30] [--vips 10,1000] [--contenders lan,lan-star,keepalived-1s,node-floor,c-floor] [--prefix fipid-] [--out FILE]";
+  "usage: bench/idle.ts [--seconds 30] [--vips 10,1000] [--contenders lan,lan-star,keepalived-1s,node-floor,c-floor,c-floor-tick] [--prefix fipid-] [--out FILE]";
 const options = readOptions(usage, {
   seconds: { default: "30" },
   vips: { default: "10,1000" },
-  contenders: { default: "lan,keepalived-1s,node-floor,c-floor" }, // lan-star on request
+  contenders: { default: "lan,keepalived-1s,node-floor,c-floor" }, // lan-star, c-floor-tick on request
   prefix: { default: "fipid-" },
   out: { default: "" },
 });
@@ -188,8 +199,8 @@ async function startNodeFloor(): Promise<Started> {
   return { topology, root: (id) => children.get(id), destroy: () => topology.destroy() };
 }
 
-/** The `c-floor` contender: `lan`'s datagram pattern in C, and nothing else. */
-async function startCFloor(): Promise<Started> {
+/** The `c-floor` contenders: `lan`'s datagram pattern in C, and nothing else. */
+async function startCFloor(receive: "as-they-come" | "on-tick"): Promise<Started> {
   if (!existsSync(hbfloor)) throw new Error(`${hbfloor} is missing: run scripts/setup.sh`);
   const topology = await createTopology({ prefix, hosts: [...ids, "client"] });
   const children = new Map<string, number | undefined>();
@@ -200,6 +211,7 @@ async function startCFloor(): Promise<Started> {
       .flatMap((other) => ["--peer", `${topology.host(other).address}:7946`]);
     // Bounded: it ends by itself even if nobody stops it.
     const args = ["--bind", `${self}:7946`, ...peers, "--interval-ms", "50", "--bytes", "200"];
+    args.push("--receive", receive);
     const child = topology.spawn(id, hbfloor, [...args, "--seconds", String(seconds + 120)], {
       stdio: "ignore",
     });
@@ -222,8 +234,8 @@ async function measure(
         ? await startFloatip(vips, contender === "lan-star")
         : contender === "node-floor"
           ? await startNodeFloor()
-          : contender === "c-floor"
-            ? await startCFloor()
+          : contender === "c-floor" || contender === "c-floor-tick"
+            ? await startCFloor(contender === "c-floor" ? "as-they-come" : "on-tick")
             : await startKeepalived(keepalived!, vips);
     const s = started;
     if (!floors.includes(contender)) {

@@ -7,7 +7,11 @@
  * {"sent":N,"received":N,"wakeups":N,"seconds":S}.
  *
  *   floatip-hbfloor --bind 198.18.0.1:7946 --peer 198.18.0.2:7946 [--peer …]
- *                   [--interval-ms 50] [--bytes 200] --seconds S
+ *                   [--interval-ms 50] [--bytes 200] [--receive as-they-come|on-tick] --seconds S
+ *
+ * `--receive on-tick` never waits on the socket: it sleeps until its next send and drains
+ * what arrived meanwhile then, so a peer's datagram wakes nobody (one wake-up per interval).
+ * It prices a design where routine heartbeats are read on the node's own tick.
  *
  * Beside floatip and the same pattern in bare Node.js, it tells how much of an agent's idle
  * cost is the pattern itself (wake-ups on this machine) and how much is the runtime.
@@ -60,14 +64,15 @@ static int parse_endpoint(const char *text, struct sockaddr_in *out) {
 static int usage(const char *why) {
   fprintf(stderr,
           "floatip-hbfloor: %s\nusage: floatip-hbfloor --bind ADDR:PORT --peer ADDR:PORT "
-          "[--peer ...] [--interval-ms 50] [--bytes 200] --seconds S\n",
+          "[--peer ...] [--interval-ms 50] [--bytes 200] [--receive as-they-come|on-tick] "
+          "--seconds S\n",
           why);
   return 2;
 }
 
 int main(int argc, char **argv) {
   struct sockaddr_in bind_to, peers[MAX_PEERS];
-  int have_bind = 0, peer_count = 0;
+  int have_bind = 0, peer_count = 0, on_tick = 0;
   long interval_ms = 50, bytes = 200, seconds = 0;
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i];
@@ -86,6 +91,11 @@ int main(int argc, char **argv) {
       interval_ms = strtol(value, NULL, 10);
     } else if (strcmp(arg, "--bytes") == 0) {
       bytes = strtol(value, NULL, 10);
+    } else if (strcmp(arg, "--receive") == 0) {
+      if (strcmp(value, "on-tick") == 0)
+        on_tick = 1;
+      else if (strcmp(value, "as-they-come") != 0)
+        return usage("--receive: as-they-come or on-tick");
     } else if (strcmp(arg, "--seconds") == 0) {
       seconds = strtol(value, NULL, 10);
     } else {
@@ -115,6 +125,10 @@ int main(int argc, char **argv) {
     int64_t now = now_ms();
     if (now >= end) break;
     if (now >= next) {
+      if (on_tick) {
+        wakeups++;
+        while (recv(fd, buffer, sizeof buffer, MSG_DONTWAIT) > 0) received++;
+      }
       for (int p = 0; p < peer_count; p++) {
         if (sendto(fd, datagram, (size_t)bytes, 0, (struct sockaddr *)&peers[p],
                    sizeof peers[p]) > 0)
@@ -125,7 +139,7 @@ int main(int argc, char **argv) {
       continue;
     }
     int timeout = (int)(next - now);
-    int ready = poll(&pfd, 1, timeout);
+    int ready = poll(&pfd, on_tick ? 0 : 1, timeout);
     if (ready < 0 && errno != EINTR) break;
     if (ready <= 0) continue;
     wakeups++;
