@@ -6,6 +6,9 @@
  *                  the agent and every process they started
  *   lan-star       (on request) the same with `heartbeats: coordinator` (followers heartbeat the
  *                  coordinator only)
+ *   lan-tick       (on request) `lan` with `receive: on-tick` (the control plane reads its
+ *                  heartbeat socket on its own tick: a peer's datagram wakes nobody) and the
+ *                  215 ms election timeout that on-tick needs with 50 ms heartbeats
  *   keepalived-1s  keepalived, VRRPv2, advert_int 1, one VRRP instance per node with the VIPs
  *                  spread over the instances (lib/keepalived-vips.ts); per node the keepalived
  *                  parent and its VRRP child
@@ -44,6 +47,7 @@ import { formatTable } from "./lib/stats.ts";
 const contenderNames = [
   "lan",
   "lan-star",
+  "lan-tick",
   "keepalived-1s",
   "node-floor",
   "c-floor",
@@ -55,11 +59,11 @@ const floors: readonly ContenderName[] = ["node-floor", "c-floor", "c-floor-tick
 const hbfloor = new URL("../native/build/Release/floatip-hbfloor", import.meta.url).pathname;
 
 const usage =
-  "usage: bench/idle.ts [--seconds 30] [--vips 10,1000] [--contenders lan,lan-star,keepalived-1s,node-floor,c-floor,c-floor-tick] [--prefix fipid-] [--out FILE]";
+  "usage: bench/idle.ts [--seconds 30] [--vips 10,1000] [--contenders lan,lan-star,lan-tick,keepalived-1s,node-floor,c-floor,c-floor-tick] [--prefix fipid-] [--out FILE]";
 const options = readOptions(usage, {
   seconds: { default: "30" },
   vips: { default: "10,1000" },
-  contenders: { default: "lan,keepalived-1s,node-floor,c-floor" }, // lan-star, c-floor-tick on request
+  contenders: { default: "lan,keepalived-1s,node-floor,c-floor" }, // lan-star, lan-tick, c-floor-tick on request
   prefix: { default: "fipid-" },
   out: { default: "" },
 });
@@ -122,11 +126,16 @@ interface Started {
   destroy(): Promise<void>;
 }
 
-async function startFloatip(vips: readonly string[], star: boolean): Promise<Started> {
+async function startFloatip(
+  vips: readonly string[],
+  variant: "lan" | "lan-star" | "lan-tick",
+): Promise<Started> {
   // The cluster helper writes `vips:` last before extraYaml, so these lines extend that list.
   const extraYaml = [
     ...vips.map((v) => `  - { address: ${v}/16 }`),
-    ...(star ? ["heartbeats: coordinator"] : []),
+    ...(variant === "lan-star" ? ["heartbeats: coordinator"] : []),
+    // on-tick needs a grant window of four intervals: lan's 150 ms election timeout is too short.
+    ...(variant === "lan-tick" ? ["receive: on-tick", "timers: { election_timeout_ms: 215 }"] : []),
   ].join("\n");
   const cluster = await startCluster({ prefix, profile: "lan", vips: [], extraYaml });
   // The cluster's directory (config, key, state) goes with destroy(), or at exit on SIGINT.
@@ -230,8 +239,8 @@ async function measure(
   let started: Started | undefined;
   try {
     started =
-      contender === "lan" || contender === "lan-star"
-        ? await startFloatip(vips, contender === "lan-star")
+      contender === "lan" || contender === "lan-star" || contender === "lan-tick"
+        ? await startFloatip(vips, contender)
         : contender === "node-floor"
           ? await startNodeFloor()
           : contender === "c-floor" || contender === "c-floor-tick"

@@ -63,6 +63,7 @@
 #include "floatip_ndp.h"
 #include "floatip_sys.h"
 #include "floatip_tickle.h"
+#include "floatip_udp.h"
 
 #define FRAME_BYTES 42 /* 14 Ethernet + 28 ARP; the NIC pads to the 60-byte minimum. */
 #define MAX_ADDRESSES 65536
@@ -854,6 +855,8 @@ static napi_value init(napi_env env, napi_value exports) {
   NAPI_CALL(env, floatip_sys_init(env, exports));
   /* TCP tickle ACKs after a takeover: see floatip_tickle.c. */
   NAPI_CALL(env, floatip_tickle_init(env, exports));
+  /* The heartbeat socket read on the control loop's tick: see floatip_udp.c. */
+  NAPI_CALL(env, floatip_udp_init(env, exports));
   return exports;
 }
 

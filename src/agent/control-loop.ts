@@ -51,6 +51,11 @@ export interface ControlPlatform {
   broadcast(message: Message): void;
   /** Datagrams received or dropped so far: tells when the backlog after a stall is read. */
   datagramsSeen(): number;
+  /**
+   * `receive: on-tick`: reads every datagram queued on the socket now, each handed to the
+   * loop's `receive` before this returns. Required when the loop reads on its tick.
+   */
+  drainDatagrams?(): void;
   /** Durable before it returns. */
   persistVote(state: PersistentState): void;
   /** Applies the changes in order; `done` gets one outcome per change (undefined: done). */
@@ -125,6 +130,12 @@ export interface ControlLoopOptions {
   readonly recordPhase?: (phase: FailoverPhase, ms: number, vip: number) => void;
   /** What the kernel says this thread did around a stall (fields of the stall's log line). */
   readonly sched?: SchedProbe;
+  /**
+   * `receive: on-tick`: datagrams are not read as they arrive (a peer's datagram wakes
+   * nobody); every wake-up of the loop first drains the socket (`drainDatagrams`), and the
+   * loop wakes at least once per heartbeat interval. A datagram waits at most one interval.
+   */
+  readonly readOnTick?: boolean;
 }
 
 type SingleInput = Exclude<Input, { type: "batch" }>;
@@ -164,6 +175,9 @@ export class ControlLoop {
     this.#o = options;
     this.#vips = options.vips;
     this.#monitor = new LoopMonitor(options.heartbeatIntervalMs);
+    if (options.readOnTick && options.platform.drainDatagrams === undefined) {
+      throw new Error("ControlLoop: readOnTick needs a platform with drainDatagrams");
+    }
   }
 
   get monitor(): LoopMonitor {
@@ -226,7 +240,12 @@ export class ControlLoop {
     this.#o.afterStep?.(output.events);
   }
 
-  #armWake(dueMs: number): void {
+  #armWake(wakeAtMs: number): void {
+    // Reading on the tick: nothing else wakes the loop for a datagram, so wake at least once
+    // an interval whatever the core asks (it asks for the next heartbeat in steady state).
+    const dueMs = this.#o.readOnTick
+      ? Math.min(wakeAtMs, this.#p.now() + this.#o.heartbeatIntervalMs)
+      : wakeAtMs;
     // Most datagrams leave the next wake where it was (the next heartbeat): keep that timer
     // instead of allocating a new one per datagram.
     if (dueMs === this.#wakeDueMs && this.#wakeTimer !== undefined) return;
@@ -249,6 +268,15 @@ export class ControlLoop {
     const lateMs = nowMs - this.#wakeDueMs;
     if (!this.#monitor.record(lateMs)) {
       this.#o.sched?.tick(nowMs);
+      if (this.#o.readOnTick) {
+        // What arrived since the last wake-up first, so the tick judges no peer by a silence
+        // that sat unread in the socket.
+        this.#draining = true;
+        this.#p.drainDatagrams!();
+        this.#draining = false;
+        this.step({ type: "tick", nowMs: this.#p.now() });
+        return;
+      }
       this.step({ type: "tick", nowMs });
       return;
     }
@@ -284,6 +312,16 @@ export class ControlLoop {
    */
   #afterStall(): void {
     this.#draining = true;
+    if (this.#o.readOnTick) {
+      // Nothing read the socket during the stall: drain it now, then tick.
+      this.#p.soon(() => {
+        if (this.#stopped) return;
+        this.#p.drainDatagrams!();
+        this.#draining = false;
+        this.step({ type: "tick", nowMs: this.#p.now() });
+      });
+      return;
+    }
     let hops = 0;
     let seen = -1;
     const hop = () => {

@@ -91,6 +91,10 @@ export class LinuxPlatform implements ControlPlatform {
     return count;
   }
 
+  drainDatagrams(): void {
+    this.#transport.drain();
+  }
+
   persistVote(state: PersistentState): void {
     writeNodeState(this.#stateDir, { incarnation: this.#incarnation, vote: state });
   }

@@ -175,6 +175,7 @@ export class Agent implements AgentHandle, ClusterView {
       })),
       timers: config.timers,
       heartbeats: config.heartbeats,
+      ...(config.receive === "on-tick" ? { readOnTick: true } : {}),
       fingerprint: configFingerprint(config),
       version: floatipVersion,
     };
@@ -221,6 +222,7 @@ export class Agent implements AgentHandle, ClusterView {
       // No heartbeats under etcd: greetings teach the peers' incarnations (failsafe
       // requests, tickle connection lists).
       greet: config.arbiter !== undefined,
+      receive: config.receive,
       onMessage: (from, payload) => {
         if (isServicesDatagram(payload)) {
           for (const listener of this.#servicesDatagramListeners) listener(from, payload);
@@ -258,6 +260,7 @@ export class Agent implements AgentHandle, ClusterView {
         this.#core.notePhase(phase, ms, vip, monotonicMs());
       },
       sched: new SchedProbe(),
+      readOnTick: config.receive === "on-tick",
     });
     this.#checks = this.#createChecks();
   }
@@ -286,6 +289,7 @@ export class Agent implements AgentHandle, ClusterView {
         : "embedded",
       incarnation: this.#incarnation,
       receiveBufferBytes: this.#transport.receiveBufferBytes(),
+      receive: this.#config.receive,
     });
   }
 

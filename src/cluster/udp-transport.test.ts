@@ -497,3 +497,93 @@ describe("UDP transport", () => {
     await clash.close();
   });
 });
+
+describe("UDP transport, receive: on-tick", () => {
+  /** a reads as datagrams come, b on its tick (drain); each knows the other's incarnation. */
+  async function pair(): Promise<{ a: Node; b: Node }> {
+    const a = await startNode("a");
+    const b = await startNode("b", { receive: "on-tick" });
+    const peers = new Map<string, PeerAddress>([
+      ["a", a.transport.boundAddress()],
+      ["b", b.transport.boundAddress()],
+    ]);
+    a.transport.updatePeers(peers);
+    b.transport.updatePeers(peers);
+    a.transport.send("b", { type: "hello" });
+    b.transport.send("a", { type: "hello" });
+    await waitFor(
+      "a learned b's incarnation",
+      () => a.transport.stats().dropped["not-fresh"] === 1,
+    );
+    await waitFor("b's hello queued", () => b.transport.drain() === 1);
+    assert.equal(b.transport.stats().dropped["not-fresh"], 1);
+    a.base = a.transport.stats();
+    b.base = b.transport.stats();
+    return { a, b };
+  }
+
+  it("keeps a datagram in the socket until drain(), then delivers it through every check", async () => {
+    const { a, b } = await pair();
+    a.transport.send("b", { type: "ping", n: 1 });
+    a.transport.send("b", { type: "ping", n: 2 });
+    // Nothing reads the socket meanwhile: no event, no count.
+    await sleep(100);
+    assert.deepEqual(b.inbox, []);
+    assert.equal(statsOf(b).received, 0);
+    assert.equal(b.transport.drain(), 2);
+    assert.deepEqual(b.inbox, [
+      { from: "a", payload: { type: "ping", n: 1 } },
+      { from: "a", payload: { type: "ping", n: 2 } },
+    ]);
+    assert.equal(b.transport.drain(), 0, "a drained socket is empty");
+    // b's sends go out at once (a reads as they come).
+    b.transport.send("a", { type: "pong" });
+    await waitFor("a got b's pong", () => a.inbox.length === 1);
+    assert.deepEqual(a.inbox[0], { from: "b", payload: { type: "pong" } });
+    assert.equal(statsOf(b).sent, 1);
+  });
+
+  it("drops what it drains from a non-member and garbage from a member's address, as the socket path does", async () => {
+    const { a, b } = await pair();
+    const stranger = await rawSocket("127.0.0.2");
+    await sendRaw(stranger, Buffer.from("not a floatip datagram"), b.transport.boundAddress());
+    const atMemberAddress = await rawSocket("127.0.0.1");
+    await sendRaw(atMemberAddress, Buffer.alloc(64, 7), b.transport.boundAddress());
+    a.transport.send("b", { type: "ping" });
+    await sleep(50);
+    assert.equal(b.transport.drain(), 3);
+    const dropped = statsOf(b).dropped;
+    assert.equal(dropped["non-member"], 1);
+    assert.equal(totalDropped(b), 2, JSON.stringify(dropped));
+    assert.deepEqual(b.inbox, [{ from: "a", payload: { type: "ping" } }]);
+  });
+
+  it("reports its bound port, its receive buffer and the kernel's drops, and refuses a taken port", async () => {
+    const { b } = await pair();
+    const bound = b.transport.boundAddress();
+    assert.equal(bound.address, "127.0.0.1");
+    assert.ok(bound.port > 0);
+    assert.ok((b.transport.receiveBufferBytes() ?? 0) > 0);
+    assert.equal(typeof b.transport.kernelDrops(), "number");
+    const clash = new UdpTransport({
+      cluster,
+      selfId: "x",
+      key,
+      bind: bound,
+      peers: new Map(),
+      incarnation: 1,
+      receive: "on-tick",
+      onMessage: () => assert.fail("no message expected"),
+    });
+    await assert.rejects(clash.start(), { code: "EADDRINUSE" });
+    await clash.close();
+  });
+
+  it("after close, drain reads nothing and send counts an error instead of throwing", async () => {
+    const { b } = await pair();
+    await b.transport.close();
+    assert.equal(b.transport.drain(), 0);
+    b.transport.send("a", { type: "ping" });
+    assert.equal(statsOf(b).sendErrors, 1);
+  });
+});

@@ -21,8 +21,14 @@
  * peer's first datagram is dropped as "not-fresh" and its next ones, sent after it heard our
  * first heartbeat, are delivered; a recording of a dead node's heartbeats replayed to a
  * restarted node delivers nothing.
+ *
+ * Reading: `receive: as-they-come` (default) reads through Node's dgram socket, each datagram
+ * as libuv sees it. `receive: on-tick` binds a socket of the native addon that libuv never
+ * watches (`tick-socket.ts`): datagrams queue in the kernel until the control loop calls
+ * `drain()` on its own timer, so a peer's heartbeat wakes nobody (the cost of an idle agent
+ * on a paravirtualised machine is the wake-ups, see `bench:idle`).
  */
-import { createSocket, type RemoteInfo, type Socket, type SocketOptions } from "node:dgram";
+import { createSocket, type Socket, type SocketOptions } from "node:dgram";
 import { lookup as dnsLookup } from "node:dns";
 import { readFileSync } from "node:fs";
 import { isIP, isIPv6 } from "node:net";
@@ -34,6 +40,7 @@ import {
   encodeDatagram,
 } from "./codec.ts";
 import { ReplayGuard } from "./replay-guard.ts";
+import { openTickSocket, type TickSocket } from "./tick-socket.ts";
 
 /**
  * dgram's address lookup, answered at once for the IP literals peers are configured with.
@@ -89,6 +96,19 @@ export interface UdpTransportOptions {
    * Off: the heartbeats teach the incarnations (the embedded election).
    */
   readonly greet?: boolean;
+  /** How datagrams are read (see the module comment); default `as-they-come`. */
+  readonly receive?: ReceiveMode;
+}
+
+/** `as-they-come`: libuv reads each datagram as it arrives; `on-tick`: `drain()` reads them. */
+export type ReceiveMode = "as-they-come" | "on-tick";
+
+/** Most datagrams one `drain()` reads: a stall's backlog at `lan` rates is far below it. */
+export const DRAIN_MAX = 4096;
+
+interface Remote {
+  readonly address: string;
+  readonly port: number;
 }
 
 /** The payload of a greeting (see `greet`). */
@@ -146,6 +166,7 @@ export class UdpTransport {
   /** Each peer's incarnation as learned from its authenticated datagrams: what we echo. */
   readonly #peerIncarnations = new Map<string, number>();
   #socket: Socket | undefined;
+  #tickSocket: TickSocket | undefined;
   #closed = false;
   #seq = 0;
   #sent = 0;
@@ -167,10 +188,19 @@ export class UdpTransport {
 
   /** Binds the socket; resolves once it listens, rejects (with the socket error) otherwise. */
   start(): Promise<void> {
-    if (this.#socket !== undefined || this.#closed) {
+    if (this.#socket !== undefined || this.#tickSocket !== undefined || this.#closed) {
       return Promise.reject(new Error("UdpTransport.start called twice or after close"));
     }
     const { address, port } = this.#options.bind;
+    if (this.#options.receive === "on-tick") {
+      try {
+        this.#tickSocket = openTickSocket(address, port, RECEIVE_BUFFER_BYTES);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      if (this.#options.greet) this.broadcast(helloPayload);
+      return Promise.resolve();
+    }
     const socket = createSocket({
       type: isIPv6(address) ? "udp6" : "udp4",
       lookup: literalLookup as NonNullable<SocketOptions["lookup"]>,
@@ -202,6 +232,9 @@ export class UdpTransport {
 
   /** The address actually bound (useful with port 0). */
   boundAddress(): PeerAddress {
+    if (this.#tickSocket !== undefined) {
+      return { address: this.#options.bind.address, port: this.#tickSocket.port };
+    }
     const info = this.#socket?.address();
     if (info === undefined) throw new Error("UdpTransport is not started");
     return { address: info.address, port: info.port };
@@ -223,8 +256,30 @@ export class UdpTransport {
     }
   }
 
+  /**
+   * `receive: on-tick`: reads every queued datagram (at most DRAIN_MAX) and delivers each as
+   * a datagram event would have; the number read. A read error is logged and ends the drain
+   * (the next one tries again); nothing here throws. With `as-they-come`, 0.
+   */
+  drain(): number {
+    const socket = this.#tickSocket;
+    if (socket === undefined) return 0;
+    let batch: ReturnType<TickSocket["drain"]>;
+    try {
+      batch = socket.drain(DRAIN_MAX);
+    } catch (error) {
+      this.#logLimited("receive-error", "datagrams not read", {
+        error: error instanceof Error ? error.message : String(error),
+      });
+      return 0;
+    }
+    for (const [datagram, address, port] of batch) this.#receive(datagram, { address, port });
+    return batch.length;
+  }
+
   /** The socket's effective receive buffer in bytes (as the kernel reports it). */
   receiveBufferBytes(): number | undefined {
+    if (this.#tickSocket !== undefined) return this.#tickSocket.receiveBufferBytes();
     try {
       return this.#socket?.getRecvBufferSize();
     } catch {
@@ -238,6 +293,9 @@ export class UdpTransport {
    * Reads a file: call it for status and metrics, not per datagram.
    */
   kernelDrops(): number | undefined {
+    if (this.#tickSocket !== undefined) {
+      return readKernelDrops(this.#options.bind.address, this.#tickSocket.port);
+    }
     const socket = this.#socket;
     if (socket === undefined) return undefined;
     const { address, port } = socket.address();
@@ -272,6 +330,8 @@ export class UdpTransport {
     this.#closed = true;
     const socket = this.#socket;
     this.#socket = undefined;
+    this.#tickSocket?.close();
+    this.#tickSocket = undefined;
     this.#flushLogs();
     if (socket === undefined) return Promise.resolve();
     return new Promise<void>((resolve) => socket.close(() => resolve()));
@@ -279,7 +339,8 @@ export class UdpTransport {
 
   #sendTo(to: string, peer: PeerAddress, payload: unknown): void {
     const socket = this.#socket;
-    if (socket === undefined) {
+    const tickSocket = this.#tickSocket;
+    if (socket === undefined && tickSocket === undefined) {
       this.#sendFailed(to, new Error("transport is not running"));
       return;
     }
@@ -303,17 +364,23 @@ export class UdpTransport {
       return;
     }
     this.#seq += 1;
+    if (tickSocket !== undefined) {
+      const failure = tickSocket.send(datagram, peer.address, peer.port);
+      if (failure === undefined) this.#sent += 1;
+      else this.#sendFailed(to, Object.assign(new Error(`sendto: ${failure}`), { code: failure }));
+      return;
+    }
     try {
       // No completion callback on the heartbeat path (it costs a closure and a tick per
       // datagram): a failed send surfaces as the socket's 'error' event (#sendFailed).
-      socket.send(datagram, peer.port, peer.address);
+      socket?.send(datagram, peer.port, peer.address);
       this.#sent += 1;
     } catch (error) {
       this.#sendFailed(to, error);
     }
   }
 
-  #receive(datagram: Buffer, remote: RemoteInfo): void {
+  #receive(datagram: Buffer, remote: Remote): void {
     const idsAtSource = this.#memberSources.get(remote.address);
     if (idsAtSource === undefined) {
       this.#drop("non-member", remote);
@@ -368,7 +435,7 @@ export class UdpTransport {
     this.send(to, helloPayload);
   }
 
-  #drop(reason: DropReason, remote: RemoteInfo, claimedFrom?: string): void {
+  #drop(reason: DropReason, remote: Remote, claimedFrom?: string): void {
     this.#dropped[reason] += 1;
     this.#logLimited(`drop:${reason}`, "datagram dropped", {
       reason,

@@ -756,3 +756,62 @@ describe("heartbeats", () => {
     assert.match(both.message, /embedded election only/);
   });
 });
+
+describe("receive", () => {
+  it("defaults to as-they-come and reads on-tick with timers whose grant window is four intervals", () => {
+    assert.equal(parse(base()).receive, "as-they-come");
+    const config = parse(
+      variant((c) => {
+        c.receive = "on-tick";
+        c.profile = "lan";
+        c.timers = { election_timeout_ms: 215 };
+      }),
+    );
+    assert.equal(config.receive, "on-tick");
+    assert.equal(
+      parse(variant((c) => Object.assign(c, { receive: "on-tick", profile: "fast", timers: null })))
+        .receive,
+      "on-tick",
+    );
+  });
+
+  it("refuses on-tick with lan's own election timeout, naming the key and the timeout that works", () => {
+    const problems = problemsOf(
+      variant((c) => Object.assign(c, { receive: "on-tick", profile: "lan", timers: null })),
+    );
+    const problem = problems.find((p) => p.path === "receive");
+    assert.ok(problem, JSON.stringify(problems));
+    assert.match(problem.message, /grant window of at least 4 heartbeat intervals \(200 ms\)/);
+    assert.match(problem.fix, /timers\.election_timeout_ms to at least 215/);
+    // The number in the fix is the smallest that passes: one less is refused.
+    const below = problemsOf(
+      variant((c) =>
+        Object.assign(c, {
+          receive: "on-tick",
+          profile: "lan",
+          timers: { election_timeout_ms: 214 },
+        }),
+      ),
+    );
+    assert.ok(
+      below.some((p) => p.path === "receive"),
+      JSON.stringify(below),
+    );
+  });
+
+  it("names the key for a wrong value, and refuses on-tick beside an etcd arbiter", () => {
+    const typo = problemsOf(variant((c) => (c.receive = "on_tick")));
+    const problem = typo.find((p) => p.path === "receive");
+    assert.ok(problem, JSON.stringify(typo));
+    assert.match(problem.message, /as-they-come, on-tick/);
+    const etcd = problemsOf(
+      variant((c) => {
+        Object.assign(c, { receive: "on-tick", profile: "fast", timers: null });
+        c.arbiter = { kind: "etcd", endpoints: ["http://198.18.0.21:2379"] };
+      }),
+    );
+    const both = etcd.find((p) => p.path === "receive");
+    assert.ok(both, JSON.stringify(etcd));
+    assert.match(both.message, /embedded election only/);
+  });
+});

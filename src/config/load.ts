@@ -30,6 +30,10 @@
  *   address_lifetime: 3s     kernel valid_lft of VIPs, whole seconds, longer than lease_ms
  *   heartbeats: all          all | coordinator: followers heartbeat every node (default) or
  *                            the coordinator only (embedded election; larger clusters)
+ *   receive: as-they-come    as-they-come | on-tick: read each heartbeat as it arrives
+ *                            (default), or on the control plane's own tick: a peer's datagram
+ *                            wakes nothing and waits at most one heartbeat interval (embedded
+ *                            election; the idle cost, see README "Idle cost")
  *   arbiter: { kind: etcd, endpoints: [http://HOST:2379, …], prefix = /floatip, ttl = 2s,
  *              on_loss = release|failsafe, timeout = 1s, tls: { ca, cert, key },
  *              auth: { user, password_file } }   default: the embedded election
@@ -47,6 +51,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { type Document, LineCounter, parseDocument } from "yaml";
+import { grantWindowMs } from "../core/timing.ts";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import { canonicalIp, ipv6Text, ipv6Value, ipv6VipProblem } from "./ipv6.ts";
 import { defaultProfile, profileNames, profiles, validateTimers } from "./profiles.ts";
@@ -64,6 +69,8 @@ import {
   type PlacementPolicy,
   type ProfileName,
   type RealtimeSpec,
+  type ReceiveMode,
+  receiveModes,
   type TickleSpec,
   type Timers,
   type VipSpec,
@@ -520,6 +527,7 @@ const rootKeys = [
   "state_dir",
   "address_lifetime",
   "heartbeats",
+  "receive",
   "arbiter",
   "relays",
   "storage",
@@ -577,6 +585,32 @@ function readRoot(ctx: Context, raw: unknown, options: LoadOptions): ClusterConf
       "remove heartbeats, or remove arbiter to use the embedded election",
     );
   }
+  const receive = oneOf<ReceiveMode>(ctx, root, "receive", [], receiveModes, "as-they-come");
+  if (
+    receive === "on-tick" &&
+    timers &&
+    grantWindowMs(timers) < onTickGrantIntervals * timers.heartbeatIntervalMs
+  ) {
+    // Read on the tick, an acknowledgement can be read up to about three intervals after its
+    // round was sent; with a grant window of fewer than four the coordinator keeps its role
+    // but stops renewing leases once the nodes' phases line up badly (seen in the simulator
+    // with lan's 150 ms election timeout).
+    const needMs = onTickGrantIntervals * timers.heartbeatIntervalMs;
+    let minimum = timers.electionTimeoutMs;
+    while (grantWindowMs({ ...timers, electionTimeoutMs: minimum }) < needMs) minimum += 1;
+    ctx.add(
+      ["receive"],
+      `on-tick needs a lease grant window of at least ${onTickGrantIntervals} heartbeat intervals (${onTickGrantIntervals * timers.heartbeatIntervalMs} ms); these timers give ${grantWindowMs(timers)} ms`,
+      `set timers.election_timeout_ms to at least ${minimum}, or remove receive`,
+    );
+  }
+  if (receive === "on-tick" && arbiter) {
+    ctx.add(
+      ["receive"],
+      "applies to the embedded election only: with arbiter kind etcd the control plane does not tick every heartbeat interval",
+      "remove receive, or remove arbiter to use the embedded election",
+    );
+  }
   if (options.nodeId !== undefined && nodes.ids.length > 0 && !nodes.ids.includes(options.nodeId)) {
     ctx.add(
       ["nodes"],
@@ -597,6 +631,7 @@ function readRoot(ctx: Context, raw: unknown, options: LoadOptions): ClusterConf
     !tickle ||
     addressLifetimeSec === undefined ||
     heartbeats === undefined ||
+    receive === undefined ||
     arbiter === false
   ) {
     return undefined;
@@ -617,12 +652,16 @@ function readRoot(ctx: Context, raw: unknown, options: LoadOptions): ClusterConf
     stateDir: ctx.resolvePath(stateDir),
     addressLifetimeSec,
     heartbeats,
+    receive,
     ...(arbiter ? { arbiter } : {}),
     ...(root.relays !== undefined ? { relays: root.relays } : {}),
     ...(root.storage !== undefined ? { storage: root.storage } : {}),
     ...(root.traffic !== undefined ? { traffic: root.traffic } : {}),
   };
 }
+
+/** `receive: on-tick` needs a grant window of this many heartbeat intervals (see its check). */
+export const onTickGrantIntervals = 4;
 
 function snake(camel: string): string {
   return camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);

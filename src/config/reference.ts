@@ -42,6 +42,8 @@ export const keyReference: Readonly<Record<string, string>> = {
   tickle: "TCP tickle ACKs after a takeover (see TICKLE).",
   heartbeats:
     "Who followers send heartbeats to (embedded election): all (default; every node hears every other, and a cut link between two followers shows in the heartbeat matrix) or coordinator (followers send to the coordinator only and count the nodes it reports hearing; datagrams per cluster grow with the node count instead of its square; links between followers are not watched). The coordinator sends to every node either way; a follower that misses its coordinator's heartbeat sends to every node until it hears one. Same value on every node (part of the fingerprint).",
+  receive:
+    "How the control plane reads its heartbeat socket (embedded election): as-they-come (default; every datagram wakes the agent) or on-tick (the agent reads what queued at each wake-up of its control loop, at least once per heartbeat interval: a peer's datagram wakes nothing, about half the idle CPU on a virtual machine, and every message waits up to one heartbeat interval, so failover is up to an interval slower per hop). on-tick needs a lease grant window of four heartbeat intervals: with 50 ms heartbeats, timers.election_timeout_ms 215 or more; the config check names the value. Local to the node: the others need not agree.",
   arbiter: "The embedded election (default) or an etcd cluster (see ARBITER).",
   "arbiter.kind": "embedded (default) or etcd.",
   "arbiter.endpoints":

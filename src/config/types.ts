@@ -154,6 +154,13 @@ export interface EtcdArbiterSpec {
 export type HeartbeatFanout = "all" | "coordinator";
 export const heartbeatFanouts: readonly HeartbeatFanout[] = ["all", "coordinator"];
 
+/**
+ * How the control plane reads its heartbeat socket: each datagram as it arrives, or on its
+ * own tick (a peer's datagram wakes nobody; it waits at most one heartbeat interval).
+ */
+export type ReceiveMode = "as-they-come" | "on-tick";
+export const receiveModes: readonly ReceiveMode[] = ["as-they-come", "on-tick"];
+
 export interface ClusterConfig {
   /** Absolute path of the file this was loaded from (for messages). */
   readonly file: string;
@@ -174,6 +181,8 @@ export interface ClusterConfig {
   readonly addressLifetimeSec: number;
   /** Heartbeat fan-out of the embedded election (CoreConfig.heartbeats). */
   readonly heartbeats: HeartbeatFanout;
+  /** How the heartbeat socket is read (embedded election only). */
+  readonly receive: ReceiveMode;
   /** Absent: the embedded election. */
   readonly arbiter?: EtcdArbiterSpec;
   /** Capability sections, validated by their own modules; absent when not configured. */

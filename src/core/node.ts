@@ -1505,7 +1505,7 @@ export class CoreNode implements ArbiterCore {
     const acknowledgedAt = this.#majorityRoundSentAt();
     return (
       acknowledgedAt !== undefined &&
-      now - acknowledgedAt < checkQuorumWindowMs(this.#config.timers)
+      now - acknowledgedAt < checkQuorumWindowMs(this.#config.timers, this.#config.readOnTick)
     );
   }
 

@@ -37,9 +37,12 @@ export function releaseGuardMs(timers: Timers): number {
  * two intervals (a vCPU of a busy VM host descheduled for 100 ms, with `lan`'s 50 ms
  * heartbeats and 150 ms election timeout) made a healthy coordinator step down. Liveness
  * only: grants are bounded by `grantWindowMs`, holders by their own leases.
+ * `readOnTick`: one interval more (see the function).
  */
-export function checkQuorumWindowMs(timers: Timers): number {
-  return timers.electionTimeoutMs + timers.heartbeatIntervalMs;
+export function checkQuorumWindowMs(timers: Timers, readOnTick = false): number {
+  // Reading on the tick (`receive: on-tick`), an acknowledgement waits in the coordinator's
+  // socket up to one more interval before it is read.
+  return timers.electionTimeoutMs + (readOnTick ? 2 : 1) * timers.heartbeatIntervalMs;
 }
 
 /**

@@ -42,6 +42,12 @@ export interface CoreConfig {
    * monitored. Cluster-wide: part of the fingerprint when not `all`.
    */
   readonly heartbeats?: HeartbeatFanout;
+  /**
+   * The runtime reads datagrams on its tick (`receive: on-tick`): a message is read up to one
+   * heartbeat interval after it arrived, so check-quorum allows acknowledgements an interval
+   * more (`checkQuorumWindowMs`). Local to the node: not part of the fingerprint.
+   */
+  readonly readOnTick?: boolean;
 }
 
 export type { HeartbeatFanout };

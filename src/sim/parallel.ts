@@ -5,7 +5,7 @@
  */
 import { Worker } from "node:worker_threads";
 import { siblingModule } from "../adapters/module-path.ts";
-import type { Timers } from "../config/types.ts";
+import type { ReceiveMode, Timers } from "../config/types.ts";
 import type { SwarmSummary } from "./report.ts";
 import type { SwarmWorkerData } from "./swarm-worker.ts";
 
@@ -15,6 +15,8 @@ export interface ParallelSwarmOptions {
   readonly nodes?: number;
   readonly jobs: number;
   readonly runtime?: boolean;
+  /** Runtime mode: how the agents read datagrams (Simulator `receive`). */
+  readonly receive?: ReceiveMode;
   /** Seeds finished so far (called every few seconds). */
   readonly onProgress?: (done: number) => void;
 }
@@ -35,6 +37,7 @@ export async function runSwarmParallel(options: ParallelSwarmOptions): Promise<S
             timers: options.timers,
             ...(options.nodes ? { nodes: options.nodes } : {}),
             ...(options.runtime ? { runtime: true } : {}),
+            ...(options.receive === "on-tick" ? { receive: "on-tick" as const } : {}),
           };
           const worker = new Worker(script, { workerData: data });
           let summary: SwarmSummary | undefined;

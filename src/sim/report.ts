@@ -3,7 +3,7 @@
  * violations` and the failover-latency distribution in virtual time. Shared by the CLI
  * (`floatip sim`, `npm run sim`) and the test suite.
  */
-import type { Timers } from "../config/types.ts";
+import type { ReceiveMode, Timers } from "../config/types.ts";
 import type { HeartbeatFanout } from "../core/types.ts";
 import { percentile, runSwarmSeed, type SwarmRunResult } from "./swarm.ts";
 
@@ -21,6 +21,8 @@ export function runSwarm(options: {
   faultPhaseMs?: number;
   /** Through the agent's control loop (the simulator's runtime mode). */
   runtime?: boolean;
+  /** Runtime mode: how the agents read datagrams (Simulator `receive`). */
+  receive?: ReceiveMode;
   /** Who heartbeats go to (CoreConfig.heartbeats); default `all`. */
   heartbeats?: HeartbeatFanout;
   /** Sees every run's result (fault coverage, measurements). */
@@ -36,6 +38,7 @@ export function runSwarm(options: {
       ...(options.nodes ? { nodes: options.nodes } : {}),
       ...(options.faultPhaseMs ? { faultPhaseMs: options.faultPhaseMs } : {}),
       ...(options.runtime ? { runtime: true } : {}),
+      ...(options.receive === "on-tick" ? { receive: "on-tick" as const } : {}),
       ...(options.heartbeats ? { heartbeats: options.heartbeats } : {}),
     });
     options.onResult?.(result);

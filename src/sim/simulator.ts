@@ -23,7 +23,7 @@ import {
   type ProbeOutcome,
 } from "../agent/control-loop.ts";
 import type { FailoverPhase } from "../agent/histogram.ts";
-import type { Timers } from "../config/types.ts";
+import type { ReceiveMode, Timers } from "../config/types.ts";
 import { CoreNode } from "../core/node.ts";
 import type { PlacementVip } from "../core/placement/types.ts";
 import { SeededRandom } from "../core/prng.ts";
@@ -84,6 +84,12 @@ export interface SimOptions {
    * queued up, I/O or timers first as a seeded coin says (both happen in libuv).
    */
   readonly runtime?: boolean;
+  /**
+   * Runtime mode: `on-tick` reads datagrams as the agent's `receive: on-tick` does. An
+   * arriving datagram runs nothing in the process; it waits in the socket until the control
+   * loop drains it at its next wake-up.
+   */
+  readonly receive?: ReceiveMode;
   /** Runtime mode: the failover phases each node's control loop timed (probe, added, announced). */
   readonly onPhase?: (node: string, phase: FailoverPhase, ms: number) => void;
 }
@@ -139,6 +145,8 @@ interface SimNode {
   pausedTasks: { kind: "out" | "io" | "timer"; run: () => void }[];
   /** Datagrams the process read (the platform's `datagramsSeen`). */
   read: number;
+  /** `receive: on-tick`: datagrams in the socket, not read yet. */
+  socket: { from: string; message: Message }[];
 }
 
 interface QueueEntry {
@@ -206,6 +214,7 @@ export class Simulator {
       vips: options.vips,
       timers: options.timers,
       ...(options.heartbeats ? { heartbeats: options.heartbeats } : {}),
+      ...(options.runtime && options.receive === "on-tick" ? { readOnTick: true } : {}),
     };
     const drift = (options.actualDriftRatio ?? options.timers.clockDriftRatio) / 2;
     this.nodes = options.nodes.map((n, index) => ({
@@ -239,6 +248,7 @@ export class Simulator {
       loop: undefined,
       pausedTasks: [],
       read: 0,
+      socket: [],
     }));
     for (const node of this.nodes) this.#byId.set(node.id, node);
     options.vips.forEach((_, vip) => {
@@ -628,6 +638,7 @@ export class Simulator {
     node.loop?.stop();
     node.loop = undefined;
     node.pausedTasks = [];
+    node.socket = [];
     node.paused = false;
     node.pausedUntil = 0;
     node.pauseToken += 1;
@@ -685,6 +696,10 @@ export class Simulator {
     const loop = node.loop;
     if (loop) {
       if (input.type === "tick" || input.type === "stall") return; // the loop times itself
+      if (input.type === "message" && this.options.receive === "on-tick") {
+        node.socket.push({ from: input.from, message: input.message as Message });
+        return;
+      }
       this.#inProcess(node, "io", () => {
         if (input.type === "message") {
           for (const checker of this.#checkers) {
@@ -815,6 +830,16 @@ export class Simulator {
       send: (to, message) => this.#transmitFromProcess(node, to, message),
       broadcast: (message) => this.#transmitFromProcess(node, undefined, message),
       datagramsSeen: () => node.read,
+      drainDatagrams: () => {
+        const queued = node.socket;
+        node.socket = [];
+        for (const { from, message } of queued) {
+          if (!sameAgent()) return;
+          for (const checker of this.#checkers) checker.onDeliver?.(node.id, from, message);
+          node.read += 1;
+          node.loop?.receive(from, message);
+        }
+      },
       persistVote: (state) => {
         node.persisted = state;
         if (node.voteWritePauseMs !== undefined) {
@@ -918,6 +943,7 @@ export class Simulator {
         core.notePhase(phase, ms, vip, platform.now());
         this.options.onPhase?.(node.id, phase, ms);
       },
+      ...(this.options.receive === "on-tick" ? { readOnTick: true } : {}),
     });
   }
 

@@ -4,7 +4,7 @@
  * the end. Only failed runs travel back whole; a passing run is summarised by its failover.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import type { Timers } from "../config/types.ts";
+import type { ReceiveMode, Timers } from "../config/types.ts";
 import { runSwarm } from "./report.ts";
 
 export interface SwarmWorkerData {
@@ -12,6 +12,7 @@ export interface SwarmWorkerData {
   readonly timers: Timers;
   readonly nodes?: number;
   readonly runtime?: boolean;
+  readonly receive?: ReceiveMode;
 }
 
 const data = workerData as SwarmWorkerData;
@@ -22,6 +23,7 @@ const summary = runSwarm({
   timers: data.timers,
   ...(data.nodes ? { nodes: data.nodes } : {}),
   ...(data.runtime ? { runtime: true } : {}),
+  ...(data.receive === "on-tick" ? { receive: "on-tick" as const } : {}),
   onResult: () => {
     done += 1;
     if (performance.now() - reportedAt >= 2000) {

@@ -15,7 +15,7 @@
  * 3. Liveness after healing: every fault stops; every VIP must be held again within
  *    `livenessBoundMs`.
  */
-import type { PlacementPolicy, Timers } from "../config/types.ts";
+import type { PlacementPolicy, ReceiveMode, Timers } from "../config/types.ts";
 import type { PlacementVip } from "../core/placement/types.ts";
 import { SeededRandom } from "../core/prng.ts";
 import { checkQuorumWindowMs, livenessBoundMs } from "../core/timing.ts";
@@ -39,6 +39,8 @@ export interface SwarmRunOptions {
   readonly blindProbe?: boolean;
   /** Drive the agent's own control loop on a virtual platform (Simulator `runtime`). */
   readonly runtime?: boolean;
+  /** Runtime mode: how the agents read datagrams (Simulator `receive`). */
+  readonly receive?: ReceiveMode;
   /** Who heartbeats go to (CoreConfig.heartbeats); default `all`. */
   readonly heartbeats?: HeartbeatFanout;
 }
@@ -132,10 +134,18 @@ export const swarmLimits = Object.freeze({
  *   addresses stay until the kernel drops them (at most one lifetime after the last renewal,
  *   which preceded the fault); meanwhile the new owner's probe finds the VIP occupied and
  *   tries again every `probeRetryMs`.
+ * `readOnTick` (agents with `receive: on-tick`): a datagram waits up to a heartbeat interval
+ * in the socket before it is read, which is one interval more of one-way delay, and the
+ * check-quorum window is an interval longer.
  */
-export function persistentFaultBoundMs(timers: Timers, fault: MinorityFault): number {
-  const base = livenessBoundMs(timers, swarmLimits.maxDelayMs, swarmLimits.maxActionMs);
-  const stepDown = checkQuorumWindowMs(timers) + timers.heartbeatIntervalMs;
+export function persistentFaultBoundMs(
+  timers: Timers,
+  fault: MinorityFault,
+  readOnTick = false,
+): number {
+  const delayMs = swarmLimits.maxDelayMs + (readOnTick ? timers.heartbeatIntervalMs : 0);
+  const base = livenessBoundMs(timers, delayMs, swarmLimits.maxActionMs);
+  const stepDown = checkQuorumWindowMs(timers, readOnTick) + timers.heartbeatIntervalMs;
   switch (fault) {
     case "crash":
     case "partition":
@@ -143,7 +153,7 @@ export function persistentFaultBoundMs(timers: Timers, fault: MinorityFault): nu
     case "unhealthy":
       return base;
     case "deaf":
-      return base + stepDown + swarmLimits.maxDelayMs;
+      return base + stepDown + delayMs;
     case "slow":
       return base + stepDown + swarmLimits.slowDelayElections * timers.electionTimeoutMs;
     case "pause":
@@ -176,6 +186,7 @@ interface FaultContext {
 
 export function runSwarmSeed(options: SwarmRunOptions): SwarmRunResult {
   const rng = new SeededRandom(options.seed ^ 0x5eed);
+  const readOnTick = options.runtime === true && options.receive === "on-tick";
   const nodeCount = options.nodes ?? rng.pick([3, 5, 7]);
   const ids = Array.from({ length: nodeCount }, (_, i) => `n${i + 1}`);
   const vipCount = rng.int(2, 7);
@@ -211,6 +222,7 @@ export function runSwarmSeed(options: SwarmRunOptions): SwarmRunResult {
     addressLifetimeMs: swarmLimits.addressLifetimeMs,
     wallClockIncarnations: true,
     ...(options.runtime ? { runtime: true } : {}),
+    ...(options.receive === "on-tick" ? { receive: "on-tick" as const } : {}),
     ...(options.heartbeats ? { heartbeats: options.heartbeats } : {}),
   });
   const faults: string[] = [];
@@ -234,7 +246,11 @@ export function runSwarmSeed(options: SwarmRunOptions): SwarmRunResult {
   // Boot and converge.
   sim.bootAll();
   const bound =
-    livenessBoundMs(timers, swarmLimits.maxDelayMs, swarmLimits.maxActionMs) +
+    livenessBoundMs(
+      timers,
+      swarmLimits.maxDelayMs + (readOnTick ? timers.heartbeatIntervalMs : 0),
+      swarmLimits.maxActionMs,
+    ) +
     (timers.riseRounds + 2) * timers.heartbeatIntervalMs;
   sim.runUntil(bound);
   if (sim.violations.length > 0) return finish(undefined);
@@ -315,8 +331,11 @@ export function runSwarmSeed(options: SwarmRunOptions): SwarmRunResult {
   }
   const minorityStart = sim.nowMs;
   const minorityBound =
-    Math.max(...[...persistent.minority.values()].map((f) => persistentFaultBoundMs(timers, f))) +
-    failbackMs;
+    Math.max(
+      ...[...persistent.minority.values()].map((f) =>
+        persistentFaultBoundMs(timers, f, readOnTick),
+      ),
+    ) + failbackMs;
   undrainRepeatedly(sim, persistent.majority, timers);
   sim.runUntil(minorityStart + minorityBound);
   if (sim.violations.length > 0) return finish(failoverMs);

@@ -19,6 +19,9 @@ export const usage = `usage:
   --runtime   drive each node through the agent's own control loop (effect batching, address
               chain, lifetime renewal, stall detection) on a virtual platform, not the core
               alone
+  --receive on-tick
+              (with --runtime) the agents read datagrams on their control loop's tick, as
+              with the config key receive: on-tick
   floatip sim --seed S [--nodes K] [--profile P] [--trace] [--runtime]     replay one seed
   Exit status: 0 no invariant violated, 1 a violation (the seeds are printed), 2 usage error.
 `;
@@ -35,6 +38,7 @@ export async function run(args: string[]): Promise<number> {
       trace: { type: "boolean", default: false },
       jobs: { type: "string" },
       runtime: { type: "boolean", default: false },
+      receive: { type: "string", default: "as-they-come" },
     },
     strict: true,
   });
@@ -46,6 +50,17 @@ export async function run(args: string[]): Promise<number> {
     );
     return 2;
   }
+  if (values.receive !== "as-they-come" && values.receive !== "on-tick") {
+    process.stderr.write("floatip sim: --receive takes as-they-come or on-tick\n");
+    return 2;
+  }
+  if (values.receive === "on-tick" && !values.runtime) {
+    process.stderr.write(
+      "floatip sim: --receive on-tick needs --runtime (the agent's control loop)\n",
+    );
+    return 2;
+  }
+  const onTick = values.receive === "on-tick" ? { receive: "on-tick" as const } : {};
   const nodes = values.nodes ? Number(values.nodes) : undefined;
   if (nodes !== undefined && (!Number.isInteger(nodes) || nodes < 1 || nodes > 15)) {
     process.stderr.write("floatip sim: --nodes takes a whole number from 1 to 15\n");
@@ -58,6 +73,7 @@ export async function run(args: string[]): Promise<number> {
       trace: values.trace,
       ...(nodes ? { nodes } : {}),
       ...(values.runtime ? { runtime: true } : {}),
+      ...onTick,
     });
     process.stdout.write(
       `seed=${result.seed} nodes=${result.nodes} vips=${result.vips}\nfaults:\n`,
@@ -84,7 +100,7 @@ export async function run(args: string[]): Promise<number> {
   }
   const seeds = Array.from({ length: count }, (_, i) => first + i);
   process.stdout.write(
-    `profile ${profile}: ${count} seeds from ${first}${nodes ? `, ${nodes} nodes` : ", 3/5/7 nodes"}, ${jobs} job${jobs === 1 ? "" : "s"}${values.runtime ? ", through the agent's control loop" : ""}\n`,
+    `profile ${profile}: ${count} seeds from ${first}${nodes ? `, ${nodes} nodes` : ", 3/5/7 nodes"}, ${jobs} job${jobs === 1 ? "" : "s"}${values.runtime ? ", through the agent's control loop" : ""}${values.receive === "on-tick" ? ", reading on its tick" : ""}\n`,
   );
   const startedAt = performance.now();
   let lastProgressAt = startedAt;
@@ -93,6 +109,7 @@ export async function run(args: string[]): Promise<number> {
     timers,
     ...(nodes ? { nodes } : {}),
     ...(values.runtime ? { runtime: true } : {}),
+    ...onTick,
   };
   const summary =
     jobs === 1

@@ -1,0 +1,98 @@
+/**
+ * `receive: on-tick` end to end: three real agents (each under its supervisor) in namespaces
+ * on one bridge, `lan` with the 215 ms election timeout on-tick needs.
+ *   - The control plane reads its heartbeat socket on its own tick: its main thread wakes
+ *     about once per heartbeat interval (plus its other timers), not once per datagram
+ *     (voluntary context switches over 4 s, from /proc). As datagrams come it wakes about
+ *     three times per interval (two peers' heartbeats and its own).
+ *   - Nothing moves and every node counts a quorum while the cluster is quiet.
+ *   - An owner's agent SIGKILLed: its VIPs are held elsewhere, never twice.
+ */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { after, describe, it } from "node:test";
+import {
+  allLogs,
+  type LiveCluster,
+  startCluster,
+  waitFor,
+  waitSettled,
+  watchHolders,
+} from "../../src/lab/cluster.ts";
+import { skipUnlessRoot } from "../../src/lab/topology.ts";
+
+const vips = [100, 101, 102].map((host) => ({ host, policy: "round-robin" as const }));
+
+/** Voluntary context switches of a process's main thread: each is a wake-up from a sleep. */
+function wakeUps(pid: number): number {
+  const text = readFileSync(`/proc/${pid}/task/${pid}/status`, "utf8");
+  const match = /^voluntary_ctxt_switches:\s+(\d+)$/m.exec(text);
+  assert.ok(match, `no voluntary_ctxt_switches for ${pid}`);
+  return Number(match[1]);
+}
+
+describe("receive: on-tick", { skip: skipUnlessRoot() }, () => {
+  const clusters: LiveCluster[] = [];
+  after(async () => {
+    for (const cluster of clusters) await cluster.destroy();
+  });
+
+  it("the control plane wakes once per interval, not per datagram; nothing moves; a killed owner's VIPs move, never held twice", async (t) => {
+    const cluster = await startCluster({
+      prefix: "fiprt-",
+      nodes: 3,
+      weights: [100, 100, 100],
+      vips,
+      addressLifetime: "3s",
+      extraYaml: "receive: on-tick\ntimers: { election_timeout_ms: 215 }",
+    });
+    clusters.push(cluster);
+    try {
+      const before = await waitSettled(cluster, 60_000);
+      for (const id of cluster.ids) {
+        assert.match(cluster.logs(id), /receive=on-tick/, `${id} logs its receive mode`);
+      }
+      const pids = cluster.ids.map((id) => {
+        const pid = cluster.agentPid(id);
+        assert.ok(pid, `${id} has an agent`);
+        return pid;
+      });
+      const startedAt = Date.now();
+      const first = pids.map(wakeUps);
+      await new Promise((r) => setTimeout(r, 4000));
+      const seconds = (Date.now() - startedAt) / 1000;
+      const rates = pids.map((pid, i) => (wakeUps(pid) - first[i]!) / seconds);
+      t.diagnostic(`wake-ups per second: ${rates.map((r) => r.toFixed(1)).join(", ")}`);
+      // 20 heartbeat ticks a second and a few other timers; reading as datagrams come, each
+      // of the two peers' 20 heartbeats a second would add a wake-up (about 60 in all).
+      for (const [i, rate] of rates.entries()) {
+        assert.ok(rate > 15 && rate < 40, `${cluster.ids[i]}: ${rate.toFixed(1)} wake-ups/s`);
+      }
+      for (const id of cluster.ids) {
+        const status = JSON.parse((await cluster.cli(id, ["status", "--json"])).stdout) as {
+          quorum: boolean;
+        };
+        assert.equal(status.quorum, true, `${id} counts a quorum`);
+      }
+      const holdersNow = await cluster.holders();
+      for (const [vip, owner] of before) assert.deepEqual(holdersNow.get(vip), [owner], vip);
+
+      const victim = [...before.values()][0]!;
+      const its = [...before].filter(([, owner]) => owner === victim).map(([vip]) => vip);
+      const watch = watchHolders(cluster, 5);
+      process.kill(cluster.agentPid(victim)!, "SIGKILL");
+      const moved = await waitFor(async () => {
+        const holders = await Promise.all(its.map((vip) => cluster.holderOf(vip)));
+        return holders.every((h) => h && h !== victim) ? holders : undefined;
+      }, 15_000);
+      await new Promise((r) => setTimeout(r, 1000));
+      const report = await watch.stop();
+      assert.ok(moved, `${its} of ${victim} not held elsewhere\n${allLogs(cluster)}`);
+      assert.deepEqual(report.doubles, [], "never held twice");
+      assert.ok(report.samples > 10, `sampled ${report.samples} times`);
+      t.diagnostic(`${victim} killed: ${its} held by ${moved}`);
+    } finally {
+      await cluster.destroy();
+    }
+  });
+});
