@@ -1,0 +1,139 @@
+/**
+ * The control loop with `readOnTick` (config `receive: on-tick`), on a fake platform whose
+ * socket is a queue: what queued is read at every wake-up before the tick (so the tick never
+ * judges a peer by a silence that sat unread), the loop wakes at least once per heartbeat
+ * interval whatever the core asks, and after a stall the core hears of the stall first, then
+ * the datagrams, then the tick. Pure logic: a recording core, virtual time.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { ArbiterCore } from "../core/arbiter.ts";
+import type { Input, Message, StepOutput } from "../core/types.ts";
+import { ControlLoop, type ControlPlatform } from "./control-loop.ts";
+
+interface Timer {
+  dueMs: number;
+  run: () => void;
+  cancelled: boolean;
+}
+
+function harness(options: { readOnTick: boolean; coreWakeInMs: number; drain?: boolean }) {
+  let nowMs = 1000;
+  const timers: Timer[] = [];
+  const socket: { from: string; message: Message }[] = [];
+  const inputs: string[] = [];
+  const core = {
+    step(input: Input): StepOutput {
+      inputs.push(input.type === "message" ? `message:${input.from}` : input.type);
+      return { effects: [], events: [], wakeAtMs: input.nowMs + options.coreWakeInMs };
+    },
+  } as unknown as ArbiterCore;
+  let loop: ControlLoop | undefined;
+  const platform: ControlPlatform = {
+    now: () => nowMs,
+    setTimer: (run, delayMs) => {
+      const timer = { dueMs: nowMs + delayMs, run, cancelled: false };
+      timers.push(timer);
+      return timer;
+    },
+    clearTimer: (handle) => {
+      if (handle) (handle as Timer).cancelled = true;
+    },
+    soon: (run) => {
+      timers.push({ dueMs: nowMs, run, cancelled: false });
+    },
+    send: () => {},
+    broadcast: () => {},
+    datagramsSeen: () => 0,
+    ...(options.drain === false
+      ? {}
+      : {
+          drainDatagrams: () => {
+            for (const { from, message } of socket.splice(0)) loop?.receive(from, message);
+          },
+        }),
+    persistVote: () => {},
+    applyAddresses: (_changes, done) => done([]),
+    probe: (_iface, addresses, _timeoutMs, done) =>
+      done(addresses.map(() => ({ occupied: false }))),
+    announce: (_iface, _addresses, _options, done) => done(undefined),
+    listAddresses: () => [],
+    renewLifetimes: (_iface, entries) => entries.map(() => undefined),
+  };
+  loop = new ControlLoop({
+    core,
+    platform,
+    vips: [],
+    heartbeatIntervalMs: 50,
+    probeTimeoutMs: 100,
+    garpRepeat: 1,
+    garpIntervalMs: 0,
+    garpRefreshMs: 0,
+    addressLifetimeSec: 3,
+    log: () => {},
+    onEvent: () => {},
+    readOnTick: options.readOnTick,
+  });
+  /** The next pending timer (the wake timer once the loop has stepped). */
+  const next = (): Timer | undefined =>
+    timers.filter((t) => !t.cancelled).sort((a, b) => a.dueMs - b.dueMs)[0];
+  /** Runs the next timer at `atMs` (default: when it is due). */
+  const fire = (atMs?: number) => {
+    const timer = next();
+    assert.ok(timer, "a timer is armed");
+    timer.cancelled = true;
+    nowMs = atMs ?? timer.dueMs;
+    timer.run();
+    // Whatever it queued with `soon` runs in the same turn.
+    for (let t = next(); t && t.dueMs <= nowMs; t = next()) {
+      t.cancelled = true;
+      t.run();
+    }
+  };
+  const arrive = (from: string) =>
+    socket.push({ from, message: { type: "heartbeat" } as unknown as Message });
+  return { loop, inputs, arrive, fire, next, now: () => nowMs };
+}
+
+describe("control loop, reading on the tick", () => {
+  it("reads what queued at the wake-up, before the tick, and nothing in between", () => {
+    const h = harness({ readOnTick: true, coreWakeInMs: 50 });
+    h.loop.step({ type: "tick", nowMs: h.now() });
+    h.inputs.length = 0;
+    h.arrive("n2");
+    h.arrive("n3");
+    assert.deepEqual(h.inputs, [], "an arriving datagram runs nothing");
+    h.fire();
+    assert.deepEqual(h.inputs, ["message:n2", "message:n3", "tick"]);
+  });
+
+  it("wakes at least once per heartbeat interval even when the core asks for later", () => {
+    const h = harness({ readOnTick: true, coreWakeInMs: 10_000 });
+    h.loop.step({ type: "tick", nowMs: h.now() });
+    assert.equal(h.next()!.dueMs - h.now(), 50);
+    const reading = harness({ readOnTick: false, coreWakeInMs: 10_000 });
+    reading.loop.step({ type: "tick", nowMs: reading.now() });
+    assert.equal(
+      reading.next()!.dueMs - reading.now(),
+      10_000,
+      "as datagrams come: the core's time",
+    );
+  });
+
+  it("after a stall: the stall first, then what queued, then the tick", () => {
+    const h = harness({ readOnTick: true, coreWakeInMs: 50 });
+    h.loop.step({ type: "tick", nowMs: h.now() });
+    h.inputs.length = 0;
+    h.arrive("n2");
+    const due = h.next()!.dueMs;
+    h.fire(due + 400); // woke 400 ms late: a stall
+    assert.deepEqual(h.inputs, ["stall", "message:n2", "tick"]);
+  });
+
+  it("refuses readOnTick on a platform that cannot drain", () => {
+    assert.throws(
+      () => harness({ readOnTick: true, coreWakeInMs: 50, drain: false }),
+      /readOnTick needs a platform with drainDatagrams/,
+    );
+  });
+});
