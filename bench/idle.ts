@@ -17,6 +17,9 @@
  *                  pattern) and reads theirs, nothing else. What Node.js itself costs at that
  *                  wake-up rate, measured beside floatip (no VIPs; run once, with the first
  *                  --vips count).
+ *   node-floor-tick (on request) the same in Node.js reading on its own tick: the native
+ *                  addon's socket (native/floatip_udp.c) drained and written from a 50 ms
+ *                  interval, what `receive: on-tick` costs Node.js before floatip's own work
  *   c-floor        not an HA agent: the same pattern in C (native/floatip_hbfloor.c: poll, one
  *                  read per wake-up, sendto), what the pattern itself costs this machine; the
  *                  distance from node-floor is what the runtime adds to each wake-up, the floor
@@ -32,6 +35,7 @@
  *        [--prefix fipid-] [--out FILE]
  */
 import { existsSync, rmSync } from "node:fs";
+import { nativeAddonPath } from "../src/adapters/linux/native-addon.ts";
 import { startCluster } from "../src/lab/cluster.ts";
 import { createTopology, type Topology } from "../src/lab/topology.ts";
 import { positiveInteger, readOptions, sleep } from "./lib/args.ts";
@@ -50,20 +54,26 @@ const contenderNames = [
   "lan-tick",
   "keepalived-1s",
   "node-floor",
+  "node-floor-tick",
   "c-floor",
   "c-floor-tick",
 ] as const;
 type ContenderName = (typeof contenderNames)[number];
 /** Contenders that run the heartbeat pattern only: no VIPs, measured once. */
-const floors: readonly ContenderName[] = ["node-floor", "c-floor", "c-floor-tick"];
+const floors: readonly ContenderName[] = [
+  "node-floor",
+  "node-floor-tick",
+  "c-floor",
+  "c-floor-tick",
+];
 const hbfloor = new URL("../native/build/Release/floatip-hbfloor", import.meta.url).pathname;
 
 const usage =
-  "usage: bench/idle.ts [--seconds 30] [--vips 10,1000] [--contenders lan,lan-star,lan-tick,keepalived-1s,node-floor,c-floor,c-floor-tick] [--prefix fipid-] [--out FILE]";
+  "usage: bench/idle.ts [--seconds 30] [--vips 10,1000] [--contenders lan,lan-star,lan-tick,keepalived-1s,node-floor,node-floor-tick,c-floor,c-floor-tick] [--prefix fipid-] [--out FILE]";
 const options = readOptions(usage, {
   seconds: { default: "30" },
   vips: { default: "10,1000" },
-  contenders: { default: "lan,keepalived-1s,node-floor,c-floor" }, // lan-star, lan-tick, c-floor-tick on request
+  contenders: { default: "lan,keepalived-1s,node-floor,c-floor" }, // lan-star, lan-tick, node-floor-tick, c-floor-tick on request
   prefix: { default: "fipid-" },
   out: { default: "" },
 });
@@ -183,29 +193,59 @@ async function startKeepalived(binary: string, vips: readonly string[]): Promise
   }
 }
 
-/** The `node-floor` contender: Node.js at `lan`'s datagram rate, and nothing else. */
-async function startNodeFloor(): Promise<Started> {
+/** One bare Node.js process per node running `script(self, others)`, and nothing else. */
+async function startScriptFloor(
+  script: (self: string, others: readonly string[]) => string[],
+): Promise<Started> {
   const topology = await createTopology({ prefix, hosts: [...ids, "client"] });
   const addresses = ids.map((id) => topology.host(id).address);
   const children = new Map<string, number | undefined>();
   for (const id of ids) {
     const self = topology.host(id).address;
-    const others = addresses.filter((a) => a !== self);
-    const script = [
-      'const socket = require("node:dgram").createSocket("udp4");',
-      "const datagram = Buffer.alloc(200);",
-      "let received = 0;",
-      "socket.on('message', () => { received += 1; });",
-      `socket.bind(7946, ${JSON.stringify(self)}, () => setInterval(() => {`,
-      `  for (const peer of ${JSON.stringify(others)}) socket.send(datagram, 7946, peer);`,
-      "}, 50));",
+    const lines = [
+      ...script(
+        self,
+        addresses.filter((a) => a !== self),
+      ),
       // Bounded: it ends by itself even if nobody stops it.
       `setTimeout(() => process.exit(0), ${(seconds + 120) * 1000});`,
-    ].join("\n");
-    const child = topology.spawn(id, process.execPath, ["-e", script], { stdio: "ignore" });
+    ];
+    const child = topology.spawn(id, process.execPath, ["-e", lines.join("\n")], {
+      stdio: "ignore",
+    });
     children.set(id, child.pid);
   }
   return { topology, root: (id) => children.get(id), destroy: () => topology.destroy() };
+}
+
+/** The `node-floor` contender: Node.js at `lan`'s datagram rate, and nothing else. */
+function startNodeFloor(): Promise<Started> {
+  return startScriptFloor((self, others) => [
+    'const socket = require("node:dgram").createSocket("udp4");',
+    "const datagram = Buffer.alloc(200);",
+    "let received = 0;",
+    "socket.on('message', () => { received += 1; });",
+    `socket.bind(7946, ${JSON.stringify(self)}, () => setInterval(() => {`,
+    `  for (const peer of ${JSON.stringify(others)}) socket.send(datagram, 7946, peer);`,
+    "}, 50));",
+  ]);
+}
+
+/** The `node-floor-tick` contender: Node.js reading on its tick, and nothing else. */
+function startNodeFloorTick(): Promise<Started> {
+  if (!existsSync(nativeAddonPath)) {
+    throw new Error(`${nativeAddonPath} is missing: run scripts/setup.sh`);
+  }
+  return startScriptFloor((self, others) => [
+    `const addon = require(${JSON.stringify(nativeAddonPath)});`,
+    `const { fd } = addon.udpOpen(${JSON.stringify(self)}, 7946, 4 * 1024 * 1024);`,
+    "const datagram = Buffer.alloc(200);",
+    "let received = 0;",
+    "setInterval(() => {",
+    "  received += addon.udpDrain(fd, 64).length;",
+    `  for (const peer of ${JSON.stringify(others)}) addon.udpSend(fd, datagram, peer, 7946);`,
+    "}, 50);",
+  ]);
 }
 
 /** The `c-floor` contenders: `lan`'s datagram pattern in C, and nothing else. */
@@ -243,9 +283,11 @@ async function measure(
         ? await startFloatip(vips, contender)
         : contender === "node-floor"
           ? await startNodeFloor()
-          : contender === "c-floor" || contender === "c-floor-tick"
-            ? await startCFloor(contender === "c-floor" ? "as-they-come" : "on-tick")
-            : await startKeepalived(keepalived!, vips);
+          : contender === "node-floor-tick"
+            ? await startNodeFloorTick()
+            : contender === "c-floor" || contender === "c-floor-tick"
+              ? await startCFloor(contender === "c-floor" ? "as-they-come" : "on-tick")
+              : await startKeepalived(keepalived!, vips);
     const s = started;
     if (!floors.includes(contender)) {
       await waitOneHolderEach(s.topology, ids, vips, count > 100 ? 120_000 : 40_000, 3000);
