@@ -20,8 +20,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -52,7 +54,11 @@ static napi_value udp_bad_arg(napi_env env, const char* message) {
   return NULL;
 }
 
-/* An IPv4 or IPv6 literal and a port into `storage`; the length, or 0 when not a literal. */
+/*
+ * An IPv4 or IPv6 literal and a port into `storage`; the length, or 0 when not a literal. An
+ * IPv6 literal may carry a zone (`fe80::11%eth0`, or a numeric interface index), as Node's
+ * dgram takes it: the zone becomes the scope id.
+ */
 static socklen_t udp_endpoint(const char* address, int32_t port, struct sockaddr_storage* storage) {
   memset(storage, 0, sizeof *storage);
   struct sockaddr_in* v4 = (struct sockaddr_in*)storage;
@@ -62,9 +68,22 @@ static socklen_t udp_endpoint(const char* address, int32_t port, struct sockaddr
     v4->sin_port = htons((uint16_t)port);
     return sizeof *v4;
   }
-  if (inet_pton(AF_INET6, address, &v6->sin6_addr) == 1) {
+  char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+  if (strlen(address) >= sizeof host) return 0;
+  strcpy(host, address);
+  char* zone = strchr(host, '%');
+  unsigned int scope = 0;
+  if (zone != NULL) {
+    *zone++ = '\0';
+    char* end = NULL;
+    unsigned long index = strtoul(zone, &end, 10);
+    scope = (*zone != '\0' && *end == '\0') ? (unsigned int)index : if_nametoindex(zone);
+    if (scope == 0) return 0;
+  }
+  if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
     v6->sin6_family = AF_INET6;
     v6->sin6_port = htons((uint16_t)port);
+    v6->sin6_scope_id = scope;
     return sizeof *v6;
   }
   return 0;
@@ -97,7 +116,8 @@ static napi_value js_udp_open(napi_env env, napi_callback_info info) {
     return udp_bad_arg(env, "udpOpen(address, port, recvBufferBytes)");
   struct sockaddr_storage storage;
   socklen_t length = udp_endpoint(address, port, &storage);
-  if (length == 0) return udp_bad_arg(env, "udpOpen: address is not an IPv4 or IPv6 literal");
+  if (length == 0)
+    return udp_bad_arg(env, "udpOpen: address is not an IPv4 or IPv6 literal (with a known zone)");
   int family = storage.ss_family;
   int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return udp_throw(env, errno, "socket");
@@ -150,7 +170,8 @@ static napi_value js_udp_send(napi_env env, napi_callback_info info) {
     return udp_bad_arg(env, "udpSend(fd, buffer, address, port)");
   struct sockaddr_storage storage;
   socklen_t length = udp_endpoint(address, port, &storage);
-  if (length == 0) return udp_bad_arg(env, "udpSend: address is not an IPv4 or IPv6 literal");
+  if (length == 0)
+    return udp_bad_arg(env, "udpSend: address is not an IPv4 or IPv6 literal (with a known zone)");
   ssize_t sent;
   do {
     sent = sendto(fd, data, size, 0, (struct sockaddr*)&storage, length);
@@ -191,11 +212,20 @@ static napi_value js_udp_drain(napi_env env, napi_callback_info info) {
     }
     /* Larger than any datagram floatip sends: dropped here, counted by nobody but the kernel. */
     if ((size_t)got > sizeof buffer) continue;
-    char text[INET6_ADDRSTRLEN];
+    char text[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
     int port;
     if (from.ss_family == AF_INET6) {
       struct sockaddr_in6* v6 = (struct sockaddr_in6*)&from;
-      inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof text);
+      inet_ntop(AF_INET6, &v6->sin6_addr, text, INET6_ADDRSTRLEN);
+      /* A link-local source with its zone, as Node's dgram reports it (fe80::12%eth0). */
+      if (v6->sin6_scope_id != 0) {
+        char name[IF_NAMESIZE];
+        size_t used = strlen(text);
+        if (if_indextoname(v6->sin6_scope_id, name) != NULL)
+          snprintf(text + used, sizeof text - used, "%%%s", name);
+        else
+          snprintf(text + used, sizeof text - used, "%%%u", v6->sin6_scope_id);
+      }
       port = ntohs(v6->sin6_port);
     } else {
       struct sockaddr_in* v4 = (struct sockaddr_in*)&from;

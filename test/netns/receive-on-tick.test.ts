@@ -7,6 +7,8 @@
  *     three times per interval (two peers' heartbeats and its own).
  *   - Nothing moves and every node counts a quorum while the cluster is quiet.
  *   - An owner's agent SIGKILLed: its VIPs are held elsewhere, never twice.
+ *   - Nodes that know each other by link-local address and zone: the zone is bound, sent to
+ *     and reported on what is read, so peers are recognised.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -91,6 +93,35 @@ describe("receive: on-tick", { skip: skipUnlessRoot() }, () => {
       assert.deepEqual(report.doubles, [], "never held twice");
       assert.ok(report.samples > 10, `sampled ${report.samples} times`);
       t.diagnostic(`${victim} killed: ${its} held by ${moved}`);
+    } finally {
+      await cluster.destroy();
+    }
+  });
+
+  it("reads heartbeats from link-local addresses with their zone (fe80::1x%eth0)", async () => {
+    const cluster = await startCluster({
+      prefix: "fiprl-",
+      nodeFamily: "link-local",
+      vips: [{ host: 181, family: 6 }],
+      extraYaml: "receive: on-tick\ntimers: { election_timeout_ms: 215 }",
+    });
+    clusters.push(cluster);
+    try {
+      const holders = await waitSettled(cluster, 30_000);
+      const vip = cluster.vipAddresses[0]!;
+      assert.ok(holders.get(vip), `${vip} is held\n${allLogs(cluster)}`);
+      const result = await cluster.cli("n1", ["status", "--json"]);
+      assert.equal(result.code, 0, result.stderr);
+      const status = JSON.parse(result.stdout) as { members: { id: string; state: string }[] };
+      assert.deepEqual(
+        status.members.map((m) => [m.id, m.state]),
+        cluster.ids.map((id) => [id, "healthy"]),
+        `the nodes hear each other at their link-local addresses\n${allLogs(cluster)}`,
+      );
+      for (const id of cluster.ids) {
+        assert.match(cluster.logs(id), /receive=on-tick/, `${id} reads on its tick`);
+        assert.doesNotMatch(cluster.logs(id), /reason=non-member/, `${id} drops no member`);
+      }
     } finally {
       await cluster.destroy();
     }
