@@ -22,9 +22,15 @@ function harness(options: { readOnTick: boolean; coreWakeInMs: number; drain?: b
   const timers: Timer[] = [];
   const socket: { from: string; message: Message }[] = [];
   const inputs: string[] = [];
+  let withheld = false;
   const core = {
+    get sendsWithheld() {
+      return withheld;
+    },
     step(input: Input): StepOutput {
       inputs.push(input.type === "message" ? `message:${input.from}` : input.type);
+      // As the real core after a stall that outlived its lease: silent until released.
+      if (input.type === "stall") withheld = true;
       return { effects: [], events: [], wakeAtMs: input.nowMs + options.coreWakeInMs };
     },
   } as unknown as ArbiterCore;
@@ -92,7 +98,10 @@ function harness(options: { readOnTick: boolean; coreWakeInMs: number; drain?: b
   };
   const arrive = (from: string) =>
     socket.push({ from, message: { type: "heartbeat" } as unknown as Message });
-  return { loop, inputs, arrive, fire, next, now: () => nowMs };
+  const advance = (ms: number) => {
+    nowMs += ms;
+  };
+  return { loop, core, inputs, arrive, fire, next, advance, now: () => nowMs };
 }
 
 describe("control loop, reading on the tick", () => {
@@ -135,5 +144,20 @@ describe("control loop, reading on the tick", () => {
       () => harness({ readOnTick: true, coreWakeInMs: 50, drain: false }),
       /readOnTick needs a platform with drainDatagrams/,
     );
+  });
+});
+
+describe("control loop, datagrams that bypass the core", () => {
+  it("an overdue wake is a stall: the core hears it before such a datagram may go, and it may not while the core withholds sends", () => {
+    for (const readOnTick of [false, true]) {
+      const h = harness({ readOnTick, coreWakeInMs: 50 });
+      h.loop.step({ type: "tick", nowMs: h.now() });
+      h.inputs.length = 0;
+      assert.equal(h.loop.maySendNow(), true, "on time: nothing to report, sends allowed");
+      assert.deepEqual(h.inputs, []);
+      h.advance(400); // the process was stopped; its timer has not run yet
+      assert.equal(h.loop.maySendNow(), false, "withheld once the core heard of the stall");
+      assert.deepEqual(h.inputs, ["stall"], `readOnTick ${readOnTick}: the stall first`);
+    }
   });
 });

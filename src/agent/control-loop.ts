@@ -225,6 +225,18 @@ export class ControlLoop {
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
+  /**
+   * Whether a datagram that bypasses the core may go out now (the services process's). An
+   * overdue wake timer is a stall this process has not reported yet: it goes to the core
+   * first (as for every input), so a node whose stall outlived its lease sends nothing until
+   * it has removed its VIPs.
+   */
+  maySendNow(): boolean {
+    if (this.#stopped) return false;
+    this.#catchStall(this.#p.now());
+    return !this.core.sendsWithheld;
+  }
+
   /** A datagram from a peer. */
   receive(from: string, message: Extract<Input, { type: "message" }>["message"]): void {
     this.step({ type: "message", nowMs: this.#p.now(), from, message });

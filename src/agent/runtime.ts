@@ -547,6 +547,8 @@ export class Agent implements AgentHandle, ClusterView {
   /** Sends a services datagram to every peer; anything else is refused (never a core message). */
   broadcastServicesDatagram(payload: unknown): void {
     if (this.#stopped || !isServicesDatagram(payload)) return;
+    // Not ahead of a stall's release: the lists are sent again (tickle.ts, resendMs).
+    if (!this.#control.maySendNow()) return;
     this.#transport.broadcast(payload);
   }
 

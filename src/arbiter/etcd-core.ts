@@ -224,6 +224,11 @@ export class EtcdCore implements ArbiterCore {
     return this.#coordinator;
   }
 
+  /** Its holders are fenced by etcd leases and revisions; nothing here waits out a stall. */
+  get sendsWithheld(): boolean {
+    return false;
+  }
+
   get drainedForShutdown(): boolean {
     return (
       this.#leaving && this.#local.size === 0 && (this.#role !== "coordinator" || this.#resigned)

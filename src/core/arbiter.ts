@@ -15,6 +15,12 @@ export interface ArbiterCore {
   readonly role: Role;
   readonly term: number;
   readonly coordinator: string | undefined;
+  /**
+   * True while the node may send nothing: after a stall that outlived its lease, until the
+   * VIPs it held are removed (a lease later at most). Datagrams that bypass the core (the
+   * services process's) are held to it too.
+   */
+  readonly sendsWithheld: boolean;
   /** True once a leaving node holds nothing and (if coordinator) has resigned. */
   readonly drainedForShutdown: boolean;
   readonly tableVersion: TableVersion;

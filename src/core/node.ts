@@ -527,6 +527,10 @@ export class CoreNode implements ArbiterCore {
   }
 
   /** True once a leaving node holds nothing and (if coordinator) has resigned. */
+  get sendsWithheld(): boolean {
+    return this.#silentAfterStall !== undefined;
+  }
+
   get drainedForShutdown(): boolean {
     return this.#leaving && this.#vips.size === 0 && this.#role !== "coordinator";
   }
