@@ -519,7 +519,14 @@ describe("storage gateway inside the agent on real Ceph", { skip: skipUnlessRoot
       // The holder's rbd create is now held back in the wrapper: stop everything of the node.
       await new Promise((resolve) => setTimeout(resolve, 1000));
       tree.push(...processTree(c.agents.get(holder)!.pid!, parentMap()));
-      for (const pid of tree) process.kill(pid, "SIGSTOP");
+      for (const pid of tree) {
+        try {
+          process.kill(pid, "SIGSTOP");
+        } catch (error) {
+          // A short-lived child (a check's command) ended between the listing and the signal.
+          if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+        }
+      }
       const next = await waitFor(async () => {
         const h = await c.holderOf(vip);
         return h && h !== holder ? h : undefined;
