@@ -408,6 +408,28 @@ export function watchHolders(
   };
 }
 
+/**
+ * SIGKILLs `victim`'s agent (its supervisor stays and removes its VIPs) and waits, at most
+ * `timeoutMs`, until every one of `vips` is held by another node, sampling the holders every
+ * 5 ms until a second after the move. `moved` is each VIP's new holder, or undefined when
+ * they did not all move in time.
+ */
+export async function killAgentAndWaitMoved(
+  cluster: LiveCluster,
+  victim: string,
+  vips: readonly string[],
+  timeoutMs = 15_000,
+): Promise<{ moved: (string | undefined)[] | undefined; report: HolderReport }> {
+  const watch = watchHolders(cluster, 5);
+  process.kill(cluster.agentPid(victim)!, "SIGKILL");
+  const moved = await waitFor(async () => {
+    const holders = await Promise.all(vips.map((vip) => cluster.holderOf(vip)));
+    return holders.every((h) => h && h !== victim) ? holders : undefined;
+  }, timeoutMs);
+  await new Promise((r) => setTimeout(r, 1000)); // and a second after the move
+  return { moved, report: await watch.stop() };
+}
+
 /** Resolves when `child` has exited (at once if it already has). */
 export function processExited(child: ChildProcess): Promise<void> {
   return child.exitCode !== null || child.signalCode !== null

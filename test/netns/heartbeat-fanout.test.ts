@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import {
   allLogs,
+  killAgentAndWaitMoved,
   type LiveCluster,
   startCluster,
   waitFor,
@@ -99,22 +100,16 @@ describe("heartbeats: coordinator", { skip: skipUnlessRoot() }, () => {
         (id) => id !== coordinator && [...before.values()].includes(id),
       )!;
       const its = [...before].filter(([, owner]) => owner === follower).map(([vip]) => vip);
-      let watch = watchHolders(cluster, 5);
-      process.kill(cluster.agentPid(follower)!, "SIGKILL");
-      const moved = await waitFor(async () => {
-        const holders = await Promise.all(its.map((vip) => cluster.holderOf(vip)));
-        return holders.every((h) => h && h !== follower) ? holders : undefined;
-      }, 15_000);
-      await new Promise((r) => setTimeout(r, 1000)); // and a second after the move
-      let report = await watch.stop();
-      assert.ok(moved, `${its} of ${follower} not held elsewhere\n${allLogs(cluster)}`);
+      const killed = await killAgentAndWaitMoved(cluster, follower, its);
+      let report = killed.report;
+      assert.ok(killed.moved, `${its} of ${follower} not held elsewhere\n${allLogs(cluster)}`);
       assert.deepEqual(report.doubles, [], "never held twice");
       assert.ok(report.samples > 10, `sampled ${report.samples} times`);
 
       // The coordinator's agent dies: an election among followers that did not hear each other.
       const settled = await waitSettled(cluster, 30_000);
       const ownVips = [...settled].filter(([, owner]) => owner === coordinator).map(([v]) => v);
-      watch = watchHolders(cluster, 5);
+      const watch = watchHolders(cluster, 5);
       process.kill(cluster.agentPid(coordinator)!, "SIGKILL");
       const others = cluster.ids.filter((id) => id !== coordinator);
       const next = await waitFor(async () => {

@@ -15,11 +15,10 @@ import { readFileSync } from "node:fs";
 import { after, describe, it } from "node:test";
 import {
   allLogs,
+  killAgentAndWaitMoved,
   type LiveCluster,
   startCluster,
-  waitFor,
   waitSettled,
-  watchHolders,
 } from "../../src/lab/cluster.ts";
 import { skipUnlessRoot } from "../../src/lab/topology.ts";
 
@@ -81,14 +80,7 @@ describe("receive: on-tick", { skip: skipUnlessRoot() }, () => {
 
       const victim = [...before.values()][0]!;
       const its = [...before].filter(([, owner]) => owner === victim).map(([vip]) => vip);
-      const watch = watchHolders(cluster, 5);
-      process.kill(cluster.agentPid(victim)!, "SIGKILL");
-      const moved = await waitFor(async () => {
-        const holders = await Promise.all(its.map((vip) => cluster.holderOf(vip)));
-        return holders.every((h) => h && h !== victim) ? holders : undefined;
-      }, 15_000);
-      await new Promise((r) => setTimeout(r, 1000));
-      const report = await watch.stop();
+      const { moved, report } = await killAgentAndWaitMoved(cluster, victim, its);
       assert.ok(moved, `${its} of ${victim} not held elsewhere\n${allLogs(cluster)}`);
       assert.deepEqual(report.doubles, [], "never held twice");
       assert.ok(report.samples > 10, `sampled ${report.samples} times`);
