@@ -9,17 +9,10 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { ArbiterCore } from "../core/arbiter.ts";
 import type { Input, Message, StepOutput } from "../core/types.ts";
-import { ControlLoop, type ControlPlatform } from "./control-loop.ts";
-
-interface Timer {
-  dueMs: number;
-  run: () => void;
-  cancelled: boolean;
-}
+import { testLoopOptions, virtualPlatform } from "./control-loop.fake.ts";
+import { ControlLoop } from "./control-loop.ts";
 
 function harness(options: { readOnTick: boolean; coreWakeInMs: number; drain?: boolean }) {
-  let nowMs = 1000;
-  const timers: Timer[] = [];
   const socket: { from: string; message: Message }[] = [];
   const inputs: string[] = [];
   let withheld = false;
@@ -35,73 +28,39 @@ function harness(options: { readOnTick: boolean; coreWakeInMs: number; drain?: b
     },
   } as unknown as ArbiterCore;
   let loop: ControlLoop | undefined;
-  const platform: ControlPlatform = {
-    now: () => nowMs,
-    setTimer: (run, delayMs) => {
-      const timer = { dueMs: nowMs + delayMs, run, cancelled: false };
-      timers.push(timer);
-      return timer;
-    },
-    clearTimer: (handle) => {
-      if (handle) (handle as Timer).cancelled = true;
-    },
-    soon: (run) => {
-      timers.push({ dueMs: nowMs, run, cancelled: false });
-    },
-    send: () => {},
-    broadcast: () => {},
-    datagramsSeen: () => 0,
-    ...(options.drain === false
+  const clock = virtualPlatform(
+    options.drain === false
       ? {}
       : {
           drainDatagrams: () => {
             for (const { from, message } of socket.splice(0)) loop?.receive(from, message);
           },
-        }),
-    persistVote: () => {},
-    applyAddresses: (_changes, done) => done([]),
-    probe: (_iface, addresses, _timeoutMs, done) =>
-      done(addresses.map(() => ({ occupied: false }))),
-    announce: (_iface, _addresses, _options, done) => done(undefined),
-    listAddresses: () => [],
-    renewLifetimes: (_iface, entries) => entries.map(() => undefined),
-  };
+        },
+  );
+  const platform = clock.platform;
   loop = new ControlLoop({
+    ...testLoopOptions,
     core,
     platform,
-    vips: [],
-    heartbeatIntervalMs: 50,
-    probeTimeoutMs: 100,
-    garpRepeat: 1,
-    garpIntervalMs: 0,
-    garpRefreshMs: 0,
-    addressLifetimeSec: 3,
-    log: () => {},
-    onEvent: () => {},
     readOnTick: options.readOnTick,
   });
-  /** The next pending timer (the wake timer once the loop has stepped). */
-  const next = (): Timer | undefined =>
-    timers.filter((t) => !t.cancelled).sort((a, b) => a.dueMs - b.dueMs)[0];
+  const next = clock.next;
   /** Runs the next timer at `atMs` (default: when it is due). */
   const fire = (atMs?: number) => {
     const timer = next();
     assert.ok(timer, "a timer is armed");
     timer.cancelled = true;
-    nowMs = atMs ?? timer.dueMs;
+    clock.advance((atMs ?? timer.dueMs) - clock.now());
     timer.run();
     // Whatever it queued with `soon` runs in the same turn.
-    for (let t = next(); t && t.dueMs <= nowMs; t = next()) {
+    for (let t = next(); t && t.dueMs <= clock.now(); t = next()) {
       t.cancelled = true;
       t.run();
     }
   };
   const arrive = (from: string) =>
     socket.push({ from, message: { type: "heartbeat" } as unknown as Message });
-  const advance = (ms: number) => {
-    nowMs += ms;
-  };
-  return { loop, core, inputs, arrive, fire, next, advance, now: () => nowMs };
+  return { loop, core, inputs, arrive, fire, next, advance: clock.advance, now: clock.now };
 }
 
 describe("control loop, reading on the tick", () => {

@@ -48,7 +48,11 @@ export interface ControlPlatform {
   /** Runs `run` after the I/O of this turn (Node: setImmediate). */
   soon(run: () => void): void;
   send(to: string, message: Message): void;
-  broadcast(message: Message): void;
+  /**
+   * One datagram to every peer. `mayContinue`, when given, is asked before each datagram;
+   * false withholds that one (once false, the loop answers false for the rest of the step).
+   */
+  broadcast(message: Message, mayContinue?: () => boolean): void;
   /** Datagrams received or dropped so far: tells when the backlog after a stall is read. */
   datagramsSeen(): number;
   /**
@@ -153,6 +157,16 @@ export class ControlLoop {
   #draining = false;
   #stallLogMs = Number.NEGATIVE_INFINITY;
   #stallsUnlogged = 0;
+  /**
+   * When this step last did something (its start, a datagram, a durable write): a datagram
+   * further from it than the stall threshold was composed before a stall and is withheld.
+   */
+  #sendClockMs = 0;
+  /** This step withheld its remaining datagrams (see #fresh). */
+  #sendsCut = false;
+  /** Datagrams withheld since the last stall line (they go into it). */
+  #withheldSinceLog = 0;
+  readonly #fresh = () => this.#freshSend();
   #renewTimer: unknown;
   #refreshTimer: unknown;
   /** Effects collected during one turn of the event loop, performed together (see #flush). */
@@ -245,8 +259,12 @@ export class ControlLoop {
   step(input: Input): void {
     if (this.#stopped) return;
     if (input.type !== "tick" && input.type !== "stall") this.#catchStall(input.nowMs);
+    // The core's own work counts: a stop while it composed is a stop before its datagrams.
+    const begunMs = this.#p.now();
     const output = this.core.step(input);
     for (const event of output.events) this.#o.onEvent(event);
+    this.#sendClockMs = begunMs;
+    this.#sendsCut = false;
     for (const effect of output.effects) this.#perform(effect);
     if (!this.#draining) this.#armWake(output.wakeAtMs);
     this.#o.afterStep?.(output.events);
@@ -362,21 +380,54 @@ export class ControlLoop {
       thresholdMs: this.#monitor.stallThresholdMs,
       ...this.#o.sched?.explain(nowMs),
       ...(this.#stallsUnlogged > 0 ? { stallsNotLogged: this.#stallsUnlogged } : {}),
+      ...(this.#withheldSinceLog > 0 ? { datagramsWithheld: this.#withheldSinceLog } : {}),
     });
     this.#stallLogMs = nowMs;
     this.#stallsUnlogged = 0;
+    this.#withheldSinceLog = 0;
+  }
+
+  /**
+   * Whether the next datagram of this step may go out. A process stopped (SIGSTOP, a pause of
+   * the VM, a long reclaim) between two sends of one step resumes with the next send, before
+   * its wake timer can tell the core of the stall: a datagram composed before the stall would
+   * leave after it, from a node whose lease may have run out meanwhile. So when the gap since
+   * the step's previous action reaches the stall threshold, this datagram and every later one
+   * of the step are withheld (to the peers, a lost datagram); the overdue wake timer then hands
+   * the core the stall, as for any other stall. A durable write (the vote file) restarts the
+   * clock: an fsync may be slow without the process having stopped.
+   */
+  #freshSend(): boolean {
+    if (this.#sendsCut) {
+      this.#withheld();
+      return false;
+    }
+    const nowMs = this.#p.now();
+    if (nowMs - this.#sendClockMs >= this.#monitor.stallThresholdMs) {
+      this.#sendsCut = true;
+      this.#withheld();
+      return false;
+    }
+    this.#sendClockMs = nowMs;
+    return true;
+  }
+
+  #withheld(): void {
+    this.#withheldSinceLog += 1;
+    this.#monitor.recordWithheld();
   }
 
   #perform(effect: Effect): void {
     switch (effect.type) {
       case "persist-vote":
         this.#p.persistVote(effect.state);
+        this.#sendClockMs = this.#p.now();
         return;
       case "send":
-        this.#p.send(effect.to, effect.message);
+        if (this.#freshSend()) this.#p.send(effect.to, effect.message);
         return;
       case "broadcast":
-        this.#p.broadcast(effect.message);
+        this.#p.broadcast(effect.message, this.#fresh);
         return;
       case "probe-address":
         this.#pending.probes.add(effect.vip);

@@ -80,8 +80,8 @@ export class LinuxPlatform implements ControlPlatform {
     this.#transport.send(to, message);
   }
 
-  broadcast(message: Message): void {
-    this.#transport.broadcast(message);
+  broadcast(message: Message, mayContinue?: () => boolean): void {
+    this.#transport.broadcast(message, mayContinue);
   }
 
   datagramsSeen(): number {

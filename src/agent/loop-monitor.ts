@@ -5,8 +5,9 @@
  * core a `stall` input before anything else. Cheap enough to run on every wake: no extra
  * timer, no allocation.
  *
- * Read by `GET /metrics` (histogram `floatip_loop_lag_seconds`, counter
- * `floatip_stalls_total`) and `floatip status --json` (`loop`).
+ * Read by `GET /metrics` (histogram `floatip_loop_lag_seconds`, counters
+ * `floatip_stalls_total` and `floatip_datagrams_withheld_total`) and `floatip status --json`
+ * (`loop`).
  */
 
 /** Upper bounds of the histogram buckets, in milliseconds (the last is +Inf). */
@@ -22,6 +23,8 @@ export interface LoopLagSnapshot {
   readonly lastStallMs: number | undefined;
   /** Lateness at or above which a wake counts as a stall. */
   readonly stallThresholdMs: number;
+  /** Datagrams composed before a stall and withheld after it (see `ControlLoop`). */
+  readonly datagramsWithheld: number;
 }
 
 export class LoopMonitor {
@@ -32,6 +35,7 @@ export class LoopMonitor {
   #maxMs = 0;
   #stalls = 0;
   #lastStallMs: number | undefined;
+  #withheld = 0;
 
   /** The stall threshold: half a heartbeat interval, at least 10 ms. */
   constructor(heartbeatIntervalMs: number) {
@@ -53,6 +57,11 @@ export class LoopMonitor {
     return true;
   }
 
+  /** One datagram withheld because the process stopped after composing it. */
+  recordWithheld(): void {
+    this.#withheld += 1;
+  }
+
   snapshot(): LoopLagSnapshot {
     let running = 0;
     const buckets = this.#counts.map((n) => (running += n));
@@ -64,6 +73,7 @@ export class LoopMonitor {
       stalls: this.#stalls,
       lastStallMs: this.#lastStallMs,
       stallThresholdMs: this.stallThresholdMs,
+      datagramsWithheld: this.#withheld,
     };
   }
 }

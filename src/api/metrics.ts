@@ -192,6 +192,12 @@ export function renderMetrics(status: AgentStatus): string {
       "Wakes of the control plane later than the stall threshold (process pauses).",
     );
     out.sample("floatip_stalls_total", loop.stalls, node);
+    out.family(
+      "floatip_datagrams_withheld_total",
+      "counter",
+      "Datagrams composed before a stall and not sent after it (the rest of a step's sends).",
+    );
+    out.sample("floatip_datagrams_withheld_total", loop.datagramsWithheld ?? 0, node);
   }
 
   if (status.failover) {

@@ -149,6 +149,25 @@ describe("UDP transport", () => {
     for (const node of [a, b, c]) assert.equal(totalDropped(node), 0);
   });
 
+  it("asks mayContinue before each datagram of a broadcast and withholds those it refuses", async () => {
+    const nodes = await startCluster(["a", "b", "c", "d"]);
+    const [a, b, c, d] = [get(nodes, "a"), get(nodes, "b"), get(nodes, "c"), get(nodes, "d")];
+    const heard = () => b.inbox.length + c.inbox.length + d.inbox.length;
+    let asked = 0;
+    a.transport.broadcast({ type: "heartbeat", term: 2 }, () => ++asked <= 1);
+    await waitFor("the one allowed datagram", () => heard() === 1);
+    assert.equal(asked, 3, "asked once per peer");
+    await sleep(100);
+    assert.equal(heard(), 1, "the refused ones never left");
+    assert.equal(statsOf(a).sent, 1);
+    a.transport.broadcast({ type: "heartbeat", term: 3 }, () => false);
+    a.transport.broadcast({ type: "heartbeat", term: 4 }, () => true);
+    await waitFor("the next full broadcast", () => heard() === 4);
+    for (const node of [b, c, d]) {
+      assert.ok(!node.inbox.some((m) => (m.payload as { term: number }).term === 3));
+    }
+  });
+
   it("drops garbage, replays, foreign clusters, wrong keys and spoofed senders, and keeps working", async () => {
     const nodes = await startCluster(["a", "b", "c"]);
     const [a, b, c] = [get(nodes, "a"), get(nodes, "b"), get(nodes, "c")];

@@ -249,10 +249,15 @@ export class UdpTransport {
     this.#sendTo(to, peer, payload);
   }
 
-  /** Sends `payload` to every configured peer except this node, each in its own datagram. */
-  broadcast(payload: unknown): void {
+  /**
+   * Sends `payload` to every configured peer except this node, each in its own datagram.
+   * `mayContinue` is asked before each datagram; false withholds that one (`ControlLoop`
+   * answers false for the rest of a broadcast interrupted by a stall, and counts each).
+   */
+  broadcast(payload: unknown, mayContinue?: () => boolean): void {
     for (const [id, peer] of this.#peers) {
-      if (id !== this.#options.selfId) this.#sendTo(id, peer, payload);
+      if (id === this.#options.selfId) continue;
+      if (mayContinue === undefined || mayContinue()) this.#sendTo(id, peer, payload);
     }
   }
 

@@ -474,6 +474,7 @@ describe("GET /metrics", () => {
     handle.counters = { elections: 2, vipsAcquired: 5, vipsReleased: 3, memberFailures: 1 };
     const monitor = new LoopMonitor(50);
     for (const lateMs of [0, 3, 40, 2000]) monitor.record(lateMs);
+    monitor.recordWithheld();
     handle.loop = monitor.snapshot();
     const response = await serve(handle).inject("/metrics");
     assert.equal(response.statusCode, 200);
@@ -504,6 +505,7 @@ describe("GET /metrics", () => {
     has(`floatip_loop_lag_seconds_sum{${l}} 2.043`);
     has(`floatip_loop_lag_seconds_count{${l}} 4`);
     has(`floatip_stalls_total{${l}} 2`);
+    has(`floatip_datagrams_withheld_total{${l}} 1`);
     has(`floatip_transport_kernel_drops_total{${l}} 7`);
     has(`floatip_elections_total{${l}} 2`);
     has(`floatip_vip_acquired_total{${l}} 5`);
