@@ -9,6 +9,10 @@
  *   lan-tick       (on request) `lan` with `receive: on-tick` (the control plane reads its
  *                  heartbeat socket on its own tick: a peer's datagram wakes nobody) and the
  *                  215 ms election timeout that on-tick needs with 50 ms heartbeats
+ *   lan-tick-scan10 (on request) `lan-tick` with `tickle: { scan_interval: 10s }`: what the
+ *                  services process's one periodic job costs (each tickle scan reads
+ *                  /proc/net/tcp and tcp6, and each read walks the kernel's whole
+ *                  established-connection hash, with or without connections)
  *   keepalived-1s  keepalived, VRRPv2, advert_int 1, one VRRP instance per node with the VIPs
  *                  spread over the instances (lib/keepalived-vips.ts); per node the keepalived
  *                  parent and its VRRP child
@@ -52,6 +56,7 @@ const contenderNames = [
   "lan",
   "lan-star",
   "lan-tick",
+  "lan-tick-scan10",
   "keepalived-1s",
   "node-floor",
   "node-floor-tick",
@@ -69,11 +74,11 @@ const floors: readonly ContenderName[] = [
 const hbfloor = new URL("../native/build/Release/floatip-hbfloor", import.meta.url).pathname;
 
 const usage =
-  "usage: bench/idle.ts [--seconds 30] [--vips 10,1000] [--contenders lan,lan-star,lan-tick,keepalived-1s,node-floor,node-floor-tick,c-floor,c-floor-tick] [--prefix fipid-] [--out FILE]";
+  "usage: bench/idle.ts [--seconds 30] [--vips 10,1000] [--contenders lan,lan-star,lan-tick,lan-tick-scan10,keepalived-1s,node-floor,node-floor-tick,c-floor,c-floor-tick] [--prefix fipid-] [--out FILE]";
 const options = readOptions(usage, {
   seconds: { default: "30" },
   vips: { default: "10,1000" },
-  contenders: { default: "lan,keepalived-1s,node-floor,c-floor" }, // lan-star, lan-tick, node-floor-tick, c-floor-tick on request
+  contenders: { default: "lan,keepalived-1s,node-floor,c-floor" }, // lan-star, lan-tick, lan-tick-scan10, node-floor-tick, c-floor-tick on request
   prefix: { default: "fipid-" },
   out: { default: "" },
 });
@@ -138,14 +143,17 @@ interface Started {
 
 async function startFloatip(
   vips: readonly string[],
-  variant: "lan" | "lan-star" | "lan-tick",
+  variant: "lan" | "lan-star" | "lan-tick" | "lan-tick-scan10",
 ): Promise<Started> {
   // The cluster helper writes `vips:` last before extraYaml, so these lines extend that list.
   const extraYaml = [
     ...vips.map((v) => `  - { address: ${v}/16 }`),
     ...(variant === "lan-star" ? ["heartbeats: coordinator"] : []),
     // on-tick needs a grant window of four intervals: lan's 150 ms election timeout is too short.
-    ...(variant === "lan-tick" ? ["receive: on-tick", "timers: { election_timeout_ms: 215 }"] : []),
+    ...(variant === "lan-tick" || variant === "lan-tick-scan10"
+      ? ["receive: on-tick", "timers: { election_timeout_ms: 215 }"]
+      : []),
+    ...(variant === "lan-tick-scan10" ? ["tickle: { scan_interval: 10s }"] : []),
   ].join("\n");
   const cluster = await startCluster({ prefix, profile: "lan", vips: [], extraYaml });
   // The cluster's directory (config, key, state) goes with destroy(), or at exit on SIGINT.
@@ -279,7 +287,10 @@ async function measure(
   let started: Started | undefined;
   try {
     started =
-      contender === "lan" || contender === "lan-star" || contender === "lan-tick"
+      contender === "lan" ||
+      contender === "lan-star" ||
+      contender === "lan-tick" ||
+      contender === "lan-tick-scan10"
         ? await startFloatip(vips, contender)
         : contender === "node-floor"
           ? await startNodeFloor()
