@@ -15,7 +15,9 @@
  *      dies; the storage gateway's unfinished requests and where each runs, until they are
  *      final; the traffic index table with a chart per node from the agent's own store;
  *   6. a long-open page: thousands of status renders and events leave the DOM and the JS heap
- *      bounded.
+ *      bounded;
+ *   7. a second cluster with `heartbeats: coordinator`: a follower's page shows its link to
+ *      the other follower as "not watched" (not as a silent link) and the coordinator's as heard.
  * Screenshots of each step go to test/artifacts/dashboard/ (not tracked), also at phone size.
  */
 /// <reference lib="dom" />
@@ -51,6 +53,33 @@ const storageVip = `${subnet}.162`;
 const storageUrl = `http://${storageVip}:7490`;
 // Hosts get .10, .11, … in the order n1, n2, n3, client (src/lab/topology.ts).
 const backendScript = `require("node:http").createServer((q, s) => s.end(process.argv[1])).listen(8081, "0.0.0.0")`;
+
+/**
+ * Headless Chromium in `node`'s namespace (the API listens on its loopback only) with that
+ * agent's page open, as an operator would open it through an SSH tunnel.
+ */
+async function openPage(
+  cluster: LiveCluster,
+  node: string,
+  executable: string,
+  pageErrors: string[],
+): Promise<{ browser: Browser; page: Page }> {
+  const wrapper = join(cluster.dir, "chromium-in-netns");
+  writeFileSync(
+    wrapper,
+    `#!/bin/sh\nexec ip netns exec ${cluster.topology.host(node).netns} ${executable} "$@"\n`,
+  );
+  chmodSync(wrapper, 0o755);
+  const browser = await chromium.launch({
+    executablePath: wrapper,
+    headless: true,
+    timeout: 60_000,
+  });
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  page.on("pageerror", (error) => pageErrors.push(String(error)));
+  await page.goto("http://127.0.0.1:7480/", { timeout: 30_000 });
+  return { browser, page };
+}
 
 describe("dashboard in headless Chromium", { skip: skipUnlessRoot() }, () => {
   let cluster: LiveCluster;
@@ -110,17 +139,7 @@ describe("dashboard in headless Chromium", { skip: skipUnlessRoot() }, () => {
     });
     await waitSettled(cluster);
     viewer = coordinatorOf(cluster);
-    // The browser in the viewer's namespace: the API listens on its loopback only.
-    const wrapper = join(cluster.dir, "chromium-in-netns");
-    writeFileSync(
-      wrapper,
-      `#!/bin/sh\nexec ip netns exec ${cluster.topology.host(viewer).netns} ${executable} "$@"\n`,
-    );
-    chmodSync(wrapper, 0o755);
-    browser = await chromium.launch({ executablePath: wrapper, headless: true, timeout: 60_000 });
-    page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-    page.on("pageerror", (error) => pageErrors.push(String(error)));
-    await page.goto("http://127.0.0.1:7480/", { timeout: 30_000 });
+    ({ browser, page } = await openPage(cluster, viewer, executable, pageErrors));
   });
 
   after(async () => {
@@ -472,5 +491,53 @@ describe("dashboard in headless Chromium", { skip: skipUnlessRoot() }, () => {
     );
     assert.ok(after.heap <= base.heap * 1.5 + 2e6, `JS heap ${base.heap} -> ${after.heap} bytes`);
     assert.deepEqual(pageErrors, [], "no script error on the page");
+  });
+});
+
+describe("dashboard in headless Chromium, heartbeats to the coordinator only", {
+  skip: skipUnlessRoot(),
+}, () => {
+  it("shows a link between two followers as not watched, and the links to the coordinator as heard", async () => {
+    const executable = await ensureDebianPackage("chromium", ["/usr/bin/chromium"]);
+    assert.ok(executable, "Debian's chromium package is needed (apt-get install chromium)");
+    const star = await startCluster({
+      prefix: "fipds-",
+      vips: [{ host: 160 }],
+      extraYaml: "heartbeats: coordinator",
+    });
+    let browser: Browser | undefined;
+    try {
+      await waitSettled(star);
+      const coordinator = coordinatorOf(star);
+      const [follower, other] = star.ids.filter((id) => id !== coordinator) as [string, string];
+      const pageErrors: string[] = [];
+      let page: Page;
+      ({ browser, page } = await openPage(star, follower, executable, pageErrors));
+      const cell = (row: string, col: string) =>
+        page.locator(`#matrix tr[data-row="${row}"] td[data-col="${col}"]`);
+      // The follower's own row: it hears the coordinator, and does not listen for the other
+      // follower (which sends it nothing), so that cell is "not watched", not a silent link.
+      await page.waitForFunction(
+        ([row, col]) =>
+          document.querySelector(`#matrix tr[data-row="${row}"] td[data-col="${col}"]`)
+            ?.textContent === "not watched",
+        [follower, other] as const,
+        { timeout: 10_000 },
+      );
+      assert.doesNotMatch((await cell(follower, other).getAttribute("class")) ?? "", /cell-bad/);
+      assert.match((await cell(follower, coordinator).textContent()) ?? "", /^\d+/);
+      assert.doesNotMatch(
+        (await cell(follower, coordinator).getAttribute("class")) ?? "",
+        /cell-bad/,
+      );
+      mkdirSync(artifacts, { recursive: true });
+      await page.screenshot({ path: join(artifacts, "7-not-watched.png"), fullPage: true });
+      assert.deepEqual(pageErrors, [], "no script error on the page");
+    } catch (error) {
+      throw new Error(`${(error as Error).message}\n${allLogs(star)}`, { cause: error });
+    } finally {
+      await browser?.close().catch(() => undefined);
+      await star.destroy();
+    }
   });
 });
