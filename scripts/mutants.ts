@@ -197,6 +197,13 @@ const mutations: readonly Mutation[] = [
     replace: "void 0;",
   },
   {
+    name: "send-after-stall",
+    rule: "the control loop sends the rest of a step's datagrams after the process was stopped between two of them",
+    file: loop,
+    find: "if (nowMs - this.#sendClockMs >= this.#monitor.stallThresholdMs) {",
+    replace: "if (false) {",
+  },
+  {
     name: "renew-unchecked",
     rule: "renew a VIP's kernel lifetime without checking that it is still there and leased (a renewal re-creates a missing address)",
     file: loop,

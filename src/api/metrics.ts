@@ -197,7 +197,7 @@ export function renderMetrics(status: AgentStatus): string {
       "counter",
       "Datagrams composed before a stall and not sent after it (the rest of a step's sends).",
     );
-    out.sample("floatip_datagrams_withheld_total", loop.datagramsWithheld ?? 0, node);
+    out.sample("floatip_datagrams_withheld_total", loop.datagramsWithheld, node);
   }
 
   if (status.failover) {

@@ -836,6 +836,9 @@ export class CoreNode implements ArbiterCore {
       return;
     }
     this.#lastCoordinatorContactMs = now;
+    // A pre-vote of ours still in flight is moot: the grants it gathers were given by nodes
+    // that had not heard this coordinator yet, and an election now would only unseat it.
+    this.#preVotes = undefined;
     const sighting = this.#sighting;
     if (sighting && sighting.coordinator === from && sighting.term === message.term)
       sighting.lastMs = now;

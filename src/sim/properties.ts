@@ -104,8 +104,19 @@ function pauseBeyondLease(seed: number, sim: Simulator): string | undefined {
   const wakeAt = sim.nowMs + timers.leaseMs * 3;
   sim.pause(paused.id, timers.leaseMs * 3);
   sim.runUntil(wakeAt + 2000);
-  const failure = violations(sim, seed);
-  if (failure) return failure;
+  return violations(sim, seed) ?? releasedFirst(seed, sim, paused, wakeAt);
+}
+
+/**
+ * After `paused` woke at `wakeAt` (real ms): every VIP it held then was released before its
+ * first datagram, and every VIP is held again.
+ */
+function releasedFirst(
+  seed: number,
+  sim: Simulator,
+  paused: Simulator["nodes"][number],
+  wakeAt: number,
+): string | undefined {
   const firstSend = paused.sent.find((s) => s.atMs >= wakeAt);
   if (!firstSend) return `seed ${seed}: ${paused.id} never speaks again`;
   for (const [vip, history] of sim.holderHistory) {
@@ -113,13 +124,32 @@ function pauseBeyondLease(seed: number, sim: Simulator): string | undefined {
     if (!heldAtWake) continue;
     const released = history.find(([at, holder]) => at >= wakeAt && holder !== paused.id);
     if (!released || released[0] > firstSend.atMs) {
-      return `seed ${seed}: VIP ${vip} not released before ${paused.id}'s first datagram at ${firstSend.atMs}`;
+      return `seed ${seed}: VIP ${vip} not released before ${paused.id}'s first datagram after waking (a ${firstSend.type} at ${firstSend.atMs})`;
     }
   }
   for (const vip of sim.holderHistory.keys()) {
     if (!sim.holder(vip)) return `seed ${seed}: VIP ${vip} not held again`;
   }
   return undefined;
+}
+
+/**
+ * Runtime mode: a follower that holds a VIP stops between the first and the second datagram
+ * of its next broadcast (its heartbeat) for three leases. The control loop's send gate must
+ * withhold the rest of that broadcast: on waking, the node releases every VIP before any
+ * datagram leaves it, the stopped broadcast's included.
+ */
+function broadcastPauseBeyondLease(seed: number, sim: Simulator): string | undefined {
+  const coordinator = coordinatorOf(sim);
+  const paused = sim.nodes.find((n) => n.id !== coordinator && n.addresses.size > 0);
+  if (!paused) return `seed ${seed}: no follower holds a VIP after boot`;
+  sim.pauseInNextBroadcast(paused.id, timers.leaseMs * 3);
+  const armedAt = sim.nowMs;
+  while (!sim.isPaused(paused.id) && sim.nowMs < armedAt + 1000) sim.runUntil(sim.nowMs + 1);
+  if (!sim.isPaused(paused.id)) return `seed ${seed}: ${paused.id} broadcast nothing in 1 s`;
+  const wakeAt = paused.pausedUntil;
+  sim.runUntil(wakeAt + 2000);
+  return violations(sim, seed) ?? releasedFirst(seed, sim, paused, wakeAt);
 }
 
 export const properties: readonly Property[] = [
@@ -179,6 +209,17 @@ export const properties: readonly Property[] = [
     check: () =>
       forSeeds((seed) =>
         pauseBeyondLease(seed, cluster(seed, timers, { runtime: true, addressLifetimeMs: 3000 })),
+      ),
+  },
+  {
+    id: "runtime-broadcast-pause-beyond-lease",
+    name: "a holder stopped between two datagrams of a broadcast beyond its lease sends none of the rest: it releases on waking before anything leaves it",
+    check: () =>
+      forSeeds((seed) =>
+        broadcastPauseBeyondLease(
+          seed,
+          cluster(seed, timers, { runtime: true, addressLifetimeMs: 3000 }),
+        ),
       ),
   },
   {

@@ -138,6 +138,14 @@ interface SimNode {
   deferredEffects: Effect[];
   /** Armed: the next vote write stalls for this long. */
   voteWritePauseMs: number | undefined;
+  /** Runtime mode, armed: the next broadcast stops after its first datagram for this long. */
+  broadcastPauseMs: number | undefined;
+  /**
+   * Runtime mode: the process stopped inside a step (a broadcast). The rest of that step runs
+   * synchronously here but, in the real process, after the wake: its clock reads the wake's
+   * local time until real time has caught up with it. Such a stop cannot be ended early.
+   */
+  clockHeldLocal: number | undefined;
   /** Messages this node sent: real time and type (to check what a woken node says first). */
   readonly sent: { atMs: number; type: string }[];
   /** Runtime mode: the agent's control loop, and what its paused process has yet to run. */
@@ -244,6 +252,8 @@ export class Simulator {
       pausedInputs: [],
       deferredEffects: [],
       voteWritePauseMs: undefined,
+      broadcastPauseMs: undefined,
+      clockHeldLocal: undefined,
       sent: [],
       loop: undefined,
       pausedTasks: [],
@@ -344,10 +354,15 @@ export class Simulator {
     this.#beginPause(node, durationMs);
   }
 
-  /** Ends a pause now (SIGCONT before the planned end). */
+  /**
+   * Ends a pause now (SIGCONT before the planned end). Not a stop inside a step
+   * (`pauseInNextBroadcast`): the rest of that step already ran on the planned wake's clock,
+   * so the process wakes then (`stepStopEndsAt`).
+   */
   resume(id: string): void {
     const node = this.#node(id);
     if (!node.agentUp || !node.paused) return;
+    if (this.stepStopEndsAt(id) !== undefined) return;
     node.pauseToken += 1;
     this.#wake(node);
   }
@@ -358,6 +373,32 @@ export class Simulator {
     node.voteWritePauseMs = durationMs;
     if (durationMs !== undefined)
       this.log(`${id} will stall ${durationMs} ms in its next vote write`);
+  }
+
+  /**
+   * Runtime mode: the node's next broadcast stops its process for `durationMs` right after
+   * the broadcast's first datagram (a SIGSTOP between two `sendto`s of one step). The process
+   * resumes with its next `sendto`: the rest of the broadcast asks the control loop's send
+   * gate first, then the rest of the step runs, all on the wake's clock (`clockHeldLocal`);
+   * what may still go leaves on waking, before the overdue timer and the queued datagrams.
+   * Undefined disarms. The core-only mode has no send gate: refused there.
+   */
+  pauseInNextBroadcast(id: string, durationMs: number | undefined): void {
+    if (!this.options.runtime && durationMs !== undefined) {
+      throw new Error("pauseInNextBroadcast needs the runtime mode (the control loop's send gate)");
+    }
+    const node = this.#node(id);
+    node.broadcastPauseMs = durationMs;
+    if (durationMs !== undefined)
+      this.log(`${id} will stop ${durationMs} ms in its next broadcast`);
+  }
+
+  /** When a process stopped inside a step wakes (real ms), or undefined. */
+  stepStopEndsAt(id: string): number | undefined {
+    const node = this.#node(id);
+    const held = node.clockHeldLocal;
+    if (!node.paused || held === undefined || this.#local(node) >= held) return undefined;
+    return node.pausedUntil;
   }
 
   isPaused(id: string): boolean {
@@ -644,6 +685,7 @@ export class Simulator {
     node.pauseToken += 1;
     node.pausedInputs = [];
     node.deferredEffects = [];
+    node.clockHeldLocal = undefined;
     node.probing.clear();
     node.adding.clear();
   }
@@ -811,7 +853,15 @@ export class Simulator {
     const incarnation = node.incarnation;
     const sameAgent = () => node.agentUp && node.incarnation === incarnation;
     const platform: ControlPlatform = {
-      now: () => this.#local(node),
+      now: () => {
+        const local = this.#local(node);
+        const held = node.clockHeldLocal;
+        if (held === undefined || local >= held) {
+          node.clockHeldLocal = undefined;
+          return local;
+        }
+        return held;
+      },
       setTimer: (run, delayMs) => {
         const timer = { cancelled: false };
         const dueReal = Math.max(this.#realAt(node, this.#local(node) + delayMs), this.nowMs);
@@ -828,14 +878,20 @@ export class Simulator {
         this.at(this.nowMs, this.#processTask(node, "io", run));
       },
       send: (to, message) => this.#transmitFromProcess(node, to, message),
-      broadcast: (message) => this.#transmitFromProcess(node, undefined, message),
+      broadcast: (message, mayContinue) => this.#broadcastFromProcess(node, message, mayContinue),
       datagramsSeen: () => node.read,
       drainDatagrams: () => {
         const queued = node.socket;
         node.socket = [];
         for (const { from, message } of queued) {
           if (!sameAgent()) return;
-          for (const checker of this.#checkers) checker.onDeliver?.(node.id, from, message);
+          const heard = () => {
+            for (const checker of this.#checkers) checker.onDeliver?.(node.id, from, message);
+          };
+          // Stopped inside this drain (a vote write): the rest of the batch is handled after
+          // the wake, behind what the stalled step still sends; the checkers hear it then.
+          if (node.paused) node.pausedTasks.push({ kind: "out", run: heard });
+          else heard();
           node.read += 1;
           node.loop?.receive(from, message);
         }
@@ -1042,6 +1098,31 @@ export class Simulator {
     const out = () => this.#transmit(node, to, message);
     if (node.paused) node.pausedTasks.push({ kind: "out", run: out });
     else out();
+  }
+
+  /**
+   * Runtime mode: a broadcast. Armed with `pauseInNextBroadcast`, the process stops after the
+   * first datagram; each of the others goes on waking if the loop's gate (`mayContinue`) lets
+   * it.
+   */
+  #broadcastFromProcess(node: SimNode, message: Message, mayContinue?: () => boolean): void {
+    const pauseMs = node.broadcastPauseMs;
+    if (pauseMs === undefined || node.paused || mayContinue === undefined) {
+      this.#transmitFromProcess(node, undefined, message);
+      return;
+    }
+    node.broadcastPauseMs = undefined;
+    const [first, ...rest] = this.nodes.filter((peer) => peer !== node);
+    if (first && mayContinue()) this.#transmit(node, first.id, message);
+    this.log(`${node.id} stops ${pauseMs} ms in a broadcast (${rest.length} datagrams to go)`);
+    this.#beginPause(node, pauseMs);
+    // The process resumes here: each remaining datagram asks the gate now (on the held
+    // clock, before the rest of the step runs) and leaves when the process runs again.
+    node.clockHeldLocal = this.#localAt(node, node.pausedUntil);
+    for (const peer of rest) {
+      if (!mayContinue()) continue;
+      node.pausedTasks.push({ kind: "out", run: () => this.#transmit(node, peer.id, message) });
+    }
   }
 
   /** Who answers an occupancy probe of `vip` from `node` now (undefined: nobody). */

@@ -177,6 +177,8 @@ interface FaultContext {
   readonly vipCount: number;
   readonly timers: Timers;
   readonly blind: boolean;
+  /** The agent's control loop runs (Simulator `runtime`): the send gate is there to pause in. */
+  readonly runtime: boolean;
   /** Nodes whose agent is down (crash, kill, shutdown). */
   readonly crashed: Set<string>;
   /** Long-lived one-way links: they survive heals and partitions until `untilMs`. */
@@ -306,6 +308,7 @@ export function runSwarmSeed(options: SwarmRunOptions): SwarmRunResult {
     vipCount,
     timers,
     blind,
+    runtime: options.runtime === true,
     crashed: new Set(),
     sticky: [],
     generation: 0,
@@ -419,6 +422,7 @@ function healEverything(context: FaultContext, ids: readonly string[]): void {
     // Disarm first: a woken agent writes a vote at once if what queued up asks for one, and
     // an armed stall would then pause it again, into the phase that needs it healthy.
     sim.pauseInNextVoteWrite(id, undefined);
+    if (context.runtime) sim.pauseInNextBroadcast(id, undefined);
     sim.resume(id);
     if (context.crashed.has(id)) {
       context.crashed.delete(id);
@@ -428,6 +432,9 @@ function healEverything(context: FaultContext, ids: readonly string[]): void {
     }
     sim.setHealth(id, true);
   }
+  // A process stopped inside a step cannot be resumed early (Simulator.resume): let it wake.
+  const stopsEnd = ids.map((id) => sim.stepStopEndsAt(id) ?? 0);
+  if (Math.max(...stopsEnd) > sim.nowMs) sim.runUntil(Math.max(...stopsEnd));
   for (let v = 0; v < context.vipCount; v += 1) sim.setForeign(v, false);
 }
 
@@ -741,6 +748,18 @@ const faultTable: readonly FaultKind[] = [
     },
   },
   {
+    // Runtime mode only: a stop between two datagrams of one broadcast, where the control
+    // loop's send gate withholds the rest (the core alone has no gate to exercise).
+    kind: "pause in a broadcast",
+    weight: (context) => (context.runtime && !context.blind ? 3 : 0),
+    apply: (context) => {
+      const id = context.rng.pick(context.ids);
+      const ms = pauseMs(context);
+      context.sim.pauseInNextBroadcast(id, ms);
+      return `pause ${id} for ${ms} ms in its next broadcast`;
+    },
+  },
+  {
     kind: "wall-clock jump",
     weight: always(3),
     apply: ({ sim, rng, ids }) => {
@@ -807,8 +826,14 @@ const faultTable: readonly FaultKind[] = [
   },
 ];
 
-/** The kinds of fault the safety phase draws from (blind-probe runs skip vote-write pauses). */
+/**
+ * The kinds of fault the safety phase draws from (blind-probe runs skip vote-write and
+ * broadcast pauses; broadcast pauses need the runtime mode).
+ */
 export const safetyFaultKinds: readonly string[] = faultTable.map((f) => f.kind);
+
+/** Of those, the kinds drawn only in the runtime mode. */
+export const runtimeOnlyFaultKinds: readonly string[] = ["pause in a broadcast"];
 
 function totalChanges(sim: Simulator): number {
   let total = 0;

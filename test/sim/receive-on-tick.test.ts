@@ -13,6 +13,7 @@ import { profiles } from "../../src/config/profiles.ts";
 import type { Timers } from "../../src/config/types.ts";
 import { formatSummary, runSwarm } from "../../src/sim/report.ts";
 import { Simulator } from "../../src/sim/simulator.ts";
+import { runSwarmSeed } from "../../src/sim/swarm.ts";
 
 const lanOnTick: Timers = { ...profiles.lan, electionTimeoutMs: 215 };
 
@@ -60,6 +61,24 @@ describe("receive: on-tick (through the agent's control loop)", () => {
         const read = node.read - reads[i]!;
         assert.ok(read > 700 && read < 900, `${node.id} read ${read} datagrams in 20 s`);
       }
+    }
+  });
+
+  it("seeds the swarm failed on once the simulator could stop a node inside a broadcast", () => {
+    // 49: a follower's pre-vote was still gathering grants when it heard the coordinator of
+    // its term (elected without it); the grants came in next and it campaigned, unseating
+    // that coordinator, four elections in a row. The core now drops a pre-vote when it hears
+    // a coordinator of its term. 1065: the simulator handed the rest of a drain to the
+    // checkers before the wake of a node stopped in a vote write inside that drain, so they
+    // saw a vote sent after a heartbeat the real process only reads after sending it.
+    for (const seed of [49, 1065]) {
+      const result = runSwarmSeed({
+        seed,
+        timers: profiles.fast,
+        runtime: true,
+        receive: "on-tick",
+      });
+      assert.deepEqual(result.violations, [], `seed ${seed}`);
     }
   });
 

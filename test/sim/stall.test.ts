@@ -210,3 +210,64 @@ describe("vote writes", () => {
     }
   });
 });
+
+describe("a stop between two datagrams of one broadcast (runtime mode)", () => {
+  const runtimeCluster = (seed: number): Simulator =>
+    threeNodeCluster(seed, timers, { runtime: true, addressLifetimeMs: 3000 });
+
+  /** Arms the stop and runs until it begins; returns when it began. */
+  function stopInNextBroadcast(sim: Simulator, id: string, ms: number): number {
+    sim.pauseInNextBroadcast(id, ms);
+    const armedAt = sim.nowMs;
+    while (!sim.isPaused(id) && sim.nowMs < armedAt + 1000) sim.runUntil(sim.nowMs + 1);
+    assert.ok(sim.isPaused(id), `${id} broadcast within 1 s`);
+    return sim.nowMs;
+  }
+
+  it("within its lease: the rest of the broadcast is withheld and nothing moves", () => {
+    for (const seed of [1, 2, 3]) {
+      const sim = runtimeCluster(seed);
+      const coordinator = coordinatorOf(sim);
+      const holder = sim.nodes.find((n) => n.id !== coordinator && n.addresses.size > 0)!;
+      const start = sim.nowMs;
+      const stoppedAt = stopInNextBroadcast(sim, holder.id, timers.electionTimeoutMs + 50);
+      sim.runUntil(stoppedAt + timers.electionTimeoutMs + 1050);
+      assert.deepEqual(sim.violations, [], sim.trace.join("\n"));
+      assert.ok(
+        sim.trace.some((line) => line.includes(`${holder.id} stops`)),
+        "the stop happened inside a broadcast",
+      );
+      // Three nodes: the heartbeat went to one peer; the other's was composed before the stop
+      // and is withheld after it.
+      assert.equal(holder.loop!.monitor.snapshot().datagramsWithheld, 1, `seed ${seed}`);
+      // The peers lost one datagram of one round: no fault, no move.
+      assert.equal(holderChanges(sim, start), 0, `seed ${seed}: no VIP moved or went unheld`);
+      assert.equal(coordinatorOf(sim), coordinator, `seed ${seed}: same coordinator`);
+    }
+  });
+
+  it("cannot be ended early: the rest of its step already ran on the planned wake's clock", () => {
+    const sim = runtimeCluster(1);
+    const id = sim.nodes.find((n) => sim.core(n.id)?.role !== "coordinator")!.id;
+    const stoppedAt = stopInNextBroadcast(sim, id, 2000);
+    assert.equal(sim.stepStopEndsAt(id), stoppedAt + 2000);
+    sim.resume(id);
+    assert.ok(sim.isPaused(id), "resume leaves it stopped");
+    sim.runUntil(stoppedAt + 1999);
+    assert.ok(sim.isPaused(id), "still stopped just before its planned wake");
+    sim.runUntil(stoppedAt + 2001);
+    assert.ok(!sim.isPaused(id), "awake at its planned wake");
+    assert.equal(sim.stepStopEndsAt(id), undefined);
+    // A plain pause still ends early.
+    sim.pause(id, 5000);
+    sim.resume(id);
+    assert.ok(!sim.isPaused(id), "a plain pause is resumed at once");
+    sim.runUntil(sim.nowMs + 3000);
+    assert.deepEqual(sim.violations, [], sim.trace.join("\n"));
+  });
+
+  it("is refused without the control loop, whose send gate it exercises", () => {
+    const sim = cluster(1);
+    assert.throws(() => sim.pauseInNextBroadcast("n1", 100), /runtime mode/);
+  });
+});

@@ -12,6 +12,7 @@ import {
   minorityFaults,
   percentile,
   runSwarmSeed,
+  runtimeOnlyFaultKinds,
   type SwarmRunResult,
   safetyFaultKinds,
 } from "../../src/sim/swarm.ts";
@@ -30,7 +31,10 @@ describe("swarm simulation", () => {
       // profile promises under 500 ms at p99 when the crashed owner was not the coordinator.
       assert.ok(percentile(summary.ownerFailoverMs, 99) < 500, formatSummary(summary));
     }
-    const expected = [...safetyFaultKinds, ...minorityFaults.map((f) => `minority ${f}`)];
+    const expected = [
+      ...safetyFaultKinds.filter((kind) => !runtimeOnlyFaultKinds.includes(kind)),
+      ...minorityFaults.map((f) => `minority ${f}`),
+    ];
     const rare = expected.filter((kind) => (seen.get(kind) ?? 0) < 10);
     assert.deepEqual(rare, [], `fault classes drawn: ${JSON.stringify(Object.fromEntries(seen))}`);
   });
@@ -54,7 +58,13 @@ describe("swarm simulation", () => {
       assert.equal(summary.failed.length, 0, formatSummary(summary));
       assert.ok(percentile(summary.ownerFailoverMs, 99) < 500, formatSummary(summary));
     }
-    for (const kind of ["pause", "crash", "pause in a vote write", "quick restart"]) {
+    for (const kind of [
+      "pause",
+      "crash",
+      "pause in a vote write",
+      "pause in a broadcast",
+      "quick restart",
+    ]) {
       assert.ok(
         [...seen].some((k) => k.includes(kind)),
         `${kind} among ${[...seen].join(", ")}`,
