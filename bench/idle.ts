@@ -9,6 +9,9 @@
  *   lan-tick       (on request) `lan` with `receive: on-tick` (the control plane reads its
  *                  heartbeat socket on its own tick: a peer's datagram wakes nobody) and the
  *                  215 ms election timeout that on-tick needs with 50 ms heartbeats
+ *   lan-star-tick  (on request) `lan-tick` with `heartbeats: coordinator`: both ways of
+ *                  cutting wake-ups at once (a follower reads one heartbeat per round and sends
+ *                  one)
  *   lan-tick-scan10 (on request) `lan-tick` with `tickle: { scan_interval: 10s }`: what the
  *                  services process's one periodic job costs (each tickle scan reads
  *                  /proc/net/tcp and tcp6, and each read walks the kernel's whole
@@ -56,6 +59,7 @@ const contenderNames = [
   "lan",
   "lan-star",
   "lan-tick",
+  "lan-star-tick",
   "lan-tick-scan10",
   "keepalived-1s",
   "node-floor",
@@ -74,11 +78,11 @@ const floors: readonly ContenderName[] = [
 const hbfloor = new URL("../native/build/Release/floatip-hbfloor", import.meta.url).pathname;
 
 const usage =
-  "usage: bench/idle.ts [--seconds 30] [--vips 10,1000] [--contenders lan,lan-star,lan-tick,lan-tick-scan10,keepalived-1s,node-floor,node-floor-tick,c-floor,c-floor-tick] [--prefix fipid-] [--out FILE]";
+  "usage: bench/idle.ts [--seconds 30] [--vips 10,1000] [--contenders lan,lan-star,lan-tick,lan-star-tick,lan-tick-scan10,keepalived-1s,node-floor,node-floor-tick,c-floor,c-floor-tick] [--prefix fipid-] [--out FILE]";
 const options = readOptions(usage, {
   seconds: { default: "30" },
   vips: { default: "10,1000" },
-  contenders: { default: "lan,keepalived-1s,node-floor,c-floor" }, // lan-star, lan-tick, lan-tick-scan10, node-floor-tick, c-floor-tick on request
+  contenders: { default: "lan,keepalived-1s,node-floor,c-floor" }, // lan-star, lan-tick, lan-star-tick, lan-tick-scan10, node-floor-tick, c-floor-tick on request
   prefix: { default: "fipid-" },
   out: { default: "" },
 });
@@ -141,18 +145,26 @@ interface Started {
   destroy(): Promise<void>;
 }
 
-async function startFloatip(
-  vips: readonly string[],
-  variant: "lan" | "lan-star" | "lan-tick" | "lan-tick-scan10",
-): Promise<Started> {
+const floatipVariants = [
+  "lan",
+  "lan-star",
+  "lan-tick",
+  "lan-star-tick",
+  "lan-tick-scan10",
+] as const;
+type FloatipVariant = (typeof floatipVariants)[number];
+const isFloatip = (contender: string): contender is FloatipVariant =>
+  (floatipVariants as readonly string[]).includes(contender);
+
+async function startFloatip(vips: readonly string[], variant: FloatipVariant): Promise<Started> {
+  const onTick =
+    variant === "lan-tick" || variant === "lan-star-tick" || variant === "lan-tick-scan10";
   // The cluster helper writes `vips:` last before extraYaml, so these lines extend that list.
   const extraYaml = [
     ...vips.map((v) => `  - { address: ${v}/16 }`),
-    ...(variant === "lan-star" ? ["heartbeats: coordinator"] : []),
+    ...(variant === "lan-star" || variant === "lan-star-tick" ? ["heartbeats: coordinator"] : []),
     // on-tick needs a grant window of four intervals: lan's 150 ms election timeout is too short.
-    ...(variant === "lan-tick" || variant === "lan-tick-scan10"
-      ? ["receive: on-tick", "timers: { election_timeout_ms: 215 }"]
-      : []),
+    ...(onTick ? ["receive: on-tick", "timers: { election_timeout_ms: 215 }"] : []),
     ...(variant === "lan-tick-scan10" ? ["tickle: { scan_interval: 10s }"] : []),
   ].join("\n");
   const cluster = await startCluster({ prefix, profile: "lan", vips: [], extraYaml });
@@ -286,19 +298,15 @@ async function measure(
   const startedAt = Date.now();
   let started: Started | undefined;
   try {
-    started =
-      contender === "lan" ||
-      contender === "lan-star" ||
-      contender === "lan-tick" ||
-      contender === "lan-tick-scan10"
-        ? await startFloatip(vips, contender)
-        : contender === "node-floor"
-          ? await startNodeFloor()
-          : contender === "node-floor-tick"
-            ? await startNodeFloorTick()
-            : contender === "c-floor" || contender === "c-floor-tick"
-              ? await startCFloor(contender === "c-floor" ? "as-they-come" : "on-tick")
-              : await startKeepalived(keepalived!, vips);
+    started = isFloatip(contender)
+      ? await startFloatip(vips, contender)
+      : contender === "node-floor"
+        ? await startNodeFloor()
+        : contender === "node-floor-tick"
+          ? await startNodeFloorTick()
+          : contender === "c-floor" || contender === "c-floor-tick"
+            ? await startCFloor(contender === "c-floor" ? "as-they-come" : "on-tick")
+            : await startKeepalived(keepalived!, vips);
     const s = started;
     if (!floors.includes(contender)) {
       await waitOneHolderEach(s.topology, ids, vips, count > 100 ? 120_000 : 40_000, 3000);
