@@ -852,19 +852,21 @@ export class Simulator {
     const sim = this;
     const incarnation = node.incarnation;
     const sameAgent = () => node.agentUp && node.incarnation === incarnation;
+    // The process's clock: held at a stop's wake for the rest of a step it stopped in.
+    const now = () => {
+      const local = this.#local(node);
+      const held = node.clockHeldLocal;
+      if (held === undefined || local >= held) {
+        node.clockHeldLocal = undefined;
+        return local;
+      }
+      return held;
+    };
     const platform: ControlPlatform = {
-      now: () => {
-        const local = this.#local(node);
-        const held = node.clockHeldLocal;
-        if (held === undefined || local >= held) {
-          node.clockHeldLocal = undefined;
-          return local;
-        }
-        return held;
-      },
+      now,
       setTimer: (run, delayMs) => {
         const timer = { cancelled: false };
-        const dueReal = Math.max(this.#realAt(node, this.#local(node) + delayMs), this.nowMs);
+        const dueReal = Math.max(this.#realAt(node, now() + delayMs), this.nowMs);
         const task = this.#processTask(node, "timer", () => {
           if (!timer.cancelled) run();
         });
