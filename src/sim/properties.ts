@@ -434,6 +434,34 @@ export const properties: readonly Property[] = [
     },
   },
   {
+    id: "runtime-vote-survives-restart",
+    name: "through the agent's control loop: a vote is written before it is sent, so a node restarted after voting never votes again in that term",
+    check: () =>
+      forSeeds((seed) => {
+        // The coordinator's machine crashes; one follower elects the other in the next term.
+        // Then the new coordinator's machine crashes too, the voter restarts, and the first
+        // coordinator comes back: the two elect again, and the voter must remember the term
+        // it voted in (its state file) rather than vote in it a second time.
+        const sim = cluster(seed, timers, { runtime: true });
+        const first = coordinatorOf(sim);
+        if (!first) return `seed ${seed}: no coordinator after boot`;
+        sim.crash(first);
+        sim.runUntil(sim.nowMs + 1500);
+        const second = coordinatorOf(sim);
+        if (!second) return `seed ${seed}: no coordinator after ${first} crashed`;
+        const voter = sim.nodes.map((n) => n.id).find((id) => id !== first && id !== second)!;
+        sim.crash(second);
+        sim.crash(voter);
+        sim.boot(voter);
+        sim.boot(first);
+        sim.runUntil(sim.nowMs + 3000);
+        return (
+          violations(sim, seed) ??
+          (coordinatorOf(sim) ? undefined : `seed ${seed}: no coordinator at the end`)
+        );
+      }),
+  },
+  {
     id: "stale-release-report",
     name: "a report of not holding a VIP sent before its release was published is not a release",
     check: () =>
