@@ -39,16 +39,23 @@ export function threeNodeCluster(
   timers: Timers,
   extra: Partial<Pick<SimOptions, "runtime" | "addressLifetimeMs" | "onPhase">> = {},
 ): Simulator {
+  return settledCluster(seed, timers, 3, 3, extra);
+}
+
+/** `nodes` nodes of weight 1 (n1…) and `vips` round-robin VIPs without failback, settled. */
+function settledCluster(
+  seed: number,
+  timers: Timers,
+  nodes: number,
+  vips: number,
+  extra: Partial<Pick<SimOptions, "runtime" | "addressLifetimeMs" | "onPhase">> = {},
+): Simulator {
   const sim = new Simulator({
     ...extra,
     seed,
-    nodes: [
-      { id: "n1", weight: 1 },
-      { id: "n2", weight: 1 },
-      { id: "n3", weight: 1 },
-    ],
-    vips: ["198.18.0.100", "198.18.0.101", "198.18.0.102"].map((address) => ({
-      address,
+    nodes: Array.from({ length: nodes }, (_, i) => ({ id: `n${i + 1}`, weight: 1 })),
+    vips: Array.from({ length: vips }, (_, i) => ({
+      address: `198.18.0.${100 + i}`,
       policy: "round-robin" as const,
       failback: { mode: "never" as const },
     })),
@@ -150,6 +157,56 @@ function broadcastPauseBeyondLease(seed: number, sim: Simulator): string | undef
   const wakeAt = paused.pausedUntil;
   sim.runUntil(wakeAt + 2000);
   return violations(sim, seed) ?? releasedFirst(seed, sim, paused, wakeAt);
+}
+
+/**
+ * Two candidates of one term ask the same voters, the network run by hand: five nodes, the
+ * coordinator cut off, the two candidates unable to hear each other, and every datagram among
+ * the other four held. Both candidates' pre-votes are handed to the two voters (the highest
+ * indexes, so that a pre-vote of their own does not make them stand aside) and granted, so
+ * both campaign in the same term; the voters then get the first candidate's vote request,
+ * and after it the second's, which they must refuse.
+ */
+function twoCandidatesOneTerm(seed: number): string | undefined {
+  const sim = settledCluster(seed, timers, 5, 2);
+  const coordinator = coordinatorOf(sim);
+  if (!coordinator) return `seed ${seed}: no coordinator after boot`;
+  const [a, b, ...voters] = sim.nodes.map((n) => n.id).filter((id) => id !== coordinator);
+  const rest = [a!, b!, ...voters];
+  sim.partition([[coordinator], rest]);
+  sim.block(a!, b!);
+  sim.block(b!, a!);
+  for (const from of rest) for (const to of rest) if (from !== to) sim.hold(from, to);
+  const askedAt = sim.nowMs;
+  const asked = (id: string) =>
+    sim.nodes
+      .find((n) => n.id === id)!
+      .sent.some((m) => m.atMs > askedAt && m.type === "pre-vote-request");
+  while (!(asked(a!) && asked(b!)) && sim.nowMs < askedAt + 2000) sim.runUntil(sim.nowMs + 1);
+  if (!(asked(a!) && asked(b!)))
+    return `seed ${seed}: ${a} and ${b} did not both ask for pre-votes`;
+  const deliverAll = (from: string, to: string, type: string) => {
+    while (sim.deliverHeld(from, to, type));
+  };
+  // Datagrams reach the hold after their network delay (a few ms): let them arrive first.
+  const deliverEach = (froms: readonly string[], tos: readonly string[], type: string) => {
+    sim.runUntil(sim.nowMs + 5);
+    for (const from of froms) for (const to of tos) deliverAll(from, to, type);
+  };
+  const candidates = [a!, b!];
+  deliverEach(candidates, voters, "pre-vote-request");
+  deliverEach(voters, candidates, "pre-vote-response");
+  const term = sim.core(a!)?.term;
+  if (
+    sim.core(a!)?.role !== "candidate" ||
+    sim.core(b!)?.role !== "candidate" ||
+    sim.core(b!)?.term !== term
+  ) {
+    return `seed ${seed}: ${a} and ${b} are not both candidates of one term\n${sim.trace.slice(-40).join("\n")}`;
+  }
+  deliverEach(candidates, voters, "vote-request");
+  sim.runUntil(sim.nowMs + 5);
+  return violations(sim, seed);
 }
 
 export const properties: readonly Property[] = [
@@ -432,6 +489,11 @@ export const properties: readonly Property[] = [
       }
       return undefined;
     },
+  },
+  {
+    id: "one-vote-per-term",
+    name: "a node asked for its vote by two candidates of one term votes for the first only",
+    check: () => forSeeds(twoCandidatesOneTerm),
   },
   {
     id: "runtime-vote-survives-restart",
