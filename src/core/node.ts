@@ -540,16 +540,16 @@ export class CoreNode implements ArbiterCore {
     return new Map([...this.#vips].map(([vip, v]) => [vip, v.state]));
   }
 
-  /**
-   * The version of the VIP table this node follows. A follower adopts the coordinator's
-   * newer tables without an event of its own, so whoever mirrors members or owners (the
-   * services process's view) must watch this too.
-   */
   /** Whether this node has `vip` (by index) configured and announced now. */
   holds(vip: number): boolean {
     return this.#vips.get(vip)?.state === "held";
   }
 
+  /**
+   * The version of the VIP table this node follows. A follower adopts the coordinator's
+   * newer tables without an event of its own, so whoever mirrors members or owners (the
+   * services process's view) must watch this too.
+   */
   get tableVersion(): TableVersion {
     return this.#table.version;
   }
@@ -1016,12 +1016,21 @@ export class CoreNode implements ArbiterCore {
     this.#heartbeatNow = true;
     const state = this.#coordinatorState;
     if (state) {
-      // Hand our own VIPs over first, then resign (in #advanceCoordinator).
-      state.drained.add(this.#index);
+      // Hand our own VIPs over first, then resign (in #advanceCoordinator). Our own member
+      // goes down at once, as a leaving follower's does at its coordinator; not into
+      // `drained`, which every later coordinator inherits with the table: a drain is the
+      // operator's and outlives a restart, a shutdown is not (a coordinator restarted with
+      // SIGTERM came back drained and never held a VIP again until enabled by hand).
+      const self = state.members[this.#index]!;
+      if (self.damper.up) {
+        self.damper = forceDown(self.damper, now);
+        self.failReason = "leaving";
+        self.eligibleSinceMs = undefined;
+        this.#events.push({ type: "member-failed", node: this.id, reason: "leaving" });
+      }
       state.resigning = true;
       state.tableDirty = true;
     }
-    void now;
   }
 
   // ---------------------------------------------------------------- the step's core

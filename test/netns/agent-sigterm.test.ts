@@ -100,5 +100,41 @@ describe("agent: SIGTERM hands the VIPs over", { skip: skipUnlessRoot() }, () =>
       [],
       `no sampled instant with two holders\n${allLogs(c)}`,
     );
+    c.startAgent(owner);
+    await waitSettled(c);
+  });
+
+  it("the coordinator stopped with SIGTERM and started again is a healthy member, not drained", async () => {
+    const c = cluster!;
+    type Status = { coordinator?: string; members: { id: string; state: string }[] };
+    const status = async (id: string): Promise<Status | undefined> => {
+      const r = await c.cli(id, ["status", "--json"]);
+      return r.code === 0 ? (JSON.parse(r.stdout) as Status) : undefined;
+    };
+    const coordinator = await waitFor(async () => (await status(c.ids[0]!))?.coordinator, 10_000);
+    assert.ok(coordinator, "a coordinator");
+    const supervisor = c.agents.get(coordinator)!;
+    const exited = once(supervisor, "exit");
+    c.signal(coordinator, "SIGTERM");
+    await exited;
+    const other = c.ids.find((id) => id !== coordinator)!;
+    const gone = await waitFor(async () => {
+      const s = await status(other);
+      const state = s?.members.find((m) => m.id === coordinator)?.state;
+      return s?.coordinator && s.coordinator !== coordinator && state !== "healthy"
+        ? state
+        : undefined;
+    }, 10_000);
+    assert.equal(gone, "failed", `${coordinator} is a failed member while stopped, not drained`);
+    c.startAgent(coordinator);
+    const back = await waitFor(async () => {
+      const s = await status(other);
+      return s?.members.find((m) => m.id === coordinator)?.state === "healthy" ? true : undefined;
+    }, 15_000);
+    assert.ok(
+      back,
+      `${coordinator} is a healthy member again\n${JSON.stringify(await status(other))}`,
+    );
+    await waitSettled(c);
   });
 });
