@@ -562,6 +562,8 @@ function pauseMs(context: FaultContext): number {
 
 interface FaultKind {
   readonly kind: string;
+  /** Drawn only in the runtime mode (the control loop's own mechanisms are its target). */
+  readonly runtimeOnly?: boolean;
   weight(context: FaultContext): number;
   apply(context: FaultContext): string;
 }
@@ -751,6 +753,7 @@ const faultTable: readonly FaultKind[] = [
     // Runtime mode only: a stop between two datagrams of one broadcast, where the control
     // loop's send gate withholds the rest (the core alone has no gate to exercise).
     kind: "pause in a broadcast",
+    runtimeOnly: true,
     weight: (context) => (context.runtime && !context.blind ? 3 : 0),
     apply: (context) => {
       const id = context.rng.pick(context.ids);
@@ -833,7 +836,9 @@ const faultTable: readonly FaultKind[] = [
 export const safetyFaultKinds: readonly string[] = faultTable.map((f) => f.kind);
 
 /** Of those, the kinds drawn only in the runtime mode. */
-export const runtimeOnlyFaultKinds: readonly string[] = ["pause in a broadcast"];
+export const runtimeOnlyFaultKinds: readonly string[] = faultTable
+  .filter((f) => f.runtimeOnly)
+  .map((f) => f.kind);
 
 function totalChanges(sim: Simulator): number {
   let total = 0;
