@@ -69,10 +69,6 @@ function settledCluster(
 
 const cluster = threeNodeCluster;
 
-function coordinatorOf(sim: Simulator): string | undefined {
-  return sim.nodes.find((n) => sim.core(n.id)?.role === "coordinator")?.id;
-}
-
 /** Holder changes of every VIP after `fromMs` (each entry is a move or a gap). */
 export function holderChanges(sim: Simulator, fromMs: number): number {
   let changes = 0;
@@ -105,7 +101,7 @@ const shortPauseMs = timers.electionTimeoutMs - timers.heartbeatIntervalMs - 5;
  * VIP before its first datagram, and every VIP must be held again.
  */
 function pauseBeyondLease(seed: number, sim: Simulator): string | undefined {
-  const coordinator = coordinatorOf(sim);
+  const coordinator = sim.coordinator();
   const paused = sim.nodes.find((n) => n.id !== coordinator && n.addresses.size > 0);
   if (!paused) return `seed ${seed}: no follower holds a VIP after boot`;
   const wakeAt = sim.nowMs + timers.leaseMs * 3;
@@ -147,13 +143,12 @@ function releasedFirst(
  * datagram leaves it, the stopped broadcast's included.
  */
 function broadcastPauseBeyondLease(seed: number, sim: Simulator): string | undefined {
-  const coordinator = coordinatorOf(sim);
+  const coordinator = sim.coordinator();
   const paused = sim.nodes.find((n) => n.id !== coordinator && n.addresses.size > 0);
   if (!paused) return `seed ${seed}: no follower holds a VIP after boot`;
   sim.pauseInNextBroadcast(paused.id, timers.leaseMs * 3);
-  const armedAt = sim.nowMs;
-  while (!sim.isPaused(paused.id) && sim.nowMs < armedAt + 1000) sim.runUntil(sim.nowMs + 1);
-  if (!sim.isPaused(paused.id)) return `seed ${seed}: ${paused.id} broadcast nothing in 1 s`;
+  if (!sim.runUntilPaused(paused.id, 1000))
+    return `seed ${seed}: ${paused.id} broadcast nothing in 1 s`;
   const wakeAt = paused.pausedUntil;
   sim.runUntil(wakeAt + 2000);
   return violations(sim, seed) ?? releasedFirst(seed, sim, paused, wakeAt);
@@ -169,7 +164,7 @@ function broadcastPauseBeyondLease(seed: number, sim: Simulator): string | undef
  */
 function twoCandidatesOneTerm(seed: number): string | undefined {
   const sim = settledCluster(seed, timers, 5, 2);
-  const coordinator = coordinatorOf(sim);
+  const coordinator = sim.coordinator();
   if (!coordinator) return `seed ${seed}: no coordinator after boot`;
   const [a, b, ...voters] = sim.nodes.map((n) => n.id).filter((id) => id !== coordinator);
   const rest = [a!, b!, ...voters];
@@ -216,7 +211,7 @@ export const properties: readonly Property[] = [
     check: () =>
       forSeeds((seed) => {
         const sim = cluster(seed, timers);
-        const coordinator = coordinatorOf(sim);
+        const coordinator = sim.coordinator();
         if (!coordinator) return `seed ${seed}: no coordinator after boot`;
         const term = sim.core(coordinator)!.term;
         const start = sim.nowMs;
@@ -228,7 +223,7 @@ export const properties: readonly Property[] = [
         }
         const failure = violations(sim, seed);
         if (failure) return failure;
-        if (coordinatorOf(sim) !== coordinator || sim.core(coordinator)!.term !== term) {
+        if (sim.coordinator() !== coordinator || sim.core(coordinator)!.term !== term) {
           return `seed ${seed}: ${coordinator} lost its term ${term} to short pauses`;
         }
         const moves = holderChanges(sim, start);
@@ -241,7 +236,7 @@ export const properties: readonly Property[] = [
     check: () =>
       forSeeds((seed) => {
         const sim = cluster(seed, timers);
-        const coordinator = coordinatorOf(sim);
+        const coordinator = sim.coordinator();
         const holder = sim.nodes.find((n) => n.id !== coordinator && n.addresses.size > 0)?.id;
         if (!holder) return `seed ${seed}: no follower holds a VIP after boot`;
         const start = sim.nowMs;
@@ -291,7 +286,7 @@ export const properties: readonly Property[] = [
       for (let offset = 0; offset < lifetimeMs / 3; offset += 10) {
         const sim = cluster(seed, timers, { runtime: true, addressLifetimeMs: lifetimeMs });
         sim.runUntil(sim.nowMs + offset);
-        const coordinator = coordinatorOf(sim);
+        const coordinator = sim.coordinator();
         const paused = sim.nodes.find((n) => n.id !== coordinator && n.addresses.size > 0);
         if (!paused) return `offset ${offset}: no follower holds a VIP after boot`;
         const vips = [...paused.addresses];
@@ -315,7 +310,7 @@ export const properties: readonly Property[] = [
     check: () =>
       forSeeds((seed) => {
         const sim = cluster(seed, timers);
-        const deaf = coordinatorOf(sim);
+        const deaf = sim.coordinator();
         if (!deaf) return `seed ${seed}: no coordinator after boot`;
         for (const other of sim.nodes) if (other.id !== deaf) sim.block(other.id, deaf);
         const bound = persistentFaultBoundMs(timers, "deaf");
@@ -337,7 +332,7 @@ export const properties: readonly Property[] = [
     check: () =>
       forSeeds((seed) => {
         const sim = cluster(seed, timers);
-        const coordinator = coordinatorOf(sim);
+        const coordinator = sim.coordinator();
         const slow = sim.nodes.find((n) => n.id !== coordinator && n.addresses.size > 0)?.id;
         if (!slow) return `seed ${seed}: no follower holds a VIP after boot`;
         const et = timers.electionTimeoutMs;
@@ -375,7 +370,7 @@ export const properties: readonly Property[] = [
       const pauseMs = checkQuorumWindowMs(timers) - offset + 2;
       for (let seed = 1; seed <= 80 && conclusive < 4; seed += 1) {
         const sim = cluster(seed, timers);
-        const coordinator = coordinatorOf(sim);
+        const coordinator = sim.coordinator();
         if (!coordinator) return `seed ${seed}: no coordinator after boot`;
         const term = sim.core(coordinator)!.term;
         const node = sim.nodes.find((n) => n.id === coordinator)!;
@@ -393,7 +388,7 @@ export const properties: readonly Property[] = [
         const before = woke < 0 ? after : after.slice(0, woke);
         if (before.some((line) => line.includes("becomes candidate"))) continue;
         conclusive += 1;
-        if (coordinatorOf(sim) !== coordinator || sim.core(coordinator)!.term !== term) {
+        if (sim.coordinator() !== coordinator || sim.core(coordinator)!.term !== term) {
           return `seed ${seed}: ${coordinator} stepped down after its own pause, though no follower campaigned before it woke`;
         }
       }
@@ -431,7 +426,7 @@ export const properties: readonly Property[] = [
         });
         sim.bootAll();
         sim.runUntil(6000);
-        const old = coordinatorOf(sim);
+        const old = sim.coordinator();
         const holder = sim.nodes.find((n) => n.id !== old && n.addresses.size > 0)?.id;
         if (!old || !holder) return `seed ${seed}: no coordinator or holder after boot`;
         const others = sim.nodes.map((n) => n.id).filter((id) => id !== old && id !== holder);
@@ -445,7 +440,7 @@ export const properties: readonly Property[] = [
         const end = sim.nowMs + 3 * wan.leaseMs;
         while (sim.nowMs < end && sim.violations.length === 0) {
           sim.runUntil(sim.nowMs + 1);
-          const now = coordinatorOf(sim);
+          const now = sim.coordinator();
           if (next === undefined && now !== undefined) {
             next = now;
             sim.block(next, holder);
@@ -473,7 +468,7 @@ export const properties: readonly Property[] = [
       // election timeout of starting keeps it from electing the campaigner at once.
       for (let seed = 1; seed <= 10; seed += 1) {
         const sim = cluster(seed, timers);
-        const coordinator = coordinatorOf(sim);
+        const coordinator = sim.coordinator();
         if (!coordinator) return `seed ${seed}: no coordinator after boot`;
         const [restarted, campaigner] = sim.nodes
           .map((n) => n.id)
@@ -505,11 +500,11 @@ export const properties: readonly Property[] = [
         // coordinator comes back: the two elect again, and the voter must remember the term
         // it voted in (its state file) rather than vote in it a second time.
         const sim = cluster(seed, timers, { runtime: true });
-        const first = coordinatorOf(sim);
+        const first = sim.coordinator();
         if (!first) return `seed ${seed}: no coordinator after boot`;
         sim.crash(first);
         sim.runUntil(sim.nowMs + 1500);
-        const second = coordinatorOf(sim);
+        const second = sim.coordinator();
         if (!second) return `seed ${seed}: no coordinator after ${first} crashed`;
         const voter = sim.nodes.map((n) => n.id).find((id) => id !== first && id !== second)!;
         sim.crash(second);
@@ -519,7 +514,7 @@ export const properties: readonly Property[] = [
         sim.runUntil(sim.nowMs + 3000);
         return (
           violations(sim, seed) ??
-          (coordinatorOf(sim) ? undefined : `seed ${seed}: no coordinator at the end`)
+          (sim.coordinator() ? undefined : `seed ${seed}: no coordinator at the end`)
         );
       }),
   },
@@ -535,7 +530,7 @@ export const properties: readonly Property[] = [
         // the release. Trusted, it would hand the VIP over while the follower still holds it;
         // the coordinator must wait for that lease to end instead.
         const sim = cluster(seed, timers);
-        const coordinator = coordinatorOf(sim);
+        const coordinator = sim.coordinator();
         if (!coordinator) return `seed ${seed}: no coordinator after boot`;
         const [a, b] = sim.nodes.map((n) => n.id).filter((id) => id !== coordinator);
         const vip = [...sim.holderHistory.keys()].find((v) => sim.holder(v) !== a)!;

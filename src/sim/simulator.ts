@@ -405,6 +405,16 @@ export class Simulator {
     return this.#node(id).paused;
   }
 
+  /**
+   * Runs 1 ms at a time until `id` is stopped (a pause armed for its next broadcast has hit)
+   * or `withinMs` have passed; whether it is stopped.
+   */
+  runUntilPaused(id: string, withinMs: number): boolean {
+    const until = this.nowMs + withinMs;
+    while (!this.isPaused(id) && this.nowMs < until) this.runUntil(this.nowMs + 1);
+    return this.isPaused(id);
+  }
+
   /** Whether the node's agent process runs (a shutting-down agent still does). */
   agentRunning(id: string): boolean {
     return this.#node(id).agentUp;
@@ -621,6 +631,11 @@ export class Simulator {
 
   core(id: string): CoreNode | undefined {
     return this.#node(id).core;
+  }
+
+  /** A node whose core is coordinator now (the first in node order), or undefined. */
+  coordinator(): string | undefined {
+    return this.nodes.find((n) => n.core?.role === "coordinator")?.id;
   }
 
   localNow(id: string): number {

@@ -9,13 +9,10 @@ import { describe, it } from "node:test";
 import { profiles } from "../../src/config/profiles.ts";
 import { threeNodeCluster } from "../../src/sim/properties.ts";
 
-const coordinatorOf = (sim: ReturnType<typeof threeNodeCluster>) =>
-  sim.nodes.find((n) => sim.core(n.id)?.role === "coordinator")!.id;
-
 describe("administrative refusals in the coordinator", () => {
   it("refuses a move to a drained node and the last drain, and drains it with force", () => {
     const sim = threeNodeCluster(11, profiles.lan);
-    const coordinator = coordinatorOf(sim);
+    const coordinator = sim.coordinator()!;
     const [a, b] = ["n1", "n2", "n3"].filter((id) => id !== coordinator) as [string, string];
     sim.admin(coordinator, { type: "drain", node: a });
     sim.runUntil(sim.nowMs + 1000);

@@ -32,16 +32,13 @@ function cluster(seed: number, fingerprints: Record<string, string>): Simulator 
   return sim;
 }
 
-const coordinatorOf = (sim: Simulator) =>
-  sim.nodes.find((n) => sim.core(n.id)?.role === "coordinator")?.id;
-
 describe("configuration fingerprint", () => {
   it("a node with another configuration holds nothing; the others hold every VIP once", () => {
     for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
       const sim = cluster(seed, { n1: "aaaa", n2: "aaaa", n3: "bbbb" });
       sim.runUntil(4000);
       assert.deepEqual(sim.violations, [], sim.trace.join("\n"));
-      const coordinator = coordinatorOf(sim);
+      const coordinator = sim.coordinator();
       assert.ok(coordinator, `seed ${seed}: a coordinator`);
       const odd = sim.nodes.find((n) => n.id === "n3")!;
       const agreeing = sim.nodes.filter((n) => n.id !== "n3");
@@ -77,7 +74,7 @@ describe("configuration fingerprint", () => {
       const fingerprints: Record<string, string> = { n1: "old", n2: "old", n3: "new" };
       const sim = cluster(seed, fingerprints);
       sim.runUntil(3000);
-      const order = ["n1", "n2"].sort((a) => (a === coordinatorOf(sim) ? 1 : -1));
+      const order = ["n1", "n2"].sort((a) => (a === sim.coordinator() ? 1 : -1));
       for (const id of order) {
         fingerprints[id] = "new";
         sim.crash(id);
@@ -92,7 +89,7 @@ describe("configuration fingerprint", () => {
       for (const id of ["n1", "n2", "n3"]) {
         assert.equal(sim.core(id)!.status(sim.nowMs).config.matchesCoordinator, true, id);
       }
-      const view = sim.core(coordinatorOf(sim)!)!.status(sim.nowMs);
+      const view = sim.core(sim.coordinator()!)!.status(sim.nowMs);
       assert.deepEqual(
         view.members.map((m) => m.state),
         ["healthy", "healthy", "healthy"],

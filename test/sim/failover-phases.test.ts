@@ -30,13 +30,10 @@ function phases(sim: Simulator): Phase[] {
   return seen;
 }
 
-const coordinatorOf = (sim: Simulator) =>
-  sim.nodes.find((n) => sim.core(n.id)?.role === "coordinator")!.id;
-
 describe("failover phases", () => {
   it("an owner crashes: detected after about the suspicion time, then a lease wait", () => {
     const sim = threeNodeCluster(21, timers);
-    const coordinator = coordinatorOf(sim);
+    const coordinator = sim.coordinator()!;
     const owner = sim.nodes.find((n) => n.id !== coordinator && n.addresses.size > 0)!.id;
     const seen = phases(sim);
     sim.crash(owner);
@@ -57,7 +54,7 @@ describe("failover phases", () => {
 
   it("the coordinator crashes: the new one reports how long after its last word it won", () => {
     const sim = threeNodeCluster(22, timers);
-    const coordinator = coordinatorOf(sim);
+    const coordinator = sim.coordinator()!;
     const seen = phases(sim);
     sim.crash(coordinator);
     sim.runUntil(sim.nowMs + 3000);
@@ -81,7 +78,7 @@ describe("failover phases timed by the control loop", () => {
       addressLifetimeMs: 3000,
       onPhase: (node, phase, ms) => seen.push({ node, phase, ms }),
     });
-    const coordinator = coordinatorOf(sim);
+    const coordinator = sim.coordinator()!;
     const owner = sim.nodes.find((n) => n.id !== coordinator && n.addresses.size > 0)!;
     const moved = [...owner.addresses];
     seen.length = 0;
@@ -112,7 +109,7 @@ describe("failover phases timed by the control loop", () => {
 describe("one failover timeline on every node", () => {
   it("the coordinator's phases and the new owner's reach every node through the heartbeats", () => {
     const sim = threeNodeCluster(25, timers, { runtime: true, addressLifetimeMs: 3000 });
-    const coordinator = coordinatorOf(sim);
+    const coordinator = sim.coordinator()!;
     const owner = sim.nodes.find((n) => n.id !== coordinator && n.addresses.size > 0)!;
     const index = [...owner.addresses][0]!;
     const vip = sim.core(coordinator)!.status(sim.localNow(coordinator)).vips[index]!.address;
@@ -153,7 +150,7 @@ describe("one failover timeline on every node", () => {
 describe("flap damping in the coordinator's status", () => {
   it("counts a silent member's faults, shows it down with its reason, then its rise", () => {
     const sim = threeNodeCluster(24, timers);
-    const coordinator = coordinatorOf(sim);
+    const coordinator = sim.coordinator()!;
     const member = sim.nodes.find((n) => n.id !== coordinator)!.id;
     const damping = () => sim.core(coordinator)!.status(sim.localNow(coordinator)).damping!;
     const row = () => damping().members.find((m) => m.id === member)!;

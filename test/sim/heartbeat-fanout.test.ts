@@ -57,13 +57,10 @@ function countHeartbeats(sim: Simulator): Map<string, number> {
   return counts;
 }
 
-const coordinatorOf = (sim: Simulator) =>
-  sim.nodes.find((n) => sim.core(n.id)?.role === "coordinator")?.id;
-
 describe("heartbeats: coordinator", () => {
   it("followers heartbeat the coordinator only; every VIP stays held, quorum counted through the coordinator", () => {
     const sim = fiveNodes("coordinator");
-    const coordinator = coordinatorOf(sim)!;
+    const coordinator = sim.coordinator()!;
     assert.ok(coordinator, "a coordinator after 3 s");
     const holdersBefore = sim.options.vips.map((_, vip) => sim.holder(vip));
     assert.ok(
@@ -120,7 +117,7 @@ describe("heartbeats: coordinator", () => {
 
   it("a follower that misses its coordinator heartbeats every node again, and a new coordinator takes over", () => {
     const sim = fiveNodes("coordinator", 2);
-    const coordinator = coordinatorOf(sim)!;
+    const coordinator = sim.coordinator()!;
     const counts = countHeartbeats(sim);
     const lost = [...sim.nodes.find((n) => n.id === coordinator)!.addresses];
     sim.crash(coordinator);
@@ -132,7 +129,7 @@ describe("heartbeats: coordinator", () => {
         assert.ok((counts.get(`${a}>${b}`) ?? 0) > 0, `${a} -> ${b} after the coordinator died`);
       }
     }
-    const next = coordinatorOf(sim);
+    const next = sim.coordinator();
     assert.ok(next && next !== coordinator, "a new coordinator");
     for (const vip of lost)
       assert.ok(sim.holder(vip), `VIP ${vip} of the dead coordinator held again`);

@@ -11,10 +11,6 @@ import type { Simulator } from "../../src/sim/simulator.ts";
 
 const timers = profiles.lan;
 
-function coordinatorOf(sim: Simulator): string | undefined {
-  return sim.nodes.find((n) => sim.core(n.id)?.role === "coordinator")?.id;
-}
-
 function memberState(sim: Simulator, coordinator: string, id: string): string | undefined {
   return sim
     .core(coordinator)!
@@ -27,18 +23,18 @@ describe("a coordinator stopped with SIGTERM and started again", () => {
     it(`is a healthy member again, not drained${runtime ? " (through the control loop)" : ""}`, () => {
       for (const seed of [1, 2, 3, 4, 5]) {
         const sim = threeNodeCluster(seed, timers, runtime ? { runtime: true } : {});
-        const first = coordinatorOf(sim);
+        const first = sim.coordinator();
         assert.ok(first, `seed ${seed}: a coordinator after boot`);
         sim.shutdown(first);
         sim.runUntil(sim.nowMs + 3000);
         assert.ok(!sim.agentRunning(first), `seed ${seed}: ${first} exited`);
-        const second = coordinatorOf(sim);
+        const second = sim.coordinator();
         assert.ok(second && second !== first, `seed ${seed}: another coordinator`);
         assert.equal(memberState(sim, second, first), "failed", `seed ${seed}: gone, not drained`);
         sim.boot(first);
         sim.runUntil(sim.nowMs + 3000);
         assert.deepEqual(sim.violations, [], sim.trace.join("\n"));
-        const now = coordinatorOf(sim);
+        const now = sim.coordinator();
         assert.ok(now, `seed ${seed}: a coordinator at the end`);
         assert.equal(
           memberState(sim, now, first),

@@ -25,9 +25,9 @@ function holderChanges(sim: Simulator, fromMs: number): number {
 }
 
 function coordinatorOf(sim: Simulator): string {
-  const coordinator = sim.nodes.find((n) => sim.core(n.id)?.role === "coordinator");
+  const coordinator = sim.coordinator();
   assert.ok(coordinator, "a coordinator is elected");
-  return coordinator.id;
+  return coordinator;
 }
 
 describe("stall rules", () => {
@@ -218,9 +218,7 @@ describe("a stop between two datagrams of one broadcast (runtime mode)", () => {
   /** Arms the stop and runs until it begins; returns when it began. */
   function stopInNextBroadcast(sim: Simulator, id: string, ms: number): number {
     sim.pauseInNextBroadcast(id, ms);
-    const armedAt = sim.nowMs;
-    while (!sim.isPaused(id) && sim.nowMs < armedAt + 1000) sim.runUntil(sim.nowMs + 1);
-    assert.ok(sim.isPaused(id), `${id} broadcast within 1 s`);
+    assert.ok(sim.runUntilPaused(id, 1000), `${id} broadcast within 1 s`);
     return sim.nowMs;
   }
 
