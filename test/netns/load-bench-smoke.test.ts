@@ -109,12 +109,17 @@ describe("load and idle benchmarks (smoke)", { skip: skipUnlessRoot(), concurren
     const path = join(out, "idle.json");
     const { code, output } = await runBench(
       "idle.ts",
-      ["--seconds", "5", "--vips", "10", "--prefix", "fipis-", "--out", path],
+      // A 5 s warm-up instead of the default minute: this checks the bench runs, not figures.
+      ["--seconds", "5", "--warmup", "5", "--vips", "10", "--prefix", "fipis-", "--out", path],
       150_000,
     );
     assert.equal(code, 0, output);
     assert.match(output, /contender\s+vips\s+node\s+cpu %\s+rss MB/);
-    const { runs } = JSON.parse(readFileSync(path, "utf8")) as { runs: IdleRun[] };
+    const { runs, warmupMs } = JSON.parse(readFileSync(path, "utf8")) as {
+      runs: IdleRun[];
+      warmupMs: number;
+    };
+    assert.equal(warmupMs, 5000, "the window opens --warmup seconds after settling");
     assert.deepEqual(
       runs.map((r) => `${r.contender}/${r.vips}/${r.outcome}`),
       ["lan/10/ok", "keepalived-1s/10/ok", "node-floor/0/ok", "c-floor/0/ok"],
