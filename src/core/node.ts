@@ -1046,7 +1046,16 @@ export class CoreNode implements ArbiterCore {
       this.#startPreVote(now);
     }
     this.#reconcileLocal(now);
-    if (now >= this.#nextHeartbeatMs) {
+    if (this.#silentAfterStall) {
+      // Nothing leaves while a post-stall release is under way (#keepSilentAfterStall), so
+      // nothing is composed either: composing is what extends a coordinator's own lease (from
+      // the acknowledgements that queued up during the stall) and what fixes a round's send
+      // time. A lease must come from a round that was sent; the first one after the silence
+      // goes out at once.
+      if (now >= this.#nextHeartbeatMs) {
+        this.#nextHeartbeatMs = now + this.#config.timers.heartbeatIntervalMs;
+      }
+    } else if (now >= this.#nextHeartbeatMs) {
       this.#sendHeartbeat(now);
     } else if (this.#heartbeatNow) {
       // Something peers should learn early (a release, a new table): send now, but at most one
