@@ -148,7 +148,7 @@ describe("a coordinator back from a stall beyond its lease", () => {
         assert.ok(coordinator.addresses.size > 0, `seed ${seed}: the coordinator holds a VIP`);
         // Pause right after a heartbeat round, so that its acknowledgements queue up.
         const lastRound = coordinator.sent.at(-1)!.atMs;
-        sim.runUntil(lastRound + timers.heartbeatIntervalMs);
+        sim.runUntil(lastRound + tight.heartbeatIntervalMs);
         const roundAt = coordinator.sent.at(-1)!.atMs;
         sim.runUntil(roundAt + 5);
         const wakeAt = sim.nowMs + pauseMs;
