@@ -8,21 +8,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { profiles } from "../../src/config/profiles.ts";
-import { threeNodeCluster } from "../../src/sim/properties.ts";
+import { holderChanges, threeNodeCluster } from "../../src/sim/properties.ts";
 import { Simulator } from "../../src/sim/simulator.ts";
 
 const timers = profiles.lan;
 
 const cluster = (seed: number): Simulator => threeNodeCluster(seed, timers);
-
-/** Holder changes of every VIP after `fromMs` (each entry is a move or a gap). */
-function holderChanges(sim: Simulator, fromMs: number): number {
-  let changes = 0;
-  for (const history of sim.holderHistory.values()) {
-    changes += history.filter(([at]) => at > fromMs).length;
-  }
-  return changes;
-}
 
 function coordinatorOf(sim: Simulator): string {
   const coordinator = sim.coordinator();
