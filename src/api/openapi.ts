@@ -281,6 +281,12 @@ export const openApiDocument = {
             nullable: true,
             description: "Wall-clock time since the current owner has had it",
           },
+          heldForMs: {
+            type: "number",
+            nullable: true,
+            description:
+              "How long its owner has held the address, as the owner reported it; absent while the owner does not (yet) hold it. With arbiter etcd, reported by the holder only",
+          },
           conflict: { type: "boolean" },
           explain: { type: "string" },
         },

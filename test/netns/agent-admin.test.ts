@@ -43,7 +43,13 @@ describe("agent: failback and administrative commands", { skip: skipUnlessRoot()
   /** The VIP the move test pinned to n3. */
   let pinned: string | undefined;
   before(async () => {
-    cluster = await startCluster({ prefix: "fipe6-", vips });
+    // A slow occupancy probe (400 ms, `lan` has 10) keeps a taker "not yet holding" long
+    // enough that `--wait` returning on the table alone would be seen.
+    cluster = await startCluster({
+      prefix: "fipe6-",
+      vips,
+      extraYaml: "timers: { probe_timeout_ms: 400 }",
+    });
     token = ["--token-file", join(cluster.dir, "api.token")];
     await waitSettled(cluster);
   });
@@ -155,14 +161,35 @@ describe("agent: failback and administrative commands", { skip: skipUnlessRoot()
   });
 
   it("refuses what it cannot do, and --wait returns once the change is in effect", async () => {
-    await waitSettled(cluster);
+    const owners = await waitSettled(cluster);
     const watch = watchHolders(cluster);
     const cli = (id: string, ...args: string[]) => cluster.cli(id, [...args, ...token]);
+
+    // A move with --wait: when it returns, the address is on the target's interface (its
+    // 400 ms probe keeps it "owner, not yet holder" well past the table's change).
+    const target = cluster.ids.find((id) => id !== owners.get(cluster.vipAddresses[2]!))!;
+    const first = await cli("n2", "ip", "move", cluster.vipAddresses[2]!, target, "--wait");
+    assert.equal(first.code, 0, `${first.stderr}${first.stdout}`);
+    assert.equal(
+      await cluster.holderOf(cluster.vipAddresses[2]!),
+      target,
+      `${cluster.vipAddresses[2]} is on ${target} once --wait returned`,
+    );
+    assert.equal((await cli("n2", "ip", "unpin", cluster.vipAddresses[2]!)).code, 0);
+    await waitSettled(cluster);
 
     // Drain n2 and wait for it: when the command returns, n2 owns nothing in the table.
     const drained = await cli("n1", "node", "disable", "n2", "--wait");
     assert.equal(drained.code, 0, `${drained.stderr}${drained.stdout}`);
     assert.match(drained.stdout, /disable n2: in effect/);
+    // In effect, not only in the table: every VIP has its holder, none of them n2.
+    for (const address of cluster.vipAddresses) {
+      const holder = await cluster.holderOf(address);
+      assert.ok(
+        holder && holder !== "n2",
+        `${address} is held (by ${holder}) once --wait returned`,
+      );
+    }
     const view = JSON.parse((await cli("n1", "status", "--json")).stdout) as Status & {
       vips: { address: string; owner: string | null }[];
     };
@@ -190,10 +217,11 @@ describe("agent: failback and administrative commands", { skip: skipUnlessRoot()
       assert.ok(holder, `${address} is on n3, the only eligible node, and stays there`);
     }
 
-    // A move that can happen: --wait returns when the table has it on n3.
+    // A move that can happen: --wait returns when n3 holds it (the address on its interface).
     const move = await cli("n1", "ip", "move", vip, "n3", "--wait");
     assert.equal(move.code, 0, `${move.stderr}${move.stdout}`);
     assert.match(move.stdout, /in effect/);
+    assert.equal(await cluster.holderOf(vip), "n3", `${vip} is on n3 once --wait returned`);
 
     for (const id of ["n1", "n2"]) {
       const enabled = await cli("n3", "node", "enable", id, "--wait");

@@ -14,6 +14,8 @@ import { after, before, beforeEach, describe, it } from "node:test";
 import type { FastifyInstance } from "fastify";
 import { InMemoryAgentHandle } from "../../src/api/in-memory-handle.ts";
 import { createApiServer, startApi } from "../../src/api/server.ts";
+import { pendingHold } from "../../src/cli/commands/ip.ts";
+import type { StatusView, VipView } from "../../src/cli/commands/status.ts";
 
 const root = resolve(import.meta.dirname, "../..");
 const dir = mkdtempSync(join(tmpdir(), "floatip-cli-"));
@@ -486,5 +488,41 @@ describe("floatip node", () => {
     ]);
     assert.equal(code, 3);
     assert.match(stderr, /no floatip agent answers/);
+  });
+});
+
+describe("--wait: when a VIP counts as in effect", () => {
+  const vip = (over: Partial<VipView>): VipView => ({
+    address: "198.18.0.100",
+    owner: "n2",
+    desiredOwner: "n2",
+    local: "absent",
+    since: null,
+    conflict: false,
+    explain: "",
+    ...over,
+  });
+  const status = (v: VipView, extra: Partial<StatusView> = {}) =>
+    ({ node: "n1", vips: [v], ...extra }) as StatusView;
+
+  it("waits while the table names the owner but the owner does not report holding it", () => {
+    assert.match(pendingHold(status(vip({})), "198.18.0.100", "n2") ?? "", /does not hold it yet/);
+    assert.equal(pendingHold(status(vip({ heldForMs: 12 })), "198.18.0.100", "n2"), undefined);
+  });
+
+  it("waits for the right owner, names a conflict, and has nothing to wait for without owner", () => {
+    const elsewhere = vip({ owner: "n3", heldForMs: 5, explain: "n2 is failed" });
+    assert.equal(pendingHold(status(elsewhere), "198.18.0.100", "n2"), "n2 is failed");
+    const occupied = vip({ conflict: true });
+    assert.match(pendingHold(status(occupied), "198.18.0.100", "n2") ?? "", /occupied/);
+    assert.equal(pendingHold(status(vip({ owner: null })), "198.18.0.100", undefined), undefined);
+    assert.match(pendingHold(status(vip({})), "198.18.0.9", "n2") ?? "", /not in the status/);
+  });
+
+  it("with arbiter etcd, another node's claim counts; its own claim needs the address", () => {
+    const etcd = { arbiter: { kind: "etcd" } } as Partial<StatusView>;
+    assert.equal(pendingHold(status(vip({}), etcd), "198.18.0.100", "n2"), undefined);
+    const own = status(vip({ owner: "n1" }), etcd);
+    assert.match(pendingHold(own, "198.18.0.100", "n1") ?? "", /does not hold it yet/);
   });
 });

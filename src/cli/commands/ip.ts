@@ -20,7 +20,7 @@ import { conflictText, type StatusView, shortTime, type VipView } from "./status
 export const usage = `usage:
   floatip ip list [--explain] [--json]
   floatip ip move VIP NODE [--wait] [--json]
-                                       --wait: until the coordinator's table has it there
+                                       --wait: until NODE owns it and reports holding it
                                        (at most 15 s; exit 4 with the reason otherwise)
   floatip ip unpin VIP [--json]        (also: floatip ip move VIP --clear)
 options: --api HOST:PORT | --config FILE, --token-file FILE
@@ -89,11 +89,9 @@ export async function run(args: string[]): Promise<number> {
         if (flags.switches.has("--wait")) {
           // The status lists each VIP in canonical form (an IPv6 address has many spellings).
           const address = canonicalIp(vip.split("/")[0]!);
-          await waitInEffect<StatusView>(client, `move ${vip} to ${node}`, (status) => {
-            const entry = status.vips.find((v) => v.address === address);
-            if (entry?.owner === node) return undefined;
-            return entry?.explain || `owner is ${entry?.owner ?? "nobody"}`;
-          });
+          await waitInEffect<StatusView>(client, `move ${vip} to ${node}`, (status) =>
+            pendingHold(status, address, node),
+          );
           if (!flags.json) process.stdout.write(`move ${vip} to ${node}: in effect\n`);
         }
         return 0;
@@ -113,4 +111,26 @@ export async function run(args: string[]): Promise<number> {
         throw new CliError("USAGE", `unknown subcommand '${sub}'`);
     }
   });
+}
+
+/**
+ * Why `address` is not yet in effect on `node` (undefined once it is): the table names `node`
+ * its owner and `node` reports holding it, so the address is on its interface. With `arbiter:
+ * etcd` a node reports only what it holds itself: there, holding the VIP's owner key counts.
+ */
+export function pendingHold(
+  status: StatusView,
+  address: string,
+  node: string | undefined,
+): string | undefined {
+  const entry = status.vips.find((v) => v.address === address);
+  if (!entry) return `${address} is not in the status`;
+  if (node !== undefined && entry.owner !== node) {
+    return entry.explain || `owner is ${entry.owner ?? "nobody"}`;
+  }
+  if (entry.owner === null || entry.owner === undefined) return undefined; // nobody to wait for
+  if (entry.conflict) return `${address} is occupied by another host`;
+  if (entry.heldForMs !== undefined && entry.heldForMs !== null) return undefined;
+  if (status.arbiter && entry.owner !== status.node) return undefined;
+  return `${entry.owner} owns ${address} but does not hold it yet (${entry.local === "absent" ? "" : `here: ${entry.local}; `}waiting for its report)`;
 }

@@ -244,6 +244,8 @@ export interface VipView {
   desiredOwner: string | null;
   local: string;
   since: string | null;
+  /** How long its owner has held it, as the owner reported; absent while not (yet) held. */
+  heldForMs?: number | null;
   conflict: boolean;
   explain: string;
 }
