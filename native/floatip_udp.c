@@ -1,5 +1,7 @@
 /*
- * floatip_udp: the heartbeat socket of `receive: on-tick` (src/cluster/tick-socket.ts).
+ * floatip_udp: the heartbeat socket of `receive: on-tick` (src/cluster/tick-socket.ts), and
+ * the send path of both receive modes (`udpSend` with its last-moment clock check, also on the
+ * descriptor of Node's socket with `as-they-come`).
  *
  * An agent that reads its UDP socket through libuv is woken by every datagram a peer sends;
  * on a paravirtualised machine each such wake-up of a sleeping process costs more than
@@ -8,7 +10,9 @@
  * the kernel's receive buffer until the control loop drains them on its own timer.
  *
  *   udpOpen(address, port, recvBufferBytes) -> { fd, port }     throws { code, syscall }
- *   udpSend(fd, buffer, address, port)      -> undefined | "EAGAIN" | other errno code
+ *   udpSend(fd, buffer, address, port[, notAfterMs])
+ *                                           -> undefined | "LATE" | "EAGAIN" | other errno code
+ *   udpMonotonicMs()                        -> CLOCK_MONOTONIC in milliseconds
  *   udpDrain(fd, max)                       -> [[Buffer, address, port], ...] (at most max)
  *   udpRecvBufferBytes(fd)                  -> number (the kernel's effective size)
  *   udpClose(fd)                            -> undefined
@@ -26,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define UDP_MAX_DATAGRAM 65536
@@ -153,9 +158,29 @@ static napi_value js_udp_open(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static double udp_monotonic_ms(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (double)now.tv_sec * 1e3 + (double)now.tv_nsec / 1e6;
+}
+
+static napi_value js_udp_monotonic_ms(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+  napi_create_double(env, udp_monotonic_ms(), &result);
+  return result;
+}
+
+/*
+ * `notAfterMs` (CLOCK_MONOTONIC, as udpMonotonicMs): the datagram goes only if the clock has
+ * not passed it, read right before sendto. The control loop's send gate decides a datagram may
+ * go and allows it the stall threshold to reach the kernel: a process stopped in between (a
+ * SIGSTOP, a frozen VM) finds the clock past it on waking and sends nothing ("LATE"), where a
+ * check in JavaScript would leave the encoding and Node's send path unguarded.
+ */
 static napi_value js_udp_send(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value args[4];
+  size_t argc = 5;
+  napi_value args[5];
   char address[INET6_ADDRSTRLEN + 1];
   int32_t fd = -1, port = -1;
   void* data = NULL;
@@ -168,15 +193,24 @@ static napi_value js_udp_send(napi_env env, napi_callback_info info) {
       udp_arg_string(env, args[2], address, sizeof address) != 0 ||
       udp_arg_int(env, args[3], &port) != 0 || port < 1 || port > 65535)
     return udp_bad_arg(env, "udpSend(fd, buffer, address, port)");
+  double not_after = -1;
+  napi_valuetype type = napi_undefined;
+  if (argc >= 5 && napi_typeof(env, args[4], &type) == napi_ok && type != napi_undefined &&
+      (type != napi_number || napi_get_value_double(env, args[4], &not_after) != napi_ok))
+    return udp_bad_arg(env, "udpSend: notAfterMs is a number of milliseconds");
   struct sockaddr_storage storage;
   socklen_t length = udp_endpoint(address, port, &storage);
   if (length == 0)
     return udp_bad_arg(env, "udpSend: address is not an IPv4 or IPv6 literal (with a known zone)");
+  napi_value result;
+  if (type == napi_number && udp_monotonic_ms() > not_after) {
+    napi_create_string_utf8(env, "LATE", NAPI_AUTO_LENGTH, &result);
+    return result;
+  }
   ssize_t sent;
   do {
     sent = sendto(fd, data, size, 0, (struct sockaddr*)&storage, length);
   } while (sent < 0 && errno == EINTR);
-  napi_value result;
   if (sent >= 0) {
     napi_get_undefined(env, &result);
     return result;
@@ -286,6 +320,7 @@ napi_status floatip_udp_init(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
       {"udpOpen", NULL, js_udp_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpSend", NULL, js_udp_send, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpMonotonicMs", NULL, js_udp_monotonic_ms, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpDrain", NULL, js_udp_drain, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpRecvBufferBytes", NULL, js_udp_recv_buffer_bytes, NULL, NULL, NULL, napi_enumerable,
        NULL},

@@ -42,14 +42,15 @@ function harness(options: { effects: Effect[]; stopAfter?: string; stoppedMs?: n
     },
   } as unknown as ArbiterCore;
   const clock = virtualPlatform({
-    send: (to) => {
+    send: (to, _message, gate) => {
+      if (gate !== undefined && !gate.open()) return;
       log.push(`sent:${to}`);
       stop(`send:${to}`);
     },
     // As the transport does: ask before each datagram.
-    broadcast: (_message, mayContinue) => {
+    broadcast: (_message, gate) => {
       for (const to of peers) {
-        if (mayContinue !== undefined && !mayContinue()) continue;
+        if (gate !== undefined && !gate.open()) continue;
         log.push(`sent:${to}`);
         stop(`send:${to}`);
       }

@@ -37,8 +37,8 @@ export function virtualPlatform(overrides: Partial<ControlPlatform> = {}): Virtu
     soon: (run) => {
       timers.push({ dueMs: nowMs, run, cancelled: false });
     },
-    send: () => {},
-    broadcast: () => {},
+    send: (_to, _message, gate) => void gate?.open(),
+    broadcast: (_message, gate) => void gate?.open(),
     datagramsSeen: () => 0,
     persistVote: () => {},
     applyAddresses: (_changes, done) => done([]),

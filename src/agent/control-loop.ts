@@ -17,6 +17,7 @@
  * The port is callback-based, not promise-based: the simulator runs everything in one
  * synchronous event queue, where promise continuations would never get their turn.
  */
+import type { SendGate } from "../cluster/udp-transport.ts";
 import type { ArbiterCore } from "../core/arbiter.ts";
 import type { CoreEvent, Effect, EtcdOp, Input, Message, PersistentState } from "../core/types.ts";
 import type { FailoverPhase } from "./histogram.ts";
@@ -47,12 +48,13 @@ export interface ControlPlatform {
   clearTimer(handle: unknown): void;
   /** Runs `run` after the I/O of this turn (Node: setImmediate). */
   soon(run: () => void): void;
-  send(to: string, message: Message): void;
+  /** One datagram; `gate`, when given, is asked right before it goes (see SendGate). */
+  send(to: string, message: Message, gate?: SendGate): void;
   /**
-   * One datagram to every peer. `mayContinue`, when given, is asked before each datagram;
-   * false withholds that one (once false, the loop answers false for the rest of the step).
+   * One datagram to every peer. `gate`, when given, is asked before each datagram; false
+   * withholds that one (once false, the loop answers false for the rest of the step).
    */
-  broadcast(message: Message, mayContinue?: () => boolean): void;
+  broadcast(message: Message, gate?: SendGate): void;
   /** Datagrams received or dropped so far: tells when the backlog after a stall is read. */
   datagramsSeen(): number;
   /**
@@ -162,11 +164,12 @@ export class ControlLoop {
    * further from it than the stall threshold was composed before a stall and is withheld.
    */
   #sendClockMs = 0;
-  /** This step withheld its remaining datagrams (see #fresh). */
+  /** This step withheld its remaining datagrams (see #gate). */
   #sendsCut = false;
   /** Datagrams withheld since the last stall line (they go into it). */
   #withheldSinceLog = 0;
-  readonly #fresh = () => this.#freshSend();
+  /** What the transport asks before each datagram (see #freshSend). */
+  readonly #gate: SendGate;
   #renewTimer: unknown;
   #refreshTimer: unknown;
   /** Effects collected during one turn of the event loop, performed together (see #flush). */
@@ -189,6 +192,15 @@ export class ControlLoop {
     this.#o = options;
     this.#vips = options.vips;
     this.#monitor = new LoopMonitor(options.heartbeatIntervalMs);
+    this.#gate = {
+      open: () => this.#freshSend(),
+      // A stall threshold between the decision and the system call: stopped there.
+      withinMs: this.#monitor.stallThresholdMs,
+      late: () => {
+        this.#sendsCut = true;
+        this.#withheld();
+      },
+    };
     if (options.readOnTick && options.platform.drainDatagrams === undefined) {
       throw new Error("ControlLoop: readOnTick needs a platform with drainDatagrams");
     }
@@ -424,10 +436,10 @@ export class ControlLoop {
         this.#sendClockMs = this.#p.now();
         return;
       case "send":
-        if (this.#freshSend()) this.#p.send(effect.to, effect.message);
+        this.#p.send(effect.to, effect.message, this.#gate);
         return;
       case "broadcast":
-        this.#p.broadcast(effect.message, this.#fresh);
+        this.#p.broadcast(effect.message, this.#gate);
         return;
       case "probe-address":
         this.#pending.probes.add(effect.vip);

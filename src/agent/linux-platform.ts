@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { applyAddressBatch } from "../adapters/linux/address.ts";
 import { announceBurst, probeOccupiedMany } from "../adapters/linux/arp.ts";
 import { listAddressesNetlink, renewAddressLifetimes } from "../adapters/linux/netlink.ts";
-import type { UdpTransport } from "../cluster/udp-transport.ts";
+import type { SendGate, UdpTransport } from "../cluster/udp-transport.ts";
 import { canonicalIp } from "../config/ipv6.ts";
 import type { Message, PersistentState } from "../core/types.ts";
 import type {
@@ -76,12 +76,12 @@ export class LinuxPlatform implements ControlPlatform {
     setImmediate(run);
   }
 
-  send(to: string, message: Message): void {
-    this.#transport.send(to, message);
+  send(to: string, message: Message, gate?: SendGate): void {
+    this.#transport.send(to, message, gate);
   }
 
-  broadcast(message: Message, mayContinue?: () => boolean): void {
-    this.#transport.broadcast(message, mayContinue);
+  broadcast(message: Message, gate?: SendGate): void {
+    this.#transport.broadcast(message, gate);
   }
 
   datagramsSeen(): number {

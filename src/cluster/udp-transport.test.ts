@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createSocket, type Socket } from "node:dgram";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
@@ -9,6 +9,7 @@ import { DROP_REASONS, type DropReason, encodeDatagram } from "./codec.ts";
 import {
   kernelDropsFrom,
   type PeerAddress,
+  type SendGate,
   type TransportStats,
   UdpTransport,
   type UdpTransportOptions,
@@ -149,19 +150,29 @@ describe("UDP transport", () => {
     for (const node of [a, b, c]) assert.equal(totalDropped(node), 0);
   });
 
-  it("asks mayContinue before each datagram of a broadcast and withholds those it refuses", async () => {
+  it("asks the gate before each datagram of a broadcast and withholds those it refuses", async () => {
     const nodes = await startCluster(["a", "b", "c", "d"]);
     const [a, b, c, d] = [get(nodes, "a"), get(nodes, "b"), get(nodes, "c"), get(nodes, "d")];
     const heard = () => b.inbox.length + c.inbox.length + d.inbox.length;
     let asked = 0;
-    a.transport.broadcast({ type: "heartbeat", term: 2 }, () => ++asked <= 1);
+    const gate = (open: () => boolean): SendGate => ({ open, withinMs: 1000, late: () => {} });
+    a.transport.broadcast(
+      { type: "heartbeat", term: 2 },
+      gate(() => ++asked <= 1),
+    );
     await waitFor("the one allowed datagram", () => heard() === 1);
     assert.equal(asked, 3, "asked once per peer");
     await sleep(100);
     assert.equal(heard(), 1, "the refused ones never left");
     assert.equal(statsOf(a).sent, 1);
-    a.transport.broadcast({ type: "heartbeat", term: 3 }, () => false);
-    a.transport.broadcast({ type: "heartbeat", term: 4 }, () => true);
+    a.transport.broadcast(
+      { type: "heartbeat", term: 3 },
+      gate(() => false),
+    );
+    a.transport.broadcast(
+      { type: "heartbeat", term: 4 },
+      gate(() => true),
+    );
     await waitFor("the next full broadcast", () => heard() === 4);
     for (const node of [b, c, d]) {
       assert.ok(!node.inbox.some((m) => (m.payload as { term: number }).term === 3));
@@ -605,4 +616,64 @@ describe("UDP transport, receive: on-tick", () => {
     b.transport.send("a", { type: "ping" });
     assert.equal(statsOf(b).sendErrors, 1);
   });
+});
+
+/**
+ * A process stopped after the gate let a datagram go, before the system call (SIGSTOP, a frozen
+ * VM): on waking it must send nothing, whatever the gate decided before the stop. The stop is
+ * real: this test process stops itself where the transport reads the gate's `withinMs` (right
+ * after the clock reading that check is anchored on, right before the addon's sendto), and a
+ * helper process started first resumes it 300 ms later.
+ */
+describe("UDP transport: a stop between the gate and the system call", () => {
+  async function stoppedSend(receive: "as-they-come" | "on-tick") {
+    const a = await startNode("a", { receive });
+    const b = await startNode("b");
+    const peers = new Map<string, PeerAddress>([
+      ["a", a.transport.boundAddress()],
+      ["b", b.transport.boundAddress()],
+    ]);
+    a.transport.updatePeers(peers);
+    b.transport.updatePeers(peers);
+    // Each learns the other's incarnation (the hellos are dropped as not fresh).
+    b.transport.send("a", { type: "hello" });
+    if (receive === "on-tick") await waitFor("a read b's hello", () => a.transport.drain() === 1);
+    else await waitFor("a heard b", () => a.transport.stats().dropped["not-fresh"] === 1);
+    let late = 0;
+    const resumer = spawn("sh", ["-c", `sleep 0.3; kill -CONT ${process.pid}`], {
+      stdio: "ignore",
+    });
+    cleanup.push(() => {
+      if (resumer.exitCode === null) resumer.kill();
+    });
+    await once(resumer, "spawn");
+    const gate: SendGate = {
+      open: () => true,
+      get withinMs() {
+        process.kill(process.pid, "SIGSTOP");
+        return 100;
+      },
+      late: () => {
+        late += 1;
+      },
+    };
+    const before = a.transport.stats().sent;
+    a.transport.send("b", { type: "heartbeat", term: 7 }, gate);
+    // Resumed: the datagram was withheld, reported to the gate, counted as neither sent nor failed.
+    assert.equal(late, 1, "the gate heard the datagram was late");
+    assert.equal(a.transport.stats().sent, before);
+    assert.equal(a.transport.stats().sendErrors, 0);
+    // The next one, not stopped, goes.
+    const plain: SendGate = { open: () => true, withinMs: 100, late: gate.late };
+    a.transport.send("b", { type: "heartbeat", term: 8 }, plain);
+    await waitFor("the next datagram", () => b.inbox.length === 1);
+    await sleep(50);
+    assert.deepEqual(b.inbox, [{ from: "a", payload: { type: "heartbeat", term: 8 } }]);
+    if (resumer.exitCode === null) await once(resumer, "exit");
+  }
+
+  it("as-they-come (sent on Node's socket through the addon): nothing leaves on waking", () =>
+    stoppedSend("as-they-come"));
+
+  it("on-tick: nothing leaves on waking", () => stoppedSend("on-tick"));
 });

@@ -27,6 +27,11 @@
  * watches (`tick-socket.ts`): datagrams queue in the kernel until the control loop calls
  * `drain()` on its own timer, so a peer's heartbeat wakes nobody (the cost of an idle agent
  * on a paravirtualised machine is the wake-ups, see `bench:idle`).
+ *
+ * Sending: both modes send through the native addon's `sendto` (on the descriptor of Node's
+ * socket with `as-they-come`), which reads the clock once more right before the system call:
+ * a datagram the control loop's gate let go is withheld if the process was stopped since
+ * (SendGate). Without the addon, Node's send.
  */
 import { createSocket, type Socket, type SocketOptions } from "node:dgram";
 import { lookup as dnsLookup } from "node:dns";
@@ -40,7 +45,7 @@ import {
   encodeDatagram,
 } from "./codec.ts";
 import { ReplayGuard } from "./replay-guard.ts";
-import { openTickSocket, type TickSocket } from "./tick-socket.ts";
+import { type FdSender, fdSender, openTickSocket, type TickSocket } from "./tick-socket.ts";
 
 /**
  * dgram's address lookup, answered at once for the IP literals peers are configured with.
@@ -98,6 +103,33 @@ export interface UdpTransportOptions {
   readonly greet?: boolean;
   /** How datagrams are read (see the module comment); default `as-they-come`. */
   readonly receive?: ReceiveMode;
+}
+
+/**
+ * Asked right before each datagram a step of the control loop sends (`ControlLoop`): a process
+ * stopped between composing a datagram and sending it must not send it on waking, from a node
+ * whose lease may have run out meanwhile.
+ */
+export interface SendGate {
+  /** Whether this datagram may go (false: withheld; the gate counts it). */
+  open(): boolean;
+  /**
+   * How long after `open()` the kernel may still take it. The clock is read again right before
+   * `sendto` (in the native addon, so the encoding and Node's send path are covered too): past
+   * it, the process was stopped in between, and the datagram is withheld.
+   */
+  readonly withinMs: number;
+  /** A datagram `open()` let go was withheld at the kernel call for that reason. */
+  late(): void;
+}
+
+/** The descriptor of a socket Node's dgram owns: its state's handle (no public accessor). */
+function dgramFd(socket: Socket): number | undefined {
+  const state = Object.getOwnPropertySymbols(socket).find((k) => k.description === "state symbol");
+  const handle =
+    state && (socket as unknown as Record<symbol, { handle?: { fd?: unknown } }>)[state];
+  const fd = handle?.handle?.fd;
+  return typeof fd === "number" && fd >= 0 ? fd : undefined;
 }
 
 /** `as-they-come`: libuv reads each datagram as it arrives; `on-tick`: `drain()` reads them. */
@@ -167,6 +199,8 @@ export class UdpTransport {
   readonly #peerIncarnations = new Map<string, number>();
   #socket: Socket | undefined;
   #tickSocket: TickSocket | undefined;
+  /** Sends with the clock check at the system call (see SendGate); undefined: Node's send. */
+  #sender: FdSender | undefined;
   #closed = false;
   #seq = 0;
   #sent = 0;
@@ -198,6 +232,7 @@ export class UdpTransport {
       } catch (error) {
         return Promise.reject(error);
       }
+      this.#sender = this.#tickSocket;
       if (this.#options.greet) this.broadcast(helloPayload);
       return Promise.resolve();
     }
@@ -221,6 +256,10 @@ export class UdpTransport {
           // Refused (unprivileged, a tight rmem_max): the kernel's default stays; the effective
           // size is reported either way.
         }
+        // Sends go through the addon on the socket's descriptor (libuv still reads it); without
+        // the addon, or if Node's internals change, through Node's send.
+        const fd = dgramFd(socket);
+        this.#sender = fd === undefined ? undefined : fdSender(fd);
         // After binding, socket errors (ICMP unreachable on some kernels) must not crash.
         socket.on("error", (error) => this.#sendFailed("socket", error));
         socket.on("message", (datagram, remote) => this.#receive(datagram, remote));
@@ -240,24 +279,25 @@ export class UdpTransport {
     return { address: info.address, port: info.port };
   }
 
-  send(to: string, payload: unknown): void {
+  /** Sends `payload` to peer `to`; `gate`, when given, is asked right before (SendGate). */
+  send(to: string, payload: unknown, gate?: SendGate): void {
     const peer = this.#peers.get(to);
     if (peer === undefined || to === this.#options.selfId) {
       this.#sendFailed(to, new Error(`no configured peer ${JSON.stringify(to)}`));
       return;
     }
-    this.#sendTo(to, peer, payload);
+    this.#sendTo(to, peer, payload, gate);
   }
 
   /**
    * Sends `payload` to every configured peer except this node, each in its own datagram.
-   * `mayContinue` is asked before each datagram; false withholds that one (`ControlLoop`
-   * answers false for the rest of a broadcast interrupted by a stall, and counts each).
+   * `gate` is asked before each datagram; false withholds that one (`ControlLoop` answers
+   * false for the rest of a broadcast interrupted by a stall, and counts each).
    */
-  broadcast(payload: unknown, mayContinue?: () => boolean): void {
+  broadcast(payload: unknown, gate?: SendGate): void {
     for (const [id, peer] of this.#peers) {
       if (id === this.#options.selfId) continue;
-      if (mayContinue === undefined || mayContinue()) this.#sendTo(id, peer, payload);
+      this.#sendTo(id, peer, payload, gate);
     }
   }
 
@@ -335,6 +375,7 @@ export class UdpTransport {
     this.#closed = true;
     const socket = this.#socket;
     this.#socket = undefined;
+    this.#sender = undefined; // before the descriptor closes: its number may be reused
     this.#tickSocket?.close();
     this.#tickSocket = undefined;
     this.#flushLogs();
@@ -342,7 +383,7 @@ export class UdpTransport {
     return new Promise<void>((resolve) => socket.close(() => resolve()));
   }
 
-  #sendTo(to: string, peer: PeerAddress, payload: unknown): void {
+  #sendTo(to: string, peer: PeerAddress, payload: unknown, gate?: SendGate): void {
     const socket = this.#socket;
     const tickSocket = this.#tickSocket;
     if (socket === undefined && tickSocket === undefined) {
@@ -368,13 +409,19 @@ export class UdpTransport {
       this.#sendFailed(to, error);
       return;
     }
+    // Asked after the encoding, as close to the system call as JavaScript gets.
+    if (gate !== undefined && !gate.open()) return;
     this.#seq += 1;
-    if (tickSocket !== undefined) {
-      const failure = tickSocket.send(datagram, peer.address, peer.port);
+    const sender = this.#sender;
+    if (sender !== undefined) {
+      const notAfterMs = gate === undefined ? undefined : sender.monotonicMs() + gate.withinMs;
+      const failure = sender.send(datagram, peer.address, peer.port, notAfterMs);
       if (failure === undefined) this.#sent += 1;
+      else if (failure === "LATE") gate?.late();
       else this.#sendFailed(to, Object.assign(new Error(`sendto: ${failure}`), { code: failure }));
       return;
     }
+    // Without the addon, Node's send: unguarded from here to its system call.
     try {
       // No completion callback on the heartbeat path (it costs a closure and a tick per
       // datagram): a failed send surfaces as the socket's 'error' event (#sendFailed).

@@ -894,8 +894,11 @@ export class Simulator {
       soon: (run) => {
         this.at(this.nowMs, this.#processTask(node, "io", run));
       },
-      send: (to, message) => this.#transmitFromProcess(node, to, message),
-      broadcast: (message, mayContinue) => this.#broadcastFromProcess(node, message, mayContinue),
+      send: (to, message, gate) => {
+        if (gate === undefined || gate.open()) this.#transmitFromProcess(node, to, message);
+      },
+      broadcast: (message, gate) =>
+        this.#broadcastFromProcess(node, message, gate && (() => gate.open())),
       datagramsSeen: () => node.read,
       drainDatagrams: () => {
         const queued = node.socket;
