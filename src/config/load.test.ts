@@ -337,16 +337,28 @@ describe("timer overrides", () => {
   });
 
   it("reports a broken cross-field rule at the timer key", () => {
-    // lease_ms must exceed the lan profile's election timeout (150 ms).
-    const problems = problemsOf(variant((c) => (c.timers = { lease_ms: 150 })));
+    // lease_ms must exceed the lan profile's election timeout (150 ms); with 25 ms heartbeats
+    // the renewal rule (3 intervals + 3 margins, 105 ms) is met.
+    const problems = problemsOf(
+      variant((c) => (c.timers = { lease_ms: 150, heartbeat_interval_ms: 25 })),
+    );
     assert.deepEqual(paths(problems), ["timers.lease_ms"]);
     assert.match(problems[0]!.message, /election/);
+    // lan's own heartbeats: 170 ms exceeds the election timeout but lapses between renewals.
+    const short = problemsOf(variant((c) => (c.timers = { lease_ms: 170 })));
+    assert.deepEqual(paths(short), ["timers.lease_ms"]);
+    assert.match(short[0]!.message, /\(180 ms\), got 170/);
   });
 
   it("names the field to change even when another field was overridden", () => {
-    // A 150 ms heartbeat against lan's 150 ms suspicion and election timeout.
+    // A 150 ms heartbeat against lan's 150 ms suspicion and election timeout, and its 400 ms
+    // lease (renewals every 150 ms need 480).
     const problems = problemsOf(variant((c) => (c.timers = { heartbeat_interval_ms: 150 })));
-    assert.deepEqual(paths(problems), ["timers.suspect_after_ms", "timers.election_timeout_ms"]);
+    assert.deepEqual(paths(problems), [
+      "timers.suspect_after_ms",
+      "timers.election_timeout_ms",
+      "timers.lease_ms",
+    ]);
   });
 });
 
@@ -797,6 +809,30 @@ describe("receive", () => {
       below.some((p) => p.path === "receive"),
       JSON.stringify(below),
     );
+  });
+
+  it("refuses on-tick with a lease shorter than four intervals and three margins", () => {
+    // lan's heartbeats on the tick: 230 ms. The simulator dropped VIPs of a healthy cluster
+    // at 220 ms and was clean at 230 (src/core/timing.ts, renewableLeaseMinMs).
+    const onTick = (lease: number) =>
+      variant((c) =>
+        Object.assign(c, {
+          receive: "on-tick",
+          profile: "lan",
+          timers: { election_timeout_ms: 215, lease_ms: lease },
+        }),
+      );
+    const short = problemsOf(onTick(229));
+    assert.deepEqual(
+      short.map((p) => p.path),
+      ["timers.lease_ms"],
+    );
+    assert.match(short[0]!.message, /on-tick needs a lease .*\(230 ms\), got 229/);
+    assert.match(short[0]!.fix, /lease_ms to at least 230, or remove receive/);
+    assert.equal(parse(onTick(230)).timers.leaseMs, 230);
+    // The same lease reading as datagrams come is fine (180 ms there).
+    const plain = variant((c) => (c.timers = { election_timeout_ms: 215, lease_ms: 229 }));
+    assert.equal(parse(plain).timers.leaseMs, 229);
   });
 
   it("names the key for a wrong value, and refuses on-tick beside an etcd arbiter", () => {

@@ -51,7 +51,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { type Document, LineCounter, parseDocument } from "yaml";
-import { grantWindowMs } from "../core/timing.ts";
+import { grantWindowMs, renewableLeaseMinMs } from "../core/timing.ts";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import { canonicalIp, ipv6Text, ipv6Value, ipv6VipProblem } from "./ipv6.ts";
 import { defaultProfile, profileNames, profiles, validateTimers } from "./profiles.ts";
@@ -602,6 +602,19 @@ function readRoot(ctx: Context, raw: unknown, options: LoadOptions): ClusterConf
       ["receive"],
       `on-tick needs a lease grant window of at least ${onTickGrantIntervals} heartbeat intervals (${onTickGrantIntervals * timers.heartbeatIntervalMs} ms); these timers give ${grantWindowMs(timers)} ms`,
       `set timers.election_timeout_ms to at least ${minimum}, or remove receive`,
+    );
+  }
+  if (
+    receive === "on-tick" &&
+    timers &&
+    timers.leaseMs >= renewableLeaseMinMs(timers) &&
+    timers.leaseMs < renewableLeaseMinMs(timers, true)
+  ) {
+    // Read on the tick, an acknowledgement waits up to one more interval before it counts.
+    ctx.add(
+      ["timers", "lease_ms"],
+      `on-tick needs a lease of at least four heartbeat intervals and three lease margins (${renewableLeaseMinMs(timers, true)} ms), got ${timers.leaseMs}: acknowledgements are read up to an interval late, so a shorter lease lapses on a healthy cluster`,
+      `set timers.lease_ms to at least ${renewableLeaseMinMs(timers, true)}, or remove receive`,
     );
   }
   if (receive === "on-tick" && arbiter) {

@@ -7,6 +7,7 @@
  * + lease expiry + leaseMarginMs + the gratuitous ARP burst. Faster timers fail over sooner
  * but cost more packets and mistake short stalls (GC pauses, a busy switch) for failures.
  */
+import { renewableLeaseMinMs } from "../core/timing.ts";
 import type { ProfileName, Timers } from "./types.ts";
 
 export const defaultProfile: ProfileName = "lan";
@@ -135,12 +136,13 @@ export function validateTimers(t: Timers): TimerProblem[] {
       fix: `set election_timeout_ms to at least ${2 * t.heartbeatIntervalMs}`,
     });
   }
-  // A lease must survive one lost renewal, and renewals ride on heartbeats.
-  if (ok("heartbeatIntervalMs", "leaseMs") && t.leaseMs <= 2 * t.heartbeatIntervalMs) {
+  // Renewals ride on heartbeats: a lease must reach the next renewal (renewableLeaseMinMs).
+  if (ok("heartbeatIntervalMs", "leaseMs", "leaseMarginMs") && t.leaseMs < renewableLeaseMinMs(t)) {
+    const min = renewableLeaseMinMs(t);
     problems.push({
       field: "leaseMs",
-      message: `must be greater than twice heartbeat_interval_ms (${t.heartbeatIntervalMs}), got ${t.leaseMs}: one lost heartbeat would drop the node's VIPs`,
-      fix: `set lease_ms to more than ${2 * t.heartbeatIntervalMs}`,
+      message: `must be at least three heartbeat intervals and three lease margins (${min} ms), got ${t.leaseMs}: a coordinator renews its own lease once per heartbeat, from a round acknowledged up to two intervals earlier, and gives its VIPs up two margins before the end, so a shorter lease lapses on a healthy cluster`,
+      fix: `set lease_ms to at least ${min}`,
     });
   }
   // A lease must outlast an election, or every change of coordinator drops all VIPs.

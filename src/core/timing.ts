@@ -56,6 +56,22 @@ export function grantWindowMs(timers: Timers): number {
 }
 
 /**
+ * The shortest lease a healthy cluster can keep renewing. A coordinator extends its own lease
+ * when it composes a round, from the newest round a majority acknowledged; a follower
+ * acknowledges a round with its next heartbeat, up to one interval later (read up to one more
+ * interval later with `receive: on-tick`), so at a compose that round can be two intervals old
+ * (three on-tick), and the lease must reach the next compose, one interval on, and then the
+ * release guard (two margins) plus a margin for delays. Shorter, a coordinator gives up its
+ * VIPs with no fault whenever the nodes' phases line up badly: the simulator showed it with
+ * `lan`'s 50 ms heartbeats and margins for leases up to 170 ms (clean from 175), with 100 ms
+ * heartbeats up to 320 ms (clean at 330), on-tick with 50 ms heartbeats up to 220 ms (clean at
+ * 230): each boundary this bound (180, 330, 230) meets or covers.
+ */
+export function renewableLeaseMinMs(timers: Timers, readOnTick = false): number {
+  return 3 * timers.leaseMarginMs + (readOnTick ? 4 : 3) * timers.heartbeatIntervalMs;
+}
+
+/**
  * Upper bound, in real time, from the moment faults stop (a healthy majority can talk,
  * no foreign host holds a VIP) until every VIP is held again:
  *   two election timeouts (a fresh election, one split vote) + vote round trips,

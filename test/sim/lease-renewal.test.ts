@@ -1,0 +1,49 @@
+/**
+ * The shortest lease `config check` accepts (`renewableLeaseMinMs`: three heartbeat intervals
+ * and three lease margins, four intervals on the tick) against the simulator's runtime swarm
+ * (3 nodes, the agent's own control loop). Below it the swarm finds a healthy cluster giving
+ * up VIPs (a coordinator's own lease lapses between two renewals: `stability` or `liveness`);
+ * at it, the same seeds are clean. The seeds are the ones a sweep found (seeds 0-149).
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { profiles } from "../../src/config/profiles.ts";
+import type { Timers } from "../../src/config/types.ts";
+import { renewableLeaseMinMs } from "../../src/core/timing.ts";
+import { runSwarmSeed } from "../../src/sim/swarm.ts";
+
+function violations(timers: Timers, seeds: readonly number[], onTick: boolean): string[] {
+  const found: string[] = [];
+  for (const seed of seeds) {
+    const result = runSwarmSeed({
+      seed,
+      timers,
+      runtime: true,
+      ...(onTick ? { receive: "on-tick" as const } : {}),
+      nodes: 3,
+    });
+    for (const v of result.violations) found.push(`seed ${seed}: ${v.kind}: ${v.detail}`);
+  }
+  return found;
+}
+
+describe("the shortest renewable lease", () => {
+  it("as datagrams come: lan's timers lapse at 170 ms, hold at the 180 ms the check asks", () => {
+    const min = renewableLeaseMinMs(profiles.lan);
+    assert.equal(min, 180);
+    const seeds = [26, 57, 109, 127, 128, 140];
+    const below = violations({ ...profiles.lan, leaseMs: 170 }, seeds, false);
+    assert.ok(below.length >= seeds.length / 2, `170 ms lapses:\n${below.join("\n")}`);
+    assert.deepEqual(violations({ ...profiles.lan, leaseMs: min }, seeds, false), []);
+  });
+
+  it("on the tick: 50 ms heartbeats lapse at 220 ms, hold at the 230 ms the check asks", () => {
+    const lanOnTick = { ...profiles.lan, electionTimeoutMs: 215 };
+    const min = renewableLeaseMinMs(lanOnTick, true);
+    assert.equal(min, 230);
+    const seeds = [33, 106, 127];
+    const below = violations({ ...lanOnTick, leaseMs: 220 }, seeds, true);
+    assert.ok(below.length >= 2, `220 ms lapses:\n${below.join("\n")}`);
+    assert.deepEqual(violations({ ...lanOnTick, leaseMs: min }, seeds, true), []);
+  });
+});
