@@ -55,12 +55,13 @@ function distribution(label: string, values: readonly number[]): string {
   return `${label} (${values.length} samples, virtual ms): p50 ${percentile(values, 50)}, p99 ${percentile(values, 99)}, max ${Math.max(...values)}`;
 }
 
-export function formatSummary(summary: SwarmSummary): string {
+/** `replayFlags`: the options the swarm ran with, repeated in each replay command. */
+export function formatSummary(summary: SwarmSummary, replayFlags = ""): string {
   const lines: string[] = [];
   for (const run of summary.failed) {
     for (const violation of run.violations) {
       lines.push(
-        `seed=${run.seed} nodes=${run.nodes} ${violation.kind} at ${violation.atMs} ms: ${violation.detail} (replay: floatip sim --seed ${run.seed} --trace)`,
+        `seed=${run.seed} nodes=${run.nodes} ${violation.kind} at ${violation.atMs} ms: ${violation.detail} (replay: floatip sim --seed ${run.seed}${replayFlags} --trace)`,
       );
     }
   }

@@ -1,13 +1,15 @@
 /**
  * `floatip sim`: the deterministic fault-injecting simulator.
- *   floatip sim --seeds N [--nodes K] [--profile lan] [--first S] [--jobs J] [--runtime]
+ *   floatip sim --seeds N [--nodes K] [--profile lan] [--timers K=V,…] [--first S] [--jobs J]
+ *                                                                   [--runtime]
  *   floatip sim --seed S [--nodes K] [--trace]                      replay one seed
  * Exits 1 when any invariant was violated.
  */
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
-import { profiles } from "../../config/profiles.ts";
-import type { ProfileName } from "../../config/types.ts";
+import { profiles, validateTimers } from "../../config/profiles.ts";
+import type { ProfileName, Timers } from "../../config/types.ts";
+import { renewableLeaseMinMs } from "../../core/timing.ts";
 import { runSwarmParallel } from "../../sim/parallel.ts";
 import { formatSummary, runSwarm } from "../../sim/report.ts";
 import { runSwarmSeed } from "../../sim/swarm.ts";
@@ -22,6 +24,9 @@ export const usage = `usage:
   --receive on-tick
               (with --runtime) the agents read datagrams on their control loop's tick, as
               with the config key receive: on-tick
+  --timers lease_ms=180,heartbeat_interval_ms=50
+              override the profile's timers, named as in the config's timers: section;
+              what config check would refuse is printed as a warning and run anyway
   floatip sim --seed S [--nodes K] [--profile P] [--trace] [--runtime]     replay one seed
   Exit status: 0 no invariant violated, 1 a violation (the seeds are printed), 2 usage error.
 `;
@@ -39,16 +44,30 @@ export async function run(args: string[]): Promise<number> {
       jobs: { type: "string" },
       runtime: { type: "boolean", default: false },
       receive: { type: "string", default: "as-they-come" },
+      timers: { type: "string" },
     },
     strict: true,
   });
   const profile = values.profile as ProfileName;
-  const timers = profiles[profile];
-  if (!timers) {
+  const base = profiles[profile];
+  if (!base) {
     process.stderr.write(
       `floatip sim: unknown profile '${values.profile}' (use fast, lan or wan)\n`,
     );
     return 2;
+  }
+  const timers = values.timers === undefined ? base : overrideTimers(base, values.timers);
+  if (typeof timers === "string") {
+    process.stderr.write(`floatip sim: --timers: ${timers}\n`);
+    return 2;
+  }
+  if (values.timers !== undefined) {
+    const problems = validateTimers(timers).map((p) => `${snake(p.field)} ${p.message}`);
+    const onTickMin = renewableLeaseMinMs(timers, true);
+    if (values.receive === "on-tick" && timers.leaseMs < onTickMin)
+      problems.push(`lease_ms is below the ${onTickMin} ms that on-tick needs`);
+    for (const problem of problems)
+      process.stderr.write(`floatip sim: warning: config check would refuse: ${problem}\n`);
   }
   if (values.receive !== "as-they-come" && values.receive !== "on-tick") {
     process.stderr.write("floatip sim: --receive takes as-they-come or on-tick\n");
@@ -100,7 +119,7 @@ export async function run(args: string[]): Promise<number> {
   }
   const seeds = Array.from({ length: count }, (_, i) => first + i);
   process.stdout.write(
-    `profile ${profile}: ${count} seeds from ${first}${nodes ? `, ${nodes} nodes` : ", 3/5/7 nodes"}, ${jobs} job${jobs === 1 ? "" : "s"}${values.runtime ? ", through the agent's control loop" : ""}${values.receive === "on-tick" ? ", reading on its tick" : ""}\n`,
+    `profile ${profile}${values.timers ? ` with ${values.timers}` : ""}: ${count} seeds from ${first}${nodes ? `, ${nodes} nodes` : ", 3/5/7 nodes"}, ${jobs} job${jobs === 1 ? "" : "s"}${values.runtime ? ", through the agent's control loop" : ""}${values.receive === "on-tick" ? ", reading on its tick" : ""}\n`,
   );
   const startedAt = performance.now();
   let lastProgressAt = startedAt;
@@ -129,9 +148,39 @@ export async function run(args: string[]): Promise<number> {
           },
         });
   const seconds = (performance.now() - startedAt) / 1000;
-  process.stdout.write(`${formatSummary(summary)}\n`);
+  const replay = [
+    values.profile !== "lan" ? ` --profile ${values.profile}` : "",
+    nodes ? ` --nodes ${nodes}` : "",
+    values.runtime ? " --runtime" : "",
+    values.receive === "on-tick" ? " --receive on-tick" : "",
+    values.timers !== undefined ? ` --timers ${values.timers}` : "",
+  ].join("");
+  process.stdout.write(`${formatSummary(summary, replay)}\n`);
   process.stdout.write(
     `${count} seeds in ${seconds.toFixed(1)} s (${(count / seconds).toFixed(1)} seeds/s, ${jobs} job${jobs === 1 ? "" : "s"})\n`,
   );
   return summary.failed.length > 0 ? 1 : 0;
+}
+
+function snake(camel: string): string {
+  return camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+/** `lease_ms=180,heartbeat_interval_ms=50` over `base`; a string says what is wrong. */
+export function overrideTimers(base: Timers, text: string): Timers | string {
+  const byName = new Map((Object.keys(base) as (keyof Timers)[]).map((f) => [snake(f), f]));
+  const timers: Record<string, number> = { ...base };
+  for (const pair of text.split(",")) {
+    const [name, value, ...rest] = pair.trim().split("=");
+    const field = byName.get(name ?? "");
+    if (field === undefined || value === undefined || rest.length > 0) {
+      return `'${pair.trim()}': expected NAME=VALUE with NAME one of ${[...byName.keys()].join(", ")}`;
+    }
+    const number = Number(value);
+    if (value.trim() === "" || !Number.isFinite(number)) {
+      return `${name}: '${value}' is not a number`;
+    }
+    timers[field] = number;
+  }
+  return timers as unknown as Timers;
 }
