@@ -418,14 +418,21 @@ export class UdpTransport {
       const failure = sender.send(datagram, peer.address, peer.port, notAfterMs);
       if (failure === undefined) this.#sent += 1;
       else if (failure === "LATE") gate?.late();
-      else this.#sendFailed(to, Object.assign(new Error(`sendto: ${failure}`), { code: failure }));
+      else if (failure !== "EAGAIN" || socket === undefined) {
+        this.#sendFailed(to, Object.assign(new Error(`sendto: ${failure}`), { code: failure }));
+      } else this.#queue(to, socket, datagram, peer); // send buffer full: libuv queues it
       return;
     }
     // Without the addon, Node's send: unguarded from here to its system call.
+    if (socket !== undefined) this.#queue(to, socket, datagram, peer);
+  }
+
+  /** Node's send: libuv sends at once, or queues the datagram while the send buffer is full. */
+  #queue(to: string, socket: Socket, datagram: Buffer, peer: PeerAddress): void {
     try {
       // No completion callback on the heartbeat path (it costs a closure and a tick per
       // datagram): a failed send surfaces as the socket's 'error' event (#sendFailed).
-      socket?.send(datagram, peer.port, peer.address);
+      socket.send(datagram, peer.port, peer.address);
       this.#sent += 1;
     } catch (error) {
       this.#sendFailed(to, error);
