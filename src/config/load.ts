@@ -613,7 +613,7 @@ function readRoot(ctx: Context, raw: unknown, options: LoadOptions): ClusterConf
     // Read on the tick, an acknowledgement waits up to one more interval before it counts.
     ctx.add(
       ["timers", "lease_ms"],
-      `on-tick needs a lease of at least four heartbeat intervals and three lease margins (${renewableLeaseMinMs(timers, true)} ms), got ${timers.leaseMs}: acknowledgements are read up to an interval late, so a shorter lease lapses on a healthy cluster`,
+      `on-tick needs a lease of at least four heartbeat intervals and six lease margins (${renewableLeaseMinMs(timers, true)} ms), got ${timers.leaseMs}: acknowledgements are read up to an interval late, so a shorter lease lapses on a healthy cluster`,
       `set timers.lease_ms to at least ${renewableLeaseMinMs(timers, true)}, or remove receive`,
     );
   }

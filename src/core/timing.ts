@@ -58,17 +58,22 @@ export function grantWindowMs(timers: Timers): number {
 /**
  * The shortest lease a healthy cluster can keep renewing. A coordinator extends its own lease
  * when it composes a round, from the newest round a majority acknowledged; a follower
- * acknowledges a round with its next heartbeat, up to one interval later (read up to one more
- * interval later with `receive: on-tick`), so at a compose that round can be two intervals old
- * (three on-tick), and the lease must reach the next compose, one interval on, and then the
- * release guard (two margins) plus a margin for delays. Shorter, a coordinator gives up its
- * VIPs with no fault whenever the nodes' phases line up badly: the simulator showed it with
- * `lan`'s 50 ms heartbeats and margins for leases up to 170 ms (clean from 175), with 100 ms
- * heartbeats up to 320 ms (clean at 330), on-tick with 50 ms heartbeats up to 220 ms (clean at
- * 230): each boundary this bound (180, 330, 230) meets or covers.
+ * acknowledges a round with its next heartbeat, up to one interval later, so at a compose that
+ * round can be two intervals old, and the lease must reach the next compose, one interval on,
+ * then the release guard (two margins) plus a margin for delays: three intervals and three
+ * margins. Read on the tick (`receive: on-tick`) every hop waits up to one more interval, and
+ * the acknowledgements of a larger majority spread further: four intervals and six margins.
+ * Shorter, a coordinator gives up its VIPs with no fault whenever the nodes' phases line up
+ * badly. Boundaries the simulator's runtime swarm found (200-400 seeds each, 2026-12-05):
+ * 50 ms heartbeats, 10 ms margins: 170 ms lapses and 175 ms holds on 3, 5 and 7 nodes (this
+ * bound: 180); 100 ms heartbeats: 320 / 330 on 3 nodes, 330 holds on 7 (bound 330). On the
+ * tick: 50 ms heartbeats 220 / 230 on 3 nodes, 230 lapses on 5, 240 / 250 on 7 (bound 260);
+ * 100 ms heartbeats on 7 nodes 430 / 450 (bound 460).
  */
 export function renewableLeaseMinMs(timers: Timers, readOnTick = false): number {
-  return 3 * timers.leaseMarginMs + (readOnTick ? 4 : 3) * timers.heartbeatIntervalMs;
+  return readOnTick
+    ? 4 * timers.heartbeatIntervalMs + 6 * timers.leaseMarginMs
+    : 3 * timers.heartbeatIntervalMs + 3 * timers.leaseMarginMs;
 }
 
 /**
