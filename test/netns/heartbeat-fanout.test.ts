@@ -93,7 +93,8 @@ describe("heartbeats: coordinator", { skip: skipUnlessRoot() }, () => {
         assert.equal((await status(cluster, id)).quorum, true, `${id} counts a quorum`);
       }
       const holdersNow = await cluster.holders();
-      for (const [vip, owner] of before) assert.deepEqual(holdersNow.get(vip), [owner], vip);
+      for (const [vip, owner] of before)
+        assert.deepEqual(holdersNow.get(vip), [owner], `${vip}\n${allLogs(cluster)}`);
 
       // A follower that holds a VIP: its agent dies, its supervisor removes the VIPs.
       const follower = cluster.ids.find(
