@@ -119,6 +119,13 @@ const mutations: readonly Mutation[] = [
     replace: "true &&",
   },
   {
+    name: "restart-unseen-by-successor",
+    rule: "a new coordinator takes a member's incarnation from what it hears now, so a restart during its election goes unnoticed",
+    file: node,
+    find: "this.#grantedIncarnation.get(node.id) ?? this.#peers.get(node.id)?.incarnation,",
+    replace: "this.#peers.get(node.id)?.incarnation,",
+  },
+  {
     name: "short-restart-abstention",
     rule: "a restarted node abstains one election timeout only, not until leases it backed end",
     file: node,

@@ -297,6 +297,12 @@ export class CoreNode implements ArbiterCore {
   #votedFor: string | undefined;
   #coordinator: string | undefined;
   #lastCoordinatorContactMs = Number.NEGATIVE_INFINITY;
+  /**
+   * Per node, the agent incarnation a coordinator last granted a lease to (ours or one we
+   * followed): a member found running another one when we are elected restarted while the
+   * coordinator changed, and whatever it held went with the old process.
+   */
+  readonly #grantedIncarnation = new Map<string, number>();
   #electionDeadlineMs: number;
   #preVotes: Set<string> | undefined;
   #preVoteStartedMs = Number.NEGATIVE_INFINITY;
@@ -849,6 +855,11 @@ export class CoreNode implements ArbiterCore {
     // (A coordinator with another configuration sends no table here: parseMessage drops it.)
     if (message.table && compareVersions(message.table.version, this.#table.version) > 0) {
       this.#table = message.table;
+    }
+    // The coordinator holds under its own lease, in the incarnation it sends from.
+    this.#grantedIncarnation.set(from, message.incarnation);
+    if (message.grants) {
+      for (const id in message.grants) this.#grantedIncarnation.set(id, message.grants[id]![0]);
     }
     const grant = message.grants?.[this.id];
     if (grant && grant[0] === this.#incarnation) {
@@ -1444,7 +1455,9 @@ export class CoreNode implements ArbiterCore {
       eligibleSinceMs: now,
       lastGrantAnchorMs: undefined,
       failReason: "",
-      incarnation: this.#peers.get(node.id)?.incarnation,
+      // The incarnation last granted a lease, if any: one that restarted while no coordinator
+      // watched (our election) is a restart like any other (see #observeMembers).
+      incarnation: this.#grantedIncarnation.get(node.id) ?? this.#peers.get(node.id)?.incarnation,
     }));
     const version: TableVersion = [this.#term, 1];
     // Peers get a suspicion window from our election to acknowledge a round of ours.
@@ -1837,6 +1850,7 @@ export class CoreNode implements ArbiterCore {
         const peer = this.#peers.get(node.id);
         if (!peer || !this.#mayGrant(now)) return;
         grants[node.id] = [peer.incarnation, peer.seq];
+        this.#grantedIncarnation.set(node.id, peer.incarnation);
         member.lastGrantAnchorMs = Math.max(member.lastGrantAnchorMs ?? 0, peer.lastHeardMs);
       });
     }

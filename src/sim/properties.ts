@@ -486,6 +486,42 @@ export const properties: readonly Property[] = [
     },
   },
   {
+    id: "restart-while-coordinator-changes",
+    name: "a coordinator whose agent restarted before its successor was elected is a failed member to that successor: its VIPs move",
+    check: () =>
+      forSeeds((seed) => {
+        // The coordinator's agent is killed and its supervisor starts it again at once, so
+        // the new incarnation runs before the others have elected anyone. No coordinator saw
+        // the restart happen; the successor must still count it (the last lease the old
+        // coordinator held was its own, in the old incarnation) and move its VIPs.
+        const sim = cluster(seed, timers);
+        const first = sim.coordinator();
+        if (!first) return `seed ${seed}: no coordinator after boot`;
+        const owned = sim.options.vips.filter((_, vip) => sim.holder(vip) === first).length;
+        if (owned === 0) return `seed ${seed}: ${first} holds no VIP after boot`;
+        const killedAt = sim.nowMs;
+        sim.killAgent(first, 5);
+        sim.at(killedAt + 11, () => sim.boot(first));
+        sim.runUntil(killedAt + 3000);
+        const failure = violations(sim, seed);
+        if (failure) return failure;
+        const successor = sim.coordinator();
+        if (!successor) return `seed ${seed}: no coordinator at the end`;
+        if (successor === first) return undefined; // it won again: nothing to move
+        const declared = sim.trace.some(
+          (line) =>
+            line.includes(` ${successor} declares ${first} failed (its agent restarted`) &&
+            Number.parseInt(line, 10) > killedAt,
+        );
+        return declared
+          ? undefined
+          : `seed ${seed}: ${successor} never declared ${first} failed after its restart\n${sim.trace
+              .filter((l) => Number.parseInt(l, 10) > killedAt)
+              .slice(0, 40)
+              .join("\n")}`;
+      }),
+  },
+  {
     id: "one-vote-per-term",
     name: "a node asked for its vote by two candidates of one term votes for the first only",
     check: () => forSeeds(twoCandidatesOneTerm),
