@@ -51,3 +51,6 @@ export type FromServices =
   /** Start-up failed for a reason a restart cannot fix (an invalid capability section). */
   | { readonly type: "fatal"; readonly message: string }
   | { readonly type: "stopped" };
+
+/** Set beside MALLOC_ARENA_MAX when the agent chose it for the services process. */
+export const mallocArenaSetEnv = "FLOATIP_SERVICES_MALLOC_ARENA";

@@ -20,15 +20,21 @@ import type { ClusterView, ClusterViewSnapshot } from "../ports/cluster-view.ts"
 import { type Capability, type CreateCapability, capabilityModules } from "./capability.ts";
 import type { AdminResult, AgentEventRecord, AgentHandle, AgentStatus } from "./handle.ts";
 import { createLogger } from "./log.ts";
-import type {
-  ControlRequest,
-  FromServices,
-  ServicesWorkerData,
-  ToServices,
+import {
+  type ControlRequest,
+  type FromServices,
+  mallocArenaSetEnv,
+  type ServicesWorkerData,
+  type ToServices,
 } from "./services-protocol.ts";
 import { TickleService } from "./tickle.ts";
 
 if (!process.send) throw new Error("services-worker.ts runs only as the agent's child process");
+// glibc read MALLOC_ARENA_MAX at start; the commands this process runs keep their default.
+if (process.env[mallocArenaSetEnv]) {
+  delete process.env.MALLOC_ARENA_MAX;
+  delete process.env[mallocArenaSetEnv];
+}
 // Nothing may act for a control plane that is gone: the kernel ends this process with it.
 if (!dieWithParent()) process.exit(1);
 const send = process.send.bind(process);

@@ -62,6 +62,10 @@ function policyOf(pid: number): number {
   return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[38]);
 }
 
+/** A process's command line, and the environment it started with. */
+const argvOf = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+const environOf = (pid: number) => readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+
 /** Whether `pid` still runs (a zombie waiting to be reaped has already died). */
 function running(pid: number): boolean {
   try {
@@ -112,6 +116,13 @@ describe("stalls of the agent's processes", { skip: skipUnlessRoot() }, () => {
       for (const [i, id] of cluster.ids.entries()) {
         assert.equal(policyOf(cluster.agentPid(id)!), 2, `${id}: control plane under SCHED_RR`);
         assert.equal(policyOf(pids[i]!), 0, `${id}: services process at normal priority`);
+        // One V8 platform thread for the control plane; one malloc arena for the services
+        // process only (src/agent/process-flags.ts, services.ts).
+        const control = cluster.agentPid(id)!;
+        assert.ok(argvOf(control).includes("--v8-pool-size=1"), `${id}: ${argvOf(control)}`);
+        assert.ok(!argvOf(pids[i]!).includes("--v8-pool-size=1"), `${id}: ${argvOf(pids[i]!)}`);
+        assert.ok(!environOf(control).includes("MALLOC_ARENA_MAX=1"), `${id}: control plane`);
+        assert.ok(environOf(pids[i]!).includes("MALLOC_ARENA_MAX=1"), `${id}: services process`);
       }
       const monitor = await monitorHolders(cluster);
       // Its loop is blocked: the API, served there, does not answer meanwhile.

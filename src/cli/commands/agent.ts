@@ -21,6 +21,7 @@ import { removeAddress } from "../../adapters/linux/address.ts";
 import { lockNodeState, StateLockError, stateLockFdEnv } from "../../adapters/linux/state-lock.ts";
 import { execSupervisor, writeVipManifest } from "../../adapters/linux/supervisor.ts";
 import { createLogger, humanLogFormat, type Logger } from "../../agent/log.ts";
+import { controlPlaneExecArgv } from "../../agent/process-flags.ts";
 import { loadConfig } from "../../config/load.ts";
 
 export const usage = "usage: floatip agent --config FILE --node ID [--no-supervisor] [--cleanup]";
@@ -181,30 +182,12 @@ async function deathHook(
   }
 }
 
-/** V8 flag for the control plane's process (see `supervise`); services-worker drops it. */
-export const singleThreadedGc = "--single-threaded-gc";
-
 async function supervise(configPath: string, nodeId: string, log: Logger): Promise<number> {
   // Fail fast, with every problem listed, before anything is started.
   const config = loadConfig(configPath, { nodeId });
   const agentArgv = [
     process.execPath,
-    ...process.execArgv,
-    // A 1 MB young generation instead of V8's default (up to 16 MB per semi-space): the
-    // control plane and the services process allocate little, so a scavenge still comes
-    // seconds apart and takes well under a millisecond, and each process stays about 5 MB
-    // smaller (measured: 150 MB instead of 160 MB per idle node, all processes).
-    ...(process.execArgv.some((a) => a.startsWith("--max-semi-space-size"))
-      ? []
-      : ["--max-semi-space-size=1"]),
-    // Garbage collection on the control plane's own (realtime) thread only. V8's helper
-    // threads run at normal priority: on a machine whose cores are taken by busy normal
-    // processes they are starved, and a realtime thread that waits for them in a parallel
-    // scavenge waits as long (a priority inversion; simultaneous ~90 ms stalls of every
-    // agent were seen under eight CPU hogs and a datagram flood). The control plane's heap
-    // is small, so doing the work alone costs less than waiting. The services process
-    // (normal priority) keeps the helpers.
-    ...(process.execArgv.includes(singleThreadedGc) ? [] : [singleThreadedGc]),
+    ...controlPlaneExecArgv(process.execArgv),
     process.argv[1]!,
     "agent",
     "--config",

@@ -1,0 +1,54 @@
+/**
+ * The flags and environment of the agent's two Node.js processes: the control plane gets a
+ * small young generation, the collector on its own thread and one V8 platform thread; the
+ * services process keeps V8's helpers and gets one malloc arena, which it does not pass on.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  controlPlaneExecArgv,
+  onePlatformThread,
+  singleThreadedGc,
+} from "../../src/agent/process-flags.ts";
+import { servicesExecArgv, servicesProcessEnv } from "../../src/agent/services.ts";
+import { mallocArenaSetEnv } from "../../src/agent/services-protocol.ts";
+
+describe("the control plane's V8 flags", () => {
+  it("adds the young generation, single-threaded collector and one platform thread", () => {
+    assert.deepEqual(controlPlaneExecArgv(["--enable-source-maps"]), [
+      "--enable-source-maps",
+      "--max-semi-space-size=1",
+      singleThreadedGc,
+      onePlatformThread,
+    ]);
+  });
+
+  it("keeps what the launcher set instead of adding its own", () => {
+    const own = ["--max-semi-space-size=4", singleThreadedGc, "--v8-pool-size=2"];
+    assert.deepEqual(controlPlaneExecArgv(own), own);
+  });
+});
+
+describe("the services process", () => {
+  it("leaves out the control plane's collector and platform flags, keeps the rest", () => {
+    const argv = servicesExecArgv(controlPlaneExecArgv(["--enable-source-maps"]), 512);
+    assert.deepEqual(argv, [
+      "--enable-source-maps",
+      "--max-semi-space-size=1",
+      "--max-old-space-size=512",
+    ]);
+  });
+
+  it("runs with one malloc arena, marked as the agent's choice", () => {
+    const env = servicesProcessEnv({ PATH: "/usr/bin" });
+    assert.equal(env.MALLOC_ARENA_MAX, "1");
+    assert.equal(env[mallocArenaSetEnv], "1");
+    assert.equal(env.PATH, "/usr/bin");
+  });
+
+  it("keeps an operator's MALLOC_ARENA_MAX, unmarked", () => {
+    const env = servicesProcessEnv({ MALLOC_ARENA_MAX: "4" });
+    assert.equal(env.MALLOC_ARENA_MAX, "4");
+    assert.equal(env[mallocArenaSetEnv], undefined);
+  });
+});
