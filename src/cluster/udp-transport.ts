@@ -413,7 +413,10 @@ export class UdpTransport {
     if (gate !== undefined && !gate.open()) return;
     this.#seq += 1;
     const sender = this.#sender;
-    if (sender !== undefined) {
+    // While Node's send holds datagrams (the buffer was full), later ones queue behind them:
+    // sent around the queue they would arrive first, and a queue longer than the replay
+    // window would make the peer drop the older ones as replays.
+    if (sender !== undefined && (socket === undefined || socket.getSendQueueCount() === 0)) {
       const notAfterMs = gate === undefined ? undefined : sender.monotonicMs() + gate.withinMs;
       const failure = sender.send(datagram, peer.address, peer.port, notAfterMs);
       if (failure === undefined) this.#sent += 1;
@@ -423,7 +426,8 @@ export class UdpTransport {
       } else this.#queue(to, socket, datagram, peer); // send buffer full: libuv queues it
       return;
     }
-    // Without the addon, Node's send: unguarded from here to its system call.
+    // Without the addon (or behind its queue), Node's send: unguarded from here to its
+    // system call.
     if (socket !== undefined) this.#queue(to, socket, datagram, peer);
   }
 
