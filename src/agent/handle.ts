@@ -63,6 +63,8 @@ export interface AgentStatus extends NodeStatus {
     readonly dropped: Readonly<Record<string, number>>;
     /** Datagrams the kernel dropped before the agent read them (receive buffer full). */
     readonly kernelDrops?: number | undefined;
+    /** Datagrams that could not be sent (the system call failed; with on-tick, a full buffer). */
+    readonly sendErrors?: number | undefined;
   };
 }
 

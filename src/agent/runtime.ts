@@ -403,6 +403,7 @@ export class Agent implements AgentHandle, ClusterView {
         received: transport.received,
         dropped: { ...transport.dropped },
         kernelDrops: this.#transport.kernelDrops(),
+        sendErrors: transport.sendErrors,
       },
       counters: { ...this.#counters },
       hooks: this.hookCounts,

@@ -156,6 +156,14 @@ export function renderMetrics(status: AgentStatus): string {
   out.sample("floatip_transport_sent_total", status.transport.sent, node);
   out.family("floatip_transport_received_total", "counter", "Datagrams received and accepted.");
   out.sample("floatip_transport_received_total", status.transport.received, node);
+  if (status.transport.sendErrors !== undefined) {
+    out.family(
+      "floatip_transport_send_errors_total",
+      "counter",
+      "Datagrams that could not be sent (the system call failed, or the send buffer was full with receive: on-tick).",
+    );
+    out.sample("floatip_transport_send_errors_total", status.transport.sendErrors, node);
+  }
   out.family("floatip_transport_dropped_total", "counter", "Datagrams dropped, by reason.");
   for (const [reason, count] of Object.entries(status.transport.dropped)) {
     out.sample("floatip_transport_dropped_total", count, { ...node, reason });

@@ -121,6 +121,8 @@ describe("agent: notify hooks and reload", { skip: skipUnlessRoot() }, () => {
     assert.match(scraped, /^floatip_member_failures_total\{[^}]*\} [1-9]\d*$/m);
     assert.match(scraped, /^floatip_elections_total\{[^}]*\} [1-9]\d*$/m);
     assert.match(scraped, /^floatip_build_info\{[^}]*wire="2"[^}]*\} 1$/m);
+    // Nothing failed to leave this node: the counter is there, at zero.
+    assert.match(scraped, /^floatip_transport_send_errors_total\{[^}]*\} 0$/m);
     // The failover by phase: detected and lease-wait on the coordinator that declared the
     // failure, probe, address-added and announced on the new owner.
     const phaseCount = (text: string, phase: string) =>

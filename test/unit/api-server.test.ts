@@ -470,6 +470,7 @@ describe("GET /metrics", () => {
       received: 98,
       dropped: { "bad-mac": 4, replay: 1 },
       kernelDrops: 7,
+      sendErrors: 2,
     } as typeof handle.transport;
     handle.counters = { elections: 2, vipsAcquired: 5, vipsReleased: 3, memberFailures: 1 };
     const monitor = new LoopMonitor(50);
@@ -507,6 +508,7 @@ describe("GET /metrics", () => {
     has(`floatip_stalls_total{${l}} 2`);
     has(`floatip_datagrams_withheld_total{${l}} 1`);
     has(`floatip_transport_kernel_drops_total{${l}} 7`);
+    has(`floatip_transport_send_errors_total{${l}} 2`);
     has(`floatip_elections_total{${l}} 2`);
     has(`floatip_vip_acquired_total{${l}} 5`);
     has(`floatip_vip_released_total{${l}} 3`);
