@@ -35,6 +35,19 @@ class Exposition {
     this.#lines.push(`${name}${labels(pairs)} ${Number.isFinite(value) ? value : "NaN"}`);
   }
 
+  /** A family of one sample, left out when the value is unknown. */
+  single(
+    name: string,
+    type: "gauge" | "counter",
+    help: string,
+    value: number | undefined,
+    pairs: Record<string, string>,
+  ): void {
+    if (value === undefined) return;
+    this.family(name, type, help);
+    this.sample(name, value, pairs);
+  }
+
   text(): string {
     return `${this.#lines.join("\n")}\n`;
   }
@@ -156,26 +169,24 @@ export function renderMetrics(status: AgentStatus): string {
   out.sample("floatip_transport_sent_total", status.transport.sent, node);
   out.family("floatip_transport_received_total", "counter", "Datagrams received and accepted.");
   out.sample("floatip_transport_received_total", status.transport.received, node);
-  if (status.transport.sendErrors !== undefined) {
-    out.family(
-      "floatip_transport_send_errors_total",
-      "counter",
-      "Datagrams that could not be sent (the system call failed, or the send buffer was full with receive: on-tick).",
-    );
-    out.sample("floatip_transport_send_errors_total", status.transport.sendErrors, node);
-  }
+  out.single(
+    "floatip_transport_send_errors_total",
+    "counter",
+    "Datagrams that could not be sent (the system call failed, or the send buffer was full with receive: on-tick).",
+    status.transport.sendErrors,
+    node,
+  );
   out.family("floatip_transport_dropped_total", "counter", "Datagrams dropped, by reason.");
   for (const [reason, count] of Object.entries(status.transport.dropped)) {
     out.sample("floatip_transport_dropped_total", count, { ...node, reason });
   }
-  if (status.transport.kernelDrops !== undefined) {
-    out.family(
-      "floatip_transport_kernel_drops_total",
-      "counter",
-      "Datagrams the kernel dropped for the heartbeat socket before the agent read them (receive buffer full).",
-    );
-    out.sample("floatip_transport_kernel_drops_total", status.transport.kernelDrops, node);
-  }
+  out.single(
+    "floatip_transport_kernel_drops_total",
+    "counter",
+    "Datagrams the kernel dropped for the heartbeat socket before the agent read them (receive buffer full).",
+    status.transport.kernelDrops,
+    node,
+  );
 
   if (status.arbiter !== undefined) renderArbiter(out, node, status.arbiter);
   if (status.loop) {
