@@ -181,3 +181,23 @@ export function limitConnectionsPerSource(server: Server, max: number): void {
     socket.once("close", () => open.close(source));
   });
 }
+
+/**
+ * Makes the server close `socket` the way HTTP servers close a connection whose request body
+ * they refused ("lingering close", as nginx and Apache do): once the response is out, a FIN,
+ * then whatever the client still sends is read and thrown away (Node's server discards an
+ * unconsumed body) until the client closes or `lingerMs` passes, and only then the socket is
+ * destroyed. Destroyed at once with data unread, the kernel answers the client's next segment
+ * with a reset, and a reset that reaches the client before it read the response discards the
+ * response: the client sees ECONNRESET instead of its error. Nothing is buffered meanwhile.
+ */
+export function lingerOnClose(socket: Socket, lingerMs = 1000): void {
+  // Node's server ends a `connection: close` response with socket.destroySoon().
+  socket.destroySoon = function (this: Socket): void {
+    this.end();
+    const timer = setTimeout(() => this.destroy(), lingerMs);
+    timer.unref();
+    this.once("close", () => clearTimeout(timer));
+    this.once("end", () => this.destroy());
+  };
+}

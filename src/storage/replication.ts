@@ -36,7 +36,7 @@
  */
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import Fastify, { type FastifyInstance } from "fastify";
-import { fastifyFrameworkErrors } from "../api/http-limits.ts";
+import { fastifyFrameworkErrors, lingerOnClose } from "../api/http-limits.ts";
 import { parseRecord, type RequestRecord } from "../core/requests/request-record.ts";
 
 export const signatureHeader = "x-floatip-signature";
@@ -325,7 +325,9 @@ export function createPeerServer(
       digests.set(request.raw, verdict.digest);
       return;
     }
-    // Answer at once and close: the body is never read.
+    // Answer at once and close: the body is never parsed or kept (read and thrown away for a
+    // moment after the answer, so that the client gets the answer rather than a reset).
+    lingerOnClose(request.raw.socket);
     return reply
       .status(verdict.status)
       .header("connection", "close")
