@@ -54,6 +54,23 @@ export function parseWait(value: unknown): number {
   return Math.min(ms, waitMsMax);
 }
 
+const listLimitDefault = 100;
+const listLimitMax = 10_000;
+
+/** Parses `?limit=` of a list: a whole number 1-10,000, 100 when absent; throws INVALID_REQUEST when bad. */
+export function parseLimit(value: unknown): number {
+  if (value === undefined || value === "") return listLimitDefault;
+  const text = String(value);
+  const amount = /^\d{1,9}$/.test(text) ? Number(text) : Number.NaN;
+  if (!(amount >= 1)) {
+    throw new StorageError(
+      "INVALID_REQUEST",
+      `limit must be a whole number from 1 to ${listLimitMax} (got ${JSON.stringify(text.slice(0, 40))})`,
+    );
+  }
+  return Math.min(amount, listLimitMax);
+}
+
 function sendError(reply: FastifyReply, code: GatewayErrorCode | "INTERNAL", message: string) {
   const status = code === "INTERNAL" ? 500 : httpStatusOf(code);
   return reply.status(status).send({ error: { code, message } });
@@ -298,7 +315,7 @@ export function createApi(
     return reply.status(200).send({ request: record });
   });
   app.get("/v1/requests", async (request) => {
-    const limit = Math.min(Number((request.query as Params).limit ?? 100) || 100, 10_000);
+    const limit = parseLimit((request.query as Params).limit);
     return { requests: dispatcher.recent(limit, clientOf(request).name) };
   });
   app.get("/v1/health", async () => ({ ok: true, executing: dispatcher.active }));
@@ -445,7 +462,19 @@ export const openApiDocument = {
       post: operationPath("clone a snapshot", { target: { type: "string" } }),
     },
     "/v1/requests": {
-      get: { summary: "recent requests", responses: { "200": { description: "records" } } },
+      get: {
+        summary: "recent requests of this client, newest first; ?limit=1-10000 (default 100)",
+        parameters: [
+          { name: "limit", in: "query", schema: { type: "integer", minimum: 1, maximum: 10_000 } },
+        ],
+        responses: {
+          "200": { description: "records" },
+          "400": {
+            description: "a limit that is not a whole number from 1 to 10,000",
+            content: { "application/json": { schema: errorSchema } },
+          },
+        },
+      },
       post: operationPath("submit any operation ({op, ...fields})", { op: { type: "string" } }),
     },
     "/v1/requests/{id}": {

@@ -553,6 +553,17 @@ describe("storage API", () => {
       assert.equal(unknown.json().error.code, "NOT_FOUND");
       const shown = await inject({ method: "GET", url: "/v1/requests/api-1?wait=1s" });
       assert.equal(shown.json().request.state.result.sizeBytes, mib);
+      const listed = await inject({ method: "GET", url: "/v1/requests?limit=1" });
+      assert.equal(listed.statusCode, 200);
+      assert.equal(listed.json().requests.length, 1);
+      for (const limit of ["1.55", "0", "-5", "1e3", "x", "99999999999"]) {
+        const refused = await inject({ method: "GET", url: `/v1/requests?limit=${limit}` });
+        assert.equal(refused.statusCode, 400, `limit=${limit}: ${refused.body}`);
+        assert.equal(refused.json().error.code, "INVALID_REQUEST");
+        assert.match(refused.json().error.message, /limit must be a whole number from 1 to 10000/);
+      }
+      const capped = await inject({ method: "GET", url: "/v1/requests?limit=99999" });
+      assert.equal(capped.statusCode, 200);
       const spec = await inject({ method: "GET", url: "/v1/openapi.json" });
       assert.ok(spec.json().paths["/v1/volumes"]);
     } finally {
