@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseProcNetTcp } from "../adapters/linux/tcp-connections.ts";
+import {
+  parseProcNetTcp,
+  parseTcpChangeMark,
+  type TcpConnection,
+  tcpChangeMark,
+} from "../adapters/linux/tcp-connections.ts";
 import type { ClusterViewSnapshot } from "../ports/cluster-view.ts";
 import { StaticClusterView } from "../storage/static-cluster-view.ts";
 import { createLogger } from "./log.ts";
@@ -57,6 +62,32 @@ describe("established connections from /proc/net/tcp6", () => {
       },
       { localIp: "198.18.18.100", localPort: 9000, remoteIp: "198.18.18.50", remotePort: 50004 },
     ]);
+  });
+});
+
+describe("the TCP change mark from /proc/net/snmp", () => {
+  const snmp = `Ip: Forwarding DefaultTTL
+Ip: 1 64
+Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails EstabResets CurrEstab InSegs OutSegs
+Tcp: 1 200 120000 -1 984 872 49 21 3 36751 32387
+Udp: InDatagrams NoPorts
+Udp: 5 0
+`;
+
+  it("reads ActiveOpens, PassiveOpens and CurrEstab by their names", () => {
+    assert.equal(parseTcpChangeMark(snmp), "984:872:3");
+    assert.equal(parseTcpChangeMark(snmp.replace(" 3 36751", " 4 36751")), "984:872:4");
+  });
+
+  it("is undefined for text without the Tcp lines or with a value that is no count", () => {
+    assert.equal(parseTcpChangeMark("Ip: Forwarding\nIp: 1\n"), undefined);
+    assert.equal(parseTcpChangeMark(snmp.replace("PassiveOpens", "Passive")), undefined);
+    assert.equal(parseTcpChangeMark(snmp.replace(" 872 ", " x ")), undefined);
+    assert.equal(tcpChangeMark("/nonexistent/snmp"), undefined);
+  });
+
+  it("reads this namespace's counters", () => {
+    assert.match(tcpChangeMark() ?? "", /^\d+:\d+:\d+$/);
   });
 });
 
@@ -159,5 +190,68 @@ describe("tickle service", () => {
     n2View.set(snapshot([]));
     await n2.stop();
     await n1.stop();
+  });
+
+  it("lists again only when the TCP counters moved, the VIPs changed or 30 s passed", async () => {
+    let mark: string | undefined = "1:1:0";
+    let nowMs = 1_000_000;
+    let listings = 0;
+    let connections: TcpConnection[] = [];
+    const sent: ConnectionsMessage[] = [];
+    const view = new StaticClusterView("n1");
+    view.set(snapshot([vip]));
+    const service = new TickleService({
+      nodeId: "n1",
+      view,
+      scanIntervalMs: 60_000,
+      log,
+      broadcast: (m) => sent.push(m),
+      changeMark: () => mark,
+      nowMs: () => nowMs,
+      list: () => {
+        listings += 1;
+        return { connections, skipped: 0 };
+      },
+    });
+    await service.start();
+    const scans = (count: number) => {
+      for (let i = 0; i < count; i += 1) {
+        nowMs += 1000;
+        service.scan();
+      }
+    };
+    scans(5);
+    assert.equal(listings, 2, "listed twice with the counters still, then spared");
+    // A client connects: the counters move, the next scan lists it and sends it.
+    connections = [{ localIp: vip, localPort: 9000, remoteIp: "198.18.0.50", remotePort: 50000 }];
+    mark = "1:2:1";
+    scans(1);
+    assert.equal(listings, 3);
+    assert.deepEqual(sent.at(-1)?.conns, [["198.18.0.50", 50000, 9000]]);
+    // The counter moved before the connection was in the table: the listing after is not spared.
+    scans(1);
+    assert.equal(listings, 4);
+    scans(3);
+    assert.equal(listings, 4);
+    // Another VIP held: the listing is for other addresses.
+    view.set(snapshot([vip, "198.18.0.101"]));
+    const afterGain = listings;
+    scans(3);
+    assert.equal(listings, afterGain + 1, "one listing for the new set, then its confirmation");
+    // The same VIPs in a new view object change nothing.
+    view.set(snapshot([vip, "198.18.0.101"]));
+    const steady = listings;
+    scans(3);
+    assert.equal(listings, steady);
+    // At most 30 s on one listing.
+    scans(30);
+    assert.ok(listings >= steady + 1, "listed again within 30 s");
+    // Counters that cannot be read: every scan lists.
+    mark = undefined;
+    const blind = listings;
+    scans(3);
+    assert.equal(listings, blind + 3);
+    assert.equal((service.status() as { scansSpared: number }).scansSpared > 0, true);
+    await service.stop();
   });
 });

@@ -101,3 +101,35 @@ export function establishedConnections(
   }
   return parseProcNetTcp(texts.join("\n"), locals, limit);
 }
+
+/**
+ * A mark of this network namespace's TCP counters that changes whenever an established
+ * connection appears or goes (`ActiveOpens`, `PassiveOpens`, `CurrEstab` of /proc/net/snmp,
+ * which count IPv4 and IPv6 alike), or undefined when they cannot be read. Reading them walks
+ * no connection table, unlike /proc/net/tcp, which walks the kernel's whole established hash
+ * (shared by every namespace) on each read.
+ */
+export function tcpChangeMark(path = "/proc/net/snmp"): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, "latin1");
+  } catch {
+    return undefined;
+  }
+  return parseTcpChangeMark(text);
+}
+
+/** The mark `tcpChangeMark` reads, from the text of /proc/net/snmp. */
+export function parseTcpChangeMark(text: string): string | undefined {
+  const lines = text.split("\n").filter((line) => line.startsWith("Tcp:"));
+  if (lines.length < 2) return undefined;
+  const names = lines[0]!.trim().split(/\s+/);
+  const values = lines[1]!.trim().split(/\s+/);
+  const picked: string[] = [];
+  for (const name of ["ActiveOpens", "PassiveOpens", "CurrEstab"]) {
+    const value = values[names.indexOf(name)];
+    if (names.indexOf(name) < 1 || value === undefined || !/^\d+$/.test(value)) return undefined;
+    picked.push(value);
+  }
+  return picked.join(":");
+}
