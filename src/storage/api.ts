@@ -61,14 +61,13 @@ const listLimitMax = 10_000;
 export function parseLimit(value: unknown): number {
   if (value === undefined || value === "") return listLimitDefault;
   const text = String(value);
-  const amount = /^\d{1,9}$/.test(text) ? Number(text) : Number.NaN;
-  if (!(amount >= 1)) {
+  if (!/^\d{1,9}$/.test(text) || Number(text) < 1) {
     throw new StorageError(
       "INVALID_REQUEST",
       `limit must be a whole number from 1 to ${listLimitMax} (got ${JSON.stringify(text.slice(0, 40))})`,
     );
   }
-  return Math.min(amount, listLimitMax);
+  return Math.min(Number(text), listLimitMax);
 }
 
 function sendError(reply: FastifyReply, code: GatewayErrorCode | "INTERNAL", message: string) {
@@ -465,7 +464,11 @@ export const openApiDocument = {
       get: {
         summary: "recent requests of this client, newest first; ?limit=1-10000 (default 100)",
         parameters: [
-          { name: "limit", in: "query", schema: { type: "integer", minimum: 1, maximum: 10_000 } },
+          {
+            name: "limit",
+            in: "query",
+            schema: { type: "integer", minimum: 1, maximum: listLimitMax },
+          },
         ],
         responses: {
           "200": { description: "records" },

@@ -127,8 +127,9 @@ export function parseTcpChangeMark(text: string): string | undefined {
   const values = lines[1]!.trim().split(/\s+/);
   const picked: string[] = [];
   for (const name of ["ActiveOpens", "PassiveOpens", "CurrEstab"]) {
-    const value = values[names.indexOf(name)];
-    if (names.indexOf(name) < 1 || value === undefined || !/^\d+$/.test(value)) return undefined;
+    const at = names.indexOf(name);
+    const value = at < 1 ? undefined : values[at];
+    if (value === undefined || !/^\d+$/.test(value)) return undefined;
     picked.push(value);
   }
   return picked.join(":");
