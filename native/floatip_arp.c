@@ -64,6 +64,7 @@
 #include "floatip_sys.h"
 #include "floatip_tickle.h"
 #include "floatip_udp.h"
+#include "floatip_timer.h"
 
 #define FRAME_BYTES 42 /* 14 Ethernet + 28 ARP; the NIC pads to the 60-byte minimum. */
 #define MAX_ADDRESSES 65536
@@ -857,6 +858,8 @@ static napi_value init(napi_env env, napi_value exports) {
   NAPI_CALL(env, floatip_tickle_init(env, exports));
   /* The heartbeat socket read on the control loop's tick: see floatip_udp.c. */
   NAPI_CALL(env, floatip_udp_init(env, exports));
+  /* The control loop's wake-up timer: see floatip_timer.c. */
+  NAPI_CALL(env, floatip_timer_init(env, exports));
   return exports;
 }
 

@@ -1,5 +1,5 @@
 /**
- * The control loop's platform on Linux: Node timers, the authenticated UDP transport, one
+ * The control loop's platform on Linux: native timers (native-timer.ts), the authenticated UDP transport, one
  * `ip -batch` per address batch, AF_PACKET ARP probes and bursts (native addon), netlink for
  * listings and lifetime renewals, and the node's fsynced state file for votes.
  */
@@ -7,6 +7,7 @@ import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } f
 import { join } from "node:path";
 import { applyAddressBatch } from "../adapters/linux/address.ts";
 import { announceBurst, probeOccupiedMany } from "../adapters/linux/arp.ts";
+import { NativeTimers } from "../adapters/linux/native-timer.ts";
 import { listAddressesNetlink, renewAddressLifetimes } from "../adapters/linux/netlink.ts";
 import type { SendGate, UdpTransport } from "../cluster/udp-transport.ts";
 import { canonicalIp } from "../config/ipv6.ts";
@@ -53,6 +54,8 @@ export class LinuxPlatform implements ControlPlatform {
   readonly #transport: UdpTransport;
   readonly #stateDir: string;
   readonly #incarnation: number;
+  /** Exactly re-armed: a wake-up moved later wakes nobody at its old time (native-timer.ts). */
+  readonly #timers = new NativeTimers();
 
   constructor(options: { transport: UdpTransport; stateDir: string; incarnation: number }) {
     this.#transport = options.transport;
@@ -65,11 +68,11 @@ export class LinuxPlatform implements ControlPlatform {
   }
 
   setTimer(run: () => void, delayMs: number): unknown {
-    return setTimeout(run, delayMs);
+    return this.#timers.set(run, delayMs);
   }
 
   clearTimer(handle: unknown): void {
-    if (handle !== undefined) clearTimeout(handle as NodeJS.Timeout);
+    this.#timers.clear(handle);
   }
 
   soon(run: () => void): void {

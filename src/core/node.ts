@@ -329,6 +329,8 @@ export class CoreNode implements ArbiterCore {
   #effects: Effect[] = [];
   #events: CoreEvent[] = [];
   #heartbeatNow = false;
+  /** This step delivered a heartbeat of our coordinator (a follower answers it at once). */
+  #coordinatorBeat = false;
   /** The end of this node's latest own stall (check-quorum gives the majority time after it). */
   #stallEndedMs = Number.NEGATIVE_INFINITY;
   /**
@@ -382,6 +384,7 @@ export class CoreNode implements ArbiterCore {
     this.#effects = [];
     this.#events = [];
     this.#heartbeatNow = false;
+    this.#coordinatorBeat = false;
     const now = input.nowMs;
     if (input.type === "batch") {
       // Many outcomes at once (a thousand probes or address changes): apply each, then
@@ -842,6 +845,7 @@ export class CoreNode implements ArbiterCore {
       return;
     }
     this.#lastCoordinatorContactMs = now;
+    this.#coordinatorBeat = true;
     // A pre-vote of ours still in flight is moot: the grants it gathers were given by nodes
     // that had not heard this coordinator yet, and an election now would only unseat it.
     this.#preVotes = undefined;
@@ -1066,7 +1070,7 @@ export class CoreNode implements ArbiterCore {
       if (now >= this.#nextHeartbeatMs) {
         this.#nextHeartbeatMs = now + this.#config.timers.heartbeatIntervalMs;
       }
-    } else if (now >= this.#nextHeartbeatMs) {
+    } else if (now >= this.#nextHeartbeatMs || this.#answersCoordinatorBeat(now)) {
       this.#sendHeartbeat(now);
     } else if (this.#heartbeatNow) {
       // Something peers should learn early (a release, a new table): send now, but at most one
@@ -1077,9 +1081,39 @@ export class CoreNode implements ArbiterCore {
     }
   }
 
+  /**
+   * Rounds in step with the coordinator's: a follower sends its heartbeat when the
+   * coordinator's arrives (at most one per half interval), and its own timer, a tenth of an
+   * interval longer, only when that heartbeat is late. The round's datagrams then come in one
+   * burst, and a node that would wake three times a round (its timer, two peers' datagrams at
+   * their own phases) wakes about once; the coordinator also hears each round's
+   * acknowledgement at once instead of up to an interval later. Not when reading on the tick:
+   * there the node wakes on its timer anyway.
+   */
+  #answersCoordinatorBeat(now: number): boolean {
+    if (!this.#coordinatorBeat || this.#config.readOnTick) return false;
+    const intervalMs = this.#config.timers.heartbeatIntervalMs;
+    if (now - this.#lastHeartbeatMs >= intervalMs / 2) return true;
+    // Sent on its own timer just before: the next one waits for the coordinator's next beat,
+    // but never longer than one and a half intervals after the last.
+    this.#nextHeartbeatMs = Math.max(
+      this.#nextHeartbeatMs,
+      Math.min(now + intervalMs + this.#beatSlackMs(), this.#lastHeartbeatMs + intervalMs * 1.5),
+    );
+    return false;
+  }
+
+  /** How much longer a follower's own timer waits than an interval (see above). */
+  #beatSlackMs(): number {
+    if (this.#config.readOnTick || this.#role !== "follower" || this.#coordinator === undefined) {
+      return 0;
+    }
+    return Math.max(1, Math.floor(this.#config.timers.heartbeatIntervalMs / 10));
+  }
+
   #wakeAt(now: number): number {
     const t = this.#config.timers;
-    let wake = Math.min(this.#nextHeartbeatMs, now + t.heartbeatIntervalMs);
+    let wake = Math.min(this.#nextHeartbeatMs, now + t.heartbeatIntervalMs + this.#beatSlackMs());
     if (this.#role !== "coordinator") wake = Math.min(wake, this.#electionDeadlineMs);
     const leaseEnd = this.#leaseExpiryMs - releaseGuardMs(t);
     if (this.#vips.size > 0 && leaseEnd > now) wake = Math.min(wake, leaseEnd);
@@ -1188,7 +1222,7 @@ export class CoreNode implements ArbiterCore {
     this.#seq += 1;
     this.#sentAtMs.set(this.#seq, now);
     this.#sentAtMs.delete(this.#seq - 256);
-    this.#nextHeartbeatMs = now + t.heartbeatIntervalMs;
+    this.#nextHeartbeatMs = now + t.heartbeatIntervalMs + this.#beatSlackMs();
     const holding: number[] = [];
     const conflicts: number[] = [];
     for (const [vip, local] of this.#vips) {

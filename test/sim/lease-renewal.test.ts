@@ -4,6 +4,13 @@
  * (3 nodes, the agent's own control loop). Below it the swarm finds a healthy cluster giving
  * up VIPs (a coordinator's own lease lapses between two renewals: `stability` or `liveness`);
  * at it, the same seeds are clean. The seeds are ones a sweep found.
+ *
+ * As datagrams come, a follower answers its coordinator's heartbeat at once, so its lease is
+ * renewed one interval after the heartbeat it was granted for, whatever the phases: 170 ms
+ * then held in 300 seeds of `floatip sim --runtime` and the lapse starts well below (two
+ * seeds of 300 at 150 ms, under persistent faults; every seed at 110 ms). The check keeps 180
+ * ms: a follower whose coordinator's heartbeats come late falls back to its own timer, at
+ * any phase, where the old bound is what holds.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -33,12 +40,12 @@ function violations(
 }
 
 describe("the shortest renewable lease", () => {
-  it("as datagrams come: lan's timers lapse at 170 ms, hold at the 180 ms the check asks", () => {
+  it("as datagrams come: lan's timers lapse at 110 ms, hold at the 180 ms the check asks", () => {
     const min = renewableLeaseMinMs(profiles.lan);
     assert.equal(min, 180);
     const seeds = [26, 57, 109, 127, 128, 140];
-    const below = violations({ ...profiles.lan, leaseMs: 170 }, seeds, false);
-    assert.ok(below.length >= seeds.length / 2, `170 ms lapses:\n${below.join("\n")}`);
+    const below = violations({ ...profiles.lan, leaseMs: 110 }, seeds, false);
+    assert.ok(below.length >= seeds.length / 2, `110 ms lapses:\n${below.join("\n")}`);
     assert.deepEqual(violations({ ...profiles.lan, leaseMs: min }, seeds, false), []);
   });
 
