@@ -1,7 +1,8 @@
 /**
- * The control loop's platform on Linux: native timers (native-timer.ts), the authenticated UDP transport, one
- * `ip -batch` per address batch, AF_PACKET ARP probes and bursts (native addon), netlink for
- * listings and lifetime renewals, and the node's fsynced state file for votes.
+ * The control loop's platform on Linux: native timers (native-timer.ts), the authenticated UDP
+ * transport, one `ip -batch` per address batch, AF_PACKET ARP probes and bursts (native
+ * addon), netlink for listings and lifetime renewals, and the node's fsynced state file for
+ * votes.
  */
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { join } from "node:path";

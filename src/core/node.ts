@@ -1085,10 +1085,10 @@ export class CoreNode implements ArbiterCore {
    * Rounds in step with the coordinator's: a follower sends its heartbeat when the
    * coordinator's arrives (at most one per half interval), and its own timer, a tenth of an
    * interval longer, only when that heartbeat is late. The round's datagrams then come in one
-   * burst, and a node that would wake three times a round (its timer, two peers' datagrams at
-   * their own phases) wakes about once; the coordinator also hears each round's
-   * acknowledgement at once instead of up to an interval later. Not when reading on the tick:
-   * there the node wakes on its timer anyway.
+   * burst: a follower that would wake three times a round (its timer, two peers' datagrams at
+   * their own phases) wakes about once, the coordinator about twice (its timer, the answers),
+   * and the coordinator hears each round acknowledged at once instead of up to an interval
+   * later. Not when reading on the tick: there the node wakes on its timer anyway.
    */
   #answersCoordinatorBeat(now: number): boolean {
     if (!this.#coordinatorBeat || this.#config.readOnTick) return false;
