@@ -9,9 +9,10 @@
  * is re-armed exactly: cleared, it wakes nobody.
  *
  * `NativeTimers` keeps the handles it made and reuses them (a handle is a few dozen bytes of
- * the process's life; the loop has at most three armed at once). Without the addon (not
- * built, or built from older sources) it falls back to Node's timers: same behaviour, the
- * extra wake-ups included.
+ * the process's life; the loop has at most three armed at once). The handles are never
+ * closed: for a process's main thread (the control plane), not for a worker thread, whose
+ * loop would end with them open. Without the addon (not built, or built from older sources)
+ * it falls back to Node's timers: same behaviour, the extra wake-ups included.
  */
 import { loadNativeAddon } from "./native-addon.ts";
 
