@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "floatip_arp",
-      "sources": ["floatip_arp.c", "floatip_ndp.c", "floatip_sys.c", "floatip_tickle.c", "floatip_udp.c", "floatip_timer.c"],
+      "sources": ["floatip_arp.c", "floatip_ndp.c", "floatip_sys.c", "floatip_tickle.c", "floatip_udp.c", "floatip_timer.c", "floatip_hmac.c"],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"],
       "libraries": ["-lm"]

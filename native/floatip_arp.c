@@ -64,6 +64,7 @@
 #include "floatip_sys.h"
 #include "floatip_tickle.h"
 #include "floatip_udp.h"
+#include "floatip_hmac.h"
 #include "floatip_timer.h"
 
 #define FRAME_BYTES 42 /* 14 Ethernet + 28 ARP; the NIC pads to the 60-byte minimum. */
@@ -860,6 +861,8 @@ static napi_value init(napi_env env, napi_value exports) {
   NAPI_CALL(env, floatip_udp_init(env, exports));
   /* The control loop's wake-up timer: see floatip_timer.c. */
   NAPI_CALL(env, floatip_timer_init(env, exports));
+  /* The heartbeat codec's MAC with the key schedule done once: see floatip_hmac.c. */
+  NAPI_CALL(env, floatip_hmac_init(env, exports));
   return exports;
 }
 

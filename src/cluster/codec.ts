@@ -25,15 +25,16 @@
  * Version 1 (no echo) is refused as "bad-version": nodes of both versions cannot form one
  * cluster, so a wire change is an upgrade of all nodes, not a rolling one.
  *
- * The codec is pure: no sockets, no clocks. Replay protection lives in `replay-guard.ts`
+ * The codec is pure: no sockets, no clocks (the MAC runs in the native addon when there is
+ * one, `mac.ts`). Replay protection lives in `replay-guard.ts`
  * and sender checks in the transport, which both add their own drop reasons.
  */
-import { createHmac, createSecretKey, type KeyObject, timingSafeEqual } from "node:crypto";
+import { MAC_BYTES, macFor } from "./mac.ts";
 
 /** Largest datagram we send or accept: below the 65,507-byte UDP limit, with room to spare. */
 export const DATAGRAM_BYTES_MAX = 60 * 1024;
 export const WIRE_VERSION = 2;
-export const MAC_BYTES = 32;
+export { MAC_BYTES };
 /** Incarnations and sequence numbers must stay exact as JavaScript numbers. */
 export const COUNTER_MAX = 2 ** 53;
 
@@ -111,7 +112,15 @@ function isCounter(value: number): boolean {
   return Number.isInteger(value) && value >= 1 && value <= COUNTER_MAX;
 }
 
+/**
+ * UTF-8 of the cluster's and nodes' names, the same few every round; only names `nameBytes`
+ * accepted are kept (never written to: they are copied into datagrams and compared).
+ */
+const names = new Map<string, Buffer>();
+
 function nameBytes(field: string, value: string): Buffer {
+  const known = names.get(value);
+  if (known !== undefined) return known;
   const bytes = Buffer.from(value, "utf8");
   if (bytes.length < 1 || bytes.length > NAME_BYTES_MAX || bytes.toString("utf8") !== value) {
     throw new CodecError(
@@ -119,19 +128,24 @@ function nameBytes(field: string, value: string): Buffer {
       `header.${field} must be 1..${NAME_BYTES_MAX} bytes of valid UTF-8, got ${JSON.stringify(value)}`,
     );
   }
+  if (names.size >= 1024) names.clear();
+  names.set(value, bytes);
   return bytes;
 }
 
-/** Key objects by key buffer: a raw key would be imported again on every datagram. */
-const keyObjects = new WeakMap<Buffer, KeyObject>();
-
-function mac(key: Buffer, body: Buffer): Buffer {
-  let keyObject = keyObjects.get(key);
-  if (keyObject === undefined) {
-    keyObject = createSecretKey(key);
-    keyObjects.set(key, keyObject);
+/** The cluster name a datagram must carry: `nameBytes`, or bytes no datagram can match. */
+function clusterName(cluster: string): Buffer {
+  try {
+    return nameBytes("cluster", cluster);
+  } catch {
+    return Buffer.alloc(0);
   }
-  return createHmac("sha256", keyObject).update(body).digest();
+}
+
+/** A counter (at most 2^53) as 8 bytes big-endian, without a BigInt per field. */
+function writeCounter(out: Buffer, value: number, at: number): number {
+  out.writeUInt32BE(Math.floor(value / 2 ** 32), at);
+  return out.writeUInt32BE(value >>> 0, at + 4);
 }
 
 /**
@@ -164,27 +178,28 @@ export function encodeDatagram(key: Buffer, header: DatagramHeader, payload: unk
   if (json === undefined) {
     throw new CodecError("PAYLOAD_NOT_JSON", `payload of type ${typeof payload} has no JSON form`);
   }
-  const body = Buffer.from(json, "utf8");
-  const total = FIXED_BYTES + cluster.length + from.length + to.length + body.length + MAC_BYTES;
+  const bodyLength = Buffer.byteLength(json, "utf8");
+  const total = FIXED_BYTES + cluster.length + from.length + to.length + bodyLength + MAC_BYTES;
   if (total > DATAGRAM_BYTES_MAX) {
     throw new CodecError(
       "DATAGRAM_TOO_LARGE",
       `datagram would be ${total} bytes, more than the ${DATAGRAM_BYTES_MAX}-byte limit`,
     );
   }
-  const out = Buffer.alloc(total);
+  // Every byte is written below: the header, the JSON straight from the string, the MAC.
+  const out = Buffer.allocUnsafe(total);
   let at = MAGIC.copy(out, 0);
   at = out.writeUInt8(WIRE_VERSION, at);
   for (const name of [cluster, from, to]) {
     at = out.writeUInt8(name.length, at);
     at += name.copy(out, at);
   }
-  at = out.writeBigUInt64BE(BigInt(header.incarnation), at);
-  at = out.writeBigUInt64BE(BigInt(header.seq), at);
-  at = out.writeBigUInt64BE(BigInt(header.echo), at);
-  at = out.writeUInt32BE(body.length, at);
-  at += body.copy(out, at);
-  mac(key, out.subarray(0, at)).copy(out, at);
+  at = writeCounter(out, header.incarnation, at);
+  at = writeCounter(out, header.seq, at);
+  at = writeCounter(out, header.echo, at);
+  at = out.writeUInt32BE(bodyLength, at);
+  at += out.write(json, at, "utf8");
+  macFor(key).sign(out, at, out, at);
   return out;
 }
 
@@ -269,7 +284,7 @@ function decodeUnsafe(
   reader.at = MAGIC.length + 1;
   const clusterBytes = reader.name();
   if (clusterBytes === undefined) return drop("truncated");
-  if (!clusterBytes.equals(Buffer.from(cluster, "utf8"))) return drop("foreign-cluster");
+  if (!clusterBytes.equals(clusterName(cluster))) return drop("foreign-cluster");
   const fromBytes = reader.name();
   const toBytes = reader.name();
   const incarnation = reader.take(8)?.readBigUInt64BE(0);
@@ -293,7 +308,7 @@ function decodeUnsafe(
   if (reader.at !== datagram.length) return drop("malformed");
   const screened = screen?.(fromBytes, toBytes);
   if (screened !== undefined) return drop(screened);
-  if (!timingSafeEqual(mac(key, datagram.subarray(0, bodyEnd)), received)) return drop("bad-mac");
+  if (!macFor(key).verify(datagram, bodyEnd, received)) return drop("bad-mac");
 
   return parseAuthenticated(cluster, fromBytes, toBytes, incarnation, seq, echo, body);
 }
