@@ -1,9 +1,18 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseProcStat, parseSchedstat, SchedProbe } from "./sched-probe.ts";
+import { parseProcStat, parseSchedstat, procReader, SchedProbe } from "./sched-probe.ts";
 
 const stat = (softirq: number, steal: number) =>
   `cpu  100 0 50 9000 3 0 ${softirq} ${steal} 0 0\ncpu0 50 0 25 4500 1 0 1 0 0 0\nintr 1 2 3\n`;
+
+/** Spins until this process has had `ms` of CPU (whatever else the machine runs meanwhile). */
+function busy(ms: number): void {
+  const start = process.cpuUsage();
+  for (;;) {
+    const used = process.cpuUsage(start);
+    if ((used.user + used.system) / 1000 >= ms) return;
+  }
+}
 
 describe("SchedProbe", () => {
   it("parses the thread's schedstat and the machine's softirq and steal", () => {
@@ -43,5 +52,21 @@ describe("SchedProbe", () => {
     });
     probe.tick(0);
     assert.equal(probe.explain(500), undefined);
+  });
+
+  it("reads procfs again on every sample through the kept descriptors (Linux)", () => {
+    const read = procReader();
+    const before = parseSchedstat(read("/proc/thread-self/schedstat"));
+    assert.ok(before && parseProcStat(read("/proc/stat")), "procfs is readable here");
+    busy(30);
+    const after = parseSchedstat(read("/proc/thread-self/schedstat"))!;
+    assert.ok(after.runNs - before.runNs >= 20e6, `ran ${(after.runNs - before.runNs) / 1e6} ms`);
+    assert.ok(parseProcStat(read("/proc/stat")), "the cpu line again");
+    // The default probe explains a busy window of its own thread from those reads.
+    const probe = new SchedProbe();
+    probe.tick(performance.now());
+    busy(30);
+    const explained = probe.explain(performance.now());
+    assert.ok(explained && explained.ranMs >= 20, JSON.stringify(explained));
   });
 });
