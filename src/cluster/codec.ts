@@ -26,8 +26,8 @@
  * cluster, so a wire change is an upgrade of all nodes, not a rolling one.
  *
  * The codec is pure: no sockets, no clocks (the MAC runs in the native addon when there is
- * one, `mac.ts`). Replay protection lives in `replay-guard.ts`
- * and sender checks in the transport, which both add their own drop reasons.
+ * one, `mac.ts`). Replay protection lives in `replay-guard.ts` and sender checks in the
+ * transport, which both add their own drop reasons.
  */
 import { MAC_BYTES, macFor } from "./mac.ts";
 
@@ -133,12 +133,12 @@ function nameBytes(field: string, value: string): Buffer {
   return bytes;
 }
 
-/** The cluster name a datagram must carry: `nameBytes`, or bytes no datagram can match. */
+/** The cluster name's bytes a datagram must carry (kept once `nameBytes` accepted them). */
 function clusterName(cluster: string): Buffer {
   try {
     return nameBytes("cluster", cluster);
   } catch {
-    return Buffer.alloc(0);
+    return Buffer.from(cluster, "utf8"); // not a valid name (the encoder refuses to send it)
   }
 }
 
