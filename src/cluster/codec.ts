@@ -34,7 +34,6 @@ import { MAC_BYTES, macFor } from "./mac.ts";
 /** Largest datagram we send or accept: below the 65,507-byte UDP limit, with room to spare. */
 export const DATAGRAM_BYTES_MAX = 60 * 1024;
 export const WIRE_VERSION = 2;
-export { MAC_BYTES };
 /** Incarnations and sequence numbers must stay exact as JavaScript numbers. */
 export const COUNTER_MAX = 2 ** 53;
 
