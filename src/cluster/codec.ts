@@ -153,6 +153,28 @@ function writeCounter(out: Buffer, value: number, at: number): number {
  * or the result would exceed `DATAGRAM_BYTES_MAX`.
  */
 export function encodeDatagram(key: Buffer, header: DatagramHeader, payload: unknown): Buffer {
+  return encodeSerialized(key, header, serializePayload(payload));
+}
+
+/**
+ * A payload's JSON, once for every datagram that carries it (a broadcast sends the same
+ * payload to each peer under its own header). Throws `CodecError` PAYLOAD_NOT_JSON.
+ */
+export function serializePayload(payload: unknown): string {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(payload);
+  } catch (cause) {
+    throw new CodecError("PAYLOAD_NOT_JSON", "payload is not JSON-serialisable", { cause });
+  }
+  if (json === undefined) {
+    throw new CodecError("PAYLOAD_NOT_JSON", `payload of type ${typeof payload} has no JSON form`);
+  }
+  return json;
+}
+
+/** `encodeDatagram` for a payload `serializePayload` already turned into JSON. */
+export function encodeSerialized(key: Buffer, header: DatagramHeader, json: string): Buffer {
   const cluster = nameBytes("cluster", header.cluster);
   const from = nameBytes("from", header.from);
   const to = nameBytes("to", header.to);
@@ -167,15 +189,6 @@ export function encodeDatagram(key: Buffer, header: DatagramHeader, payload: unk
       "INVALID_HEADER",
       `header.echo must be 0 or an integer in 1..2^53, got ${header.echo}`,
     );
-  }
-  let json: string | undefined;
-  try {
-    json = JSON.stringify(payload);
-  } catch (cause) {
-    throw new CodecError("PAYLOAD_NOT_JSON", "payload is not JSON-serialisable", { cause });
-  }
-  if (json === undefined) {
-    throw new CodecError("PAYLOAD_NOT_JSON", `payload of type ${typeof payload} has no JSON form`);
   }
   const bodyLength = Buffer.byteLength(json, "utf8");
   const total = FIXED_BYTES + cluster.length + from.length + to.length + bodyLength + MAC_BYTES;
@@ -220,6 +233,18 @@ class Reader {
   name(): Buffer | undefined {
     const length = this.take(1)?.readUInt8(0);
     return length === undefined ? undefined : this.take(length);
+  }
+  /** A counter's 8 bytes; NaN above 2^53 (no longer exact as a number), never a BigInt. */
+  counter(): number | undefined {
+    const at = this.at;
+    if (at + 8 > this.bytes.length) return undefined;
+    this.at += 8;
+    const high = this.bytes.readUInt32BE(at);
+    const low = this.bytes.readUInt32BE(at + 4);
+    if (high > COUNTER_MAX / 2 ** 32 || (high === COUNTER_MAX / 2 ** 32 && low !== 0)) {
+      return Number.NaN;
+    }
+    return high * 2 ** 32 + low;
   }
 }
 
@@ -286,9 +311,9 @@ function decodeUnsafe(
   if (!clusterBytes.equals(clusterName(cluster))) return drop("foreign-cluster");
   const fromBytes = reader.name();
   const toBytes = reader.name();
-  const incarnation = reader.take(8)?.readBigUInt64BE(0);
-  const seq = reader.take(8)?.readBigUInt64BE(0);
-  const echo = reader.take(8)?.readBigUInt64BE(0);
+  const incarnation = reader.counter();
+  const seq = reader.counter();
+  const echo = reader.counter();
   const bodyLength = reader.take(4)?.readUInt32BE(0);
   if (
     fromBytes === undefined ||
@@ -317,26 +342,23 @@ function parseAuthenticated(
   cluster: string,
   fromBytes: Buffer,
   toBytes: Buffer,
-  incarnation: bigint,
-  seq: bigint,
-  echo: bigint,
+  incarnation: number,
+  seq: number,
+  echo: number,
   body: Buffer,
 ): DecodeResult {
   const from = decodeText(fromBytes);
   const to = decodeText(toBytes);
   const text = decodeText(body);
-  const limit = BigInt(COUNTER_MAX);
   if (
     from === undefined ||
     from.length === 0 ||
     to === undefined ||
     to.length === 0 ||
     text === undefined ||
-    incarnation < 1n ||
-    incarnation > limit ||
-    seq < 1n ||
-    seq > limit ||
-    echo > limit
+    !isCounter(incarnation) ||
+    !isCounter(seq) ||
+    !(echo === 0 || isCounter(echo))
   ) {
     return drop("malformed");
   }
@@ -348,14 +370,7 @@ function parseAuthenticated(
   }
   return {
     ok: true,
-    header: {
-      cluster,
-      from,
-      to,
-      incarnation: Number(incarnation),
-      seq: Number(seq),
-      echo: Number(echo),
-    },
+    header: { cluster, from, to, incarnation, seq, echo },
     payload,
   };
 }

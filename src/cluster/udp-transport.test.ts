@@ -476,12 +476,13 @@ describe("UDP transport", () => {
     a.transport.send("a", { x: 1 });
     a.transport.send("b", "x".repeat(100_000));
     a.transport.send("b", { n: 1n });
-    assert.equal(statsOf(a).sendErrors, 4);
+    a.transport.broadcast({ n: 2n }); // no JSON: a failure per recipient
+    assert.equal(statsOf(a).sendErrors, 5);
     assert.equal(a.logs.filter((l) => l.msg === "datagram not sent").length, 1);
     await a.transport.close();
     a.transport.send("b", { x: 1 });
     a.transport.broadcast({ x: 1 });
-    assert.equal(statsOf(a).sendErrors, 6);
+    assert.equal(statsOf(a).sendErrors, 7);
   });
 
   it("logs at most one line per reason per 10 s, with the count since the last line", async () => {

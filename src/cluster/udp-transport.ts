@@ -42,7 +42,8 @@ import {
   DROP_REASONS,
   type DropReason,
   decodeDatagram,
-  encodeDatagram,
+  encodeSerialized,
+  serializePayload,
 } from "./codec.ts";
 import { ReplayGuard } from "./replay-guard.ts";
 import { type FdSender, fdSender, openTickSocket, type TickSocket } from "./tick-socket.ts";
@@ -286,18 +287,23 @@ export class UdpTransport {
       this.#sendFailed(to, new Error(`no configured peer ${JSON.stringify(to)}`));
       return;
     }
-    this.#sendTo(to, peer, payload, gate);
+    const json = serialize(payload);
+    if (typeof json === "string") this.#sendTo(to, peer, json, gate);
+    else this.#sendFailed(to, json);
   }
 
   /**
-   * Sends `payload` to every configured peer except this node, each in its own datagram.
-   * `gate` is asked before each datagram; false withholds that one (`ControlLoop` answers
-   * false for the rest of a broadcast interrupted by a stall, and counts each).
+   * Sends `payload` to every configured peer except this node, each in its own datagram (the
+   * JSON is made once). `gate` is asked before each datagram; false withholds that one
+   * (`ControlLoop` answers false for the rest of a broadcast interrupted by a stall, and
+   * counts each).
    */
   broadcast(payload: unknown, gate?: SendGate): void {
+    const json = serialize(payload);
     for (const [id, peer] of this.#peers) {
       if (id === this.#options.selfId) continue;
-      this.#sendTo(id, peer, payload, gate);
+      if (typeof json === "string") this.#sendTo(id, peer, json, gate);
+      else this.#sendFailed(id, json);
     }
   }
 
@@ -383,7 +389,7 @@ export class UdpTransport {
     return new Promise<void>((resolve) => socket.close(() => resolve()));
   }
 
-  #sendTo(to: string, peer: PeerAddress, payload: unknown, gate?: SendGate): void {
+  #sendTo(to: string, peer: PeerAddress, json: string, gate?: SendGate): void {
     const socket = this.#socket;
     const tickSocket = this.#tickSocket;
     if (socket === undefined && tickSocket === undefined) {
@@ -392,7 +398,7 @@ export class UdpTransport {
     }
     let datagram: Buffer;
     try {
-      datagram = encodeDatagram(
+      datagram = encodeSerialized(
         this.#options.key,
         {
           cluster: this.#options.cluster,
@@ -402,7 +408,7 @@ export class UdpTransport {
           seq: this.#seq + 1,
           echo: this.#peerIncarnations.get(to) ?? 0,
         },
-        payload,
+        json,
       );
     } catch (error) {
       if (!(error instanceof CodecError)) throw error;
@@ -611,4 +617,14 @@ function isHello(payload: unknown): boolean {
     (payload as { type?: unknown }).type === helloPayload.type &&
     Object.keys(payload).length === 1
   );
+}
+
+/** The payload's JSON, or the error a send to each recipient fails with. */
+function serialize(payload: unknown): string | CodecError {
+  try {
+    return serializePayload(payload);
+  } catch (error) {
+    if (!(error instanceof CodecError)) throw error;
+    return error;
+  }
 }

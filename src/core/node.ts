@@ -156,6 +156,11 @@ interface CoordinatorState {
   decisions: PlacementDecision[];
   nextMembershipRoundMs: number;
   tableDirty: boolean;
+  /**
+   * Whether the next membership round must place again although no input changed: the last
+   * placement moved something, or a VIP waits for time to pass (`failback: after`).
+   */
+  placeAgain: boolean;
   pins: Map<number, number>;
   drained: Set<number>;
   roundRobinCursor: number;
@@ -322,6 +327,7 @@ export class CoreNode implements ArbiterCore {
   #holdingAllowed = false;
   #roundSeen = 0;
   #table: VipTable;
+  #placements = 0;
   #peers = new Map<string, PeerInfo>();
   #vips = new Map<number, LocalVip>();
   #coordinatorState: CoordinatorState | undefined;
@@ -561,6 +567,11 @@ export class CoreNode implements ArbiterCore {
    */
   get tableVersion(): TableVersion {
     return this.#table.version;
+  }
+
+  /** How many times this node ran placement as coordinator (since it started). */
+  get placements(): number {
+    return this.#placements;
   }
 
   /**
@@ -1508,6 +1519,7 @@ export class CoreNode implements ArbiterCore {
       decisions: [],
       nextMembershipRoundMs: now + this.#config.timers.heartbeatIntervalMs,
       tableDirty: true,
+      placeAgain: true,
       pins: new Map(previous.pins.map(([v, n]) => [v, n])),
       drained: new Set(previous.drained),
       roundRobinCursor: previous.roundRobinCursor,
@@ -1548,14 +1560,15 @@ export class CoreNode implements ArbiterCore {
       this.#setCoordinator(undefined);
       return;
     }
-    // Placement runs once per membership round (time-based failback needs it) and whenever
-    // membership, pins or drains changed — not on every datagram, which with a thousand VIPs
-    // would cost more than everything else a step does.
+    // Placement runs whenever membership, pins or drains changed (they mark the table dirty),
+    // and on a membership round only while time itself can change its outcome (#place sets
+    // `placeAgain`): not on every datagram nor every round, where with nothing changed it
+    // would only repeat itself (with a thousand VIPs, more than everything else a step does).
     let placementDue = state.tableDirty;
     if (now >= state.nextMembershipRoundMs) {
       state.nextMembershipRoundMs = now + t.heartbeatIntervalMs;
       this.#observeMembers(now);
-      placementDue = true;
+      placementDue ||= state.placeAgain;
     }
     const mayGrant = this.#mayGrant(now);
     if (mayGrant && !state.granting) this.#heartbeatNow = true; // first grants of the term: at once
@@ -1679,6 +1692,7 @@ export class CoreNode implements ArbiterCore {
 
   #place(now: number): void {
     const state = this.#coordinatorState!;
+    this.#placements += 1;
     const nodes = this.#config.nodes;
     const members = nodes.map((n, i) => {
       const record = state.members[i]!;
@@ -1702,6 +1716,7 @@ export class CoreNode implements ArbiterCore {
     });
     state.roundRobinCursor = result.roundRobinCursor;
     state.decisions = [...result.decisions];
+    let moved = false;
     result.owners.forEach((owner, vip) => {
       const index = owner === undefined ? undefined : nodes.findIndex((n) => n.id === owner);
       if (index !== state.desired[vip]) {
@@ -1717,7 +1732,27 @@ export class CoreNode implements ArbiterCore {
         state.why[vip] = decision ? reasonCodes[decision.reason] : "-";
         state.desiredAtMs[vip] = now;
         state.tableDirty = true;
+        moved = true;
       }
+    });
+    state.placeAgain = moved || this.#placementWaits(state.desired);
+  }
+
+  /**
+   * Whether placement's outcome can change with time alone: a VIP without an owner, or one off
+   * its preferred node under `failback: after` (eligibility, pins and drains mark the table
+   * dirty when they change; the clock is the one input that moves by itself).
+   */
+  #placementWaits(desired: readonly (number | undefined)[]): boolean {
+    const nodes = this.#config.nodes;
+    return this.#config.vips.some((vip, i) => {
+      const owner = desired[i];
+      if (owner === undefined) return true;
+      return (
+        vip.failback.mode === "after" &&
+        vip.preferred !== undefined &&
+        nodes[owner]!.id !== vip.preferred
+      );
     });
   }
 
@@ -1888,7 +1923,23 @@ export class CoreNode implements ArbiterCore {
         member.lastGrantAnchorMs = Math.max(member.lastGrantAnchorMs ?? 0, peer.lastHeardMs);
       });
     }
-    return { round: state.round, table: this.#table, grants };
+    // The table rides along only while some peer may lack it (most rounds carry none): a peer
+    // reports the version it applied in every heartbeat, and nothing the coordinator decides
+    // rests on what it sent, only on what peers report (#releasedBy) and on leases.
+    return this.#someoneLacksTable()
+      ? { round: state.round, table: this.#table, grants }
+      : { round: state.round, grants };
+  }
+
+  /** Whether a peer reported another table version than ours in its last heartbeat, or none. */
+  #someoneLacksTable(): boolean {
+    const version = this.#table.version;
+    for (const node of this.#config.nodes) {
+      if (node.id === this.id) continue;
+      const peer = this.#peers.get(node.id);
+      if (peer === undefined || compareVersions(peer.tableVersion, version) !== 0) return true;
+    }
+    return false;
   }
 
   #ownVipsHandedOver(): boolean {

@@ -17,6 +17,7 @@ import {
   leaseSafeWaitMs,
   releaseGuardMs,
 } from "../core/timing.ts";
+import type { Input, StepOutput } from "../core/types.ts";
 import { type SimOptions, Simulator } from "./simulator.ts";
 import { persistentFaultBoundMs } from "./swarm.ts";
 
@@ -43,7 +44,7 @@ export function threeNodeCluster(
 }
 
 /** `nodes` nodes of weight 1 (n1…) and `vips` round-robin VIPs without failback, settled. */
-function settledCluster(
+export function settledCluster(
   seed: number,
   timers: Timers,
   nodes: number,
@@ -68,6 +69,25 @@ function settledCluster(
 }
 
 const cluster = threeNodeCluster;
+
+/**
+ * Shows `see` every step of `id`'s running core from now on, input and output, as the real
+ * core took it (a restarted node's new core is not watched).
+ */
+export function tapSteps(
+  sim: Simulator,
+  id: string,
+  see: (input: Input, output: StepOutput) => void,
+): void {
+  const core = sim.core(id);
+  if (core === undefined) return;
+  const step = core.step.bind(core);
+  core.step = (input: Input): StepOutput => {
+    const output = step(input);
+    see(input, output);
+    return output;
+  };
+}
 
 /** Holder changes of every VIP after `fromMs` (each entry is a move or a gap). */
 export function holderChanges(sim: Simulator, fromMs: number): number {

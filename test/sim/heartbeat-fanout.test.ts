@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { profiles } from "../../src/config/profiles.ts";
-import type { HeartbeatFanout, Input, StepOutput } from "../../src/core/types.ts";
+import type { HeartbeatFanout } from "../../src/core/types.ts";
+import { tapSteps } from "../../src/sim/properties.ts";
 import { formatSummary, runSwarm } from "../../src/sim/report.ts";
 import { Simulator } from "../../src/sim/simulator.ts";
 import { percentile, runSwarmSeed } from "../../src/sim/swarm.ts";
@@ -40,19 +41,14 @@ function countHeartbeats(sim: Simulator): Map<string, number> {
   const counts = new Map<string, number>();
   const ids = sim.nodes.map((n) => n.id);
   for (const id of ids) {
-    const core = sim.core(id);
-    if (!core) continue;
-    const step = core.step.bind(core);
-    core.step = (input: Input): StepOutput => {
-      const output = step(input);
+    tapSteps(sim, id, (_, output) => {
       for (const effect of output.effects) {
         if (effect.type !== "send" && effect.type !== "broadcast") continue;
         if (effect.message.type !== "heartbeat") continue;
         const targets = effect.type === "send" ? [effect.to] : ids.filter((p) => p !== id);
         for (const to of targets) counts.set(`${id}>${to}`, (counts.get(`${id}>${to}`) ?? 0) + 1);
       }
-      return output;
-    };
+    });
   }
   return counts;
 }
