@@ -125,10 +125,14 @@ static uint8_t* buffer_arg(napi_env env, napi_value value, size_t* length) {
   return data;
 }
 
-static const hmac_state* state_arg(napi_env env, napi_value value) {
+/* A key state argument (a Buffer of hmacKey's), copied out: a Buffer's bytes need not be
+ * aligned for uint32_t (a slice may start anywhere). -1 when it is not one. */
+static int state_arg(napi_env env, napi_value value, hmac_state* state) {
   size_t length = 0;
   uint8_t* data = buffer_arg(env, value, &length);
-  return data != NULL && length == sizeof(hmac_state) ? (const hmac_state*)data : NULL;
+  if (data == NULL || length != sizeof(hmac_state)) return -1;
+  memcpy(state, data, sizeof *state);
+  return 0;
 }
 
 static napi_value js_hmac_key(napi_env env, napi_callback_info info) {
@@ -149,24 +153,25 @@ static napi_value js_hmac_key(napi_env env, napi_callback_info info) {
   void* out = NULL;
   if (napi_create_buffer(env, sizeof(hmac_state), &out, &result) != napi_ok)
     return hmac_bad_arg(env, "hmacKey: buffer");
-  hmac_state* state = out;
+  hmac_state state;
   uint8_t pad[BLOCK];
   for (int i = 0; i < BLOCK; i++) pad[i] = block[i] ^ 0x36;
-  memcpy(state->inner, initial, sizeof initial);
-  compress(state->inner, pad);
+  memcpy(state.inner, initial, sizeof initial);
+  compress(state.inner, pad);
   for (int i = 0; i < BLOCK; i++) pad[i] = block[i] ^ 0x5c;
-  memcpy(state->outer, initial, sizeof initial);
-  compress(state->outer, pad);
+  memcpy(state.outer, initial, sizeof initial);
+  compress(state.outer, pad);
+  memcpy(out, &state, sizeof state);
   return result;
 }
 
 /* state, data and length (at most data's size) of a sign or verify call; -1 when bad. */
-static int data_args(napi_env env, napi_value* argv, const hmac_state** state,
-                     const uint8_t** data, uint32_t* length) {
+static int data_args(napi_env env, napi_value* argv, hmac_state* state, const uint8_t** data,
+                     uint32_t* length) {
   size_t size = 0;
-  *state = state_arg(env, argv[0]);
+  int bad = state_arg(env, argv[0], state);
   *data = buffer_arg(env, argv[1], &size);
-  if (*state == NULL || *data == NULL || napi_get_value_uint32(env, argv[2], length) != napi_ok ||
+  if (bad != 0 || *data == NULL || napi_get_value_uint32(env, argv[2], length) != napi_ok ||
       *length > size)
     return -1;
   return 0;
@@ -175,7 +180,7 @@ static int data_args(napi_env env, napi_value* argv, const hmac_state** state,
 static napi_value js_hmac_sign(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
-  const hmac_state* state;
+  hmac_state state;
   const uint8_t* data;
   uint32_t length, offset;
   size_t out_size = 0;
@@ -187,7 +192,7 @@ static napi_value js_hmac_sign(napi_env env, napi_callback_info info) {
       offset > out_size - DIGEST)
     return hmac_bad_arg(env, "hmacSign(state, data, length, out, offset)");
   uint8_t mac[DIGEST];
-  hmac(state, data, length, mac); /* out may overlap data: computed first, then copied */
+  hmac(&state, data, length, mac); /* out may overlap data: computed first, then copied */
   memcpy(out + offset, mac, DIGEST);
   return NULL;
 }
@@ -195,7 +200,7 @@ static napi_value js_hmac_sign(napi_env env, napi_callback_info info) {
 static napi_value js_hmac_verify(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
-  const hmac_state* state;
+  hmac_state state;
   const uint8_t* data;
   uint32_t length;
   size_t mac_size = 0;
@@ -205,7 +210,7 @@ static napi_value js_hmac_verify(napi_env env, napi_callback_info info) {
       (expected = buffer_arg(env, argv[3], &mac_size)) == NULL || mac_size != DIGEST)
     return hmac_bad_arg(env, "hmacVerify(state, data, length, mac)");
   uint8_t mac[DIGEST];
-  hmac(state, data, length, mac);
+  hmac(&state, data, length, mac);
   uint8_t difference = 0;
   for (int i = 0; i < DIGEST; i++) difference |= (uint8_t)(mac[i] ^ expected[i]);
   napi_value result;

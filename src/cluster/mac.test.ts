@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createHmac, randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
+import { loadNativeAddon } from "../adapters/linux/native-addon.ts";
 import { type Mac, macFor, nativeMac, nodeMac } from "./mac.ts";
 
 /** RFC 4231, test cases 1, 2, 6 and 7 (6 and 7: a key longer than a block, hashed first). */
@@ -93,6 +94,27 @@ describe("the codec's HMAC-SHA-256", () => {
     assert.throws(() => mac.sign(data, 11, Buffer.alloc(32), 0), TypeError);
     assert.throws(() => mac.sign(data, 10, Buffer.alloc(32), 1), TypeError);
     assert.throws(() => mac.verify(data, 11, Buffer.alloc(32)), TypeError);
+  });
+
+  it("the addon reads a key state at any alignment (a slice at an odd offset)", () => {
+    const addon = loadNativeAddon<{
+      hmacKey(key: Buffer): Buffer;
+      hmacSign(state: Buffer, data: Buffer, length: number, out: Buffer, offset: number): void;
+      hmacVerify(state: Buffer, data: Buffer, length: number, mac: Buffer): boolean;
+    }>(["hmacKey", "hmacSign", "hmacVerify"]);
+    const key = randomBytes(32);
+    const data = randomBytes(100);
+    const expected = createHmac("sha256", key).update(data).digest();
+    const state = addon.hmacKey(key);
+    for (const at of [1, 2, 3, 5, 7]) {
+      const shifted = Buffer.alloc(state.length + 8, 0xee);
+      state.copy(shifted, at);
+      const slice = shifted.subarray(at, at + state.length);
+      const out = Buffer.alloc(32);
+      addon.hmacSign(slice, data, data.length, out, 0);
+      assert.deepEqual(out, expected, `state at offset ${at}`);
+      assert.ok(addon.hmacVerify(slice, data, data.length, expected));
+    }
   });
 
   it("macFor keeps one MAC per key buffer, the native one in a set-up checkout", () => {
