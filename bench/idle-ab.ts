@@ -22,6 +22,7 @@
  *        [--windows 6] [--seconds 30] [--warmup 60] [--out FILE]
  */
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { parseSchedstat } from "../src/agent/sched-probe.ts";
 import { type LiveCluster, startCluster } from "../src/lab/cluster.ts";
 import { positiveInteger, readOptions, sleep } from "./lib/args.ts";
 import { printHeader } from "./lib/machine.ts";
@@ -67,7 +68,8 @@ function runNs(root: number, parents: Map<number, number>): number {
     }
     for (const tid of tids) {
       try {
-        total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+        total +=
+          parseSchedstat(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8"))?.runNs ?? 0;
       } catch {
         // exited in between
       }
