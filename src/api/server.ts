@@ -19,6 +19,7 @@ import Fastify, {
   type FastifyRequest,
 } from "fastify";
 import type { AdminResult, AgentHandle, AgentStatus } from "../agent/handle.ts";
+import { parseDuration } from "../config/duration.ts";
 import type { AdminCommand } from "../core/types.ts";
 import { registerDashboard } from "./dashboard.ts";
 import { sendError } from "./errors.ts";
@@ -91,10 +92,8 @@ function vipsOf(status: AgentStatus) {
  */
 export function parseWaitMs(text: unknown): number | undefined {
   if (typeof text !== "string") return undefined;
-  const match = /^(\d+)(ms|s|m)?$/.exec(text.trim());
-  if (!match) return undefined;
-  const factor = match[2] === "s" ? 1000 : match[2] === "m" ? 60_000 : 1;
-  return Number(match[1]) * factor;
+  const ms = parseDuration(text, "ms");
+  return ms === undefined ? undefined : Math.round(ms);
 }
 
 /** API paths that belong to a capability, and the config section that enables it. */

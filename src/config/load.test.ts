@@ -272,14 +272,9 @@ describe("defaults", () => {
 });
 
 describe("durations", () => {
-  it("parses units into milliseconds", () => {
-    assert.equal(parseDuration("500ms"), 500);
-    assert.equal(parseDuration("2s"), 2000);
+  it("reads a config value in whole milliseconds, with a unit (the parser: duration.test.ts)", () => {
     assert.equal(parseDuration("1.5s"), 1500);
-    assert.equal(parseDuration("1m"), 60000);
-    assert.equal(parseDuration("1h"), 3600000);
     assert.equal(parseDuration("2"), undefined);
-    assert.equal(parseDuration("2 days"), undefined);
     assert.equal(parseDuration("0.5ms"), undefined);
   });
 

@@ -52,6 +52,7 @@ import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { type Document, LineCounter, parseDocument } from "yaml";
 import { grantWindowMs, renewableLeaseMinMs } from "../core/timing.ts";
+import { durationUnits, parseDuration as parseDurationIn } from "./duration.ts";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import { canonicalIp, ipv6Text, ipv6Value, ipv6VipProblem } from "./ipv6.ts";
 import { defaultProfile, profileNames, profiles, validateTimers } from "./profiles.ts";
@@ -410,14 +411,13 @@ function oneOf<T extends string>(
   return undefined;
 }
 
-const unitMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** Parses "500ms", "2s", "1m", "1h" into whole milliseconds; undefined when malformed. */
+/**
+ * A config value's duration ("500ms", "2s", "1m", "1h", "1d") in whole milliseconds; undefined
+ * when malformed, bare (no unit) or not a whole number of milliseconds.
+ */
 export function parseDuration(text: string): number | undefined {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/.exec(text);
-  if (!match) return undefined;
-  const ms = Number(match[1]) * unitMs[match[2]!]!;
-  return Number.isInteger(ms) ? ms : undefined;
+  const ms = parseDurationIn(text);
+  return ms !== undefined && Number.isInteger(ms) ? ms : undefined;
 }
 
 /**
@@ -455,7 +455,7 @@ function duration(
     ctx.add(
       here,
       `is not a duration in whole milliseconds: ${describe(value)}`,
-      `write ${key}: ${rule.example} (units: ms, s, m, h)`,
+      `write ${key}: ${rule.example} (units: ${durationUnits})`,
     );
     return undefined;
   }

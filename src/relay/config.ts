@@ -25,6 +25,7 @@
  * In `nat` mode the kernel forwards packets and cannot write an HTTP answer, so with no
  * backend up new connections get a TCP reset whatever the protocol.
  */
+import { parseDuration } from "../config/duration.ts";
 import { hostPort, ipv6Text, ipv6Value } from "../config/ipv6.ts";
 import type { RelayFailback } from "../core/relay/relay-machine.ts";
 
@@ -138,12 +139,8 @@ const defaults = {
 export function parseDurationMs(value: unknown): number | undefined {
   if (typeof value === "number") return Number.isFinite(value) && value >= 0 ? value : undefined;
   if (typeof value !== "string") return undefined;
-  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value);
-  if (!match) return undefined;
-  const amount = Number(match[1]);
-  const unit = match[2] ?? "ms";
-  const factor = unit === "ms" ? 1 : unit === "s" ? 1000 : unit === "m" ? 60_000 : 3_600_000;
-  return Math.round(amount * factor);
+  const ms = parseDuration(value, "ms");
+  return ms === undefined ? undefined : Math.round(ms);
 }
 
 const ipv4Pattern = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;

@@ -28,6 +28,7 @@ import {
   limitedServerOptions,
 } from "../api/http-limits.ts";
 import { bearerToken, tokenMatches } from "../api/token.ts";
+import { parseDuration } from "../config/duration.ts";
 import {
   isValidRequestId,
   type Operation,
@@ -45,12 +46,10 @@ type Body = Record<string, unknown> | null | undefined;
 /** Parses `5s`, `500ms`, `2` (seconds). Undefined when absent; throws INVALID_REQUEST when bad. */
 export function parseWait(value: unknown): number {
   if (value === undefined || value === "") return 0;
-  const match = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(String(value));
-  if (!match) {
+  const ms = parseDuration(String(value), "s");
+  if (ms === undefined) {
     throw new StorageError("INVALID_REQUEST", "wait must look like 5s, 500ms or 5 (seconds)");
   }
-  const amount = Number(match[1]);
-  const ms = match[2] === "ms" ? amount : amount * 1000;
   return Math.min(ms, waitMsMax);
 }
 

@@ -5,6 +5,7 @@
  * status (`Normal` / `Failed`) and which node answered. Errors are JSON with a `code`.
  */
 import type { FastifyPluginAsync } from "fastify";
+import { parseDuration } from "../config/duration.ts";
 import type { TrafficQueryService } from "./traffic-node.ts";
 
 export interface TrafficRoutesOptions {
@@ -13,13 +14,10 @@ export interface TrafficRoutesOptions {
   readonly nowMs?: () => number;
 }
 
-const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** Parses `1500`, `10s`, `5m`…; undefined when malformed. */
+/** Parses `1500`, `10s`, `5m`… (a bare number is milliseconds); undefined when malformed. */
 export function parseDurationMs(text: string): number | undefined {
-  const m = /^(\d+)(ms|s|m|h|d)?$/.exec(text.trim());
-  if (!m) return undefined;
-  return Number(m[1]) * units[m[2] ?? "ms"]!;
+  const ms = parseDuration(text, "ms");
+  return ms === undefined ? undefined : Math.round(ms);
 }
 
 /** Parses ms since the epoch, ISO 8601, `now` or `now-1h`; undefined when malformed. */

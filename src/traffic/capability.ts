@@ -26,6 +26,7 @@ import {
   type CreateCapability,
 } from "../agent/capability.ts";
 import type { LogLevel } from "../agent/log.ts";
+import { parseDuration } from "../config/duration.ts";
 import { findRow } from "../core/traffic/index-table.ts";
 import { trafficRoutes } from "./api.ts";
 import { TrafficNode } from "./traffic-node.ts";
@@ -53,19 +54,11 @@ export const trafficDefaults: TrafficSettings = {
   vipCounters: true,
 };
 
-const unitMs: Record<string, number> = {
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-  d: 86_400_000,
-};
-
-/** "100ms", "1s", "2d" -> ms; undefined when malformed (bare numbers have no unit). */
+/** "100ms", "1s", "2d" -> whole ms; undefined when malformed (bare numbers have no unit). */
 export function parseTrafficDuration(value: unknown): number | undefined {
   if (typeof value !== "string") return undefined;
-  const m = /^\s*(\d+)\s*(ms|s|m|h|d)\s*$/.exec(value);
-  return m ? Number(m[1]) * unitMs[m[2]!]! : undefined;
+  const ms = parseDuration(value);
+  return ms !== undefined && Number.isInteger(ms) ? ms : undefined;
 }
 
 function describe(value: unknown): string {
