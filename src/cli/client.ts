@@ -10,6 +10,7 @@
  */
 import { readFileSync } from "node:fs";
 import { http } from "../adapters/node-http.ts";
+import { parseHostPort } from "../config/host-port.ts";
 import { loadConfig } from "../config/load.ts";
 
 export const defaultApi = { host: "127.0.0.1", port: 7480 };
@@ -105,15 +106,6 @@ export interface ApiTarget {
   readonly tokenFile: string | undefined;
   /** The config file the address came from, for hints in messages. */
   readonly configFile: string | undefined;
-}
-
-/** Parses `HOST:PORT` or `[V6]:PORT`; undefined when malformed. */
-export function parseHostPort(text: string): { host: string; port: number } | undefined {
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text.trim());
-  if (!match) return undefined;
-  const port = Number(match[3]);
-  if (port < 1 || port > 65535) return undefined;
-  return { host: (match[1] ?? match[2])!, port };
 }
 
 /** A wildcard listen address is reached on loopback. */

@@ -54,6 +54,7 @@ import { type Document, LineCounter, parseDocument } from "yaml";
 import { grantWindowMs, renewableLeaseMinMs } from "../core/timing.ts";
 import { durationUnits, parseDuration as parseDurationIn } from "./duration.ts";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
+import { parsePort, splitHostPort } from "./host-port.ts";
 import { canonicalIp, ipv6Text, ipv6Value, ipv6VipProblem } from "./ipv6.ts";
 import { defaultProfile, profileNames, profiles, validateTimers } from "./profiles.ts";
 import {
@@ -492,21 +493,6 @@ export function parseIpv4(text: string): number | undefined {
 function isUsableUnicast(address: number): boolean {
   const first = Math.floor(address / 2 ** 24);
   return first !== 0 && first < 224;
-}
-
-function splitHostPort(text: string): { host: string; port?: string } {
-  const bracketed = /^\[([^\]]+)\](?::(.*))?$/.exec(text);
-  if (bracketed)
-    return { host: bracketed[1]!, ...(bracketed[2] !== undefined ? { port: bracketed[2] } : {}) };
-  const colon = text.lastIndexOf(":");
-  if (colon === -1 || text.indexOf(":") !== colon) return { host: text };
-  return { host: text.slice(0, colon), port: text.slice(colon + 1) };
-}
-
-function parsePort(text: string): number | undefined {
-  if (!/^[1-9]\d{0,4}$/.test(text)) return undefined;
-  const port = Number(text);
-  return port <= 65535 ? port : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@
  * backend up new connections get a TCP reset whatever the protocol.
  */
 import { parseDuration } from "../config/duration.ts";
+import { parsePort, splitHostPort } from "../config/host-port.ts";
 import { hostPort, ipv6Text, ipv6Value } from "../config/ipv6.ts";
 import type { RelayFailback } from "../core/relay/relay-machine.ts";
 
@@ -148,16 +149,14 @@ const ipv4Pattern = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\
 export function parseEndpoint(value: unknown): Endpoint | undefined {
   if (typeof value !== "string") return undefined;
   // 198.18.0.100:80, or [2001:db8::100]:80 (IPv6 in brackets; kept in its canonical form).
-  const match = /^(?:([^:\s[\]]+)|\[([^\]\s]+)\]):(\d{1,5})$/.exec(value.trim());
-  if (!match) return undefined;
-  const port = Number(match[3]);
-  if (port < 1 || port > 65_535) return undefined;
-  if (match[2] !== undefined) {
-    const v6 = ipv6Value(match[2]);
+  const { host, port: written, bracketed } = splitHostPort(value.trim());
+  const port = written === undefined ? undefined : parsePort(written);
+  if (port === undefined) return undefined;
+  if (bracketed) {
+    const v6 = ipv6Value(host);
     if (v6 === undefined || v6 === 0n || Number(v6 >> 112n) >= 0xff00) return undefined;
     return { host: ipv6Text(v6), port };
   }
-  const host = match[1]!;
   if (!ipv4Pattern.test(host)) return undefined;
   return { host, port };
 }

@@ -1,29 +1,12 @@
 /**
  * The CLI's shared pieces: option parsing, where the API is looked for (flags, config, env,
- * default) and address parsing.
+ * default). Address parsing: src/config/host-port.test.ts.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import {
-  CliError,
-  parseCommonFlags,
-  parseHostPort,
-  resolveTarget,
-  table,
-} from "../../src/cli/client.ts";
+import { CliError, parseCommonFlags, resolveTarget, table } from "../../src/cli/client.ts";
 
 const usageError = (e: unknown) => e instanceof CliError && e.code === "USAGE" && e.exitCode === 2;
-
-describe("parseHostPort", () => {
-  it("accepts HOST:PORT and [V6]:PORT, rejects the rest", () => {
-    assert.deepEqual(parseHostPort("127.0.0.1:7480"), { host: "127.0.0.1", port: 7480 });
-    assert.deepEqual(parseHostPort("[::1]:80"), { host: "::1", port: 80 });
-    assert.deepEqual(parseHostPort("agent.local:1"), { host: "agent.local", port: 1 });
-    for (const bad of ["127.0.0.1", ":80", "host:0", "host:65536", "host:port", "::1:80", ""]) {
-      assert.equal(parseHostPort(bad), undefined, bad);
-    }
-  });
-});
 
 describe("parseCommonFlags", () => {
   it("separates options, switches and positional arguments", () => {
