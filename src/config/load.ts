@@ -52,6 +52,7 @@ import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { type Document, LineCounter, parseDocument } from "yaml";
 import { grantWindowMs, renewableLeaseMinMs } from "../core/timing.ts";
+import { isRecord } from "../core/validate.ts";
 import { durationUnits, parseDuration as parseDurationIn } from "./duration.ts";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import { parsePort, splitHostPort } from "./host-port.ts";
@@ -224,10 +225,6 @@ function describe(value: unknown): string {
   return `${typeof value} ${String(value)}`;
 }
 
-function isObj(value: unknown): value is Obj {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 /** Edit distance with transpositions (optimal string alignment), for "did you mean". */
 function distance(a: string, b: string): number {
   const d: number[][] = [];
@@ -277,7 +274,7 @@ function mapping(
   allowed: readonly string[],
   example: string,
 ): Obj | undefined {
-  if (!isObj(value)) {
+  if (!isRecord(value)) {
     ctx.add(at, `must be a mapping (key: value), got ${describe(value)}`, `write it as ${example}`);
     return undefined;
   }
@@ -728,7 +725,7 @@ function readNodes(ctx: Context, raw: unknown): NodeSet {
   }
   const ids = [
     ...new Set(
-      items.flatMap((item) => (isObj(item) && typeof item.id === "string" ? [item.id] : [])),
+      items.flatMap((item) => (isRecord(item) && typeof item.id === "string" ? [item.id] : [])),
     ),
   ];
   const nodes: NodeSpec[] = [];
@@ -747,7 +744,7 @@ function readNodes(ctx: Context, raw: unknown): NodeSet {
   const first = nodes[0];
   nodes.forEach((node, i) => {
     if (first !== undefined && family(node) !== family(first)) {
-      const index = items.findIndex((item) => isObj(item) && item.id === node.id);
+      const index = items.findIndex((item) => isRecord(item) && item.id === node.id);
       ctx.add(
         ["nodes", index >= 0 ? index : i, "address"],
         `${node.address} is IPv${family(node)} while node ${first.id} talks IPv${family(first)}`,
@@ -773,7 +770,7 @@ function checkUnique(
 ): void {
   const seen = new Map<string, number>();
   items.forEach((item, index) => {
-    const key = isObj(item) ? keyOf(item) : undefined;
+    const key = isRecord(item) ? keyOf(item) : undefined;
     if (key === undefined) return;
     const first = seen.get(key);
     if (first === undefined) seen.set(key, index);
@@ -1115,7 +1112,7 @@ function readChecks(ctx: Context, raw: unknown): HealthCheckSpec[] | undefined {
 function readCheck(ctx: Context, raw: unknown, i: number): HealthCheckSpec | undefined {
   const at = ["checks", i];
   // Kind first: it decides which keys are allowed.
-  const kindValue = isObj(raw) ? raw.kind : undefined;
+  const kindValue = isRecord(raw) ? raw.kind : undefined;
   const kind = checkKindNames.includes(kindValue as CheckKind)
     ? (kindValue as CheckKind)
     : undefined;

@@ -11,16 +11,9 @@ import {
   type TableVersion,
   type VipTable,
 } from "./types.ts";
+import { isCount, isName, isRecord } from "./validate.ts";
 
 type Shape = Record<string, unknown>;
-
-function isObject(value: unknown): value is Shape {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function isCount(value: unknown): value is number {
-  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
-}
 
 function isIndexList(value: unknown, limit: number): value is number[] {
   return Array.isArray(value) && value.every((v) => isCount(v) && v < limit);
@@ -38,7 +31,7 @@ const memberStates = new Set(["healthy", "failed", "drained"]);
 const roles = new Set(["follower", "candidate", "coordinator"]);
 
 function isTable(value: unknown, nodeCount: number, vipCount: number): value is VipTable {
-  if (!isObject(value)) return false;
+  if (!isRecord(value)) return false;
   const { version, owners, pins, drained, roundRobinCursor, members } = value;
   return (
     isVersion(version) &&
@@ -70,7 +63,7 @@ function isTable(value: unknown, nodeCount: number, vipCount: number): value is 
 }
 
 function isGrants(value: unknown): value is Record<string, readonly [number, number]> {
-  if (!isObject(value)) return false;
+  if (!isRecord(value)) return false;
   return Object.values(value).every(
     (g) => Array.isArray(g) && g.length === 2 && isCount(g[0]) && isCount(g[1]),
   );
@@ -78,7 +71,7 @@ function isGrants(value: unknown): value is Record<string, readonly [number, num
 
 function isSighting(value: unknown): boolean {
   return (
-    isObject(value) &&
+    isRecord(value) &&
     typeof value.coordinator === "string" &&
     value.coordinator.length < 256 &&
     isCount(value.term) &&
@@ -89,7 +82,7 @@ function isSighting(value: unknown): boolean {
 }
 
 function isAdminCommand(value: unknown): value is AdminCommand {
-  if (!isObject(value)) return false;
+  if (!isRecord(value)) return false;
   switch (value.type) {
     case "move":
       return typeof value.vip === "string" && typeof value.node === "string";
@@ -127,14 +120,14 @@ function isHeartbeatBase(raw: Shape): boolean {
 
 /** A heartbeat's `view`: display only, but bounded like everything else that arrives. */
 function isView(raw: unknown): boolean {
-  if (!isObject(raw)) return false;
+  if (!isRecord(raw)) return false;
   if (raw.coordinator !== undefined && !isName(raw.coordinator)) return false;
   if (!isCount(raw.leaseLeftMs)) return false;
-  if (!isObject(raw.heardMs)) return false;
+  if (!isRecord(raw.heardMs)) return false;
   const entries = Object.entries(raw.heardMs);
   if (entries.length > 256 || !entries.every(([id, ms]) => isName(id) && isCount(ms))) return false;
   if (raw.missed !== undefined) {
-    if (!isObject(raw.missed)) return false;
+    if (!isRecord(raw.missed)) return false;
     const missed = Object.entries(raw.missed);
     if (missed.length > 256 || !missed.every(([id, n]) => isName(id) && isCount(n))) return false;
   }
@@ -169,10 +162,6 @@ function isView(raw: unknown): boolean {
   );
 }
 
-function isName(value: unknown): value is string {
-  return typeof value === "string" && value.length > 0 && value.length <= 255;
-}
-
 /**
  * Returns the message if it has exactly a known shape for this cluster, else undefined.
  *
@@ -188,7 +177,7 @@ export function parseMessage(
   vipCount: number,
   fingerprint = "",
 ): EmbeddedMessage | undefined {
-  if (!isObject(raw) || !isCount(raw.term)) return undefined;
+  if (!isRecord(raw) || !isCount(raw.term)) return undefined;
   switch (raw.type) {
     case "heartbeat": {
       if (raw.config !== undefined && (typeof raw.config !== "string" || raw.config.length > 64))

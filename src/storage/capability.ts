@@ -53,6 +53,7 @@ import type { Capability, CapabilityContext, CreateCapability } from "../agent/c
 import { CapabilityConfigError } from "../agent/capability.ts";
 import { canonicalIp, hostPort } from "../config/ipv6.ts";
 import { parseDuration } from "../config/load.ts";
+import { isRecord } from "../core/validate.ts";
 import { defaultRetention } from "./dispatcher.ts";
 import type { BackendConfig, ClientSpec, Gateway, GatewayConfig } from "./gateway.ts";
 import { clientProblems, startGateway } from "./gateway.ts";
@@ -85,17 +86,13 @@ const topKeys = [
 const fileKeys = ["kind", "dir", "operation_delay"];
 const rbdKeys = ["kind", "pool", "client_id", "ceph_conf", "timeout", "fence", "fence_addresses"];
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 /** Reads the section into a gateway config; every problem is collected, then thrown at once. */
 export function parseStorageSection(section: unknown, context: CapabilityContext): GatewayConfig {
   const problems: Problem[] = [];
   const problem = (path: string, message: string, fix: string) =>
     problems.push({ path: path === "" ? "storage" : `storage.${path}`, message, fix });
-  const o = isObject(section) ? section : {};
-  if (!isObject(section)) {
+  const o = isRecord(section) ? section : {};
+  if (!isRecord(section)) {
     problem(
       "",
       "must be a mapping",
@@ -193,7 +190,7 @@ export function parseStorageSection(section: unknown, context: CapabilityContext
 
   let backend: BackendConfig = { kind: "file", dir: "", operationDelayMs: 0 };
   const b = o.backend;
-  if (!isObject(b)) {
+  if (!isRecord(b)) {
     problem(
       "backend",
       b === undefined ? "is required" : "must be a mapping",
@@ -217,7 +214,7 @@ export function parseStorageSection(section: unknown, context: CapabilityContext
     const fenceAddresses: Record<string, string> = {};
     if (b.fence_addresses !== undefined) {
       const nodeIds = new Set(context.config.nodes.map((n) => n.id));
-      if (!isObject(b.fence_addresses)) {
+      if (!isRecord(b.fence_addresses)) {
         problem("backend.fence_addresses", "must be a mapping", "e.g. { n1: 198.18.9.1 }");
       } else {
         for (const [id, address] of Object.entries(b.fence_addresses)) {
@@ -297,8 +294,8 @@ export function parseStorageSection(section: unknown, context: CapabilityContext
     else if (typeof o.listen === "string" && isIP(o.listen) !== 0) listenHost = o.listen;
     else problem("listen", "must be vip, any or an IP address", "listen: vip (the default)");
   }
-  const r = isObject(o.retention) ? o.retention : {};
-  if (o.retention !== undefined && !isObject(o.retention)) {
+  const r = isRecord(o.retention) ? o.retention : {};
+  if (o.retention !== undefined && !isRecord(o.retention)) {
     problem("retention", "must be a mapping", "retention: { max_age: 168h, max_records: 100000 }");
   }
   unknownKeys(r, "retention.", ["max_age", "max_records"]);
@@ -313,7 +310,7 @@ export function parseStorageSection(section: unknown, context: CapabilityContext
   }
   let tls: GatewayConfig["tls"];
   if (o.tls !== undefined) {
-    if (!isObject(o.tls)) {
+    if (!isRecord(o.tls)) {
       problem("tls", "must be a mapping", "tls: { cert_file: FILE, key_file: FILE }");
     } else {
       unknownKeys(o.tls, "tls.", ["cert_file", "key_file"]);

@@ -28,6 +28,7 @@ import {
 import type { LogLevel } from "../agent/log.ts";
 import { parseDuration } from "../config/duration.ts";
 import { findRow } from "../core/traffic/index-table.ts";
+import { isRecord } from "../core/validate.ts";
 import { trafficRoutes } from "./api.ts";
 import { TrafficNode } from "./traffic-node.ts";
 import { VipCounters } from "./vip-counters.ts";
@@ -65,10 +66,6 @@ function describe(value: unknown): string {
   return typeof value === "string" ? `"${value}"` : (JSON.stringify(value) ?? String(value));
 }
 
-function isMapping(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 /**
  * Validates the `traffic:` section; every problem is reported (path `traffic.…`, with a fix),
  * never just the first. `apiPort` is the agent API's port (the channel must not take it).
@@ -82,7 +79,7 @@ export function parseTrafficSection(
     problems.push({ path: `traffic${path}`, message, fix });
   const s = { ...trafficDefaults };
   if (section === null) return { settings: s, problems };
-  if (!isMapping(section)) {
+  if (!isRecord(section)) {
     add("", `must be a mapping, got ${describe(section)}`, "write traffic: {} for the defaults");
     return { settings: s, problems };
   }
@@ -126,7 +123,7 @@ export function parseTrafficSection(
   }
   const retention = section.retention;
   if (retention !== undefined) {
-    if (!isMapping(retention)) {
+    if (!isRecord(retention)) {
       add(
         ".retention",
         `must be a mapping, got ${describe(retention)}`,

@@ -27,6 +27,7 @@ import {
   originsToReplicate,
   reportTargetFailed,
 } from "../core/traffic/index-table.ts";
+import { isCount, isName } from "../core/validate.ts";
 import type { ClusterView, ClusterViewSnapshot, MemberState } from "../ports/cluster-view.ts";
 import {
   type ChannelConnection,
@@ -38,6 +39,9 @@ import {
 } from "./backup-channel.ts";
 import { Collector, type InterfaceSample } from "./collector.ts";
 import { type TrafficBucket, TrafficStore, type WireRow } from "./store.ts";
+
+/** Node ids and interface names on the traffic channel. */
+const nameMaxLength = 64;
 
 export interface TrafficNodeOptions {
   readonly selfId: string;
@@ -116,14 +120,6 @@ function isWireRow(value: unknown): value is WireRow {
         : typeof v === "number" && Number.isSafeInteger(v) && v >= 0,
     )
   );
-}
-
-function isName(value: unknown): value is string {
-  return typeof value === "string" && value.length > 0 && value.length <= 64;
-}
-
-function isMillis(value: unknown): value is number {
-  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
 }
 
 function statesOf(view: ClusterViewSnapshot): Map<string, MemberState> {
@@ -349,7 +345,8 @@ export class TrafficNode implements TrafficQueryService {
     const self = this.options.selfId;
     switch (m.t) {
       case "position":
-        if (!isName(m.origin)) throw new ChannelError("BAD_POSITION", "origin must be a node id");
+        if (!isName(m.origin, nameMaxLength))
+          throw new ChannelError("BAD_POSITION", "origin must be a node id");
         return { t: "position", origin: m.origin, highestSeq: this.store.highestSeq(m.origin) };
       case "batch": {
         if (typeof m.origin !== "string" || m.origin === self || !Array.isArray(m.rows)) {
@@ -364,7 +361,7 @@ export class TrafficNode implements TrafficQueryService {
       }
       case "report-failed": {
         // A node reports its own backup target only: the reporter is who authenticated.
-        if (m.reporter !== peer || !isName(m.target)) {
+        if (m.reporter !== peer || !isName(m.target, nameMaxLength)) {
           throw new ChannelError("BAD_REPORT", "a node reports its own backup target only");
         }
         const r = reportTargetFailed(this.coordinatorTable(), m.reporter, m.target);
@@ -397,12 +394,12 @@ export class TrafficNode implements TrafficQueryService {
         return { t: "table-ack", version: this.table?.version ?? 0 };
       case "query":
         if (
-          !isName(m.origin) ||
-          !isMillis(m.fromMs) ||
-          !isMillis(m.toMs) ||
-          !isMillis(m.stepMs) ||
+          !isName(m.origin, nameMaxLength) ||
+          !isCount(m.fromMs) ||
+          !isCount(m.toMs) ||
+          !isCount(m.stepMs) ||
           m.stepMs < 1 ||
-          (m.iface !== undefined && !isName(m.iface))
+          (m.iface !== undefined && !isName(m.iface, nameMaxLength))
         ) {
           throw new ChannelError("BAD_QUERY", "query needs origin, fromMs, toMs, stepMs >= 1");
         }

@@ -15,6 +15,7 @@
  */
 
 import { ipv6Text, ipv6Value } from "../../config/ipv6.ts";
+import { isCount } from "../validate.ts";
 
 export const vipCounterTable = "floatip_traffic";
 
@@ -92,10 +93,6 @@ export const listCountersArgs = ["-j", "list", "counters", "table", "inet", vipC
 /** The nft match keyword of a VIP's family. */
 function family(vip: string): "ip" | "ip6" {
   return vip.includes(":") ? "ip6" : "ip";
-}
-
-function isCount(value: unknown): value is number {
-  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
 }
 
 /**
