@@ -11,6 +11,13 @@
  * answer is later than that. The client's own retries and circuit breaker are shortened so
  * that an outage and a recovery are seen within a TTL, not after the library's 5 s back-off.
  *
+ * The keep-alive stream is opened on an endpoint this driver chooses (a client per endpoint),
+ * and a stream that fails, ends, cannot be opened or goes unanswered moves to the next
+ * endpoint. Left to the shared client, a new stream went to an endpoint at random, the dead
+ * one included (a stream's failure never reaches the client's circuit breaker): after etcd's
+ * leader was killed, two nodes reopened their streams on the dead member and waited 1.6 s for
+ * gRPC to give up on the connection, 1.6 s of the TTL lost to the client.
+ *
  * The etcd3 package's Election helper is not used: it elected two leaders after an etcd
  * restart (microsoft/etcd3#158, #176). The campaign here is a create-if-absent transaction
  * under the node's own lease.
@@ -47,6 +54,8 @@ export interface EtcdDriverOptions {
    * one only after the old one died and its VIPs were removed.
    */
   readonly leaseFile?: string;
+  /** [0, 1): picks the endpoint the first keep-alive stream opens on (default Math.random). */
+  readonly random?: () => number;
 }
 
 export interface EtcdDriverStats {
@@ -123,6 +132,12 @@ export function etcdClientOptions(spec: EtcdArbiterSpec): IOptions {
 export class EtcdDriver {
   readonly #o: EtcdDriverOptions;
   readonly #client: Etcd3;
+  /** One client per endpoint, for the keep-alive stream (see the header). */
+  readonly #keepAliveClients: readonly Etcd3[];
+  /** The endpoint the next keep-alive stream opens on. */
+  #endpoint: number;
+  /** Streams failed since the last answer (see #retrySoon). */
+  #failuresInTurn = 0;
   readonly #base: string;
   readonly #ttlMs: number;
   #stopped = false;
@@ -155,6 +170,11 @@ export class EtcdDriver {
   constructor(options: EtcdDriverOptions) {
     this.#o = options;
     this.#client = new Etcd3(etcdClientOptions(options.spec));
+    this.#keepAliveClients = options.spec.endpoints.map(
+      (endpoint) => new Etcd3(etcdClientOptions({ ...options.spec, endpoints: [endpoint] })),
+    );
+    // Nodes start on different endpoints, so one member's death stalls a third of them.
+    this.#endpoint = Math.floor((options.random ?? Math.random)() * options.spec.endpoints.length);
     this.#base = `${options.spec.prefix.replace(/\/+$/, "")}/${options.cluster}/`;
     this.#ttlMs = options.spec.ttlSec * 1000;
   }
@@ -211,6 +231,7 @@ export class EtcdDriver {
       // closing anyway
     }
     this.#client.close();
+    for (const client of this.#keepAliveClients) client.close();
   }
 
   perform(op: EtcdOp): void {
@@ -244,9 +265,14 @@ export class EtcdDriver {
     const now = this.#o.now();
     const oldest = this.#pendingKeepAlives[0];
     if (oldest !== undefined && now - oldest > this.#o.spec.requestTimeoutMs) {
-      // No answer in time: this stream may be stuck on a dead endpoint; open another.
+      // No answer in time: this stream may be stuck on a dead endpoint; open one on the next.
       this.#stats.keepAlivesFailed += this.#pendingKeepAlives.length;
+      this.#noteOutage(
+        "etcd keep-alive unanswered",
+        new Error(`no answer for ${Math.round(now - oldest)} ms from ${this.keepAliveEndpoint}`),
+      );
       this.#closeStream();
+      this.#nextEndpoint();
     }
     if (!this.#stream) {
       void this.#openStream();
@@ -326,10 +352,13 @@ export class EtcdDriver {
   async #openStream(): Promise<void> {
     if (this.#stream || this.#stopped) return;
     let stream: KeepAliveStream;
+    const client = this.#keepAliveClients[this.#endpoint]!;
     try {
-      stream = (await this.#client.leaseClient.leaseKeepAlive()) as unknown as KeepAliveStream;
+      stream = (await client.leaseClient.leaseKeepAlive()) as unknown as KeepAliveStream;
     } catch (error) {
       this.#noteOutage("cannot open the etcd keep-alive stream", error);
+      this.#nextEndpoint();
+      this.#retrySoon();
       return;
     }
     if (this.#stopped || this.#stream) {
@@ -359,6 +388,7 @@ export class EtcdDriver {
         return;
       }
       this.#stats.keepAlivesConfirmed += 1;
+      this.#failuresInTurn = 0;
       this.#setConnected(true);
       this.#deliver({
         type: "etcd-session",
@@ -372,11 +402,13 @@ export class EtcdDriver {
       if (this.#stream !== stream) return;
       this.#noteOutage("etcd keep-alive stream failed", error);
       this.#closeStream();
+      this.#nextEndpoint();
       this.#retrySoon();
     });
     stream.on("end", () => {
       if (this.#stream !== stream) return;
       this.#closeStream();
+      this.#nextEndpoint();
       this.#retrySoon();
     });
     this.#keepAlive();
@@ -384,16 +416,29 @@ export class EtcdDriver {
 
   /**
    * A keep-alive stream failed (its endpoint died, or the connection dropped): open another
-   * at once rather than at the next round, so a dead endpoint costs a few tens of
-   * milliseconds of the TTL, not a quarter of it. The client picks a random endpoint for
-   * each new stream; at most one retry waits at a time.
+   * on the next endpoint at once rather than at the next round, so a dead endpoint costs a
+   * few tens of milliseconds of the TTL, not a quarter of it. Once every endpoint failed in
+   * turn without an answer between (etcd down), the rounds retry, not this. At most one
+   * retry waits at a time.
    */
   #retrySoon(): void {
+    this.#failuresInTurn += 1;
+    if (this.#failuresInTurn > this.#keepAliveClients.length) return;
     if (this.#retryTimer !== undefined || this.#stopped) return;
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
       if (!this.#stopped) this.#keepAlive();
     }, 50);
+  }
+
+  /** The endpoint the stream opens on from now on: the next one in the configured order. */
+  #nextEndpoint(): void {
+    this.#endpoint = (this.#endpoint + 1) % this.#keepAliveClients.length;
+  }
+
+  /** The endpoint the keep-alive stream uses or opens on (for tests and diagnostics). */
+  get keepAliveEndpoint(): string {
+    return this.#o.spec.endpoints[this.#endpoint]!;
   }
 
   #closeStream(): void {
