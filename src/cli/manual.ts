@@ -124,7 +124,7 @@ export function configManPage(): string {
     "floatip.yaml \\- the floatip cluster configuration",
     ".SH DESCRIPTION",
     esc(
-      "One YAML file, the same on every node, read once at start and on SIGHUP. Every problem is reported at once with the file, the key path and a fix; unknown keys are errors; durations are written with a unit (500ms, 2s, 1m, 1h) except under keys ending in _ms. Relative paths are taken from the file's directory. floatip config check FILE checks a file without starting anything.",
+      "One YAML file, the same on every node, read once at start and on SIGHUP. Every problem is reported at once with the file, the key path and a fix; unknown keys are errors; durations are written with a unit (500ms, 1.5s, 2m, 1h, 1d) except under keys ending in _ms, where a bare number is milliseconds. Relative paths are taken from the file's directory. floatip config check FILE checks a file without starting anything.",
     ),
   ];
   for (const [section, keys] of Object.entries(configSchema)) {
