@@ -7,6 +7,8 @@
 export const singleThreadedGc = "--single-threaded-gc";
 /** One V8 platform thread instead of four: fewer threads, fewer malloc arenas. */
 export const onePlatformThread = "--v8-pool-size=1";
+/** Maglev as the top tier: no Turbofan code or compiler pages in the control plane. */
+export const maglevTopTier = "--max-opt=2";
 
 /** The control plane's V8 flags: the launcher's, and ours where the launcher set none. */
 export function controlPlaneExecArgv(execArgv: readonly string[]): string[] {
@@ -30,5 +32,12 @@ export function controlPlaneExecArgv(execArgv: readonly string[]): string[] {
     // One V8 platform thread instead of four: with the collector on the main thread they
     // only compile in the background, and each thread costs its own malloc arena.
     ...(execArgv.some((a) => a.startsWith("--v8-pool-size")) ? [] : [onePlatformThread]),
+    // Maglev as the top tier (V8's mid-tier optimiser; Turbofan never runs): the control
+    // plane's hot code is a few small functions run 20-60 times a second, where Turbofan's
+    // code is no faster on cold caches, and its compiler's pages and code cost about 5 MB of
+    // resident memory. Measured side by side, 2026-12-06: 70 MB instead of 75 MB per process,
+    // CPU B/A 0.974 over four windows (inside the noise). The services process keeps
+    // Turbofan: the relay's userspace proxy lost 10-20 % of its requests per second without it.
+    ...(execArgv.some((a) => a.startsWith("--max-opt")) ? [] : [maglevTopTier]),
   ];
 }

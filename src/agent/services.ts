@@ -25,7 +25,7 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { siblingModule } from "../adapters/module-path.ts";
 import type { Logger } from "./log.ts";
-import { onePlatformThread, singleThreadedGc } from "./process-flags.ts";
+import { maglevTopTier, onePlatformThread, singleThreadedGc } from "./process-flags.ts";
 import type { Agent } from "./runtime.ts";
 import {
   type ControlRequest,
@@ -49,13 +49,15 @@ export function servicesProcessEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 
 /**
  * The services process's V8 flags: the launcher's, without the control plane's
- * single-threaded collector and single platform thread (src/cli/commands/agent.ts): this
- * process runs at normal priority, where V8's helper threads are no risk, and its collector
- * uses them.
+ * single-threaded collector, single platform thread and Maglev top tier
+ * (src/cli/commands/agent.ts): this process runs at normal priority, where V8's helper
+ * threads are no risk, and its collector uses them; its relay needs Turbofan's code.
  */
 export function servicesExecArgv(execArgv: readonly string[], maxHeapMb: number): string[] {
   return [
-    ...execArgv.filter((a) => a !== singleThreadedGc && a !== onePlatformThread),
+    ...execArgv.filter(
+      (a) => a !== singleThreadedGc && a !== onePlatformThread && a !== maglevTopTier,
+    ),
     `--max-old-space-size=${maxHeapMb}`,
   ];
 }

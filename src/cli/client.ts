@@ -9,7 +9,7 @@
  * Exit codes: 0 done, 1 the agent refused or failed, 2 usage error, 3 no agent answers.
  */
 import { readFileSync } from "node:fs";
-import { http } from "../adapters/node-http.ts";
+import { httpModule } from "../adapters/node-http.ts";
 import { parseHostPort } from "../config/host-port.ts";
 import { loadConfig } from "../config/load.ts";
 
@@ -200,7 +200,7 @@ export class ApiClient {
     }
     const where = formatAddress(this.target);
     return new Promise<T>((resolve, reject) => {
-      const request = http.request(
+      const request = httpModule().request(
         {
           host: this.target.host,
           port: this.target.port,

@@ -15,7 +15,7 @@ import net from "node:net";
 import { fileURLToPath } from "node:url";
 import { ExecError, run } from "../adapters/exec.ts";
 import { siblingModule } from "../adapters/module-path.ts";
-import { http, https } from "../adapters/node-http.ts";
+import { httpModule, httpsModule } from "../adapters/node-http.ts";
 import type { HealthCheckSpec } from "../config/types.ts";
 
 export interface ProbeResult {
@@ -241,7 +241,12 @@ function probeHttp(url: string, expectStatus: number, signal: AbortSignal): Prom
   } catch {
     return Promise.resolve({ ok: false, detail: `invalid url "${url}"` });
   }
-  const client = parsed.protocol === "https:" ? https : parsed.protocol === "http:" ? http : null;
+  const client =
+    parsed.protocol === "https:"
+      ? httpsModule()
+      : parsed.protocol === "http:"
+        ? httpModule()
+        : null;
   if (!client) return Promise.resolve({ ok: false, detail: `unsupported url scheme in "${url}"` });
   return new Promise((resolve) => {
     let settled = false;

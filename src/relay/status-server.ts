@@ -8,7 +8,7 @@
  * `floatip relay list|show` read it.
  */
 import type { Server } from "node:http";
-import { http } from "../adapters/node-http.ts";
+import { httpModule } from "../adapters/node-http.ts";
 import type { Endpoint } from "./config.ts";
 import type { RelayStatus } from "./relay-service.ts";
 
@@ -18,7 +18,7 @@ export function startStatusServer(
   listen: Endpoint,
   statuses: () => readonly RelayStatus[],
 ): Promise<Server> {
-  const server = http.createServer((request, response) => {
+  const server = httpModule().createServer((request, response) => {
     const send = (status: number, body: unknown) => {
       const text = `${JSON.stringify(body, null, 2)}\n`;
       response.writeHead(status, {
