@@ -2,8 +2,9 @@
  * What each long-running process loads at start: every npm package costs memory in every
  * process that imports it (etcd3 with gRPC: about 25 MB of RSS), and an idle node runs two
  * Node.js processes (issue target: 150 MB per node). The control plane of the embedded mode
- * must not carry the etcd client, and neither process may pull in a package the other side
- * of the split owns. Measured by importing the entry modules in a fresh Node.js process with
+ * must not carry the etcd client, nor `node:http`/`node:https` before an HTTP health check
+ * needs them (TLS and the HTTP parser: about 6 MB), and neither process may pull in a package
+ * the other side of the split owns. Measured by importing the entry modules in a fresh Node.js process with
  * a resolve hook that records every package a module graph asks for.
  */
 import assert from "node:assert/strict";
@@ -18,6 +19,9 @@ interface Loaded {
   readonly packages: string[];
   /** Whether Node.js loaded its bundled undici (fetch, WebSocket): about 14 MB of RSS. */
   readonly undici: boolean;
+  /** Whether `node:http` / `node:https` were loaded. */
+  readonly http: boolean;
+  readonly https: boolean;
 }
 
 /** What importing `entry` loads, in a fresh Node.js process. */
@@ -34,7 +38,7 @@ function loadedBy(entry: string): Loaded {
     "} });",
     // Every import is resolved before any module runs: an entry that refuses to run outside
     // its parent (the services process) has still resolved its whole graph when it throws.
-    `import(${JSON.stringify(join(root, entry))}).catch(() => {}).finally(() => console.log(JSON.stringify({ packages: [...seen].sort(), undici: process.moduleLoadList.some((m) => m.includes("internal/deps/undici")) })));`,
+    `import(${JSON.stringify(join(root, entry))}).catch(() => {}).finally(() => console.log(JSON.stringify({ packages: [...seen].sort(), undici: process.moduleLoadList.some((m) => m.includes("internal/deps/undici")), http: process.moduleLoadList.includes("NativeModule http"), https: process.moduleLoadList.includes("NativeModule https") })));`,
   ].join("\n");
   const out = execFileSync(process.execPath, ["-e", script], {
     encoding: "utf8",
@@ -44,8 +48,21 @@ function loadedBy(entry: string): Loaded {
 }
 
 describe("process footprint", () => {
-  it("the control plane (agent runtime) loads no package but the config parser, and no undici", () => {
-    assert.deepEqual(loadedBy("src/agent/runtime.ts"), { packages: ["yaml"], undici: false });
+  it("the control plane (agent runtime) loads no package but the config parser, no undici, no http or https", () => {
+    assert.deepEqual(loadedBy("src/agent/runtime.ts"), {
+      packages: ["yaml"],
+      undici: false,
+      http: false,
+      https: false,
+    });
+  });
+
+  it("node:https comes when an https check first asks for it", () => {
+    // The check above would pass vacuously if the flag never rose: it must rise here.
+    const probe = join(root, "test", "unit", "fixtures", "asks-for-https.ts");
+    const loaded = loadedBy(probe.slice(root.length + 1));
+    assert.equal(loaded.https, true);
+    assert.equal(loaded.undici, false);
   });
 
   it("an ES import of node:http loads undici (what src/adapters/node-http.ts avoids)", () => {
