@@ -10,7 +10,10 @@
  * On first use: the control plane needs them only for `http`/`https` health checks, and runs
  * for months. Loaded at start, the two cost it about 6 MB of RSS (2 MB anonymous, 4 MB of the
  * binary's pages: TLS and the HTTP parser), measured on Node.js 24 with the control plane's
- * other modules loaded. Type-only imports of these modules are erased and stay as they are.
+ * other modules loaded. With such a check configured they are loaded when the checks are set
+ * up, before the control loop runs (`loadProbeModules` in src/health/probes.ts): loading
+ * node:http takes tens of milliseconds. Type-only imports of these modules are erased and
+ * stay as they are.
  */
 import { createRequire } from "node:module";
 

@@ -17,7 +17,7 @@ import {
   initialDamperState,
   observe,
 } from "../core/flap-damper.ts";
-import { type ProbeResult, probe } from "./probes.ts";
+import { loadProbeModules, type ProbeResult, probe } from "./probes.ts";
 
 export interface CheckStatus {
   readonly name: string;
@@ -103,6 +103,8 @@ export class CheckRunner {
         inFlight: undefined,
       });
     }
+    // Before any timer of the agent runs: loading node:http takes tens of milliseconds.
+    loadProbeModules(options.checks, this.#netns);
   }
 
   /** Starts every check's chain; the first probe of each check runs at once. */

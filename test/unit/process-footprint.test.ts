@@ -2,8 +2,8 @@
  * What each long-running process loads at start: every npm package costs memory in every
  * process that imports it (etcd3 with gRPC: about 25 MB of RSS), and an idle node runs two
  * Node.js processes (issue target: 150 MB per node). The control plane of the embedded mode
- * must not carry the etcd client, nor `node:http`/`node:https` before an HTTP health check
- * needs them (TLS and the HTTP parser: about 6 MB), and neither process may pull in a package
+ * must not carry the etcd client, nor `node:http`/`node:https` without an HTTP health check
+ * (TLS and the HTTP parser: about 6 MB), and neither process may pull in a package
  * the other side of the split owns. Measured by importing the entry modules in a fresh Node.js process with
  * a resolve hook that records every package a module graph asks for.
  */
@@ -57,9 +57,9 @@ describe("process footprint", () => {
     });
   });
 
-  it("node:https comes when an https check first asks for it", () => {
+  it("node:https comes with an https check, when the checks are set up (before the loop runs)", () => {
     // The check above would pass vacuously if the flag never rose: it must rise here.
-    const probe = join(root, "test", "unit", "fixtures", "asks-for-https.ts");
+    const probe = join(root, "test", "unit", "fixtures", "sets-up-https-check.ts");
     const loaded = loadedBy(probe.slice(root.length + 1));
     assert.equal(loaded.https, true);
     assert.equal(loaded.undici, false);
