@@ -194,8 +194,16 @@ export function loadProbeModules(checks: readonly HealthCheckSpec[], netns?: str
   if (netns !== undefined) return; // probed through the helper process
   for (const check of checks) {
     if (check.kind !== "http") continue;
-    if (check.url.startsWith("https:")) httpsModule();
-    else httpModule();
+    // The probe's own reading of the scheme (URL.protocol is lower-case); an invalid URL is
+    // the probe's to report.
+    let protocol: string;
+    try {
+      protocol = new URL(check.url).protocol;
+    } catch {
+      continue;
+    }
+    if (protocol === "https:") httpsModule();
+    else if (protocol === "http:") httpModule();
   }
 }
 
