@@ -202,9 +202,16 @@ export function loadProbeModules(checks: readonly HealthCheckSpec[], netns?: str
     } catch {
       continue;
     }
-    if (protocol === "https:") httpsModule();
-    else if (protocol === "http:") httpModule();
+    httpClientFor(protocol);
   }
+}
+
+/** The client module for a URL's `protocol` (loaded on first use); null for other schemes. */
+function httpClientFor(
+  protocol: string,
+): typeof import("node:http") | typeof import("node:https") | null {
+  if (protocol === "https:") return httpsModule();
+  return protocol === "http:" ? httpModule() : null;
 }
 
 /** Loopback and some virtual devices report operstate "unknown" but do carry traffic. */
@@ -265,12 +272,7 @@ function probeHttp(url: string, expectStatus: number, signal: AbortSignal): Prom
   } catch {
     return Promise.resolve({ ok: false, detail: `invalid url "${url}"` });
   }
-  const client =
-    parsed.protocol === "https:"
-      ? httpsModule()
-      : parsed.protocol === "http:"
-        ? httpModule()
-        : null;
+  const client = httpClientFor(parsed.protocol);
   if (!client) return Promise.resolve({ ok: false, detail: `unsupported url scheme in "${url}"` });
   return new Promise((resolve) => {
     let settled = false;

@@ -3,9 +3,9 @@
  * process that imports it (etcd3 with gRPC: about 25 MB of RSS), and an idle node runs two
  * Node.js processes (issue target: 150 MB per node). The control plane of the embedded mode
  * must not carry the etcd client, nor `node:http`/`node:https` without an HTTP health check
- * (TLS and the HTTP parser: about 6 MB), and neither process may pull in a package
- * the other side of the split owns. Measured by importing the entry modules in a fresh Node.js process with
- * a resolve hook that records every package a module graph asks for.
+ * (TLS and the HTTP parser: about 6 MB), and neither process may pull in a package the other
+ * side of the split owns. Measured by importing the entry modules in a fresh Node.js process
+ * with a resolve hook that records every package a module graph asks for.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
