@@ -1,6 +1,6 @@
 /**
  * Timer sets derived from one heartbeat interval h with the ratios of the `fast` profile
- * (h = 10 ms): election 5h, lease 10h, suspect 3h, two faults in a window of 20h, occupancy
+ * (h = 10 ms): election 5h, lease 12h (10h until 2026-12-06), suspect 3h, two faults in a window of 20h, occupancy
  * probe max(5, h), lease margin max(2, h/2), probe retry 20h, gratuitous ARP spacing h. The
  * tradeoff benchmark walks h to show what each step of speed costs in spurious failovers; the
  * ratios stay fixed so that h is the only variable. Every set still goes through
@@ -15,7 +15,7 @@ export function scaledTimers(heartbeatIntervalMs: number): Timers {
     ...profiles.fast,
     heartbeatIntervalMs: h,
     electionTimeoutMs: 5 * h,
-    leaseMs: 10 * h,
+    leaseMs: 12 * h,
     suspectAfterMs: 3 * h,
     faultsToFail: 2,
     faultWindowMs: 20 * h,

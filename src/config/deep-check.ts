@@ -27,6 +27,7 @@ import { LineCounter, parseDocument } from "yaml";
 import { ApiSetupError } from "../api/errors.ts";
 import { readToken } from "../api/token.ts";
 import { ClusterKeyError, loadClusterKey } from "../cluster/key.ts";
+import { handoverLeaseMinMs } from "../core/timing.ts";
 import type { ConfigProblem } from "./errors.ts";
 import { ipv6Value, sameIpv6Prefix } from "./ipv6.ts";
 import { formatPath } from "./load.ts";
@@ -217,6 +218,16 @@ export function deepCheck(config: ClusterConfig, options: DeepCheckOptions = {})
     }
   }
 
+  const handoverMs = handoverLeaseMinMs(config.timers);
+  if (config.timers.leaseMs < handoverMs) {
+    warnings.push(
+      finding(
+        ["timers", "lease_ms"],
+        `${config.timers.leaseMs} ms is shorter than a new coordinator needs to grant after the old one crashed (${handoverMs} ms with these timers: one and a half election timeouts, 1.1 heartbeat intervals and five lease margins), so such a crash can make healthy nodes give their VIPs up for a moment`,
+        `set timers.lease_ms to at least ${handoverMs}, or shorten timers.election_timeout_ms`,
+      ),
+    );
+  }
   if (config.nodes.length === 2) {
     warnings.push(
       finding(

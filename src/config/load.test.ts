@@ -332,23 +332,23 @@ describe("timer overrides", () => {
   });
 
   it("reports a broken cross-field rule at the timer key", () => {
-    // lease_ms must exceed the lan profile's election timeout (150 ms); with 25 ms heartbeats
+    // lease_ms must exceed the lan profile's election timeout (200 ms); with 25 ms heartbeats
     // the renewal rule (3 intervals + 3 margins, 105 ms) is met.
     const problems = problemsOf(
       variant((c) => (c.timers = { lease_ms: 150, heartbeat_interval_ms: 25 })),
     );
     assert.deepEqual(paths(problems), ["timers.lease_ms"]);
     assert.match(problems[0]!.message, /election/);
-    // lan's own heartbeats: 170 ms exceeds the election timeout but lapses between renewals.
-    const short = problemsOf(variant((c) => (c.timers = { lease_ms: 170 })));
+    // lan's own heartbeats: 320 ms exceeds the election timeout but lapses between renewals.
+    const short = problemsOf(variant((c) => (c.timers = { lease_ms: 320 })));
     assert.deepEqual(paths(short), ["timers.lease_ms"]);
-    assert.match(short[0]!.message, /\(180 ms\), got 170/);
+    assert.match(short[0]!.message, /\(330 ms\), got 320/);
   });
 
   it("names the field to change even when another field was overridden", () => {
-    // A 150 ms heartbeat against lan's 150 ms suspicion and election timeout, and its 400 ms
-    // lease (renewals every 150 ms need 480).
-    const problems = problemsOf(variant((c) => (c.timers = { heartbeat_interval_ms: 150 })));
+    // A 300 ms heartbeat against lan's 250 ms suspicion and 200 ms election timeout, and its
+    // 450 ms lease (renewals every 300 ms need 930).
+    const problems = problemsOf(variant((c) => (c.timers = { heartbeat_interval_ms: 300 })));
     assert.deepEqual(paths(problems), [
       "timers.suspect_after_ms",
       "timers.election_timeout_ms",
@@ -771,7 +771,7 @@ describe("receive", () => {
       variant((c) => {
         c.receive = "on-tick";
         c.profile = "lan";
-        c.timers = { election_timeout_ms: 215 };
+        c.timers = { election_timeout_ms: 419, lease_ms: 460 };
       }),
     );
     assert.equal(config.receive, "on-tick");
@@ -788,15 +788,15 @@ describe("receive", () => {
     );
     const problem = problems.find((p) => p.path === "receive");
     assert.ok(problem, JSON.stringify(problems));
-    assert.match(problem.message, /grant window of at least 4 heartbeat intervals \(200 ms\)/);
-    assert.match(problem.fix, /timers\.election_timeout_ms to at least 215/);
+    assert.match(problem.message, /grant window of at least 4 heartbeat intervals \(400 ms\)/);
+    assert.match(problem.fix, /timers\.election_timeout_ms to at least 419/);
     // The number in the fix is the smallest that passes: one less is refused.
     const below = problemsOf(
       variant((c) =>
         Object.assign(c, {
           receive: "on-tick",
           profile: "lan",
-          timers: { election_timeout_ms: 214 },
+          timers: { election_timeout_ms: 418, lease_ms: 460 },
         }),
       ),
     );
@@ -807,27 +807,27 @@ describe("receive", () => {
   });
 
   it("refuses on-tick with a lease shorter than four intervals and six margins", () => {
-    // lan's heartbeats on the tick: 260 ms. The simulator dropped VIPs of a healthy 7-node
-    // cluster at 240 ms and was clean at 250 (src/core/timing.ts, renewableLeaseMinMs).
+    // lan's heartbeats on the tick: 460 ms. The simulator dropped VIPs of a healthy 7-node
+    // cluster at 430 ms and was clean at 450 (src/core/timing.ts, renewableLeaseMinMs).
     const onTick = (lease: number) =>
       variant((c) =>
         Object.assign(c, {
           receive: "on-tick",
           profile: "lan",
-          timers: { election_timeout_ms: 215, lease_ms: lease },
+          timers: { election_timeout_ms: 419, lease_ms: lease },
         }),
       );
-    const short = problemsOf(onTick(259));
+    const short = problemsOf(onTick(459));
     assert.deepEqual(
       short.map((p) => p.path),
       ["timers.lease_ms"],
     );
-    assert.match(short[0]!.message, /on-tick needs a lease .*\(260 ms\), got 259/);
-    assert.match(short[0]!.fix, /lease_ms to at least 260, or remove receive/);
-    assert.equal(parse(onTick(260)).timers.leaseMs, 260);
-    // The same lease reading as datagrams come is fine (180 ms there).
-    const plain = variant((c) => (c.timers = { election_timeout_ms: 215, lease_ms: 229 }));
-    assert.equal(parse(plain).timers.leaseMs, 229);
+    assert.match(short[0]!.message, /on-tick needs a lease .*\(460 ms\), got 459/);
+    assert.match(short[0]!.fix, /lease_ms to at least 460, or remove receive/);
+    assert.equal(parse(onTick(460)).timers.leaseMs, 460);
+    // The same lease reading as datagrams come is fine (330 ms there).
+    const plain = variant((c) => (c.timers = { election_timeout_ms: 419, lease_ms: 459 }));
+    assert.equal(parse(plain).timers.leaseMs, 459);
   });
 
   it("names the key for a wrong value, and refuses on-tick beside an etcd arbiter", () => {

@@ -337,6 +337,12 @@ export class CoreNode implements ArbiterCore {
   #heartbeatNow = false;
   /** This step delivered a heartbeat of our coordinator (a follower answers it at once). */
   #coordinatorBeat = false;
+  /**
+   * This step delivered the first heartbeat we heard of a coordinator in its term: answered
+   * at once even right after a heartbeat of our own, since none of ours acknowledged a round
+   * of this coordinator yet, and it grants no lease before a majority did (#mayGrant).
+   */
+  #firstCoordinatorBeat = false;
   /** The end of this node's latest own stall (check-quorum gives the majority time after it). */
   #stallEndedMs = Number.NEGATIVE_INFINITY;
   /**
@@ -391,6 +397,7 @@ export class CoreNode implements ArbiterCore {
     this.#events = [];
     this.#heartbeatNow = false;
     this.#coordinatorBeat = false;
+    this.#firstCoordinatorBeat = false;
     const now = input.nowMs;
     if (input.type === "batch") {
       // Many outcomes at once (a thousand probes or address changes): apply each, then
@@ -863,7 +870,10 @@ export class CoreNode implements ArbiterCore {
     const sighting = this.#sighting;
     if (sighting && sighting.coordinator === from && sighting.term === message.term)
       sighting.lastMs = now;
-    else this.#sighting = { coordinator: from, term: message.term, firstMs: now, lastMs: now };
+    else {
+      this.#sighting = { coordinator: from, term: message.term, firstMs: now, lastMs: now };
+      this.#firstCoordinatorBeat = true;
+    }
     this.#electionDeadlineMs = now + this.#randomElectionTimeout();
     if (message.round !== undefined) this.#roundSeen = message.round;
     this.#noteCoordinatorConfig(from, message.config ?? "");
@@ -1103,6 +1113,7 @@ export class CoreNode implements ArbiterCore {
    */
   #answersCoordinatorBeat(now: number): boolean {
     if (!this.#coordinatorBeat || this.#config.readOnTick) return false;
+    if (this.#firstCoordinatorBeat) return true;
     const intervalMs = this.#config.timers.heartbeatIntervalMs;
     if (now - this.#lastHeartbeatMs >= intervalMs / 2) return true;
     // Sent on its own timer just before: the next one waits for the coordinator's next beat,

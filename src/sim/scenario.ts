@@ -6,6 +6,7 @@
  *
  * Commands:
  *   cluster nodes=n1:100,n2:50,n3:10 vips=198.18.0.100:round-robin:n1:immediate,... [seed=1] [profile=lan]
+ *           [timers=lan50]      `lan` with the 50 ms timers the scripts were written for (lan50Timers)
  *           [runtime=yes]       drive the agent's own control loop (the simulator's runtime mode)
  *   run MS                      advance virtual time
  *   crash N | restart N         power loss / boot (new incarnation)
@@ -24,7 +25,7 @@
  *   held                        the held datagrams
  *   status                      roles, terms and holders
  */
-import { profiles } from "../config/profiles.ts";
+import { lan50Timers, profiles } from "../config/profiles.ts";
 import type { Failback, PlacementPolicy, ProfileName } from "../config/types.ts";
 import type { PlacementVip } from "../core/placement/types.ts";
 import { Simulator } from "./simulator.ts";
@@ -232,11 +233,14 @@ function createCluster(args: readonly string[]): Simulator {
       };
     });
   const profile = (options.get("profile") ?? "lan") as ProfileName;
+  const timerSet = options.get("timers");
+  if (timerSet !== undefined && timerSet !== "lan50")
+    throw new Error(`unknown timer set ${JSON.stringify(timerSet)}: only timers=lan50`);
   return new Simulator({
     seed: Number(options.get("seed") ?? 1),
     nodes,
     vips,
-    timers: profiles[profile],
+    timers: timerSet === "lan50" ? lan50Timers : profiles[profile],
     delayMs: [1, 2],
     actionMs: [1, 2],
     drift: false,

@@ -146,7 +146,8 @@ describe("heartbeats: coordinator", () => {
       const seeds = Array.from({ length: 60 }, (_, i) => 110_000 + nodes * 1000 + i);
       const summary = runSwarm({ seeds, timers, nodes, heartbeats: "coordinator" });
       assert.equal(summary.failed.length, 0, formatSummary(summary));
-      assert.ok(percentile(summary.ownerFailoverMs, 99) < 500, formatSummary(summary));
+      // lan's promise, as in swarm.test.ts: under 550 ms at p99.
+      assert.ok(percentile(summary.ownerFailoverMs, 99) < 550, formatSummary(summary));
       const runtime = runSwarm({
         seeds: seeds.slice(0, 30),
         timers,

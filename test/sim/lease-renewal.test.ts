@@ -14,7 +14,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { profiles } from "../../src/config/profiles.ts";
+import { lan50Timers, profiles } from "../../src/config/profiles.ts";
 import type { Timers } from "../../src/config/types.ts";
 import { renewableLeaseMinMs } from "../../src/core/timing.ts";
 import { runSwarmSeed } from "../../src/sim/swarm.ts";
@@ -40,17 +40,26 @@ function violations(
 }
 
 describe("the shortest renewable lease", () => {
-  it("as datagrams come: lan's timers lapse at 110 ms, hold at the 180 ms the check asks", () => {
-    const min = renewableLeaseMinMs(profiles.lan);
+  it("as datagrams come: 50 ms heartbeats lapse at 110 ms, hold at the 180 ms the check asks", () => {
+    const min = renewableLeaseMinMs(lan50Timers);
     assert.equal(min, 180);
     const seeds = [26, 57, 109, 127, 128, 140];
-    const below = violations({ ...profiles.lan, leaseMs: 110 }, seeds, false);
+    const below = violations({ ...lan50Timers, leaseMs: 110 }, seeds, false);
     assert.ok(below.length >= seeds.length / 2, `110 ms lapses:\n${below.join("\n")}`);
+    assert.deepEqual(violations({ ...lan50Timers, leaseMs: min }, seeds, false), []);
+  });
+
+  it("as datagrams come: lan's 100 ms heartbeats hold at the 330 ms the check asks", () => {
+    const min = renewableLeaseMinMs(profiles.lan);
+    assert.equal(min, 330);
+    const seeds = Array.from({ length: 20 }, (_, i) => 1 + i);
+    const below = violations({ ...profiles.lan, leaseMs: 220 }, seeds, false);
+    assert.ok(below.length > 0, "220 ms lapses on some seed");
     assert.deepEqual(violations({ ...profiles.lan, leaseMs: min }, seeds, false), []);
   });
 
   it("on the tick: 50 ms heartbeats lapse at 240 ms on 7 nodes, hold at the 260 ms asked", () => {
-    const lanOnTick = { ...profiles.lan, electionTimeoutMs: 215 };
+    const lanOnTick = { ...lan50Timers, electionTimeoutMs: 215 };
     const min = renewableLeaseMinMs(lanOnTick, true);
     assert.equal(min, 260);
     const seeds = [304, 336, 338, 441];

@@ -4,18 +4,19 @@
  * the agent's own control loop (the simulator's runtime mode, datagrams queued in a virtual
  * socket until the loop drains it): a quiet cluster stays on its first term with every VIP
  * where it was placed, and the swarm's invariants and liveness bounds (one interval more of
- * one-way delay, `persistentFaultBoundMs`) hold with `fast` and with `lan` at the 215 ms
- * election timeout that on-tick needs (config check `receive`).
+ * one-way delay, `persistentFaultBoundMs`) hold with `fast` and with 50 ms heartbeats (`lan`
+ * until 2026-12-06) at the 215 ms election timeout that on-tick needs there (config check
+ * `receive`; lan's 100 ms heartbeats need 419 ms).
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { profiles } from "../../src/config/profiles.ts";
+import { lan50Timers, profiles } from "../../src/config/profiles.ts";
 import type { Timers } from "../../src/config/types.ts";
 import { formatSummary, runSwarm } from "../../src/sim/report.ts";
 import { Simulator } from "../../src/sim/simulator.ts";
 import { runSwarmSeed } from "../../src/sim/swarm.ts";
 
-const lanOnTick: Timers = { ...profiles.lan, electionTimeoutMs: 215 };
+const lanOnTick: Timers = { ...lan50Timers, electionTimeoutMs: 215 };
 
 function quietCluster(seed: number): Simulator {
   const sim = new Simulator({

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { profiles } from "../../src/config/profiles.ts";
+import { lan50Timers, profiles } from "../../src/config/profiles.ts";
 import { formatSummary, runSwarm } from "../../src/sim/report.ts";
 import { Simulator } from "../../src/sim/simulator.ts";
 import {
@@ -28,8 +28,10 @@ describe("swarm simulation", () => {
       const summary = runSwarm({ seeds, timers: profiles.lan, nodes, onResult: count });
       assert.equal(summary.failed.length, 0, formatSummary(summary));
       // Owner-crash failover in virtual time (deterministic, not a timed test): the lan
-      // profile promises under 500 ms at p99 when the crashed owner was not the coordinator.
-      assert.ok(percentile(summary.ownerFailoverMs, 99) < 500, formatSummary(summary));
+      // profile promises under 550 ms at p99 when the crashed owner was not the coordinator
+      // (its 460 ms lease and the rounds around it; 500 ms with the 50 ms timers before
+      // 2026-12-06).
+      assert.ok(percentile(summary.ownerFailoverMs, 99) < 550, formatSummary(summary));
     }
     const expected = [
       ...safetyFaultKinds.filter((kind) => !runtimeOnlyFaultKinds.includes(kind)),
@@ -56,7 +58,7 @@ describe("swarm simulation", () => {
         },
       });
       assert.equal(summary.failed.length, 0, formatSummary(summary));
-      assert.ok(percentile(summary.ownerFailoverMs, 99) < 500, formatSummary(summary));
+      assert.ok(percentile(summary.ownerFailoverMs, 99) < 550, formatSummary(summary));
     }
     for (const kind of [
       "pause",
@@ -122,7 +124,8 @@ describe("swarm simulation", () => {
     // to probe a VIP it was assigned; it stalled 360 ms in the write, and on waking probed that
     // VIP after its lease had ended, while the new owner held it. A step that writes a vote
     // starts no acquisition now, and what a stalled step still had to say is withheld.
-    const result = runSwarmSeed({ seed: 4696, timers: profiles.lan, trace: true });
+    // On the 50 ms timers the sweep ran with (a seed draws its faults from the timers).
+    const result = runSwarmSeed({ seed: 4696, timers: lan50Timers, trace: true });
     assert.deepEqual(result.violations, [], "seed 4696");
     assert.ok(
       result.trace.some((line) => /n4 stalls 360 ms in a vote write/.test(line)),
@@ -133,7 +136,7 @@ describe("swarm simulation", () => {
   it("seed 17094 of the sweep: a stall armed in a vote write is disarmed before the liveness phase wakes the node", () => {
     // The heal woke a paused n3 first and disarmed its vote-write stall second; waking, n3
     // wrote a vote and stalled 4.8 s into the phase that needs the majority healthy.
-    const result = runSwarmSeed({ seed: 17094, timers: profiles.lan, trace: true });
+    const result = runSwarmSeed({ seed: 17094, timers: lan50Timers, trace: true });
     assert.deepEqual(result.violations, [], "seed 17094");
     assert.ok(
       result.faults.some((f) => /pause n3 for 4800 ms in its next vote write/.test(f)),

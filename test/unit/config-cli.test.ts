@@ -274,6 +274,26 @@ describe("floatip config check", () => {
     );
   });
 
+  it("warns for a lease too short for a coordinator handover, naming the key and the value that works", () => {
+    const path = join(dir, "short-lease.yaml");
+    // 400 ms renews (lan's 100 ms heartbeats need 330) but a new coordinator may need 460.
+    writeFileSync(
+      path,
+      readFileSync(good, "utf8").replace("timers: { lease_ms: 500 }", "timers: { lease_ms: 400 }"),
+    );
+    const { code, stdout } = floatip("config", "check", path);
+    assert.equal(code, 0, stdout);
+    assert.match(
+      stdout,
+      /^warning: .*:\d+:\d+: timers\.lease_ms: 400 ms is shorter than a new coordinator needs to grant after the old one crashed \(460 ms .* — fix: set timers\.lease_ms to at least 460/m,
+    );
+    writeFileSync(
+      path,
+      readFileSync(good, "utf8").replace("timers: { lease_ms: 500 }", "timers: { lease_ms: 460 }"),
+    );
+    assert.doesNotMatch(floatip("config", "check", path).stdout, /warning/);
+  });
+
   it("reports a missing file, exit 1", () => {
     const missing = join(dir, "nope.yaml");
     const { code, stdout } = floatip("config", "check", missing, "--json");
