@@ -2,7 +2,9 @@
  * Failover time, floatip against keepalived, on the same namespace topology (3 nodes and a
  * client on one bridge). Contenders, alternated trial by trial so that drift of the machine
  * hits all of them alike:
- *   floatip-lan (default profile), floatip-lan-ipv6 (the same with an IPv6 VIP, 2001:db8::/32
+ *   floatip-lan (default profile), floatip-lan-50 (`lan` with the 50 ms timers it had until
+ *   2026-12-06: heartbeat 50, election 150, lease 400, suspicion 150 ms and 3 faults),
+ *   floatip-lan-ipv6 (the same with an IPv6 VIP, 2001:db8::/32
  *   inside the namespaces: probed with a Neighbour Solicitation, announced with unsolicited
  *   Neighbour Advertisements), floatip-fast, floatip-etcd (`lan` with `arbiter: etcd`, ttl 1 s,
  *   against a real three-member etcd cluster in three more namespaces of the topology),
@@ -44,6 +46,7 @@ import { formatTable, ms, summarize } from "./lib/stats.ts";
 
 const contenderNames = [
   "floatip-lan",
+  "floatip-lan-50",
   "floatip-lan-ipv6",
   "floatip-fast",
   "floatip-etcd",
@@ -51,6 +54,9 @@ const contenderNames = [
   "keepalived-fastest",
   "keepalived-ipv6",
 ] as const;
+/** `lan`'s timers until 2026-12-06 (`lan50Timers`), as a config's `timers:` line. */
+const lan50Yaml =
+  "timers: { heartbeat_interval_ms: 50, election_timeout_ms: 150, lease_ms: 400, suspect_after_ms: 150, faults_to_fail: 3 }\n";
 const faultNames = ["sigkill", "sigkill-all", "link-down"] as const;
 type ContenderName = (typeof contenderNames)[number];
 type FaultName = (typeof faultNames)[number];
@@ -153,12 +159,14 @@ async function floatipSetup(
   profile: "lan" | "fast",
   family: 4 | 6 = 4,
   etcd = false,
+  extraYaml?: string,
 ): Promise<Setup> {
   const cluster: LiveCluster = await startCluster({
     prefix,
     profile,
     vips: [{ host: vipHost, family }],
     ...(etcd ? { etcd: { ttl: "1s" } } : {}),
+    ...(extraYaml ? { extraYaml } : {}),
   });
   const vip = cluster.vipAddresses[0]!;
   const killedAgents = new Map<string, number | undefined>();
@@ -391,6 +399,8 @@ function report(results: readonly Trial[]): Record<string, unknown> {
     };
     for (const [a, b] of [
       ["floatip-lan", "keepalived-default"],
+      ["floatip-lan-50", "keepalived-default"],
+      ["floatip-lan", "floatip-lan-50"],
       ["floatip-lan-ipv6", "keepalived-ipv6"],
       ["floatip-fast", "keepalived-fastest"],
     ] as const) {
@@ -428,6 +438,7 @@ async function main(): Promise<number> {
             contender === "floatip-fast" ? "fast" : "lan",
             contender === "floatip-lan-ipv6" ? 6 : 4,
             contender === "floatip-etcd",
+            contender === "floatip-lan-50" ? lan50Yaml : undefined,
           )
         : await keepalivedSetup(
             "fipb1-",

@@ -8,7 +8,8 @@
  *                  coordinator only)
  *   lan-tick       (on request) `lan` with `receive: on-tick` (the control plane reads its
  *                  heartbeat socket on its own tick: a peer's datagram wakes nobody) and the
- *                  215 ms election timeout that on-tick needs with 50 ms heartbeats
+ *                  419 ms election timeout that on-tick needs with `lan`'s 100 ms heartbeats
+ *                  (215 ms with 50 ms heartbeats, `lan`'s until 2026-12-06)
  *   lan-star-tick  (on request) `lan-tick` with `heartbeats: coordinator`: both ways of
  *                  cutting wake-ups at once (a follower reads one heartbeat per round and sends
  *                  one)
@@ -16,23 +17,24 @@
  *                  services process's one periodic job costs (each tickle scan reads
  *                  /proc/net/tcp and tcp6, and each read walks the kernel's whole
  *                  established-connection hash, with or without connections)
- *   lan-tick-100   (on request) `lan-tick-scan10` at half the wake-ups: 100 ms heartbeats,
- *                  election timeout 425 ms (four intervals of grant window), lease 850 ms
- *                  (longer than the election timeout), suspicion 300 ms: what the idle target
- *                  would cost in timers
- *   lan-100        (on request) the same without on-tick: 100 ms heartbeats, election timeout
- *                  and suspicion 300 ms, `lan`'s 400 ms lease, 10 s tickle scans
+ *   lan-tick-100   (on request) `lan-tick-scan10` with election timeout 425 ms (four intervals
+ *                  of grant window), lease 850 ms, suspicion 300 ms: the on-tick timers
+ *                  measured on 2026-12-05, when `lan` still had 50 ms heartbeats
+ *   lan-50         (on request) `lan` with the 50 ms timers it had until 2026-12-06
+ *                  (`lan50Timers`: election timeout 150 ms, lease 400 ms, suspicion 150 ms
+ *                  and 3 faults), twice the wake-ups of `lan`
  *   keepalived-1s  keepalived, VRRPv2, advert_int 1, one VRRP instance per node with the VIPs
  *                  spread over the instances (lib/keepalived-vips.ts); per node the keepalived
  *                  parent and its VRRP child
  *   node-floor     not an HA agent: one bare Node.js process per node that sends a 200-byte
- *                  UDP datagram to each of the two others every 50 ms (`lan`'s heartbeat
- *                  pattern) and reads theirs, nothing else. What Node.js itself costs at that
+ *                  UDP datagram to each of the two others every `lan` heartbeat interval
+ *                  (100 ms; 50 ms until 2026-12-06: `lan`'s heartbeat pattern) and reads
+ *                  theirs, nothing else. What Node.js itself costs at that
  *                  wake-up rate, measured beside floatip (no VIPs; run once, with the first
  *                  --vips count).
  *   node-floor-tick (on request) the same in Node.js reading on its own tick: the native
- *                  addon's socket (native/floatip_udp.c) drained and written from a 50 ms
- *                  interval, what `receive: on-tick` costs Node.js before floatip's own work
+ *                  addon's socket (native/floatip_udp.c) drained and written from an interval
+ *                  of `lan`'s heartbeat, what `receive: on-tick` costs Node.js before floatip's own work
  *   c-floor        not an HA agent: the same pattern in C (native/floatip_hbfloor.c: poll, one
  *                  read per wake-up, sendto), what the pattern itself costs this machine; the
  *                  distance from node-floor is what the runtime adds to each wake-up, the floor
@@ -51,6 +53,7 @@
  */
 import { existsSync, rmSync } from "node:fs";
 import { nativeAddonPath } from "../src/adapters/linux/native-addon.ts";
+import { profiles } from "../src/config/profiles.ts";
 import { allLogs, startCluster } from "../src/lab/cluster.ts";
 import { createTopology, type Topology } from "../src/lab/topology.ts";
 import { positiveInteger, readOptions, sleep } from "./lib/args.ts";
@@ -70,7 +73,7 @@ const contenderNames = [
   "lan-star-tick",
   "lan-tick-scan10",
   "lan-tick-100",
-  "lan-100",
+  "lan-50",
   "keepalived-1s",
   "node-floor",
   "node-floor-tick",
@@ -85,15 +88,17 @@ const floors: readonly ContenderName[] = [
   "c-floor",
   "c-floor-tick",
 ];
+/** The floors' datagram rate: `lan`'s heartbeat interval. */
+const lanIntervalMs = profiles.lan.heartbeatIntervalMs;
 const hbfloor = new URL("../native/build/Release/floatip-hbfloor", import.meta.url).pathname;
 
 const usage =
-  "usage: bench/idle.ts [--seconds 30] [--warmup 60] [--vips 10,1000] [--contenders lan,lan-star,lan-tick,lan-star-tick,lan-tick-scan10,lan-tick-100,lan-100,keepalived-1s,node-floor,node-floor-tick,c-floor,c-floor-tick] [--prefix fipid-] [--out FILE]";
+  "usage: bench/idle.ts [--seconds 30] [--warmup 60] [--vips 10,1000] [--contenders lan,lan-star,lan-tick,lan-star-tick,lan-tick-scan10,lan-tick-100,lan-50,keepalived-1s,node-floor,node-floor-tick,c-floor,c-floor-tick] [--prefix fipid-] [--out FILE]";
 const options = readOptions(usage, {
   seconds: { default: "30" },
   warmup: { default: "60" },
   vips: { default: "10,1000" },
-  contenders: { default: "lan,keepalived-1s,node-floor,c-floor" }, // lan-star, lan-tick, lan-star-tick, lan-tick-scan10, lan-tick-100, lan-100, node-floor-tick, c-floor-tick on request
+  contenders: { default: "lan,keepalived-1s,node-floor,c-floor" }, // lan-star, lan-tick, lan-star-tick, lan-tick-scan10, lan-tick-100, lan-50, node-floor-tick, c-floor-tick on request
   prefix: { default: "fipid-" },
   out: { default: "" },
 });
@@ -168,7 +173,7 @@ const floatipVariants = [
   "lan-star-tick",
   "lan-tick-scan10",
   "lan-tick-100",
-  "lan-100",
+  "lan-50",
 ] as const;
 type FloatipVariant = (typeof floatipVariants)[number];
 const isFloatip = (contender: string): contender is FloatipVariant =>
@@ -182,19 +187,19 @@ function timersFor(variant: FloatipVariant, onTick: boolean): string[] {
       "timers: { heartbeat_interval_ms: 100, election_timeout_ms: 425, lease_ms: 850, suspect_after_ms: 300 }",
     ];
   }
-  if (variant === "lan-100") {
+  if (variant === "lan-50") {
     return [
-      "timers: { heartbeat_interval_ms: 100, election_timeout_ms: 300, suspect_after_ms: 300 }",
+      "timers: { heartbeat_interval_ms: 50, election_timeout_ms: 150, lease_ms: 400, suspect_after_ms: 150, faults_to_fail: 3 }",
     ];
   }
-  // on-tick needs a grant window of four intervals: lan's 150 ms election timeout is too short.
-  return onTick ? ["timers: { election_timeout_ms: 215 }"] : [];
+  // on-tick needs a grant window of four intervals: lan's 200 ms election timeout is too short.
+  return onTick ? ["timers: { election_timeout_ms: 419 }"] : [];
 }
 
 async function startFloatip(vips: readonly string[], variant: FloatipVariant): Promise<Started> {
-  const onTick = variant !== "lan" && variant !== "lan-star" && variant !== "lan-100";
+  const onTick = variant !== "lan" && variant !== "lan-star" && variant !== "lan-50";
   // Half the wake-ups: 100 ms heartbeats; on the tick the grant window spans four of them.
-  const slow = variant === "lan-tick-100" || variant === "lan-100";
+  const slow = variant === "lan-tick-100";
   // The cluster helper writes `vips:` last before extraYaml, so these lines extend that list.
   const extraYaml = [
     ...vips.map((v) => `  - { address: ${v}/16 }`),
@@ -284,7 +289,7 @@ function startNodeFloor(): Promise<Started> {
     "socket.on('message', () => { received += 1; });",
     `socket.bind(7946, ${JSON.stringify(self)}, () => setInterval(() => {`,
     `  for (const peer of ${JSON.stringify(others)}) socket.send(datagram, 7946, peer);`,
-    "}, 50));",
+    `}, ${lanIntervalMs}));`,
   ]);
 }
 
@@ -301,7 +306,7 @@ function startNodeFloorTick(): Promise<Started> {
     "setInterval(() => {",
     "  received += addon.udpDrain(fd, 64).length;",
     `  for (const peer of ${JSON.stringify(others)}) addon.udpSend(fd, datagram, peer, 7946);`,
-    "}, 50);",
+    `}, ${lanIntervalMs});`,
   ]);
 }
 
@@ -316,7 +321,8 @@ async function startCFloor(receive: "as-they-come" | "on-tick"): Promise<Started
       .filter((other) => other !== id)
       .flatMap((other) => ["--peer", `${topology.host(other).address}:7946`]);
     // Bounded: it ends by itself even if nobody stops it.
-    const args = ["--bind", `${self}:7946`, ...peers, "--interval-ms", "50", "--bytes", "200"];
+    const interval = String(lanIntervalMs);
+    const args = ["--bind", `${self}:7946`, ...peers, "--interval-ms", interval, "--bytes", "200"];
     args.push("--receive", receive);
     const child = topology.spawn(id, hbfloor, [...args, "--seconds", String(seconds + 120)], {
       stdio: "ignore",

@@ -23,6 +23,7 @@ import { readFileSync } from "node:fs";
 import { after, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { monitorHolders } from "../../bench/lib/holder-monitor.ts";
+import { profiles } from "../../src/config/profiles.ts";
 import {
   allLogs,
   type LiveCluster,
@@ -35,7 +36,13 @@ import { coordinatorOf, maxTerm, pauseProcess } from "../../src/lab/faults.ts";
 import { skipUnlessRoot } from "../../src/lab/topology.ts";
 
 const vips = [{ host: 100 }, { host: 101 }, { host: 102 }];
-const lan = { heartbeatMs: 50, electionTimeoutMs: 150, leaseMs: 400 };
+const lan = profiles.lan;
+/**
+ * What is left of a holder's lease at the worst phase of its coordinator's rounds: it runs
+ * from the holder's answer to the round before the last (two intervals back), and the holder
+ * gives its VIPs up two margins before the end. A holder pause must stay below it.
+ */
+const holderLeaseLeftMs = lan.leaseMs - 2 * lan.heartbeatIntervalMs - 2 * lan.leaseMarginMs;
 
 /**
  * PID of the services process: the agent's only child that runs the services worker (.js
@@ -179,14 +186,15 @@ describe("stalls of the agent's processes", { skip: skipUnlessRoot() }, () => {
         // the election timeout, and its last heartbeat may be a heartbeat interval old.
         if (coordinatorPauses < 3) {
           const ms = await pause(cluster.agentPid(coordinator)!, 60);
-          if (ms < lan.electionTimeoutMs - lan.heartbeatMs - 10) coordinatorPauses += 1;
+          if (ms < lan.electionTimeoutMs - lan.heartbeatIntervalMs - 10) coordinatorPauses += 1;
           await sleep(700);
         }
         // A holder: past the election timeout (without the stall rules it would think it had
-        // lost the majority), well within its lease (granted up to two heartbeats earlier).
+        // lost the majority), within its lease (granted up to two heartbeats earlier): lan
+        // 210 ms, counted when it stayed below 230 (the 240 left at the worst phase, less 10).
         if (holderPauses < 3) {
-          const ms = await pause(cluster.agentPid(holder)!, lan.electionTimeoutMs + 20);
-          if (ms < lan.electionTimeoutMs + 60) holderPauses += 1;
+          const ms = await pause(cluster.agentPid(holder)!, lan.electionTimeoutMs + 10);
+          if (ms > lan.electionTimeoutMs && ms < holderLeaseLeftMs - 10) holderPauses += 1;
           await sleep(700);
         }
       }

@@ -1,6 +1,7 @@
 /**
  * `receive: on-tick` end to end: three real agents (each under its supervisor) in namespaces
- * on one bridge, `lan` with the 215 ms election timeout on-tick needs.
+ * on one bridge, on `lan`'s 50 ms timers of before 2026-12-06 with the 215 ms election timeout
+ * on-tick needs there (the wake-up counts below are per 50 ms interval).
  *   - The control plane reads its heartbeat socket on its own tick: its main thread wakes
  *     about once per heartbeat interval (plus its other timers), not once per datagram
  *     (voluntary context switches over 4 s, from /proc). As datagrams come it wakes about
@@ -22,6 +23,9 @@ import {
 } from "../../src/lab/cluster.ts";
 import { skipUnlessRoot } from "../../src/lab/topology.ts";
 
+/** `lan50Timers` with the election timeout on-tick needs at 50 ms heartbeats. */
+const onTickTimers =
+  "timers: { heartbeat_interval_ms: 50, election_timeout_ms: 215, lease_ms: 400, suspect_after_ms: 150, faults_to_fail: 3 }";
 const vips = [100, 101, 102].map((host) => ({ host, policy: "round-robin" as const }));
 
 /** Voluntary context switches of a process's main thread: each is a wake-up from a sleep. */
@@ -45,7 +49,7 @@ describe("receive: on-tick", { skip: skipUnlessRoot() }, () => {
       weights: [100, 100, 100],
       vips,
       addressLifetime: "3s",
-      extraYaml: "receive: on-tick\ntimers: { election_timeout_ms: 215 }",
+      extraYaml: `receive: on-tick\n${onTickTimers}`,
     });
     clusters.push(cluster);
     try {
@@ -95,7 +99,7 @@ describe("receive: on-tick", { skip: skipUnlessRoot() }, () => {
       prefix: "fiprl-",
       nodeFamily: "link-local",
       vips: [{ host: 181, family: 6 }],
-      extraYaml: "receive: on-tick\ntimers: { election_timeout_ms: 215 }",
+      extraYaml: `receive: on-tick\n${onTickTimers}`,
     });
     clusters.push(cluster);
     try {
