@@ -4,7 +4,8 @@
  * for `--seconds` while the load runs beside it. Nothing fails, so every change of a VIP's
  * holder is spurious. Contenders:
  *   lan              floatip, default profile
- *   lan-halved       floatip lan with timers { heartbeat 25, election 100, lease 250, suspect 100 ms }
+ *   lan-halved       floatip with the 50 ms timers `lan` had until 2026-12-06, halved: { heartbeat
+ *                    25, election 100, lease 250, suspect 100 ms, 3 faults }
  *   fast             floatip fast profile
  *   keepalived-1s    keepalived, VRRPv2, advert_int 1
  *   keepalived-10ms  keepalived, VRRPv3, advert_int 0.01
@@ -96,7 +97,7 @@ const vipHosts = [200, 201, 202];
 /** Loads end by themselves this long after the window even if nobody stops them. */
 const loadMarginSeconds = 30;
 const halvedTimers =
-  "timers: { heartbeat_interval_ms: 25, election_timeout_ms: 100, lease_ms: 250, suspect_after_ms: 100 }";
+  "timers: { heartbeat_interval_ms: 25, election_timeout_ms: 100, lease_ms: 250, suspect_after_ms: 100, faults_to_fail: 3 }";
 
 const progress = (text: string) =>
   console.error(`[${new Date().toISOString().slice(11, 19)}] ${text}`);
