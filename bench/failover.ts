@@ -28,6 +28,7 @@
  * Run: npm run bench:failover -- [--trials 10] [--contenders a,b] [--faults a,b] [--out FILE]
  */
 
+import { lan50Timers } from "../src/config/profiles.ts";
 import { type LiveCluster, startCluster } from "../src/lab/cluster.ts";
 import { openIdleConnection } from "../src/lab/idle-connection.ts";
 import type { Topology } from "../src/lab/topology.ts";
@@ -42,6 +43,7 @@ import {
 import { printHeader } from "./lib/machine.ts";
 import { measureOutage, now, startProber } from "./lib/prober.ts";
 import { writeResult } from "./lib/results.ts";
+import { timersYaml } from "./lib/scaled-timers.ts";
 import { formatTable, ms, summarize } from "./lib/stats.ts";
 
 const contenderNames = [
@@ -55,8 +57,7 @@ const contenderNames = [
   "keepalived-ipv6",
 ] as const;
 /** `lan`'s timers until 2026-12-06 (`lan50Timers`), as a config's `timers:` line. */
-const lan50Yaml =
-  "timers: { heartbeat_interval_ms: 50, election_timeout_ms: 150, lease_ms: 400, suspect_after_ms: 150, faults_to_fail: 3 }\n";
+const lan50Yaml = `${timersYaml(lan50Timers)}\n`;
 const faultNames = ["sigkill", "sigkill-all", "link-down"] as const;
 type ContenderName = (typeof contenderNames)[number];
 type FaultName = (typeof faultNames)[number];

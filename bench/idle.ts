@@ -53,7 +53,7 @@
  */
 import { existsSync, rmSync } from "node:fs";
 import { nativeAddonPath } from "../src/adapters/linux/native-addon.ts";
-import { profiles } from "../src/config/profiles.ts";
+import { lan50Timers, profiles } from "../src/config/profiles.ts";
 import { allLogs, startCluster } from "../src/lab/cluster.ts";
 import { createTopology, type Topology } from "../src/lab/topology.ts";
 import { positiveInteger, readOptions, sleep } from "./lib/args.ts";
@@ -64,6 +64,7 @@ import { printHeader, waitForQuietMachine } from "./lib/machine.ts";
 import { atExit, installCleanup, parentMap } from "./lib/owned.ts";
 import { cpuPercent, cpuPercentByRole, treeMemory, treeTimes } from "./lib/proc-usage.ts";
 import { writeResult } from "./lib/results.ts";
+import { timersYaml } from "./lib/scaled-timers.ts";
 import { formatTable } from "./lib/stats.ts";
 
 const contenderNames = [
@@ -188,9 +189,7 @@ function timersFor(variant: FloatipVariant, onTick: boolean): string[] {
     ];
   }
   if (variant === "lan-50") {
-    return [
-      "timers: { heartbeat_interval_ms: 50, election_timeout_ms: 150, lease_ms: 400, suspect_after_ms: 150, faults_to_fail: 3 }",
-    ];
+    return [timersYaml(lan50Timers)];
   }
   // on-tick needs a grant window of four intervals: lan's 200 ms election timeout is too short.
   return onTick ? ["timers: { election_timeout_ms: 419 }"] : [];
@@ -198,7 +197,7 @@ function timersFor(variant: FloatipVariant, onTick: boolean): string[] {
 
 async function startFloatip(vips: readonly string[], variant: FloatipVariant): Promise<Started> {
   const onTick = variant !== "lan" && variant !== "lan-star" && variant !== "lan-50";
-  // Half the wake-ups: 100 ms heartbeats; on the tick the grant window spans four of them.
+  // lan-tick-100's timers (on the tick, the grant window spans four 100 ms intervals).
   const slow = variant === "lan-tick-100";
   // The cluster helper writes `vips:` last before extraYaml, so these lines extend that list.
   const extraYaml = [

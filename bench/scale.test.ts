@@ -2,9 +2,10 @@
  * The scale benchmark run once on the smallest sizes, so that it cannot rot unnoticed: it
  * must exit 0, measure each configuration (traffic counted by the real codec, a failover per
  * trial) and write its JSON. The figures are checked only against what the configuration
- * fixes: every node of a 3-node cluster sends a heartbeat to each of its two peers 20 times
- * a second at `lan`, so the mean is about 40 datagrams a second; with `heartbeats:
- * coordinator` the followers send to the coordinator only, (40 + 2 × 20) / 3 ≈ 27.
+ * fixes: every node of a 3-node cluster sends a heartbeat to each of its two peers once per
+ * `lan` interval (r = 10 times a second at 100 ms), so the mean is about 2r datagrams a
+ * second; with `heartbeats: coordinator` the followers send to the coordinator only,
+ * (2r + 2 × r) / 3.
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";

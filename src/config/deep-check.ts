@@ -218,13 +218,19 @@ export function deepCheck(config: ClusterConfig, options: DeepCheckOptions = {})
     }
   }
 
-  const handoverMs = handoverLeaseMinMs(config.timers);
+  const onTick = config.receive === "on-tick";
+  const handoverMs = handoverLeaseMinMs(config.timers, onTick);
   if (config.timers.leaseMs < handoverMs) {
+    const why = onTick
+      ? "one and a half election timeouts, 9.1 heartbeat intervals (every hop waits for a tick with receive: on-tick) and five lease margins"
+      : "one and a half election timeouts, 1.1 heartbeat intervals and five lease margins";
     warnings.push(
       finding(
         ["timers", "lease_ms"],
-        `${config.timers.leaseMs} ms is shorter than a new coordinator needs to grant after the old one crashed (${handoverMs} ms with these timers: one and a half election timeouts, 1.1 heartbeat intervals and five lease margins), so such a crash can make healthy nodes give their VIPs up for a moment`,
-        `set timers.lease_ms to at least ${handoverMs}, or shorten timers.election_timeout_ms`,
+        `${config.timers.leaseMs} ms is shorter than a new coordinator needs to grant after the old one crashed (${handoverMs} ms with these timers: ${why}), so such a crash can make healthy nodes give their VIPs up for a moment`,
+        onTick
+          ? `set timers.lease_ms to at least ${handoverMs}, or remove receive: on-tick`
+          : `set timers.lease_ms to at least ${handoverMs}, or shorten timers.election_timeout_ms`,
       ),
     );
   }

@@ -347,7 +347,7 @@ describe("timer overrides", () => {
 
   it("names the field to change even when another field was overridden", () => {
     // A 300 ms heartbeat against lan's 250 ms suspicion and 200 ms election timeout, and its
-    // 450 ms lease (renewals every 300 ms need 930).
+    // 460 ms lease (renewals every 300 ms need 930).
     const problems = problemsOf(variant((c) => (c.timers = { heartbeat_interval_ms: 300 })));
     assert.deepEqual(paths(problems), [
       "timers.suspect_after_ms",

@@ -45,7 +45,7 @@ describe("validateTimers", () => {
   });
 
   it("requires a lease that reaches the next renewal: 3 x heartbeat + 3 x lease margin", () => {
-    // lan's 50 ms heartbeats and 10 ms margins: 180 ms. The simulator's runtime swarm (3 nodes,
+    // The base's 50 ms heartbeats and 10 ms margins: 180 ms. The simulator's runtime swarm (3 nodes,
     // no faults needed) showed VIPs dropped on a healthy cluster up to 170 ms.
     const problems = validateTimers({ ...lan, leaseMs: 179 });
     assert.deepEqual(

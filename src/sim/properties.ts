@@ -14,6 +14,7 @@ import { SeededRandom } from "../core/prng.ts";
 import {
   checkQuorumWindowMs,
   grantWindowMs,
+  holderLeaseLeftMs,
   leaseSafeWaitMs,
   releaseGuardMs,
 } from "../core/timing.ts";
@@ -38,7 +39,7 @@ const seeds = [1, 2, 3, 4, 5];
 export function threeNodeCluster(
   seed: number,
   timers: Timers,
-  extra: Partial<Pick<SimOptions, "runtime" | "addressLifetimeMs" | "onPhase">> = {},
+  extra: Partial<Pick<SimOptions, "runtime" | "receive" | "addressLifetimeMs" | "onPhase">> = {},
 ): Simulator {
   return settledCluster(seed, timers, 3, 3, extra);
 }
@@ -49,7 +50,7 @@ export function settledCluster(
   timers: Timers,
   nodes: number,
   vips: number,
-  extra: Partial<Pick<SimOptions, "runtime" | "addressLifetimeMs" | "onPhase">> = {},
+  extra: Partial<Pick<SimOptions, "runtime" | "receive" | "addressLifetimeMs" | "onPhase">> = {},
 ): Simulator {
   const sim = new Simulator({
     ...extra,
@@ -114,11 +115,13 @@ function forSeeds(body: (seed: number) => string | undefined): string | undefine
 
 const timers = profiles.lan;
 /**
- * A holder pause beyond the election timeout, within what is left of its lease at the worst
- * phase of its coordinator's rounds (its lease runs from its answer to the round before the
- * last, two intervals back, and it releases two margins before the end): lan 220 ms of 240.
+ * A holder pause beyond the election timeout and within what is left of its lease at the
+ * worst phase of its coordinator's rounds (`holderLeaseLeftMs`), half-way: lan 220 ms
+ * (between 200 and 240), the 50 ms timers 215 (between 150 and 280).
  */
-const holderPauseMs = timers.electionTimeoutMs + 20;
+export function holderPauseMs(t: Timers): number {
+  return Math.round((t.electionTimeoutMs + holderLeaseLeftMs(t)) / 2);
+}
 /** A coordinator pause no follower can notice: an election timeout less a heartbeat and a delay. */
 const shortPauseMs = timers.electionTimeoutMs - timers.heartbeatIntervalMs - 5;
 
@@ -267,7 +270,7 @@ export const properties: readonly Property[] = [
         if (!holder) return `seed ${seed}: no follower holds a VIP after boot`;
         const start = sim.nowMs;
         for (let i = 0; i < 5; i += 1) {
-          sim.pause(holder, holderPauseMs);
+          sim.pause(holder, holderPauseMs(timers));
           sim.runUntil(sim.nowMs + 1000);
         }
         const failure = violations(sim, seed);

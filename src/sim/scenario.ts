@@ -236,6 +236,8 @@ function createCluster(args: readonly string[]): Simulator {
   const timerSet = options.get("timers");
   if (timerSet !== undefined && timerSet !== "lan50")
     throw new Error(`unknown timer set ${JSON.stringify(timerSet)}: only timers=lan50`);
+  if (timerSet !== undefined && options.has("profile"))
+    throw new Error("timers=lan50 and profile= do not go together: timers=lan50 is lan's");
   return new Simulator({
     seed: Number(options.get("seed") ?? 1),
     nodes,

@@ -24,6 +24,7 @@ import { after, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { monitorHolders } from "../../bench/lib/holder-monitor.ts";
 import { profiles } from "../../src/config/profiles.ts";
+import { holderLeaseLeftMs } from "../../src/core/timing.ts";
 import {
   allLogs,
   type LiveCluster,
@@ -37,12 +38,8 @@ import { skipUnlessRoot } from "../../src/lab/topology.ts";
 
 const vips = [{ host: 100 }, { host: 101 }, { host: 102 }];
 const lan = profiles.lan;
-/**
- * What is left of a holder's lease at the worst phase of its coordinator's rounds: it runs
- * from the holder's answer to the round before the last (two intervals back), and the holder
- * gives its VIPs up two margins before the end. A holder pause must stay below it.
- */
-const holderLeaseLeftMs = lan.leaseMs - 2 * lan.heartbeatIntervalMs - 2 * lan.leaseMarginMs;
+/** A holder pause must stay below what is left of its lease at the worst phase: 240 ms. */
+const leaseLeftMs = holderLeaseLeftMs(lan);
 
 /**
  * PID of the services process: the agent's only child that runs the services worker (.js
@@ -194,7 +191,7 @@ describe("stalls of the agent's processes", { skip: skipUnlessRoot() }, () => {
         // 210 ms, counted when it stayed below 230 (the 240 left at the worst phase, less 10).
         if (holderPauses < 3) {
           const ms = await pause(cluster.agentPid(holder)!, lan.electionTimeoutMs + 10);
-          if (ms > lan.electionTimeoutMs && ms < holderLeaseLeftMs - 10) holderPauses += 1;
+          if (ms > lan.electionTimeoutMs && ms < leaseLeftMs - 10) holderPauses += 1;
           await sleep(700);
         }
       }

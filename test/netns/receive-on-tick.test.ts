@@ -14,6 +14,8 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, describe, it } from "node:test";
+import { timersYaml } from "../../bench/lib/scaled-timers.ts";
+import { lan50Timers } from "../../src/config/profiles.ts";
 import {
   allLogs,
   killAgentAndWaitMoved,
@@ -24,8 +26,7 @@ import {
 import { skipUnlessRoot } from "../../src/lab/topology.ts";
 
 /** `lan50Timers` with the election timeout on-tick needs at 50 ms heartbeats. */
-const onTickTimers =
-  "timers: { heartbeat_interval_ms: 50, election_timeout_ms: 215, lease_ms: 400, suspect_after_ms: 150, faults_to_fail: 3 }";
+const onTickTimers = timersYaml({ ...lan50Timers, electionTimeoutMs: 215 });
 const vips = [100, 101, 102].map((host) => ({ host, policy: "round-robin" as const }));
 
 /** Voluntary context switches of a process's main thread: each is a wake-up from a sleep. */

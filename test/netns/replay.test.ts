@@ -66,7 +66,7 @@ describe("agent: heartbeats of a dead node replayed after a restart", {
       return result.code === 0 ? (JSON.parse(result.stdout) as Status) : undefined;
     };
 
-    // Record n2's datagrams to its peers: 200 of them, about 5 s at `lan` rates.
+    // Record n2's datagrams to its peers: 200 of them, about 10 s at `lan` rates.
     const pcap = join(dir, "n2.pcap");
     const recorded = await c.topology.exec(
       "n2",

@@ -2,7 +2,7 @@
  * The trade-off benchmark run once with the smallest options (one heartbeat interval, one
  * trial per fault, 3 s of load), so that it cannot rot unnoticed: it must exit 0, print its
  * table header and write a result with the asked interval. Nothing here looks at the figures.
- * The interval is lan's 50 ms: at 20 ms (the bench's fastest point) a fresh-clone run once
+ * The interval is 50 ms (`lan`'s until 2026-12-06): at 20 ms (the bench's fastest point) a fresh-clone run once
  * saw a VIP move on the idle cluster while it settled, and the bench rightly reported "never
  * settled"; that is a figure of the bench (spurious moves at 20 ms), not a failure of it.
  */

@@ -49,12 +49,13 @@ describe("the shortest renewable lease", () => {
     assert.deepEqual(violations({ ...lan50Timers, leaseMs: min }, seeds, false), []);
   });
 
-  it("as datagrams come: lan's 100 ms heartbeats hold at the 330 ms the check asks", () => {
+  it("as datagrams come: lan's 100 ms heartbeats lapse at 220 ms, hold at the 330 ms the check asks", () => {
+    // 2026-12-06, 40 seeds: every one lapsed at 220 ms, none at 260.
     const min = renewableLeaseMinMs(profiles.lan);
     assert.equal(min, 330);
     const seeds = Array.from({ length: 20 }, (_, i) => 1 + i);
     const below = violations({ ...profiles.lan, leaseMs: 220 }, seeds, false);
-    assert.ok(below.length > 0, "220 ms lapses on some seed");
+    assert.ok(below.length >= seeds.length / 2, `220 ms lapses:\n${below.join("\n")}`);
     assert.deepEqual(violations({ ...profiles.lan, leaseMs: min }, seeds, false), []);
   });
 

@@ -8,18 +8,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { profiles } from "../../src/config/profiles.ts";
-import { holderChanges, threeNodeCluster } from "../../src/sim/properties.ts";
+import { holderChanges, holderPauseMs, threeNodeCluster } from "../../src/sim/properties.ts";
 import { Simulator } from "../../src/sim/simulator.ts";
 
 const timers = profiles.lan;
 
 const cluster = (seed: number): Simulator => threeNodeCluster(seed, timers);
-/**
- * Beyond the election timeout, within what is left of a holder's lease at the worst phase of
- * its coordinator's rounds: its lease runs from its answer to the round before the last one
- * (two intervals back) and it releases two margins before the end. lan: 220 ms of 240.
- */
-const holderPauseMs = timers.electionTimeoutMs + 20;
 
 function coordinatorOf(sim: Simulator): string {
   const coordinator = sim.coordinator();
@@ -79,7 +73,7 @@ describe("stall rules", () => {
       const follower = sim.nodes.find((n) => n.id !== coordinator && n.addresses.size > 0)!.id;
       const start = sim.nowMs;
       for (let i = 0; i < 5; i += 1) {
-        sim.pause(follower, holderPauseMs);
+        sim.pause(follower, holderPauseMs(timers));
         sim.runUntil(sim.nowMs + 1000);
       }
       assert.deepEqual(sim.violations, [], sim.trace.join("\n"));

@@ -292,6 +292,20 @@ describe("floatip config check", () => {
       readFileSync(good, "utf8").replace("timers: { lease_ms: 500 }", "timers: { lease_ms: 460 }"),
     );
     assert.doesNotMatch(floatip("config", "check", path).stdout, /warning/);
+    // On the tick every hop of the handover waits for a tick: lan then asks 1,589 ms.
+    writeFileSync(
+      path,
+      readFileSync(good, "utf8").replace(
+        "timers: { lease_ms: 500 }",
+        "receive: on-tick\ntimers: { election_timeout_ms: 419 }",
+      ),
+    );
+    const onTick = floatip("config", "check", path);
+    assert.equal(onTick.code, 0, onTick.stdout);
+    assert.match(
+      onTick.stdout,
+      /timers\.lease_ms: 460 ms is shorter .*\(1589 ms .*on-tick.* — fix: set timers\.lease_ms to at least 1589, or remove receive: on-tick/,
+    );
   });
 
   it("reports a missing file, exit 1", () => {
