@@ -28,6 +28,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type Browser, chromium, type Page } from "playwright-core";
+import { profiles } from "../../src/config/profiles.ts";
 import {
   allLogs,
   type LiveCluster,
@@ -46,6 +47,8 @@ import {
   storageClients,
 } from "./storage-client.ts";
 
+/** The default profile the clusters here run: the damping rule the page shows is its. */
+const lan = profiles.lan;
 const artifacts = new URL("../artifacts/dashboard/", import.meta.url).pathname;
 const prefix = "fipdb-";
 const subnet = `198.18.${subnetFor(prefix)}`;
@@ -195,7 +198,9 @@ describe("dashboard in headless Chromium", { skip: skipUnlessRoot() }, () => {
     // The coordinator's flap damping: the rule, and a row per member with nothing counted.
     assert.match(
       (await page.locator("#damping-rule").textContent()) ?? "",
-      /fails after 3 faults within 1000 ms and is trusted again after 3 good rounds/,
+      new RegExp(
+        `fails after ${lan.faultsToFail} faults within ${lan.faultWindowMs} ms and is trusted again after ${lan.riseRounds} good rounds`,
+      ),
     );
     for (const id of cluster.ids) {
       assert.match(
