@@ -205,7 +205,7 @@ describe("dashboard in headless Chromium", { skip: skipUnlessRoot() }, () => {
     for (const id of cluster.ids) {
       assert.match(
         (await page.locator(`#flapping tr[data-flap="${id}"]`).textContent()) ?? "",
-        /0 \/ 3\s*up/,
+        new RegExp(`0 / ${lan.faultsToFail}\\s*up`),
       );
     }
     await shot("1-settled");
