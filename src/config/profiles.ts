@@ -89,8 +89,9 @@ export const profiles: Readonly<Record<ProfileName, Timers>> = Object.freeze({
  * `lan`'s timers until 2026-12-06 (50 ms heartbeats, 150 ms election timeout, 400 ms lease,
  * suspicion after 150 ms and 3 faults): not a profile, but a valid `timers:` set for an
  * operator who wants a faster failover (1.08 times as fast in the simulator) at 1.8 times the
- * idle CPU (README, "Timer profiles"). The simulator's scenario scripts and mechanism tests written against these
- * timelines run on them (`timers=lan50`), so retuning `lan` does not change what they show.
+ * idle CPU (README, "Timer profiles"). The simulator's scenario scripts and the mechanism
+ * tests written against these timelines run on them (`timers=lan50`), so retuning `lan` does
+ * not change what they show.
  */
 export const lan50Timers: Timers = Object.freeze({
   ...profiles.lan,
