@@ -185,7 +185,7 @@ function timersFor(variant: FloatipVariant, onTick: boolean): string[] {
   if (variant === "lan-tick-100") {
     // The grant window must span four intervals on the tick, and the lease outlast an election.
     return [
-      "timers: { heartbeat_interval_ms: 100, election_timeout_ms: 425, lease_ms: 850, suspect_after_ms: 300 }",
+      timersYaml({ ...profiles.lan, electionTimeoutMs: 425, leaseMs: 850, suspectAfterMs: 300 }),
     ];
   }
   if (variant === "lan-50") {

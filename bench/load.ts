@@ -27,6 +27,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../src/config/load.ts";
+import { lan50Timers } from "../src/config/profiles.ts";
 import { type LiveCluster, startCluster } from "../src/lab/cluster.ts";
 import { createTopology, subnetFor, type Topology } from "../src/lab/topology.ts";
 import { positiveInteger, readOptions, sleep } from "./lib/args.ts";
@@ -53,6 +54,7 @@ import { atExit, installCleanup, parentMap } from "./lib/owned.ts";
 import { cpuPercent, type TreeTimes, treeTimes } from "./lib/proc-usage.ts";
 import { ensureRelayTools } from "./lib/relay-tools.ts";
 import { writeResult } from "./lib/results.ts";
+import { timersYaml } from "./lib/scaled-timers.ts";
 import { formatTable } from "./lib/stats.ts";
 
 const contenderNames = ["lan", "lan-halved", "fast", "keepalived-1s", "keepalived-10ms"] as const;
@@ -96,8 +98,13 @@ const ids = ["n1", "n2", "n3"] as const;
 const vipHosts = [200, 201, 202];
 /** Loads end by themselves this long after the window even if nobody stops them. */
 const loadMarginSeconds = 30;
-const halvedTimers =
-  "timers: { heartbeat_interval_ms: 25, election_timeout_ms: 100, lease_ms: 250, suspect_after_ms: 100, faults_to_fail: 3 }";
+const halvedTimers = timersYaml({
+  ...lan50Timers,
+  heartbeatIntervalMs: 25,
+  electionTimeoutMs: 100,
+  leaseMs: 250,
+  suspectAfterMs: 100,
+});
 
 const progress = (text: string) =>
   console.error(`[${new Date().toISOString().slice(11, 19)}] ${text}`);

@@ -102,6 +102,12 @@ export const lan50Timers: Timers = Object.freeze({
   faultsToFail: 3,
 });
 
+/**
+ * `lan50Timers` with `receive: on-tick`: there the grant window spans four heartbeat
+ * intervals, so the election timeout grows to 215 ms (`floatip config check` names the value).
+ */
+export const lan50OnTickTimers: Timers = Object.freeze({ ...lan50Timers, electionTimeoutMs: 215 });
+
 export const profileNames: readonly ProfileName[] = Object.freeze(["fast", "lan", "wan"]);
 
 export function isProfileName(value: unknown): value is ProfileName {

@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, describe, it } from "node:test";
 import { timersYaml } from "../../bench/lib/scaled-timers.ts";
-import { lan50Timers } from "../../src/config/profiles.ts";
+import { lan50OnTickTimers } from "../../src/config/profiles.ts";
 import {
   allLogs,
   killAgentAndWaitMoved,
@@ -25,8 +25,7 @@ import {
 } from "../../src/lab/cluster.ts";
 import { skipUnlessRoot } from "../../src/lab/topology.ts";
 
-/** `lan50Timers` with the election timeout on-tick needs at 50 ms heartbeats. */
-const onTickTimers = timersYaml({ ...lan50Timers, electionTimeoutMs: 215 });
+const onTickTimers = timersYaml(lan50OnTickTimers);
 const vips = [100, 101, 102].map((host) => ({ host, policy: "round-robin" as const }));
 
 /** Voluntary context switches of a process's main thread: each is a wake-up from a sleep. */

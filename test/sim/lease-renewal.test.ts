@@ -14,7 +14,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { lan50Timers, profiles } from "../../src/config/profiles.ts";
+import { lan50OnTickTimers, lan50Timers, profiles } from "../../src/config/profiles.ts";
 import type { Timers } from "../../src/config/types.ts";
 import { renewableLeaseMinMs } from "../../src/core/timing.ts";
 import { runSwarmSeed } from "../../src/sim/swarm.ts";
@@ -60,7 +60,7 @@ describe("the shortest renewable lease", () => {
   });
 
   it("on the tick: 50 ms heartbeats lapse at 240 ms on 7 nodes, hold at the 260 ms asked", () => {
-    const lanOnTick = { ...lan50Timers, electionTimeoutMs: 215 };
+    const lanOnTick = lan50OnTickTimers;
     const min = renewableLeaseMinMs(lanOnTick, true);
     assert.equal(min, 260);
     const seeds = [304, 336, 338, 441];

@@ -10,13 +10,13 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { lan50Timers, profiles } from "../../src/config/profiles.ts";
+import { lan50OnTickTimers, profiles } from "../../src/config/profiles.ts";
 import type { Timers } from "../../src/config/types.ts";
 import { formatSummary, runSwarm } from "../../src/sim/report.ts";
 import { Simulator } from "../../src/sim/simulator.ts";
 import { runSwarmSeed } from "../../src/sim/swarm.ts";
 
-const lanOnTick: Timers = { ...lan50Timers, electionTimeoutMs: 215 };
+const lanOnTick: Timers = lan50OnTickTimers;
 
 function quietCluster(seed: number): Simulator {
   const sim = new Simulator({
