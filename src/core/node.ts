@@ -311,6 +311,8 @@ export class CoreNode implements ArbiterCore {
   #electionDeadlineMs: number;
   #preVotes: Set<string> | undefined;
   #preVoteStartedMs = Number.NEGATIVE_INFINITY;
+  /** Nodes that refused our running pre-vote: we stand aside for them (#onPreVoteRequest). */
+  readonly #preVoteRefusedBy = new Set<string>();
   #votes: Set<string> | undefined;
   /** Sightings reported with the votes of the running election, with their receipt times. */
   #voteSightings: { receivedMs: number; seen: CoordinatorSighting }[] = [];
@@ -907,9 +909,12 @@ export class CoreNode implements ArbiterCore {
     ) {
       // Two nodes with the same table timed out together: the lower configuration index
       // campaigns, the other stands aside, so the real election is not split (a split
-      // costs another timeout). A requester with a newer table always gets the grant.
+      // costs another timeout). A requester with a newer table always gets the grant, and
+      // so does one that refused our pre-vote (it still heard the coordinator when we asked):
+      // our pre-vote cannot win without it, and refusing in turn would leave both waiting a
+      // second election timeout while healthy leases run out.
       const fromIndex = this.#config.nodes.findIndex((n) => n.id === from);
-      granted = fromIndex < this.#index;
+      granted = fromIndex < this.#index || this.#preVoteRefusedBy.has(from);
     }
     // A pre-vote grant changes no timer (only a real vote does): a requester that can send
     // but never hears the answers would otherwise hold every election off for good.
@@ -961,7 +966,11 @@ export class CoreNode implements ArbiterCore {
   }
 
   #onPreVoteResponse(from: string, term: number, granted: boolean, now: number): void {
-    if (!this.#preVotes || term !== this.#term + 1 || !granted) return;
+    if (!this.#preVotes || term !== this.#term + 1) return;
+    if (!granted) {
+      this.#preVoteRefusedBy.add(from);
+      return;
+    }
     this.#preVotes.add(from);
     if (this.#preVotes.size >= this.#majority) this.#startElection(now);
   }
@@ -1444,6 +1453,7 @@ export class CoreNode implements ArbiterCore {
     this.#electionDeadlineMs = now + this.#randomElectionTimeout();
     if (!this.#mayVote(now)) return;
     this.#preVotes = new Set([this.id]);
+    this.#preVoteRefusedBy.clear();
     this.#preVoteStartedMs = now;
     this.#effects.push({
       type: "broadcast",
