@@ -105,6 +105,13 @@ const mutations: readonly Mutation[] = [
     replace: "acknowledgedAt !== undefined",
   },
   {
+    name: "refuse-the-refuser",
+    rule: "a node in a pre-vote refuses one that refused its own: the first election splits",
+    file: node,
+    find: "granted = fromIndex < this.#index || this.#preVoteRefusedBy.has(from);",
+    replace: "granted = fromIndex < this.#index;",
+  },
+  {
     name: "double-vote",
     rule: "vote for a second candidate in the same term",
     file: node,

@@ -428,6 +428,43 @@ export const properties: readonly Property[] = [
     },
   },
   {
+    id: "handover-prevote-split",
+    name: "a coordinator's crash after one follower stopped hearing it: the first election decides, and the follower that heard it to the end keeps its VIPs",
+    check: () =>
+      forSeeds((seed) => {
+        // The lower-indexed follower stops hearing the coordinator a round before the crash,
+        // so its pre-vote comes while the other still heard the coordinator within an
+        // election timeout and refuses. The other's pre-vote comes within an election timeout
+        // of the first, which the index tie-break alone refused in turn: a split, and the
+        // second election timeout outlasts the lease the coordinator granted the other.
+        const sim = cluster(seed, timers);
+        const coordinator = sim.coordinator();
+        if (!coordinator) return `seed ${seed}: no coordinator after boot`;
+        const [early, late] = sim.nodes.map((n) => n.id).filter((id) => id !== coordinator);
+        if (!early || !late) return `seed ${seed}: not three nodes`;
+        sim.block(coordinator, early);
+        sim.runUntil(sim.nowMs + timers.heartbeatIntervalMs);
+        const crashMs = sim.nowMs;
+        const from = sim.trace.length;
+        sim.crash(coordinator);
+        sim.runUntil(crashMs + 4 * timers.electionTimeoutMs + 2 * timers.leaseMs);
+        const failure = violations(sim, seed);
+        if (failure) return failure;
+        const trace = sim.trace.slice(from);
+        const lapse = trace.find((line) => line.includes(`${late} stops holding VIPs`));
+        if (lapse) return `seed ${seed}: ${late} heard the coordinator to the end: ${lapse.trim()}`;
+        const elected = trace.find((line) => / becomes coordinator in term /.test(line));
+        if (!elected) return `seed ${seed}: no new coordinator`;
+        // The late follower's first election timeout (at most 1.5 e after its last
+        // contact) decides: no second one.
+        const ms = Number(elected.trim().split(/\s+/)[0]) - crashMs;
+        const bound = 1.5 * timers.electionTimeoutMs + timers.heartbeatIntervalMs;
+        return ms > bound
+          ? `seed ${seed}: elected ${ms} ms after the crash (bound ${bound})`
+          : undefined;
+      }),
+  },
+  {
     id: "inherited-lease",
     name: "a new coordinator waits out a lease the previous one granted to a node it never heard",
     check: () => {

@@ -16,8 +16,9 @@
  * 111) and lapses at 100 ms in this test. A first election that fails needs a second election
  * timeout, which no lease of this size covers: 2 crashes of 3,000 with `lan` on 3 nodes, a
  * pre-vote split that a node now avoids by granting its pre-vote to a node that refused its
- * own (0 of 3,000 since; forced below), and 1 of 3,000 on 5 nodes, two pre-votes won together
- * and the real votes split between them (left).
+ * own (0 of 3,000 since; forced on every seed by the property `handover-prevote-split` in
+ * `src/sim/properties.ts`), and 1 of 3,000 on 5 nodes, two pre-votes won together and the real
+ * votes split between them (left).
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -88,44 +89,6 @@ describe("a coordinator's crash", () => {
 
   it("the 50 ms timers (lan until 2026-12-06) hold too", () => {
     assert.deepEqual(handoverLapses(lan50Timers, 40, 3), []);
-  });
-
-  it("a follower that still heard the coordinator is not made to wait a second election timeout", () => {
-    // The lower-indexed follower stops hearing the coordinator a round before the crash, so
-    // its pre-vote comes while the other still heard the coordinator within an election
-    // timeout and refuses. The other's own pre-vote then comes within an election timeout of
-    // the first, which the index tie-break alone refused too: a split, and the second
-    // election timeout outlasts the lease the coordinator granted the refusing follower.
-    // A node now grants a pre-vote to a node that refused its own.
-    const timers = profiles.lan;
-    for (let seed = 1; seed <= 20; seed += 1) {
-      const sim = settledCluster(seed, timers, 3, 3);
-      const coordinator = sim.coordinator();
-      assert.ok(coordinator, `seed ${seed}: a coordinator is elected`);
-      const [early, late] = ["n1", "n2", "n3"].filter((id) => id !== coordinator) as [
-        string,
-        string,
-      ];
-      sim.block(coordinator, early);
-      sim.runUntil(sim.nowMs + timers.heartbeatIntervalMs);
-      const crashMs = sim.nowMs;
-      const from = sim.trace.length;
-      sim.crash(coordinator);
-      sim.runUntil(crashMs + 4 * timers.electionTimeoutMs + 2 * timers.leaseMs);
-      const trace = sim.trace.slice(from);
-      const lapsed = trace.filter((line) => line.includes(`${late} stops holding VIPs`));
-      assert.deepEqual(lapsed, [], `seed ${seed}: ${late} heard the coordinator to the end`);
-      const elected = trace.find((line) => / becomes coordinator in term /.test(line));
-      assert.ok(elected, `seed ${seed}: a new coordinator`);
-      const electedMs = Number(elected.trim().split(/\s+/)[0]);
-      // The late follower's first election timeout (at most 1.5 e after its last contact)
-      // decides: no second one.
-      assert.ok(
-        electedMs - crashMs <= 1.5 * timers.electionTimeoutMs + timers.heartbeatIntervalMs,
-        `seed ${seed}: elected ${electedMs - crashMs} ms after the crash (${elected.trim()})`,
-      );
-      assert.deepEqual(sim.violations, [], `seed ${seed}`);
-    }
   });
 
   it("below the bound, crashes do lapse healthy leases (the check is not vacuous)", () => {
