@@ -147,7 +147,7 @@ export const openApiDocument = {
             in: "query",
             schema: { type: "string" },
             description:
-              "Long-poll up to this long (e.g. 5s, 500ms; at most 30s) when there is nothing new",
+              "Long-poll up to this long (e.g. 5s, 500ms, or 5 for seconds; at most 30s) when there is nothing new",
           },
         ],
         responses: {

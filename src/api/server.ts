@@ -87,12 +87,13 @@ function vipsOf(status: AgentStatus) {
 }
 
 /**
- * Parses `5s`, `500ms`, `2m` or a plain number of milliseconds; undefined for anything else
- * (a query parameter given twice arrives as an array).
+ * Parses `5s`, `500ms`, `2m` or a plain number of seconds (as the storage API's `wait`: one
+ * meaning of `?wait=5` on every route); undefined for anything else (a query parameter given
+ * twice arrives as an array).
  */
 export function parseWaitMs(text: unknown): number | undefined {
   if (typeof text !== "string") return undefined;
-  const ms = parseDuration(text, "ms");
+  const ms = parseDuration(text, "s");
   return ms === undefined ? undefined : Math.round(ms);
 }
 
@@ -261,7 +262,12 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
       if (request.query.wait !== undefined) {
         const parsed = parseWaitMs(request.query.wait);
         if (parsed === undefined)
-          return sendError(reply, 400, "BAD_REQUEST", "wait: expected a duration like 5s or 500ms");
+          return sendError(
+            reply,
+            400,
+            "BAD_REQUEST",
+            "wait: expected a duration like 5s, 500ms or 5 (seconds)",
+          );
         waitMs = Math.min(parsed, maxEventWaitMs);
       }
       let events = await handle.events(since);

@@ -4,8 +4,9 @@
  * wherever an operator writes them.
  *
  * What a number without a unit means differs by place, and each caller says it (`bare`):
- * milliseconds under `*_ms` keys, in relay timers and in the local API's `?wait=`; seconds in
- * the storage API's `wait` (its documented form); refused in config values, where "5" would be
+ * milliseconds under `*_ms` keys and in relay timers; seconds in `?wait=` on every API route
+ * (the storage API's documented form, and since 2026-12-06 the local API's too, where it had
+ * meant milliseconds); refused in config values, where "5" would be
  * a guess between seconds and milliseconds. The result is exact (fractions of a millisecond
  * included); a caller that needs whole milliseconds checks or rounds.
  */

@@ -14,7 +14,8 @@ import type { FastifyInstance } from "fastify";
 import { LoopMonitor } from "../../src/agent/loop-monitor.ts";
 import { ApiSetupError } from "../../src/api/errors.ts";
 import { InMemoryAgentHandle } from "../../src/api/in-memory-handle.ts";
-import { createApiServer, reloadApiToken } from "../../src/api/server.ts";
+import { createApiServer, parseWaitMs, reloadApiToken } from "../../src/api/server.ts";
+import { parseWait } from "../../src/storage/api.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "floatip-api-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -181,6 +182,18 @@ describe("read routes", () => {
     await new Promise((r) => setTimeout(r, 20));
     await app.close();
     assert.deepEqual((await pending).json(), { events: [], last: 0 });
+  });
+
+  it("GET /v1/events?wait= with a bare number waits that many seconds, as the storage API", async () => {
+    const app = createApiServer({ handle: makeHandle(), eventPollMs: 5 });
+    servers.push(app);
+    const started = Date.now();
+    const body = (await app.inject("/v1/events?since=4&wait=0.2")).json();
+    assert.deepEqual(body, { events: [], last: 4 });
+    // 0.2 read as milliseconds would answer at once; as seconds not before 200 ms.
+    assert.ok(Date.now() - started >= 190, `answered after ${Date.now() - started} ms`);
+    assert.equal(parseWaitMs("5"), 5000);
+    assert.equal(parseWait("5"), parseWaitMs("5"));
   });
 
   it("GET /v1/events rejects a malformed since or wait with 400 BAD_REQUEST", async () => {
