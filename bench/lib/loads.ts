@@ -407,6 +407,13 @@ export function startVrrpFlood(
   );
 }
 
+/** Deletes namespace `name` unless a process still runs in it. */
+async function removeIfEmpty(name: string): Promise<void> {
+  const pids = await run("ip", ["netns", "pids", name], { timeoutMs: 5000 }).catch(() => undefined);
+  if (pids === undefined || pids.stdout.trim() !== "") return;
+  await run("ip", ["netns", "del", name], { timeoutMs: 5000 }).catch(() => undefined);
+}
+
 async function listNamespaces(): Promise<string[]> {
   const result = await run("ip", ["-json", "netns", "list"], { timeoutMs: 5000 });
   return (JSON.parse(result.stdout.trim() || "[]") as Array<{ name: string }>).map((e) => e.name);
@@ -515,12 +522,13 @@ async function startPrepared(
       const text = output.text();
       const ok = (text.match(/^\s*ok \d+/gm) ?? []).length;
       const notOk = (text.match(/^\s*not ok \d+/gm) ?? []).length;
-      // Namespaces that appeared while the suite ran and are still there. Another engineer's
-      // tests may create namespaces with the same names at the same time, so they are only
-      // reported, never removed here.
+      // Namespaces that appeared while the suite ran and are still there after its test files
+      // exited: theirs (one namespace suite runs on a machine at a time), left by a test that
+      // the stop cut short. Reported, and removed when no process runs in them any more.
       const leftover = (await listNamespaces().catch(() => [] as string[])).filter(
         (n) => !before.has(n),
       );
+      for (const name of leftover) await removeIfEmpty(name);
       discard();
       return {
         ranMs,

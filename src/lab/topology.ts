@@ -15,6 +15,7 @@
  */
 import { type ChildProcess, execFileSync, type SpawnOptions, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
 import type { TestContext } from "node:test";
 import { type ExecResult, run } from "../adapters/exec.ts";
 
@@ -75,6 +76,8 @@ const live = new Set<TopologyState>();
 
 interface TopologyState {
   readonly namespaces: string[];
+  /** Namespaces whose `ip netns add` is still running (also in `namespaces`). */
+  readonly adding: Set<string>;
   readonly processes: Set<ChildProcess>;
   destroyed: boolean;
 }
@@ -123,7 +126,12 @@ export async function createTopology(options: TopologyOptions): Promise<Topology
   const subnet = `198.18.${subnetOctet}`;
   const subnet6 = `2001:db8:${subnetOctet.toString(16)}::`;
   const bridgeNs = `${prefix}br`;
-  const state: TopologyState = { namespaces: [], processes: new Set(), destroyed: false };
+  const state: TopologyState = {
+    namespaces: [],
+    adding: new Set(),
+    processes: new Set(),
+    destroyed: false,
+  };
   live.add(state);
   installExitCleanup();
   const ip = (args: string[]) => run("ip", args, { timeoutMs: commandTimeoutMs });
@@ -300,10 +308,32 @@ function makeTopology(
   };
 }
 
+/**
+ * Recorded before `ip netns add` runs: a SIGTERM while it runs ends this process, not the
+ * `ip` child, which then creates the namespace after the exit handler has deleted the ones
+ * recorded (a leak `bench:load` found when it stopped a namespace suite). The exit handler
+ * waits for such a namespace to appear before it deletes it.
+ */
 async function addNamespace(state: TopologyState, name: string): Promise<void> {
-  await run("ip", ["netns", "add", name], { timeoutMs: commandTimeoutMs });
   state.namespaces.push(name);
+  state.adding.add(name);
+  try {
+    await run("ip", ["netns", "add", name], { timeoutMs: commandTimeoutMs });
+  } catch (error) {
+    // Not ours to delete: it was never created, or somebody else's exists under this name.
+    state.namespaces.splice(state.namespaces.indexOf(name), 1);
+    throw error;
+  } finally {
+    state.adding.delete(name);
+  }
   await run("ip", ["-n", name, "link", "set", "lo", "up"], { timeoutMs: commandTimeoutMs });
+}
+
+/** How long the exit handler waits for a namespace whose `ip netns add` was still running. */
+const addingWaitMs = 2000;
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 async function listNamespaces(): Promise<string[]> {
@@ -365,6 +395,12 @@ function destroyAllSync(): void {
     state.destroyed = true;
     for (const child of state.processes) signalGroup(child, "SIGKILL");
     for (const name of state.namespaces.splice(0)) {
+      if (state.adding.has(name)) {
+        for (let waited = 0; waited < addingWaitMs && !existsSync(`/run/netns/${name}`); ) {
+          sleepSync(10);
+          waited += 10;
+        }
+      }
       try {
         execFileSync("ip", ["netns", "del", name], { timeout: commandTimeoutMs, stdio: "ignore" });
       } catch {
