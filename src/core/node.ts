@@ -911,8 +911,9 @@ export class CoreNode implements ArbiterCore {
       // campaigns, the other stands aside, so the real election is not split (a split
       // costs another timeout). A requester with a newer table always gets the grant, and
       // so does one that refused our pre-vote (it still heard the coordinator when we asked):
-      // our pre-vote cannot win without it, and refusing in turn would leave both waiting a
-      // second election timeout while healthy leases run out.
+      // it will not grant ours, with three nodes and one down ours cannot win without it, and
+      // refusing in turn would leave both waiting a second election timeout while healthy
+      // leases run out.
       const fromIndex = this.#config.nodes.findIndex((n) => n.id === from);
       granted = fromIndex < this.#index || this.#preVoteRefusedBy.has(from);
     }
