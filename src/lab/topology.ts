@@ -321,7 +321,8 @@ async function addNamespace(state: TopologyState, name: string): Promise<void> {
     await run("ip", ["netns", "add", name], { timeoutMs: commandTimeoutMs });
   } catch (error) {
     // Not ours to delete: it was never created, or somebody else's exists under this name.
-    state.namespaces.splice(state.namespaces.indexOf(name), 1);
+    const at = state.namespaces.indexOf(name);
+    if (at >= 0) state.namespaces.splice(at, 1);
     throw error;
   } finally {
     state.adding.delete(name);
