@@ -92,6 +92,26 @@ describe("storage gateway inside the agent on real Ceph", { skip: skipUnlessRoot
   const snapshots = async (name: string) =>
     (await rbd<Array<{ name: string }>>(["snap", "ls", `${pool}/${name}`])).map((s) => s.name);
   /** Submits through the VIP and follows to the final record (retrying only GETs). */
+  /**
+   * Waits until every node reports every member healthy. A holder killed by an earlier test
+   * is failed until it lifted its fence and its rbd check rose again (two checks 8 s apart),
+   * longer with CPU hogs beside the suite; until then a holder may have no healthy peer to
+   * replicate a request to and answers 503 NO_REPLICA, as it should.
+   */
+  const everyMemberHealthy = (c: LiveCluster) =>
+    waitFor(async () => {
+      const states = await Promise.all(
+        c.ids.map(async (id) => {
+          const r = await c.topology
+            .exec(id, "curl", ["-s", "-m", "2", "http://127.0.0.1:7480/v1/status"], 5000)
+            .catch(() => undefined);
+          const status = r ? (JSON.parse(r.stdout) as { members?: { state: string }[] }) : {};
+          return status.members?.every((m) => m.state === "healthy") === true;
+        }),
+      );
+      return states.every(Boolean) ? true : undefined;
+    }, 90_000);
+
   const submitAndFollow = async (calls: readonly Call[]) => {
     const acks = await client<Answer[]>("submit", calls);
     for (const ack of acks) {
@@ -416,6 +436,8 @@ describe("storage gateway inside the agent on real Ceph", { skip: skipUnlessRoot
     if (skipReason) return t.skip(skipReason);
     const c = live();
     await waitSettled(c, 30_000);
+    // The first create must be accepted: it needs a healthy peer to be replicated to.
+    assert.ok(await everyMemberHealthy(c), `every member healthy again\n${allLogs(c)}`);
     const holder = await waitFor(() => c.holderOf(vip), 20_000);
     assert.ok(holder, `someone holds the storage VIP\n${allLogs(c)}`);
     writeFileSync(slowRenameFlag(holder), "");
@@ -469,19 +491,7 @@ describe("storage gateway inside the agent on real Ceph", { skip: skipUnlessRoot
     // such a node is failed until it lifted its fence and its rbd check rose again. Until
     // every member is healthy, the holder would accept the request with no healthy peer to
     // replicate it to, and the stopped holder would take it along.
-    const allHealthy = await waitFor(async () => {
-      const states = await Promise.all(
-        c.ids.map(async (id) => {
-          const r = await c.topology
-            .exec(id, "curl", ["-s", "-m", "2", "http://127.0.0.1:7480/v1/status"], 5000)
-            .catch(() => undefined);
-          const status = r ? (JSON.parse(r.stdout) as { members?: { state: string }[] }) : {};
-          return status.members?.every((m) => m.state === "healthy") === true;
-        }),
-      );
-      return states.every(Boolean) ? true : undefined;
-    }, 60_000);
-    assert.ok(allHealthy, `every member healthy again\n${allLogs(c)}`);
+    assert.ok(await everyMemberHealthy(c), `every member healthy again\n${allLogs(c)}`);
     const holder = await waitFor(() => c.holderOf(vip), 20_000);
     assert.ok(holder, `someone holds the storage VIP\n${allLogs(c)}`);
     const address = c.topology.host(holder).address;
