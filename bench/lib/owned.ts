@@ -75,10 +75,7 @@ export function beforeExitKill(stop: () => void): () => void {
   return () => beforeKill.delete(stop);
 }
 
-/** Sleeps synchronously (for exit handlers, where promises no longer run). */
-export function sleepSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
+export { sleepSync } from "../../src/lab/topology.ts";
 
 /** Spawns `file args` in a new process group that is killed at exit if still running. */
 export function spawnOwned(

@@ -333,7 +333,8 @@ async function addNamespace(state: TopologyState, name: string): Promise<void> {
 /** How long the exit handler waits for a namespace whose `ip netns add` was still running. */
 const addingWaitMs = 2000;
 
-function sleepSync(ms: number): void {
+/** Sleeps synchronously (for exit handlers, where promises no longer run). */
+export function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
